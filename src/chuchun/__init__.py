@@ -1,0 +1,36 @@
+"""chuchun (추천): a recommender-system engine.
+
+Data in, evaluated and explainable recommendations out: id vocabularies and sparse matrices,
+similarity, neighbourhood and content-based models, latent factors, association rules,
+evaluation protocols, safe artifacts, a CLI.
+"""
+
+from chuchun._exceptions import (
+    ArtifactError,
+    ChuchunError,
+    ChuchunWarning,
+    ConfigError,
+    ConvergenceWarning,
+    DataError,
+    DataWarning,
+    NotFittedError,
+    UnknownIdError,
+)
+from chuchun.data import Interactions, Vocabulary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactError",
+    "ChuchunError",
+    "ChuchunWarning",
+    "ConfigError",
+    "ConvergenceWarning",
+    "DataError",
+    "DataWarning",
+    "Interactions",
+    "NotFittedError",
+    "UnknownIdError",
+    "Vocabulary",
+    "__version__",
+]
