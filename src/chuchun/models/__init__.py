@@ -1,6 +1,6 @@
 """Estimators. Every class here follows the contract of :class:`Recommender`."""
 
-from chuchun.models._base import Recommender, get_model_class, registered_models
+from chuchun.models._base import Recommender, clone, get_model_class, registered_models
 from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
 
@@ -13,6 +13,7 @@ __all__ = [
     "Reason",
     "Recommendations",
     "Recommender",
+    "clone",
     "get_model_class",
     "registered_models",
 ]

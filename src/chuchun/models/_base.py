@@ -42,7 +42,7 @@ from chuchun.data.interactions import Interactions
 from chuchun.data.vocabulary import Vocabulary
 from chuchun.models._results import Recommendations
 
-__all__ = ["Recommender", "get_model_class", "registered_models"]
+__all__ = ["Recommender", "clone", "get_model_class", "registered_models"]
 
 UnknownPolicy = Literal["fallback", "empty", "error"]
 _POLICIES = ("fallback", "empty", "error")
@@ -60,6 +60,11 @@ def get_model_class(name: str) -> type[Recommender]:
             return cls
     known = ", ".join(sorted(_REGISTRY))
     raise ConfigError(f"unknown model {name!r}; known models are: {known}")
+
+
+def clone(model: Recommender) -> Recommender:
+    """A new, unfitted model of the same class with the same hyperparameters."""
+    return type(model)(**model.get_params())
 
 
 def registered_models() -> dict[str, type[Recommender]]:
