@@ -3,10 +3,12 @@
 from chuchun.models._base import Recommender, clone, get_model_class, registered_models
 from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
+from chuchun.models.content import ContentBased
 from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 
 __all__ = [
     "BaselineOnly",
+    "ContentBased",
     "Explanation",
     "GlobalMean",
     "ImplicitItemKNN",

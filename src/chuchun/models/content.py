@@ -71,6 +71,15 @@ class ContentBased(Recommender):
     supports_fold_in = True
     _test_params: ClassVar[dict[str, Any]] = {}
 
+    @classmethod
+    def _test_fit_kwargs(cls, data: Interactions) -> dict[str, Any]:
+        """Synthetic features for the conformance suite: a category per item index mod 4."""
+        import pandas as pd
+
+        ids = data.items.ids
+        frame = pd.DataFrame({"item": ids, "group": [f"g{j % 4}" for j in range(len(ids))]})
+        return {"item_features": ItemFeatures.from_pandas(frame, categorical=["group"])}
+
     def _fit(self, data: Interactions, item_features: ItemFeatures | None = None) -> None:
         if item_features is None:
             raise ConfigError(

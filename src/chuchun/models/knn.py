@@ -92,6 +92,7 @@ class _ExplicitKNN(Recommender):
             min_support=self.min_support,
             baselines=(mu, bx, by) if self.similarity == "pearson_baseline" else None,
             n_threads=self.n_threads,
+            dtype=np.float64,
         )
         sims.data[sims.data < 0] = 0  # non-positive similarities never contribute
         sims.eliminate_zeros()

@@ -93,6 +93,7 @@ def similarity(
     baselines: tuple[float, np.ndarray, np.ndarray] | None = None,
     n_threads: int | None = None,
     engine: str = "numba",
+    dtype: Any = np.float32,
 ) -> sp.csr_matrix:
     """Top-``k`` most similar rows of every row of ``matrix``.
 
@@ -116,10 +117,12 @@ def similarity(
         Threads for the kernel (default: numba's setting).
     engine : {"numba", "numpy"}
         The compiled kernel, or its NumPy twin (slow; for testing).
+    dtype : numpy float dtype
+        Type of the stored similarities (float32 halves the memory; float64 keeps exact ties).
 
     Returns
     -------
-    scipy.sparse.csr_matrix of float32, shape (n_rows, n_rows)
+    scipy.sparse.csr_matrix of ``dtype``, shape (n_rows, n_rows)
         Row ``x`` holds its neighbours: best first when ``k`` is given (column indices then
         unsorted), in column order when ``k`` is None (the matrix is then exactly symmetric:
         the upper triangle is computed and mirrored, half the work).
@@ -164,7 +167,7 @@ def similarity(
         for start in range(0, n_rows, step):
             stop = min(n_rows, start + step)
             out_idx = np.empty((stop - start, cap), dtype=np.int32)
-            out_val = np.empty((stop - start, cap), dtype=np.float32)
+            out_val = np.empty((stop - start, cap), dtype=dtype)
             out_cnt = np.zeros(stop - start, dtype=np.int64)
             fn(x_indptr, x_indices, data, t_indptr, t_indices, tdata, norms, nnz,
                code, cap, int(min_support), float(shrinkage), shrink_offset, upper_only,
@@ -177,7 +180,7 @@ def similarity(
             del out_idx, out_val
     indptr = np.concatenate(indptr_parts)
     indices = np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int32)
-    values = np.concatenate(val_parts) if val_parts else np.empty(0, np.float32)
+    values = np.concatenate(val_parts) if val_parts else np.empty(0, dtype)
     out = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_rows))
     if upper_only:
         out = (out + out.T).tocsr()
