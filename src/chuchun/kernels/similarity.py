@@ -109,6 +109,8 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
         touched = np.empty(n_rows, np.int64)
         cand_idx = np.empty(n_rows, np.int64)
         cand_val = np.empty(n_rows)
+        sel_idx = np.empty(k, np.int64)
+        sel_val = np.empty(k)
         for x in range(lo, hi):
             nt = 0
             for p in range(indptr[x], indptr[x + 1]):
@@ -158,10 +160,23 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                     acc[y, w] = 0.0
             r = x - row_start
             if m > k:
-                best = np.argsort(-cand_val[:m], kind="mergesort")
+                # the k-th largest value, then everything above it and ties in index order
+                thr = np.partition(-cand_val[:m], k - 1)[k - 1]
+                kept = 0
+                for j in range(m):
+                    if -cand_val[j] < thr:
+                        sel_idx[kept] = cand_idx[j]
+                        sel_val[kept] = cand_val[j]
+                        kept += 1
+                for j in range(m):
+                    if kept < k and -cand_val[j] == thr:
+                        sel_idx[kept] = cand_idx[j]
+                        sel_val[kept] = cand_val[j]
+                        kept += 1
+                best = np.argsort(-sel_val[:k], kind="mergesort")
                 for j in range(k):
-                    out_idx[r, j] = cand_idx[best[j]]
-                    out_val[r, j] = cand_val[best[j]]
+                    out_idx[r, j] = sel_idx[best[j]]
+                    out_val[r, j] = sel_val[best[j]]
                 out_cnt[r] = k
             elif upper_only:
                 for j in range(m):
