@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from functools import cached_property
 from typing import Any, Literal
 
@@ -328,6 +329,8 @@ def _read_table(
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
         raise DataError(f"file not found: {path_str!r}")
+    if not os.path.isfile(path_str):
+        raise DataError(f"not a file: {path_str!r}")
     try:
         return pd.read_csv(
             path_str,
@@ -341,6 +344,8 @@ def _read_table(
         raise DataError(f"empty input: {path_str!r} has no rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"cannot parse {path_str!r} as delimited text: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, corrupt or truncated .gz/.bz2
+        raise DataError(f"cannot read {path_str!r}: {exc}") from None
 
 
 def _as_ratings(values: Any, n: int, scale: tuple[float, float] | None) -> np.ndarray:
