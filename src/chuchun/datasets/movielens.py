@@ -282,7 +282,9 @@ def _check_columns(frame: pd.DataFrame, expected: list[str], path: Path) -> None
         )
 
 
-def _read_double_colon(path: Path, names: list[str], what: str) -> pd.DataFrame:
+def _read_double_colon(
+    path: Path, names: list[str], what: str, dtype: dict[str, Any] | None = None
+) -> pd.DataFrame:
     """``a::b::c`` files of ml-1m / ml-10m: ``::`` becomes a one-byte separator so the fast C
     parser reads them; quotes in titles are literal characters (``QUOTE_NONE``)."""
     try:
@@ -293,12 +295,15 @@ def _read_double_colon(path: Path, names: list[str], what: str) -> pd.DataFrame:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")  # ml-1m is latin-1
-    return _read_buffer(io.StringIO(text.replace("::", "\x1f")), path, what, names)
+    return _read_buffer(io.StringIO(text.replace("::", "\x1f")), path, what, names, dtype)
 
 
-def _read_buffer(buf: io.StringIO, path: Path, what: str, names: list[str]) -> pd.DataFrame:
+def _read_buffer(
+    buf: io.StringIO, path: Path, what: str, names: list[str], dtype: dict[str, Any] | None
+) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(buf, sep="\x1f", header=None, names=names, quoting=csv.QUOTE_NONE)
+        frame = pd.read_csv(buf, sep="\x1f", header=None, names=names, quoting=csv.QUOTE_NONE,
+                            dtype=dtype)
     except pd.errors.EmptyDataError:
         raise DataError(f"empty input: {os.fspath(path)!r} has no rows") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -358,8 +363,8 @@ def _read_dat(directory: Path, name: str) -> MovieLens:
     users = tags = None
     if (directory / "users.dat").is_file():
         users = _read_double_colon(directory / "users.dat",
-                                   ["user", "gender", "age", "occupation", "zip_code"], "user")
-        users["zip_code"] = users["zip_code"].astype(str)
+                                   ["user", "gender", "age", "occupation", "zip_code"], "user",
+                                   dtype={"zip_code": str})
     if (directory / "tags.dat").is_file():
         tags = _read_double_colon(directory / "tags.dat", ["user", "item", "tag", "timestamp"],
                                   "tag")
