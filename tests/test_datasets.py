@@ -36,15 +36,10 @@ from chuchun.datasets import (
     load_movielens_latest_small,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-ML100K = SHARED / "ml-100k"
-LATEST = SHARED / "ml-latest-small"
-GROCERIES = SHARED / "groceries" / "groceries.csv"
-
 
 @pytest.fixture(scope="module")
-def ml100k() -> MovieLens:
-    return load_movielens_100k(ML100K)
+def ml100k(ml100k_dir: Path) -> MovieLens:
+    return load_movielens_100k(ml100k_dir)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +74,8 @@ def test_ml100k_items_and_users(ml100k: MovieLens) -> None:
     assert ml100k.titles([1, 2]) == ["Toy Story (1995)", "GoldenEye (1995)"]
 
 
-def test_load_movielens_detects_100k_format() -> None:
-    ml = load_movielens(ML100K)
+def test_load_movielens_detects_100k_format(ml100k_dir: Path) -> None:
+    ml = load_movielens(ml100k_dir)
     assert ml.name == "ml-100k" and len(ml.ratings) == 100_000
 
 
@@ -103,8 +98,8 @@ def test_bundled_latest_small_known_facts(bundled: MovieLens) -> None:
     assert bundled.links is not None and bundled.links.iloc[0].imdb_id == "0114709"
 
 
-def test_bundled_equals_shared_copy(bundled: MovieLens) -> None:
-    shared = load_movielens(LATEST)
+def test_bundled_equals_shared_copy(bundled: MovieLens, datasets_dir: Path) -> None:
+    shared = load_movielens(datasets_dir / "ml-latest-small")
     assert shared.ratings.fingerprint() == bundled.ratings.fingerprint()
     assert np.array_equal(shared.ratings.timestamps, bundled.ratings.timestamps)
     pd.testing.assert_frame_equal(shared.items, bundled.items)
@@ -127,8 +122,8 @@ def test_load_dataset_unknown_name() -> None:
 
 
 # -- groceries / baskets ----------------------------------------------------------------------
-def test_groceries_known_facts() -> None:
-    baskets = load_baskets(GROCERIES)
+def test_groceries_known_facts(datasets_dir: Path) -> None:
+    baskets = load_baskets(datasets_dir / "groceries" / "groceries.csv")
     assert len(baskets) == 9835
     assert sum(len(b) for b in baskets) == 43_367
     assert max(len(b) for b in baskets) == 32
@@ -419,9 +414,17 @@ def test_movielens_directory_errors(tmp_path: Path) -> None:
 
 
 # -- download to cache ------------------------------------------------------------------------
+U_ITEM = (
+    "242|Kolya (1996)|24-Jan-1997||http://us.imdb.com/M/title-exact?Kolya%20(1996)"
+    "|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+    "302|L.A. Confidential (1997)|01-Jan-1997||http://us.imdb.com/x"
+    "|0|0|0|0|0|0|1|0|0|0|1|0|0|1|0|0|1|0|0\n"
+)
+
+
 def _tiny_100k_zip(path: Path, folder: str = "ml-100k") -> str:
     with zipfile.ZipFile(path, "w") as zf:
-        zf.write(ML100K / "u.item", f"{folder}/u.item")
+        zf.writestr(f"{folder}/u.item", U_ITEM)
         zf.writestr(f"{folder}/u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -518,3 +521,12 @@ def test_cache_dir_follows_environment(tmp_path: Path, monkeypatch: pytest.Monke
     assert cache_dir() == tmp_path
     monkeypatch.delenv("CHUCHUN_DATA")
     assert cache_dir() == Path.home() / ".cache" / "chuchun"
+
+
+def test_downloaded_archive_items(tmp_path: Path) -> None:
+    archive = tmp_path / "ml-100k.zip"
+    _tiny_100k_zip(archive)
+    ml = load_movielens("ml-100k", cache=tmp_path / "c", url=archive.as_uri())
+    assert ml.titles([242, 302]) == ["Kolya (1996)", "L.A. Confidential (1997)"]
+    assert ml.items.set_index("item").loc[302].genres == "Crime|Film-Noir|Mystery|Thriller"
+    assert ml.users is None
