@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import click
@@ -71,6 +72,21 @@ def cli(verbose: bool, debug: bool, no_progress: bool) -> None:
     root.setLevel(level)
     root.propagate = False
     set_progress(not no_progress)
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one ``chuchun: warning: ...`` line (the CLI user has no use for the source
+    line that the default format adds)."""
+    text = " ".join(str(message).split())
+    click.echo(f"chuchun: warning: {text}", err=True)
 
 
 for _command in (demo_command, fit_command, recommend_command, evaluate_command, info_command,

@@ -21,6 +21,7 @@ from chuchun.cli._common import (
 
 logger = logging.getLogger(__name__)
 
+_SHOWN = ("rmse", "mae", "mse", "n_test", "n_test_unknown", "fit_seconds")
 _PARAM_HELP = "Hyperparameter NAME=VALUE (repeatable); see `chuchun models NAME`."
 
 
@@ -142,7 +143,8 @@ def evaluate_command(
     data = load_data(**data_kw)
     if split_kind == "kfold":
         table = cross_validate(model, splits.kfold(data, n_folds=folds, random_state=seed), k=k)
-        click.echo(table.to_string(float_format=lambda x: f"{x:.4f}"))
+        shown = [c for c in table.columns if "@" in c or c in _SHOWN]
+        click.echo(table[shown].to_string(float_format=lambda x: f"{x:.4f}"))
         return
     if split_kind == "temporal":
         if data.timestamps is None:

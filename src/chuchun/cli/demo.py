@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import click
 import numpy as np
 
+from chuchun._exceptions import DataWarning
 from chuchun._progress import progress
 from chuchun.cli._common import format_table
 from chuchun.data.interactions import Interactions
@@ -133,13 +135,18 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
     data = ml.ratings
     if quick:
         data = data.subset(data.user_idx < QUICK_USERS)
-    split = user_holdout(data, test_fraction=0.2, order="time")
+    with warnings.catch_warnings():  # the unknown-pair count is reported below instead
+        warnings.simplefilter("ignore", DataWarning)
+        split = user_holdout(data, test_fraction=0.2, order="time")
     train, test = split.train, split.test
+    n_unknown = int(split.info.get("n_test_unknown", 0))
     click.echo(
         f"MovieLens latest-small{' (quick: first %d users)' % QUICK_USERS if quick else ''}: "
         f"{len(data):,} ratings, {data.n_users:,} users, {data.n_items:,} movies\n"
         f"temporal split: each user's latest 20% of ratings is test -> "
         f"{len(train):,} train / {len(test):,} test\n"
+        f"({n_unknown:,} test ratings are of movies unseen in training: rating models score "
+        "them with their fallback, and no model can recommend them)\n"
     )
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[str, Any, dict[str, float]]] = []
