@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 import chuchun
+from chuchun.datasets import load_movielens_latest_small
 from chuchun.io import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -331,7 +333,11 @@ def test_demo_quick() -> None:
     assert any(line.startswith("BaselineOnly") for line in out.splitlines())
     assert "top-10 for user 1" in out
     ranked = [line for line in out.splitlines() if line[:5].strip().rstrip(".").isdigit()]
-    assert len(ranked) == 10 and "(19" in ranked[0] or "(20" in ranked[0]  # titles with years
+    assert len(ranked) == 10
+    titles = set(load_movielens_latest_small().items["title"])
+    for line in ranked:  # "  3. * Title (year)": rank, a hit marker, a real movie title
+        title = re.match(r"\s*\d+\. [ *] (.*)$", line).group(1)
+        assert title in titles, line
 
 
 def test_demo_full_run() -> None:
