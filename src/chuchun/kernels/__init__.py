@@ -1,0 +1,1 @@
+"""Compiled loops (numba) and their plain-NumPy twins. Nothing else lives here."""
