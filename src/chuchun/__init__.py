@@ -1,0 +1,47 @@
+"""chuchun (추천): a recommender-system engine.
+
+Data in, evaluated and explainable recommendations out: id vocabularies and sparse matrices,
+similarity, neighbourhood and content-based models, latent factors, association rules,
+evaluation protocols, safe artifacts, a CLI.
+"""
+
+from chuchun._exceptions import (
+    ArtifactError,
+    ChuchunError,
+    ChuchunWarning,
+    ConfigError,
+    ConvergenceWarning,
+    DataError,
+    DataWarning,
+    NotFittedError,
+    UnknownIdError,
+)
+from chuchun.data import Interactions, Vocabulary
+from chuchun.models import Recommender
+
+__version__ = "0.1.0"
+
+
+def load(path: str) -> "Recommender":
+    """Load a model artifact saved with ``model.save(path)`` (see :mod:`chuchun.io`)."""
+    from chuchun.io import load_model
+
+    return load_model(path)
+
+
+__all__ = [
+    "ArtifactError",
+    "ChuchunError",
+    "ChuchunWarning",
+    "ConfigError",
+    "ConvergenceWarning",
+    "DataError",
+    "DataWarning",
+    "Interactions",
+    "NotFittedError",
+    "Recommender",
+    "UnknownIdError",
+    "Vocabulary",
+    "__version__",
+    "load",
+]

@@ -1,0 +1,217 @@
+"""Hyperparameters declared once.
+
+A model declares each hyperparameter as a class attribute::
+
+    class FunkSVD(Recommender):
+        n_factors = Param(int, 100, "Number of latent factors.", low=1)
+
+From that one declaration the class gets a keyword-only ``__init__`` (unknown or misspelt names
+are a :class:`ConfigError`, never silently dropped), ``get_params`` / ``set_params``, a JSON-able
+config for artifacts, CLI option parsing and validation in ``fit``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import numbers
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+from chuchun._exceptions import ConfigError
+
+__all__ = ["HasParams", "Param"]
+
+_MISSING = object()
+
+
+class Param:
+    """Declaration of one hyperparameter.
+
+    Parameters
+    ----------
+    kind : type or tuple of types
+        Accepted Python type(s): ``int``, ``float``, ``bool``, ``str``. ``float`` also accepts
+        integers; ``int`` never accepts ``bool``.
+    default : object
+        Default value (must itself be valid).
+    doc : str
+        One-line description.
+    low, high : float, optional
+        Inclusive bounds for numbers (exclusive when ``low_open`` / ``high_open``).
+    choices : sequence, optional
+        Allowed values.
+    nullable : bool
+        Whether ``None`` is allowed.
+    """
+
+    def __init__(
+        self,
+        kind: type | tuple[type, ...],
+        default: Any,
+        doc: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = False,
+        choices: Sequence[Any] | None = None,
+        nullable: bool = False,
+    ) -> None:
+        self.kinds: tuple[type, ...] = kind if isinstance(kind, tuple) else (kind,)
+        self.default = default
+        self.doc = doc
+        self.low = low
+        self.high = high
+        self.low_open = low_open
+        self.high_open = high_open
+        self.choices = tuple(choices) if choices is not None else None
+        self.nullable = nullable
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    # -- validation ---------------------------------------------------------------------------
+    def _type_ok(self, value: Any) -> bool:
+        for kind in self.kinds:
+            if kind is bool and isinstance(value, bool):
+                return True
+            if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                return True
+            if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+                return True
+            if kind is str and isinstance(value, str):
+                return True
+            if kind not in (bool, int, float, str) and isinstance(value, kind):
+                return True
+        return False
+
+    def expected(self) -> str:
+        """Human-readable description of the accepted values."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            text = " or ".join(k.__name__ for k in self.kinds)
+            bounds = []
+            if self.low is not None:
+                bounds.append(f"{'>' if self.low_open else '>='} {self.low}")
+            if self.high is not None:
+                bounds.append(f"{'<' if self.high_open else '<='} {self.high}")
+            if bounds:
+                text += " " + " and ".join(bounds)
+        if self.nullable:
+            text += " or None"
+        return text
+
+    def validate(self, value: Any) -> None:
+        """Raise :class:`ConfigError` when ``value`` is not acceptable."""
+        if value is None and self.nullable:
+            return
+        bad = not self._type_ok(value)
+        if not bad and self.choices is not None:
+            bad = value not in self.choices
+        if not bad and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if value != value:  # NaN
+                bad = True
+            if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+                bad = True
+            if self.high is not None and (
+                value > self.high or (self.high_open and value == self.high)
+            ):
+                bad = True
+        if bad:
+            raise ConfigError(f"{self.name} must be {self.expected()}; got {value!r}")
+
+    def parse(self, text: str) -> Any:
+        """Parse a command-line string into a value of this parameter's type (no ``eval``)."""
+        text = text.strip()
+        if self.nullable and text.lower() in ("none", "null"):
+            return None
+        errors = []
+        for kind in self.kinds:
+            try:
+                if kind is bool:
+                    low = text.lower()
+                    if low in ("true", "1", "yes", "on"):
+                        return True
+                    if low in ("false", "0", "no", "off"):
+                        return False
+                    raise ValueError(text)
+                if kind is int:
+                    return int(text)
+                if kind is float:
+                    return float(text)
+                if kind is str:
+                    return text
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{self.name} must be {self.expected()}; got {text!r}")
+
+
+class HasParams:
+    """Mixin that turns :class:`Param` class attributes into a keyword-only constructor."""
+
+    _params: ClassVar[dict[str, Param]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        params: dict[str, Param] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Param):
+                    params[name] = value
+        cls._params = params
+        for p in params.values():
+            if p.default is not None or not p.nullable:
+                p.validate(p.default)
+        cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+                for n, p in params.items()
+            ]
+        )
+
+    def __init__(self, **params: Any) -> None:
+        self._check_names(params)
+        for name, p in self._params.items():
+            setattr(self, name, params.get(name, p.default))
+
+    @classmethod
+    def _check_names(cls, params: dict[str, Any]) -> None:
+        for name in params:
+            if name not in cls._params:
+                hint = difflib.get_close_matches(name, list(cls._params), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                known = ", ".join(cls._params) or "none"
+                raise ConfigError(
+                    f"{cls.__name__} has no parameter {name!r}{extra} Parameters are: {known}"
+                )
+
+    @classmethod
+    def param_specs(cls) -> dict[str, Param]:
+        """The declared hyperparameters, in declaration order."""
+        return dict(cls._params)
+
+    def get_params(self) -> dict[str, Any]:
+        """Current hyperparameter values."""
+        return {name: getattr(self, name) for name in self._params}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set hyperparameters (validated in ``fit``); unknown names are an error."""
+        self._check_names(params)
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def _validate_params(self) -> None:
+        for name, p in self._params.items():
+            p.validate(getattr(self, name))
+
+    def __repr__(self) -> str:
+        changed = [
+            f"{n}={getattr(self, n)!r}"
+            for n, p in self._params.items()
+            if getattr(self, n) != p.default
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"

@@ -1,0 +1,445 @@
+"""Interaction logs: (user, item, rating or weight, timestamp) rows as indices and sparse matrices."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from chuchun._exceptions import DataError
+from chuchun.data.vocabulary import Vocabulary, _as_id_array
+
+__all__ = ["Interactions"]
+
+DuplicatePolicy = Literal["error", "first", "last", "mean", "sum"]
+_DUPLICATE_POLICIES = ("error", "first", "last", "mean", "sum")
+
+
+class _Auto:
+    def __repr__(self) -> str:
+        return "AUTO"
+
+
+AUTO: Any = _Auto()
+
+
+class Interactions:
+    """An interaction log mapped to contiguous indices.
+
+    Rows hold a user index, an item index, optionally a rating (explicit feedback, or a weight
+    such as a play count) and optionally a timestamp. User and item ids of any kind are mapped
+    through sorted :class:`Vocabulary` objects. ``csr`` (users x items) and ``csc`` views are built
+    once on first use, with ``float32`` values (``1.0`` for logs without ratings), ``int32``
+    indices and ``int64`` index pointers.
+
+    Build one with :meth:`from_pandas`, :meth:`from_arrays`, :meth:`from_csv` or
+    :meth:`from_parquet`; the constructor takes already-mapped arrays.
+
+    Parameters
+    ----------
+    users, items : Vocabulary
+        Id vocabularies.
+    user_idx, item_idx : ndarray of int32
+        Row indices into ``users`` and ``items``.
+    ratings : ndarray of float32, optional
+        Rating or weight of each row; ``None`` for pure implicit feedback.
+    timestamps : ndarray of int64, optional
+        Time of each row (seconds since the epoch when converted from datetimes).
+    rating_scale : (float, float), optional
+        Declared (min, max) of the ratings, kept for models that clip predictions.
+    """
+
+    def __init__(
+        self,
+        users: Vocabulary,
+        items: Vocabulary,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray,
+        ratings: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+        *,
+        rating_scale: tuple[float, float] | None = None,
+    ) -> None:
+        n = len(user_idx)
+        for name, arr in (("item_idx", item_idx), ("ratings", ratings), ("timestamps", timestamps)):
+            if arr is not None and len(arr) != n:
+                raise DataError(
+                    f"length mismatch: user_idx has {n} rows but {name} has {len(arr)}"
+                )
+        self.users = users
+        self.items = items
+        self.user_idx = np.ascontiguousarray(user_idx, dtype=np.int32)
+        self.item_idx = np.ascontiguousarray(item_idx, dtype=np.int32)
+        self.ratings = None if ratings is None else np.ascontiguousarray(ratings, dtype=np.float32)
+        self.timestamps = (
+            None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
+        )
+        self.rating_scale = rating_scale
+        if n and (self.user_idx.min() < 0 or self.user_idx.max() >= len(users)):
+            raise DataError("user_idx holds indices outside the user vocabulary")
+        if n and (self.item_idx.min() < 0 or self.item_idx.max() >= len(items)):
+            raise DataError("item_idx holds indices outside the item vocabulary")
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any = None,
+        timestamps: Any = None,
+        *,
+        duplicates: DuplicatePolicy = "error",
+        rating_scale: tuple[float, float] | None = None,
+    ) -> Interactions:
+        """Build from parallel arrays of user ids, item ids and optional ratings / timestamps.
+
+        Parameters
+        ----------
+        duplicates : {"error", "first", "last", "mean", "sum"}
+            What to do with repeated (user, item) pairs: raise (default), keep the first or the
+            last (by timestamp when there are timestamps, else by row order), or combine the
+            ratings by mean or sum (the latest timestamp is kept).
+        rating_scale : (min, max), optional
+            Ratings outside this closed range are an error.
+        """
+        if duplicates not in _DUPLICATE_POLICIES:
+            raise DataError(
+                f"duplicates must be one of {_DUPLICATE_POLICIES}; got {duplicates!r}"
+            )
+        u_raw = _as_id_array(users, "user")
+        i_raw = _as_id_array(items, "item")
+        n = u_raw.shape[0]
+        if i_raw.shape[0] != n:
+            raise DataError(f"length mismatch: {n} user ids but {i_raw.shape[0]} item ids")
+        if n == 0:
+            raise DataError("empty input: the interaction log has no rows")
+        r = None if ratings is None else _as_ratings(ratings, n, rating_scale)
+        t = None if timestamps is None else _as_timestamps(timestamps, n)
+        user_vocab, u_idx = np.unique(u_raw, return_inverse=True)
+        item_vocab, i_idx = np.unique(i_raw, return_inverse=True)
+        u_idx = u_idx.astype(np.int32)
+        i_idx = i_idx.astype(np.int32)
+        u_idx, i_idx, r, t = _resolve_duplicates(
+            u_idx, i_idx, r, t, len(item_vocab), duplicates, u_raw, i_raw
+        )
+        return cls(
+            Vocabulary(user_vocab),
+            Vocabulary(item_vocab),
+            u_idx,
+            i_idx,
+            r,
+            t,
+            rating_scale=rating_scale,
+        )
+
+    @classmethod
+    def from_pandas(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        user_col: str = "user",
+        item_col: str = "item",
+        rating_col: str | None = AUTO,
+        timestamp_col: str | None = AUTO,
+        duplicates: DuplicatePolicy = "error",
+        rating_scale: tuple[float, float] | None = None,
+    ) -> Interactions:
+        """Build from a table (pandas, or anything with ``to_pandas()`` such as pyarrow/polars).
+
+        ``rating_col`` and ``timestamp_col`` default to ``"rating"`` and ``"timestamp"`` when
+        those columns exist; pass ``None`` to ignore a column, or a name to require it.
+        """
+        if not isinstance(frame, pd.DataFrame):
+            if hasattr(frame, "to_pandas"):
+                frame = frame.to_pandas()
+            else:
+                raise DataError(
+                    f"expected a pandas DataFrame (or an object with to_pandas()); "
+                    f"got {type(frame).__name__}"
+                )
+        columns = list(frame.columns)
+
+        def need(col: str, role: str) -> Any:
+            if col not in frame.columns:
+                raise DataError(f"{role} column {col!r} not found; columns are {columns}")
+            return frame[col]
+
+        users = need(user_col, "user")
+        items = need(item_col, "item")
+        if rating_col is AUTO:
+            rating_col = "rating" if "rating" in frame.columns else None
+        if timestamp_col is AUTO:
+            timestamp_col = "timestamp" if "timestamp" in frame.columns else None
+        ratings = need(rating_col, "rating") if rating_col is not None else None
+        stamps = need(timestamp_col, "timestamp") if timestamp_col is not None else None
+        return cls.from_arrays(
+            users, items, ratings, stamps, duplicates=duplicates, rating_scale=rating_scale
+        )
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        sep: str = ",",
+        header: bool = True,
+        names: list[str] | None = None,
+        encoding: str = "utf-8",
+        **kwargs: Any,
+    ) -> Interactions:
+        """Read a delimited text file; ``kwargs`` go to :meth:`from_pandas` (column names, ...).
+
+        Without a header pass ``header=False`` and ``names`` (e.g.
+        ``["user", "item", "rating", "timestamp"]``).
+        """
+        frame = _read_table(path, sep=sep, header=header, names=names, encoding=encoding)
+        return cls.from_pandas(frame, **kwargs)
+
+    @classmethod
+    def from_parquet(cls, path: str | os.PathLike[str], **kwargs: Any) -> Interactions:
+        """Read a Parquet file; ``kwargs`` go to :meth:`from_pandas`."""
+        try:
+            frame = pd.read_parquet(path)
+        except FileNotFoundError:
+            raise DataError(f"file not found: {os.fspath(path)!r}") from None
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise DataError(f"cannot read Parquet file {os.fspath(path)!r}: {exc}") from None
+        return cls.from_pandas(frame, **kwargs)
+
+    # -- views --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.user_idx.shape[0])
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self)
+
+    @property
+    def has_ratings(self) -> bool:
+        """Whether rows carry ratings / weights (otherwise every value is 1)."""
+        return self.ratings is not None
+
+    @property
+    def values(self) -> np.ndarray:
+        """Ratings, or ones for logs without ratings (``float32``)."""
+        if self.ratings is None:
+            return np.ones(len(self), dtype=np.float32)
+        return self.ratings
+
+    @cached_property
+    def csr(self) -> sp.csr_matrix:
+        """Users x items matrix of values (``float32``, sorted indices, no duplicates)."""
+        m = sp.csr_matrix(
+            (self.values, (self.user_idx, self.item_idx)),
+            shape=(self.n_users, self.n_items),
+            dtype=np.float32,
+        )
+        m.sort_indices()
+        m.indptr = m.indptr.astype(np.int64)
+        m.indices = m.indices.astype(np.int32)
+        return m
+
+    @cached_property
+    def csc(self) -> sp.csc_matrix:
+        """Items-major view of :attr:`csr`."""
+        m = self.csr.tocsc()
+        m.sort_indices()
+        m.indptr = m.indptr.astype(np.int64)
+        m.indices = m.indices.astype(np.int32)
+        return m
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        """External user id of each row."""
+        return self.users.to_ids(self.user_idx)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """External item id of each row."""
+        return self.items.to_ids(self.item_idx)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The log as a table with columns user, item and, when present, rating, timestamp."""
+        cols: dict[str, Any] = {"user": self.user_ids, "item": self.item_ids}
+        if self.ratings is not None:
+            cols["rating"] = self.ratings
+        if self.timestamps is not None:
+            cols["timestamp"] = self.timestamps
+        return pd.DataFrame(cols)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the mapped rows and vocabularies (identifies the training data)."""
+        h = hashlib.sha256()
+        for arr in (self.users.ids, self.items.ids, self.user_idx, self.item_idx):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        if self.ratings is not None:
+            h.update(self.ratings.tobytes())
+        return h.hexdigest()
+
+    def subset(self, mask_or_index: np.ndarray) -> Interactions:
+        """Rows selected by a boolean mask or index array, with vocabularies compacted to the
+        users and items that remain."""
+        sel = np.asarray(mask_or_index)
+        u = self.user_idx[sel]
+        i = self.item_idx[sel]
+        u_keep, u_new = np.unique(u, return_inverse=True)
+        i_keep, i_new = np.unique(i, return_inverse=True)
+        return Interactions(
+            Vocabulary(self.users.ids[u_keep]),
+            Vocabulary(self.items.ids[i_keep]),
+            u_new.astype(np.int32),
+            i_new.astype(np.int32),
+            None if self.ratings is None else self.ratings[sel],
+            None if self.timestamps is None else self.timestamps[sel],
+            rating_scale=self.rating_scale,
+        )
+
+    def __repr__(self) -> str:
+        kind = "ratings" if self.has_ratings else "implicit"
+        stamps = ", timestamps" if self.timestamps is not None else ""
+        return (
+            f"Interactions({len(self)} rows, {self.n_users} users, {self.n_items} items, "
+            f"{kind}{stamps})"
+        )
+
+
+def _read_table(
+    path: str | os.PathLike[str],
+    *,
+    sep: str,
+    header: bool,
+    names: list[str] | None,
+    encoding: str,
+) -> pd.DataFrame:
+    path_str = os.fspath(path)
+    if not os.path.exists(path_str):
+        raise DataError(f"file not found: {path_str!r}")
+    try:
+        return pd.read_csv(
+            path_str,
+            sep=sep,
+            header=0 if header else None,
+            names=names,
+            encoding=encoding,
+            engine="c" if len(sep) == 1 else "python",
+        )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"empty input: {path_str!r} has no rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"cannot parse {path_str!r} as delimited text: {exc}") from None
+
+
+def _as_ratings(values: Any, n: int, scale: tuple[float, float] | None) -> np.ndarray:
+    series = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if len(series) != n:
+        raise DataError(f"length mismatch: {n} ids but {len(series)} ratings")
+    if series.dtype.kind not in "iuf":
+        converted = pd.to_numeric(series, errors="coerce")
+        bad = converted.isna() & series.notna()
+        if bad.any():
+            example = series[bad].iloc[0]
+            raise DataError(
+                f"ratings must be numeric; got {int(bad.sum())} non-numeric values "
+                f"such as {example!r}"
+            )
+        series = converted
+    arr = series.to_numpy(dtype=np.float64)
+    n_bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if n_bad:
+        raise DataError(f"ratings must be finite numbers; got {n_bad} NaN or infinite values")
+    if scale is not None:
+        low, high = scale
+        if not low < high:
+            raise DataError(f"rating_scale must be (min, max) with min < max; got {scale}")
+        off = (arr < low) | (arr > high)
+        if off.any():
+            raise DataError(
+                f"ratings must lie in the declared scale [{low}, {high}]; "
+                f"got {int(off.sum())} outside it (min {arr.min()}, max {arr.max()})"
+            )
+    return arr.astype(np.float32)
+
+
+def _as_timestamps(values: Any, n: int) -> np.ndarray:
+    series = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if len(series) != n:
+        raise DataError(f"length mismatch: {n} ids but {len(series)} timestamps")
+    if series.isna().any():
+        raise DataError(f"timestamps must not be missing; got {int(series.isna().sum())} NaN")
+    if series.dtype.kind == "M":
+        return (series.astype("datetime64[s]").astype(np.int64)).to_numpy()
+    if series.dtype.kind in "iu":
+        return series.to_numpy(dtype=np.int64)
+    if series.dtype.kind == "f":
+        return np.floor(series.to_numpy()).astype(np.int64)
+    try:
+        parsed = pd.to_datetime(series, utc=True)
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"timestamps must be numbers or dates; got values such as {series.iloc[0]!r}"
+        ) from exc
+    return parsed.astype("datetime64[s, UTC]").astype(np.int64).to_numpy()
+
+
+def _resolve_duplicates(
+    u: np.ndarray,
+    i: np.ndarray,
+    r: np.ndarray | None,
+    t: np.ndarray | None,
+    n_items: int,
+    policy: str,
+    u_raw: np.ndarray,
+    i_raw: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    key = u.astype(np.int64) * n_items + i
+    # stable order: by key, then by time (or row order) so "last" means latest
+    order = np.lexsort((t, key)) if t is not None else np.argsort(key, kind="stable")
+    key_sorted = key[order]
+    first = np.ones(len(key_sorted), dtype=bool)
+    first[1:] = key_sorted[1:] != key_sorted[:-1]
+    if first.all():
+        return u, i, r, t
+    n_dup = int(len(first) - first.sum())
+    if policy == "error":
+        pos = order[np.flatnonzero(~first)[0]]
+        raise DataError(
+            f"{n_dup} duplicate (user, item) pairs, e.g. user {u_raw[pos].item()!r} "
+            f"item {i_raw[pos].item()!r}; "
+            "pass duplicates='last', 'first', 'mean' or 'sum' to combine them"
+        )
+    starts = np.flatnonzero(first)
+    if policy == "first":
+        take = order[starts]
+    else:
+        ends = np.r_[starts[1:], len(order)] - 1
+        take = order[ends]
+    u_new, i_new = u[take], i[take]
+    t_new = None if t is None else t[order][np.r_[starts[1:], len(order)] - 1]
+    if t is not None and policy == "first":
+        t_new = t[take]
+    r_new = None
+    if r is not None:
+        if policy in ("mean", "sum"):
+            sums = np.add.reduceat(r[order].astype(np.float64), starts)
+            if policy == "mean":
+                sums /= np.diff(np.r_[starts, len(order)])
+            r_new = sums.astype(np.float32)
+        else:
+            r_new = r[take]
+    elif policy == "sum":
+        r_new = np.diff(np.r_[starts, len(order)]).astype(np.float32)
+    return u_new, i_new, r_new, t_new

@@ -1,0 +1,126 @@
+"""Id vocabularies: external ids (any hashable: ints, strings) <-> contiguous indices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chuchun._exceptions import DataError
+
+__all__ = ["Vocabulary"]
+
+
+class Vocabulary:
+    """A sorted set of distinct external ids; index ``i`` is the ``i``-th smallest id.
+
+    Integer ids are kept as ``int64``, everything else as strings (``numpy.str_``), so a
+    vocabulary can be stored without pickle. Lookups use a hash index.
+
+    Parameters
+    ----------
+    ids : array-like
+        Distinct ids in sorted order. Use :meth:`from_ids` to build one from raw ids.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+        self._index: pd.Index | None = None
+
+    @classmethod
+    def from_ids(cls, ids: Any, *, name: str = "id") -> Vocabulary:
+        """Build the vocabulary of the distinct values in ``ids``."""
+        arr = _as_id_array(ids, name)
+        return cls(np.unique(arr))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __contains__(self, item: Any) -> bool:
+        return bool(self.index([item])[0] >= 0)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Vocabulary)
+            and self.ids.dtype.kind == other.ids.dtype.kind
+            and np.array_equal(self.ids, other.ids)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(n={len(self)}, dtype={self.ids.dtype})"
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the ids are integers."""
+        return self.ids.dtype.kind in "iu"
+
+    def _lookup(self) -> pd.Index:
+        if self._index is None:
+            self._index = pd.Index(self.ids)
+        return self._index
+
+    def index(self, ids: Any) -> np.ndarray:
+        """Map external ids to indices (``int32``); ids not in the vocabulary give ``-1``."""
+        arr = np.asarray(ids)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.size == 0:
+            return np.empty(0, dtype=np.int32)
+        if self.numeric:
+            if arr.dtype.kind in "iu":
+                query = arr.astype(np.int64, copy=False)
+            elif arr.dtype.kind == "f":
+                integral = np.isfinite(arr) & (arr == np.round(arr))
+                out = np.full(arr.shape[0], -1, dtype=np.int32)
+                if integral.any():
+                    out[integral] = self.index(arr[integral].astype(np.int64))
+                return out
+            else:
+                # strings that spell integers ("42") match integer ids
+                query = pd.to_numeric(pd.Series(arr.astype(str)), errors="coerce").to_numpy()
+                out = np.full(arr.shape[0], -1, dtype=np.int32)
+                ok = np.isfinite(query)
+                if ok.any():
+                    out[ok] = self.index(query[ok].astype(np.int64))
+                return out
+        else:
+            query = arr.astype(str) if arr.dtype.kind != "U" else arr
+        return self._lookup().get_indexer(query).astype(np.int32, copy=False)
+
+    def to_ids(self, idx: Any) -> np.ndarray:
+        """Map indices back to external ids."""
+        return self.ids[np.asarray(idx, dtype=np.int64)]
+
+    def to_python(self, idx: int) -> Any:
+        """One external id as a plain Python value."""
+        value = self.ids[idx]
+        return value.item() if hasattr(value, "item") else value
+
+
+def _as_id_array(ids: Any, name: str) -> np.ndarray:
+    """Normalise raw ids to ``int64`` (all-integer input) or ``str`` arrays; reject missing ids."""
+    if isinstance(ids, (pd.Series, pd.Index)):
+        series = pd.Series(ids)
+    else:
+        series = pd.Series(np.asarray(ids) if not isinstance(ids, list) else ids)
+    if series.isna().any():
+        n = int(series.isna().sum())
+        raise DataError(f"{name} column has {n} missing (NaN/None) ids; every row needs an id")
+    kind = series.dtype.kind
+    if kind in "iu":
+        return series.to_numpy(dtype=np.int64)
+    if kind == "b":
+        raise DataError(f"{name} ids must be integers or strings; got booleans")
+    if kind == "f":
+        values = series.to_numpy()
+        if np.all(values == np.round(values)):
+            return values.astype(np.int64)
+        raise DataError(f"{name} ids must be integers or strings; got non-integral floats")
+    values = series.to_numpy(dtype=object)
+    types = {type(v) for v in values[: min(len(values), 100_000)]}
+    if types and all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
+        return values.astype(np.int64)
+    return values.astype(str)

@@ -1,0 +1,415 @@
+"""The estimator contract every chuchun model follows.
+
+A model is a :class:`Recommender` subclass that declares its hyperparameters with
+:class:`~chuchun._params.Param` and implements a few hooks:
+
+``_fit(data)``
+    learn from an :class:`~chuchun.data.Interactions` (validated and mapped already);
+``_score(user_idx)``
+    dense scores ``(len(user_idx), n_items)`` for known users (used by ``recommend``);
+``_predict_pairs(user_idx, item_idx)``
+    scores or ratings of known (user, item) pairs; the default gathers from ``_score``;
+``_fallback_pairs(user_idx, item_idx)``
+    estimates for pairs whose user or item (index ``-1``) is unknown;
+``_score_history(history)``
+    scores for users not seen in training, from a CSR of their interactions (fold-in); models
+    that support it set ``supports_fold_in = True``.
+
+The public methods take and return arrays of external ids and handle id mapping, unknown ids,
+seen-item exclusion, candidate restriction, batching and top-k selection once, here.
+
+Unknown-id policy (argument ``unknown`` of ``predict`` and ``recommend``):
+
+``"fallback"`` (default)
+    ``predict`` returns the model's fallback estimate (baseline or global mean for rating models,
+    ``NaN`` for ranking-only models); ``recommend`` returns the most popular training items.
+``"empty"``
+    ``predict`` returns ``NaN``; ``recommend`` returns an empty (fully padded) row.
+``"error"``
+    raise :class:`~chuchun.UnknownIdError` naming the unknown ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from chuchun._exceptions import ConfigError, DataError, NotFittedError, UnknownIdError
+from chuchun._params import HasParams
+from chuchun.data.interactions import Interactions
+from chuchun.data.vocabulary import Vocabulary
+from chuchun.models._results import Recommendations
+
+__all__ = ["Recommender", "clone", "get_model_class", "registered_models"]
+
+UnknownPolicy = Literal["fallback", "empty", "error"]
+_POLICIES = ("fallback", "empty", "error")
+_SCORE_BUDGET = 50_000_000  # floats per scoring chunk (~200 MB)
+
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """Look up a registered model class by name (case-insensitive)."""
+    import chuchun.models  # noqa: F401  (registers every built-in model)
+
+    for key, cls in _REGISTRY.items():
+        if key.lower() == name.lower():
+            return cls
+    known = ", ".join(sorted(_REGISTRY))
+    raise ConfigError(f"unknown model {name!r}; known models are: {known}")
+
+
+def clone(model: Recommender) -> Recommender:
+    """A new, unfitted model of the same class with the same hyperparameters."""
+    return type(model)(**model.get_params())
+
+
+def registered_models() -> dict[str, type[Recommender]]:
+    """All registered model classes by name."""
+    import chuchun.models  # noqa: F401
+
+    return dict(sorted(_REGISTRY.items()))
+
+
+class Recommender(HasParams):
+    """Base class of all chuchun models (see the module docstring for the contract)."""
+
+    #: whether ``predict`` estimates ratings on the training scale (RMSE/MAE make sense)
+    predicts_ratings: ClassVar[bool] = False
+    #: whether ``recommend_for_history`` can score users unseen in training
+    supports_fold_in: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _REGISTRY[cls.__name__] = cls
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, data: Interactions, **fit_params: Any) -> Self:
+        """Learn from ``data``; a refit starts from scratch. Returns ``self``."""
+        if not isinstance(data, Interactions):
+            raise DataError(
+                f"fit expects a chuchun.data.Interactions; got {type(data).__name__}. "
+                "Build one with Interactions.from_pandas(...) or from_csv(...)"
+            )
+        if len(data) == 0:
+            raise DataError("cannot fit on an empty interaction log")
+        self._validate_params()
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)
+        self.users_: Vocabulary = data.users
+        self.items_: Vocabulary = data.items
+        self.seen_: sp.csr_matrix = data.csr
+        values = data.values
+        self.global_mean_ = float(values.mean()) if data.has_ratings else 1.0
+        self.item_popularity_ = np.bincount(data.item_idx, minlength=data.n_items).astype(
+            np.float32
+        )
+        self.rating_scale_ = (
+            list(data.rating_scale) if data.rating_scale is not None
+            else ([float(values.min()), float(values.max())] if data.has_ratings else None)
+        )
+        self.fingerprint_ = data.fingerprint()
+        self._fit(data, **fit_params)
+        return self
+
+    def _fit(self, data: Interactions) -> None:
+        raise NotImplementedError  # abstract hook; every registered model overrides it
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "items_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(interactions) first"
+            )
+
+    @property
+    def n_users_(self) -> int:
+        self._check_fitted()
+        return len(self.users_)
+
+    @property
+    def n_items_(self) -> int:
+        self._check_fitted()
+        return len(self.items_)
+
+    # -- hooks with defaults ------------------------------------------------------------------
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError  # abstract hook; every registered model overrides it
+
+    def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        out = np.empty(len(user_idx), dtype=np.float64)
+        order = np.argsort(user_idx, kind="stable")
+        uniq, starts = np.unique(user_idx[order], return_index=True)
+        bounds = np.r_[starts, len(order)]
+        step = self._chunk_size()
+        for c in range(0, len(uniq), step):
+            users = uniq[c : c + step]
+            scores = self._score(users)
+            for j in range(len(users)):
+                rows = order[bounds[c + j] : bounds[c + j + 1]]
+                out[rows] = scores[j, item_idx[rows]]
+        return out
+
+    def _fallback_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        fill = self.global_mean_ if self.predicts_ratings else np.nan
+        return np.full(len(user_idx), fill, dtype=np.float64)
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        raise ConfigError(f"{type(self).__name__} cannot score users unseen in training")
+
+    def _chunk_size(self) -> int:
+        return max(1, min(4096, _SCORE_BUDGET // max(1, len(self.items_))))
+
+    # -- id mapping ---------------------------------------------------------------------------
+    def _map(self, vocab: Vocabulary, ids: Any, what: str, unknown: str) -> np.ndarray:
+        if unknown not in _POLICIES:
+            raise ConfigError(f"unknown must be one of {_POLICIES}; got {unknown!r}")
+        idx = vocab.index(ids)
+        if unknown == "error" and (idx < 0).any():
+            bad = np.asarray(ids).reshape(-1)[idx < 0]
+            shown = ", ".join(repr(x.item() if hasattr(x, "item") else x) for x in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise UnknownIdError(
+                f"{len(bad)} {what} id(s) not seen in training: {shown}{more} "
+                "(pass unknown='fallback' or 'empty' to score them anyway)"
+            )
+        return idx
+
+    # -- public API ---------------------------------------------------------------------------
+    def predict(
+        self, users: Any, items: Any, *, unknown: UnknownPolicy = "fallback"
+    ) -> np.ndarray:
+        """Predicted rating (rating models) or score of each (user, item) pair.
+
+        Parameters
+        ----------
+        users, items : array-like of external ids, same length
+        unknown : {"fallback", "empty", "error"}
+            Policy for pairs whose user or item was not in training (see module docs).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_pairs,)
+        """
+        self._check_fitted()
+        users = np.asarray(users).reshape(-1)
+        items = np.asarray(items).reshape(-1)
+        if len(users) != len(items):
+            raise DataError(
+                f"length mismatch: {len(users)} users but {len(items)} items in predict"
+            )
+        u = self._map(self.users_, users, "user", unknown)
+        i = self._map(self.items_, items, "item", unknown)
+        known = (u >= 0) & (i >= 0)
+        out = np.full(len(u), np.nan, dtype=np.float64)
+        if known.any():
+            out[known] = self._predict_pairs(u[known], i[known])
+        if unknown == "fallback" and not known.all():
+            out[~known] = self._fallback_pairs(u[~known], i[~known])
+        return out
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: Any = None,
+        unknown: UnknownPolicy = "fallback",
+    ) -> Recommendations:
+        """Top-``k`` items for each user, best first.
+
+        Parameters
+        ----------
+        users : array-like of external user ids
+        k : int
+            List length; rows are padded when fewer items qualify.
+        exclude_seen : bool
+            Drop items the user interacted with in training.
+        candidates : array-like of item ids, optional
+            Rank only these items (unknown ones follow ``unknown``: ignored or an error).
+        unknown : {"fallback", "empty", "error"}
+            Policy for users not seen in training (see module docs).
+        """
+        self._check_fitted()
+        _check_k(k)
+        user_ids = np.asarray(users).reshape(-1)
+        u = self._map(self.users_, user_ids, "user", unknown)
+        allowed = self._candidate_mask(candidates, unknown)
+        k_eff = min(k, len(self.items_))
+        idx = np.full((len(u), k), -1, dtype=np.int32)
+        vals = np.full((len(u), k), np.nan, dtype=np.float32)
+        known_rows = np.flatnonzero(u >= 0)
+        step = self._chunk_size()
+        for c in range(0, len(known_rows), step):
+            rows = known_rows[c : c + step]
+            scores = np.array(self._score(u[rows]), dtype=np.float32, copy=True)
+            if exclude_seen:
+                _mask_seen(scores, self.seen_, u[rows])
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            idx[rows, :k_eff], vals[rows, :k_eff] = _top_k(scores, k_eff)
+        cold = np.flatnonzero(u < 0)
+        if len(cold) and unknown == "fallback":
+            pop = self.item_popularity_.astype(np.float32).copy()
+            if allowed is not None:
+                pop[~allowed] = -np.inf
+            top_i, top_v = _top_k(pop[None, :], k_eff)
+            idx[cold, :k_eff] = top_i[0]
+            vals[cold, :k_eff] = top_v[0]
+        return self._package(user_ids, idx, vals)
+
+    def recommend_for_history(
+        self,
+        histories: Any,
+        k: int = 10,
+        *,
+        ratings: Any = None,
+        exclude_seen: bool = True,
+        candidates: Any = None,
+    ) -> Recommendations:
+        """Top-``k`` items for users unseen in training, from interactions given now (fold-in).
+
+        Parameters
+        ----------
+        histories : list of lists of item ids, or Interactions
+            Each entry is one new user's items. Items unknown to the model are ignored.
+        ratings : list of lists of float, optional
+            Ratings parallel to ``histories`` (ignored when ``histories`` is Interactions).
+        """
+        self._check_fitted()
+        _check_k(k)
+        if not self.supports_fold_in:
+            raise ConfigError(
+                f"{type(self).__name__} cannot recommend for users unseen in training; "
+                "models with supports_fold_in=True can"
+            )
+        user_ids, history = self._history_matrix(histories, ratings)
+        allowed = self._candidate_mask(candidates, "fallback")
+        k_eff = min(k, len(self.items_))
+        idx = np.full((history.shape[0], k), -1, dtype=np.int32)
+        vals = np.full((history.shape[0], k), np.nan, dtype=np.float32)
+        step = self._chunk_size()
+        for c in range(0, history.shape[0], step):
+            block = history[c : c + step]
+            scores = np.array(self._score_history(block), dtype=np.float32, copy=True)
+            if exclude_seen:
+                _mask_seen(scores, block, np.arange(block.shape[0]))
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            idx[c : c + step, :k_eff], vals[c : c + step, :k_eff] = _top_k(scores, k_eff)
+        return self._package(user_ids, idx, vals)
+
+    def _history_matrix(self, histories: Any, ratings: Any) -> tuple[np.ndarray, sp.csr_matrix]:
+        if isinstance(histories, Interactions):
+            i = self.items_.index(histories.item_ids)
+            keep = i >= 0
+            m = sp.csr_matrix(
+                (histories.values[keep], (histories.user_idx[keep], i[keep])),
+                shape=(histories.n_users, len(self.items_)),
+                dtype=np.float32,
+            )
+            m.sum_duplicates()
+            return histories.users.ids, m
+        if ratings is not None and len(ratings) != len(histories):
+            raise DataError(
+                f"length mismatch: {len(histories)} histories but {len(ratings)} rating lists"
+            )
+        rows, cols, vals = [], [], []
+        for r, items in enumerate(histories):
+            idx = self.items_.index(np.asarray(list(items)))
+            if ratings is not None:
+                rr = np.asarray(ratings[r], dtype=np.float32)
+                if len(rr) != len(idx):
+                    raise DataError(
+                        f"history {r} has {len(idx)} items but {len(rr)} ratings"
+                    )
+            else:
+                rr = np.ones(len(idx), dtype=np.float32)
+            keep = idx >= 0
+            rows.append(np.full(int(keep.sum()), r, dtype=np.int32))
+            cols.append(idx[keep])
+            vals.append(rr[keep])
+        n = len(histories)
+        m = sp.csr_matrix(
+            (
+                np.concatenate(vals) if vals else np.empty(0, np.float32),
+                (
+                    np.concatenate(rows) if rows else np.empty(0, np.int32),
+                    np.concatenate(cols) if cols else np.empty(0, np.int32),
+                ),
+            ),
+            shape=(n, len(self.items_)),
+            dtype=np.float32,
+        )
+        m.sort_indices()
+        return np.arange(n), m
+
+    def _candidate_mask(self, candidates: Any, unknown: str) -> np.ndarray | None:
+        if candidates is None:
+            return None
+        c = self._map(self.items_, candidates, "candidate item", unknown)
+        mask = np.zeros(len(self.items_), dtype=bool)
+        mask[c[c >= 0]] = True
+        return mask
+
+    def _package(self, user_ids: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> Recommendations:
+        vals = np.where(idx >= 0, vals, np.nan).astype(np.float32)
+        if (idx < 0).any():
+            items = np.empty(idx.shape, dtype=object)
+            ok = idx >= 0
+            items[ok] = self.items_.ids[idx[ok]]
+        else:
+            items = self.items_.ids[idx]
+        return Recommendations(user_ids=user_ids, item_ids=items, scores=vals, item_idx=idx)
+
+    # -- artifacts ----------------------------------------------------------------------------
+    def save(self, path: str, *, format: Literal["dir", "zip"] | None = None) -> None:
+        """Save the fitted model as a safe artifact (see :func:`chuchun.io.save_model`)."""
+        from chuchun.io import save_model
+
+        save_model(self, path, format=format)
+
+
+def _check_k(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k must be a positive int; got {k!r}")
+
+
+def _mask_seen(scores: np.ndarray, seen: sp.csr_matrix, rows: np.ndarray) -> None:
+    """Set ``scores[j, item] = -inf`` for each item in row ``rows[j]`` of ``seen``."""
+    indptr, indices = seen.indptr, seen.indices
+    starts, ends = indptr[rows], indptr[rows + 1]
+    counts = (ends - starts).astype(np.int64)
+    if counts.sum() == 0:
+        return
+    r = np.repeat(np.arange(len(rows)), counts)
+    offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols = indices[np.repeat(starts, counts) + offs]
+    scores[r, cols] = -np.inf
+
+
+def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest finite scores per row (ties: lower index first);
+    fewer finite scores give ``-1`` / ``NaN`` padding."""
+    n, m = scores.shape
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    if k < m:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(m), (n, m)).copy()
+    part_vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    vals = np.take_along_axis(part_vals, order, axis=1).astype(np.float32)
+    bad = ~np.isfinite(vals)
+    idx[bad] = -1
+    vals[bad] = np.nan
+    return idx, vals
