@@ -602,3 +602,80 @@ def rule_candidates_python(
                 return arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], 1
     arr = np.array(out, dtype=np.int64).reshape(-1, 4)
     return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy(), 0
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring with rules
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def score_baskets(
+    basket_indptr, basket_indices, first_indptr, rule_order, ant_indptr, ant_indices, consequent, confidence, prior, out
+):  # pragma: no cover - compiled
+    """Best applicable rule confidence per (basket, item).
+
+    Implements :math:`s_{bi} = \\max(\\pi_i, \\max\\{\\mathrm{conf}(A \\Rightarrow i) : A \\subseteq B_b\\})`
+    where :math:`\\pi_i` is the prior (the confidence of the empty-antecedent rule).
+
+    Parameters
+    ----------
+    basket_indptr, basket_indices : int64 / int32
+        Baskets as CSR over item indices (the rows to score).
+    first_indptr, rule_order : int64 / int64
+        Rules grouped by the smallest item of their antecedent: the rules whose smallest
+        antecedent item is ``a`` are ``rule_order[first_indptr[a]:first_indptr[a + 1]]``.
+    ant_indptr, ant_indices : int64 / int32
+        Antecedents as CSR, items ascending.
+    consequent : int32, confidence : float64
+        Single consequent item and confidence of each rule.
+    prior : float64, shape (n_items,)
+    out : float32, shape (n_baskets, n_items)
+        Written in place.
+    """
+    n_items = prior.shape[0]
+    in_basket = np.zeros(n_items, np.bool_)
+    for b in range(basket_indptr.shape[0] - 1):
+        for i in range(n_items):
+            out[b, i] = prior[i]
+        for j in range(basket_indptr[b], basket_indptr[b + 1]):
+            in_basket[basket_indices[j]] = True
+        for j in range(basket_indptr[b], basket_indptr[b + 1]):
+            a = basket_indices[j]
+            for q in range(first_indptr[a], first_indptr[a + 1]):
+                r = rule_order[q]
+                ok = True
+                for p in range(ant_indptr[r] + 1, ant_indptr[r + 1]):
+                    if not in_basket[ant_indices[p]]:
+                        ok = False
+                        break
+                if ok:
+                    c = consequent[r]
+                    if confidence[r] > out[b, c]:
+                        out[b, c] = confidence[r]
+        for j in range(basket_indptr[b], basket_indptr[b + 1]):
+            in_basket[basket_indices[j]] = False
+
+
+def score_baskets_python(
+    basket_indptr: np.ndarray,
+    basket_indices: np.ndarray,
+    first_indptr: np.ndarray,
+    rule_order: np.ndarray,
+    ant_indptr: np.ndarray,
+    ant_indices: np.ndarray,
+    consequent: np.ndarray,
+    confidence: np.ndarray,
+    prior: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Plain-Python twin of :func:`score_baskets`: test every rule against every basket."""
+    del first_indptr, rule_order  # the twin scans all rules instead of the index
+    for b in range(len(basket_indptr) - 1):
+        basket = set(basket_indices[basket_indptr[b] : basket_indptr[b + 1]].tolist())
+        row = prior.astype(np.float32).copy()
+        for r in range(len(consequent)):
+            antecedent = set(ant_indices[ant_indptr[r] : ant_indptr[r + 1]].tolist())
+            if antecedent <= basket:
+                row[consequent[r]] = max(row[consequent[r]], np.float32(confidence[r]))
+        out[b] = row
