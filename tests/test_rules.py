@@ -388,3 +388,31 @@ def test_score_kernel_matches_twin(case, seed):
     K.score_baskets(*args, got)
     K.score_baskets_python(*args, ref)
     np.testing.assert_array_equal(got, ref)
+
+
+# ---- command line -------------------------------------------------------------------------------
+
+
+def test_cli_rules(tmp_path):
+    from click.testing import CliRunner
+
+    from chuchun.cli.rules import rules_command
+
+    data = tmp_path / "shop.csv"
+    data.write_text("\n".join(",".join(b) for b in SHOP) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(rules_command, ["--data", str(data), "--min-support", "3", "--min-confidence", "0.7",
+                                           "--sort", "confidence", "--top", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == ["antecedent", "consequent", "support", "confidence", "lift", "leverage",
+                                "conviction", "count"]
+    assert lines[1].split()[:4] == ["beer", "diapers", "0.6", "1"]
+    assert len(lines) == 3
+    out = tmp_path / "rules.csv"
+    result = runner.invoke(rules_command, ["--data", str(data), "--min-support", "0.6", "--min-confidence", "0.8",
+                                           "--output", str(out)])
+    assert result.exit_code == 0
+    assert pd.read_csv(out)[["antecedent", "consequent"]].values.tolist() == [["beer", "diapers"]]
+    bad = runner.invoke(rules_command, ["--data", str(data), "--min-support", "7"])
+    assert bad.exit_code != 0 and "above the number of transactions (5)" in bad.output
