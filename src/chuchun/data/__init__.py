@@ -2,6 +2,27 @@
 
 from chuchun.data.features import ItemFeatures, UserFeatures
 from chuchun.data.interactions import Interactions
+from chuchun.data.splits import (
+    Split,
+    holdout,
+    kfold,
+    movielens_100k_folds,
+    predefined_folds,
+    temporal_split,
+    user_holdout,
+)
 from chuchun.data.vocabulary import Vocabulary
 
-__all__ = ["Interactions", "ItemFeatures", "UserFeatures", "Vocabulary"]
+__all__ = [
+    "Interactions",
+    "ItemFeatures",
+    "Split",
+    "UserFeatures",
+    "Vocabulary",
+    "holdout",
+    "kfold",
+    "movielens_100k_folds",
+    "predefined_folds",
+    "temporal_split",
+    "user_holdout",
+]

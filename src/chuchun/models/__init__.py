@@ -5,8 +5,10 @@ from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
 from chuchun.models.content import ContentBased
 from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
+from chuchun.models.rules import AssociationRules
 
 __all__ = [
+    "AssociationRules",
     "BaselineOnly",
     "ContentBased",
     "Explanation",
