@@ -256,3 +256,15 @@ def test_implicit_user_knn(clicks: Interactions) -> None:
     np.testing.assert_allclose(scores, expect, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError):
         ImplicitUserKNN(similarity="pearson").fit(clicks)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([0.1, 0.2, 0.2, 0.5, 0.7, 0.9, 1.0]), min_size=1,
+                       max_size=40), data=st.data())
+def test_kth_largest_agrees_with_twin(values, data) -> None:
+    from chuchun.kernels.knn import kth_largest, kth_largest_numpy
+
+    arr = np.array(values)
+    k = data.draw(st.integers(1, len(arr)))
+    work = np.empty(len(arr))
+    assert kth_largest(arr, len(arr), k, work) == kth_largest_numpy(arr, len(arr), k, work)

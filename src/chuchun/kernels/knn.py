@@ -20,6 +20,47 @@ import numba
 import numpy as np
 
 
+@numba.njit(cache=True)
+def kth_largest(values, m, k, work):  # pragma: no cover - compiled
+    """The ``k``-th largest of ``values[:m]`` (1-based ``k <= m``), by in-place quickselect on
+    the scratch buffer ``work`` (Hoare partition, median-of-three pivot); no allocation."""
+    for j in range(m):
+        work[j] = values[j]
+    target = k - 1
+    lo = 0
+    hi = m - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        a, b, c = work[lo], work[mid], work[hi]
+        if a < b:
+            a, b = b, a
+        if b < c:
+            b, c = c, b
+            if a < b:
+                a, b = b, a
+        pivot = b
+        i = lo
+        j = hi
+        while i <= j:
+            while work[i] > pivot:
+                i += 1
+            while work[j] < pivot:
+                j -= 1
+            if i <= j:
+                tmp = work[i]
+                work[i] = work[j]
+                work[j] = tmp
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            return work[target]
+    return work[target]
+
+
 @numba.njit(cache=True, parallel=True)
 def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                   pair_x, pair_y, group_bounds, n_blocks, k, nb_center, nb_scale, col_offset,
@@ -44,6 +85,7 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
         dense = np.zeros(n_x)
         cand_sim = np.empty(max_col)
         cand_dev = np.empty(max_col)
+        work = np.empty(max_col)
         for g in range(lo, hi):
             x = pair_x[group_bounds[g]]
             for p in range(s_indptr[x], s_indptr[x + 1]):
@@ -63,7 +105,7 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                 den = 0.0
                 if m > k:
                     # k-th largest similarity; take everything above it, then ties in order
-                    thr = np.partition(cand_sim[:m], m - k)[m - k]
+                    thr = kth_largest(cand_sim, m, k, work)
                     taken = 0
                     for j in range(m):
                         if cand_sim[j] > thr:
@@ -84,6 +126,11 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                 out_count[q] = m
             for p in range(s_indptr[x], s_indptr[x + 1]):
                 dense[s_indices[p]] = 0.0
+
+
+def kth_largest_numpy(values, m, k, work):
+    """NumPy twin of :func:`kth_largest`."""
+    return float(np.sort(np.asarray(values[:m]))[::-1][k - 1])
 
 
 def knn_aggregate_numpy(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,

@@ -197,6 +197,44 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                 out_cnt[r] = m
 
 
+@numba.njit(cache=True)
+def mirror_upper(indptr, indices, data, out_indptr, out_indices, out_data):  # pragma: no cover
+    """Full symmetric CSR from its strict upper triangle (``out_*`` sized 2 x nnz, n + 1)."""
+    n = indptr.shape[0] - 1
+    counts = np.zeros(n, np.int64)
+    for r in range(n):
+        counts[r] += indptr[r + 1] - indptr[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            counts[indices[p]] += 1
+    out_indptr[0] = 0
+    for r in range(n):
+        out_indptr[r + 1] = out_indptr[r] + counts[r]
+    fill = out_indptr[:-1].copy()
+    for r in range(n):
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            v = data[p]
+            out_indices[fill[r]] = c
+            out_data[fill[r]] = v
+            fill[r] += 1
+            out_indices[fill[c]] = r
+            out_data[fill[c]] = v
+            fill[c] += 1
+
+
+def mirror_upper_numpy(indptr, indices, data, out_indptr, out_indices, out_data):
+    """SciPy twin of :func:`mirror_upper` (rows come out sorted)."""
+    import scipy.sparse as sp
+
+    n = len(indptr) - 1
+    u = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    full = (u + u.T).tocsr()
+    full.sort_indices()
+    out_indptr[:] = full.indptr
+    out_indices[:] = full.indices
+    out_data[:] = full.data
+
+
 def similarity_topk_numpy(indptr, indices, data, t_indptr, t_indices, t_data, norms, nnz,
                           measure, k, min_support, shrinkage, shrink_offset, upper_only,
                           row_start, row_end, n_blocks, out_idx, out_val, out_cnt):

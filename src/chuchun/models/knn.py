@@ -94,9 +94,7 @@ class _ExplicitKNN(Recommender):
             n_threads=self.n_threads,
             dtype=np.float64,
         )
-        sims.data[sims.data < 0] = 0  # non-positive similarities never contribute
-        sims.eliminate_zeros()
-        self.similarity_ = sims
+        self.similarity_ = sims  # non-positive similarities are skipped by the kernel
         self.raters_ = y_mat.astype(np.float32)
         counts = np.diff(x_mat.indptr)
         sums = np.add.reduceat(x_mat.data, x_mat.indptr[:-1]) if x_mat.nnz else np.zeros(0)
@@ -275,7 +273,7 @@ class UserKNN(_ExplicitKNN):
 
     Attributes
     ----------
-    similarity_ : scipy.sparse.csr_matrix, positive user-user similarities
+    similarity_ : scipy.sparse.csr_matrix, user-user similarities (only positive ones are used)
     raters_ : scipy.sparse.csr_matrix, items x users ratings
     row_mean_, row_std_ : ndarray, per-user mean and standard deviation
     user_bias_, item_bias_ : ndarray, ALS baseline biases
@@ -302,7 +300,7 @@ class ItemKNN(_ExplicitKNN):
 
     Attributes
     ----------
-    similarity_ : scipy.sparse.csr_matrix, positive item-item similarities
+    similarity_ : scipy.sparse.csr_matrix, item-item similarities (only positive ones are used)
     raters_ : scipy.sparse.csr_matrix, users x items ratings
     row_mean_, row_std_ : ndarray, per-item mean and standard deviation
     user_bias_, item_bias_ : ndarray

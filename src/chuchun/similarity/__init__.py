@@ -123,9 +123,10 @@ def similarity(
     Returns
     -------
     scipy.sparse.csr_matrix of ``dtype``, shape (n_rows, n_rows)
-        Row ``x`` holds its neighbours: best first when ``k`` is given (column indices then
-        unsorted), in column order when ``k`` is None (the matrix is then exactly symmetric:
-        the upper triangle is computed and mirrored, half the work).
+        Row ``x`` holds its neighbours: best first when ``k`` is given; in no particular order
+        when ``k`` is None (the matrix is then exactly symmetric: the upper triangle is computed
+        and mirrored, half the work). Column indices are therefore not sorted; call
+        ``sort_indices()`` where sorted rows are needed.
     """
     from chuchun.kernels import similarity as kern
 
@@ -181,12 +182,15 @@ def similarity(
     indptr = np.concatenate(indptr_parts)
     indices = np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int32)
     values = np.concatenate(val_parts) if val_parts else np.empty(0, dtype)
-    out = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_rows))
     if upper_only:
-        out = (out + out.T).tocsr()
-        out.sort_indices()
-    else:
-        out.has_sorted_indices = False
+        mirror = kern.mirror_upper if engine == "numba" else kern.mirror_upper_numpy
+        full_indptr = np.empty(n_rows + 1, dtype=np.int64)
+        full_indices = np.empty(2 * len(indices), dtype=np.int32)
+        full_values = np.empty(2 * len(values), dtype=values.dtype)
+        mirror(indptr, indices, values, full_indptr, full_indices, full_values)
+        indptr, indices, values = full_indptr, full_indices, full_values
+    out = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_rows))
+    out.has_sorted_indices = False
     return out
 
 
