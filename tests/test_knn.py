@@ -154,12 +154,14 @@ def test_aggregate_kernel_agrees_with_twin(case) -> None:
     outs = []
     for fn in (knn_aggregate, knn_aggregate_numpy):
         agg, cnt = np.zeros(len(px)), np.zeros(len(px), dtype=np.int64)
+        wsum = np.zeros(len(px))
         fn(s.indptr.astype(np.int64), s.indices.astype(np.int64), s.data.astype(float),
            c.indptr.astype(np.int64), c.indices.astype(np.int64), c.data.astype(float),
-           px, py, bounds, 3, k, center, scale, offset, agg, cnt)
-        outs.append((agg, cnt))
+           px, py, bounds, 3, k, center, scale, offset, agg, cnt, wsum)
+        outs.append((agg, cnt, wsum))
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(outs[0][2], outs[1][2], rtol=1e-9, atol=1e-12)
 
 
 @settings(max_examples=30, deadline=None)

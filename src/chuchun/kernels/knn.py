@@ -7,7 +7,8 @@ neighbours are the rows ``x'`` that rated ``y`` and have a *positive* similarity
 .. math:: \\text{agg}_{xy} = \\frac{\\sum_{x' \\in N^k_y(x)} s_{xx'} \\,
           (r_{x'y} - c_{x'} - o_y) / d_{x'}}{\\sum_{x' \\in N^k_y(x)} s_{xx'}}
 
-and the count :math:`|N^k_y(x)|`. The caller turns it into a prediction
+the count :math:`|N^k_y(x)|` and the similarity sum
+:math:`\\sum_{x' \\in N^k_y(x)} s_{xx'}`. The caller turns it into a prediction
 :math:`c_x + o_y + d_x \\, \\text{agg}_{xy}` (``c`` a per-row centre: 0, the row mean or the row
 baseline; ``o`` a per-column offset: 0 or the column bias; ``d`` a per-row scale: 1 or the row's
 standard deviation). This is Surprise's ``KNNBasic``/``KNNWithMeans``/``KNNWithZScore``/
@@ -64,8 +65,9 @@ def kth_largest(values, m, k, work):  # pragma: no cover - compiled
 @numba.njit(cache=True, parallel=True)
 def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                   pair_x, pair_y, group_bounds, n_blocks, k, nb_center, nb_scale, col_offset,
-                  out_agg, out_count):  # pragma: no cover
-    """Fill ``out_agg``/``out_count`` for pairs sorted by ``pair_x``.
+                  out_agg, out_count, out_weight):  # pragma: no cover
+    """Fill ``out_agg``/``out_count``/``out_weight`` (the similarity sum) for pairs sorted by
+    ``pair_x``.
 
     ``s_*``: similarity CSR (rows x rows); ``c_*``: for each column ``y`` the rows that rated it
     and their ratings (CSR of the transposed rating matrix, rows sorted); ``group_bounds``: the
@@ -124,6 +126,7 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                         den += cand_sim[j]
                 out_agg[q] = num / den if den > 0 else 0.0
                 out_count[q] = m
+                out_weight[q] = den
             for p in range(s_indptr[x], s_indptr[x + 1]):
                 dense[s_indices[p]] = 0.0
 
@@ -135,7 +138,7 @@ def kth_largest_numpy(values, m, k, work):
 
 def knn_aggregate_numpy(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                         pair_x, pair_y, group_bounds, n_blocks, k, nb_center, nb_scale,
-                        col_offset, out_agg, out_count):
+                        col_offset, out_agg, out_count, out_weight):
     """Plain-Python twin of :func:`knn_aggregate` (one pair at a time, dictionary lookups)."""
     for q in range(len(pair_x)):
         x, y = int(pair_x[q]), int(pair_y[q])
@@ -157,6 +160,7 @@ def knn_aggregate_numpy(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data
         num = sum(c[2] * c[3] for c in cands)
         out_agg[q] = num / den if den > 0 else 0.0
         out_count[q] = len(cands)
+        out_weight[q] = den
 
 
 @numba.njit(cache=True, parallel=True)

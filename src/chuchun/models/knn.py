@@ -47,6 +47,8 @@ class _ExplicitKNN(Recommender):
                        "baseline.", choices=_PREDICTIONS)
     shrinkage = Param(float, 100.0, "Similarity shrinkage lambda (0: none).", low=0)
     min_support = Param(int, 1, "Minimum co-rating count for a similarity.", low=0)
+    damping = Param(float, 0.0, "Added to the similarity sum in the denominator (0: none).",
+                    low=0)
     max_stored = Param(int, None, "Neighbours kept per row after fit (None: every positive "
                        "similarity).", low=1, nullable=True)
     user_regularization = Param(float, 15.0, "Baseline ALS regularisation of user biases.", low=0)
@@ -140,6 +142,7 @@ class _ExplicitKNN(Recommender):
         center, scale, nb_center, nb_scale, offset = self._terms()
         agg = np.zeros(len(xs))
         count = np.zeros(len(xs), dtype=np.int64)
+        weight = np.zeros(len(xs))
         s, c = self.similarity_, self.raters_
         with thread_limit(self.n_threads):
             knn_aggregate(
@@ -147,7 +150,10 @@ class _ExplicitKNN(Recommender):
                 s.data.astype(np.float64), c.indptr.astype(np.int64),
                 c.indices.astype(np.int64), c.data.astype(np.float64), xs, ys, bounds,
                 default_blocks(), int(self.n_neighbors), nb_center, nb_scale, offset, agg, count,
+                weight,
             )
+        if self.damping > 0:
+            agg *= weight / (weight + self.damping)
         est_sorted = center[xs] + offset[ys] + scale[xs] * agg
         fallback = count < max(self.min_neighbors, 1)
         if self.prediction == "plain":
@@ -245,7 +251,7 @@ class UserKNN(_ExplicitKNN):
     """User-based neighbourhood model for explicit ratings.
 
     .. math:: \\hat r_{ui} = c_u + o_i + d_u \\frac{\\sum_{v \\in N^k_i(u)} s_{uv}
-              (r_{vi} - c_v - o_i) / d_v}{\\sum_{v \\in N^k_i(u)} s_{uv}}
+              (r_{vi} - c_v - o_i) / d_v}{\\delta + \\sum_{v \\in N^k_i(u)} s_{uv}}
 
     where :math:`N^k_i(u)` are the ``n_neighbors`` users most similar to ``u`` among those who
     rated ``i``, counting only positive similarities, and ``prediction`` picks the terms:
@@ -257,6 +263,9 @@ class UserKNN(_ExplicitKNN):
     - ``"baseline"``: :math:`c_u = \\mu + b_u, o_i = b_i` with biases from
       :func:`~chuchun.models.baseline.fit_biases` (ALS; ``KNNBaseline``).
 
+    :math:`\\delta` (``damping``, default 0 as in Surprise) pulls estimates backed by little
+    similarity mass towards :math:`c_u + o_i`.
+
     **Fallback.** When fewer than ``min_neighbors`` (at least 1) neighbours qualify, the
     prediction is :math:`c_u + o_i`: the global mean for ``"plain"``, the user's mean for
     ``"mean_centered"``/``"zscore"``, the baseline :math:`\\mu + b_u + b_i` for ``"baseline"``
@@ -266,8 +275,8 @@ class UserKNN(_ExplicitKNN):
 
     Parameters
     ----------
-    n_neighbors, min_neighbors, similarity, prediction, shrinkage, min_support, max_stored,
-    user_regularization, item_regularization, bias_epochs, clip, n_threads
+    n_neighbors, min_neighbors, similarity, prediction, shrinkage, min_support, damping,
+    max_stored, user_regularization, item_regularization, bias_epochs, clip, n_threads
         See the parameter declarations; ``similarity`` is any measure of
         :mod:`chuchun.similarity` but ``"dot"``.
 
@@ -291,7 +300,7 @@ class ItemKNN(_ExplicitKNN):
     """Item-based neighbourhood model for explicit ratings.
 
     .. math:: \\hat r_{ui} = c_i + o_u + d_i \\frac{\\sum_{j \\in N^k_u(i)} s_{ij}
-              (r_{uj} - c_j - o_u) / d_j}{\\sum_{j \\in N^k_u(i)} s_{ij}}
+              (r_{uj} - c_j - o_u) / d_j}{\\delta + \\sum_{j \\in N^k_u(i)} s_{ij}}
 
     where :math:`N^k_u(i)` are the ``n_neighbors`` items most similar to ``i`` among those
     ``u`` rated (positive similarities only); the terms per ``prediction`` and the fallback are
