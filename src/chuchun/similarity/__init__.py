@@ -154,7 +154,7 @@ def similarity(
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()).astype(np.float64)
     nnz = np.diff(x.indptr).astype(np.float64)
     cap = n_rows if k is None else min(int(k), max(n_rows - 1, 1))
-    step = n_rows if k is not None else max(1, _BUFFER // max(cap, 1))
+    step = max(1, _BUFFER // max(cap, 1))  # rows per kernel call: bounded output buffer
     # every measure is symmetric: with k=None compute the upper triangle and mirror it
     upper_only = k is None
     x_indptr, x_indices = x.indptr.astype(np.int64), x.indices.astype(np.int64)
