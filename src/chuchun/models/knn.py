@@ -212,7 +212,8 @@ class _ExplicitKNN(Recommender):
         ----------
         user, item : external ids (must be known to the model)
         labels : mapping, pandas Series or callable, optional
-            Item (ItemKNN) or user (UserKNN) names for the reasons, e.g. movie titles.
+            Item (ItemKNN) or user (UserKNN) names for the reasons, e.g. movie titles;
+            without them each reason's ``label`` is empty and the summary shows ids.
 
         Returns
         -------
@@ -233,13 +234,13 @@ class _ExplicitKNN(Recommender):
             nb_id = vocab.ids[nb]
             nb_id = nb_id.item() if hasattr(nb_id, "item") else nb_id
             reasons.append(Reason(kind=kind, id=nb_id, weight=float(s / total),
-                                  label=label_of(labels, nb_id),
+                                  label=label_of(labels, nb_id) if labels is not None else "",
                                   detail={"similarity": float(s), "rating": float(r)}))
         if self._user_based:
-            parts = [f"user {r.label} rated it {fmt_rating(r.detail['rating'])}"
+            parts = [f"user {r.label or r.id} rated it {fmt_rating(r.detail['rating'])}"
                      for r in reasons[:3]]
         else:
-            parts = [f"{r.label}, which you rated {fmt_rating(r.detail['rating'])}"
+            parts = [f"{r.label or r.id}, which you rated {fmt_rating(r.detail['rating'])}"
                      for r in reasons[:3]]
         if not reasons:
             parts = ["no neighbour qualified; the fallback estimate is used"]
