@@ -17,7 +17,6 @@ from chuchun.metrics import rmse
 from chuchun.models import BaselineOnly, GlobalMean, Popularity, Recommender
 from chuchun.testing import block_interactions
 
-ML100K = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "ml-100k"
 D2 = 1 / math.log2(3)
 
 
@@ -184,13 +183,24 @@ def test_cross_validate_single_split_and_errors() -> None:
         cross_validate(Popularity(), [holdout(data), "u2"])  # type: ignore[list-item]
 
 
-def test_baseline_only_matches_surprise_on_ml100k() -> None:
+def test_baseline_only_matches_surprise_on_ml100k(ml100k_dir: Path) -> None:
     """Reference: Surprise 1.1.5 BaselineOnly() with default options, ml-100k u1..u5:
     mean RMSE 0.9457, MAE 0.7499 (numbers from issue 2; reproduced by
     benchmarks/bench_baselines.py)."""
     with pytest.warns(DataWarning):
-        folds = movielens_100k_folds(ML100K)
+        folds = movielens_100k_folds(ml100k_dir)
     table = cross_validate(BaselineOnly(), folds, metrics=["rmse", "mae"])
     assert abs(table.loc["mean", "rmse"] - 0.9457) < 0.003
     assert abs(table.loc["mean", "mae"] - 0.7499) < 0.003
     assert (table.loc[[f"fold {f}" for f in range(1, 6)], "n_rating_fallback"] > 0).all()
+
+
+def test_top_k_ties_at_the_cutoff_go_to_the_lower_index() -> None:
+    # items 0..5 each seen by one user; item 6 by two: the list is 6 then 0, 1, ... by index
+    users = ["a", "b", "c", "d", "e", "f", "a", "b"]
+    items = [0, 1, 2, 3, 4, 5, 6, 6]
+    model = Popularity().fit(Interactions.from_arrays(users, items))
+    for k in range(1, 7):
+        got = model.recommend(["z"], k).to_lists()[0]
+        assert got == [6, 0, 1, 2, 3, 4][:k]
+    assert model.recommend(["a"], 3).to_lists()[0] == [1, 2, 3]  # 0 and 6 are seen

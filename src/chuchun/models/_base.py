@@ -402,7 +402,15 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n, m = scores.shape
     scores = np.where(np.isnan(scores), -np.inf, scores)
     if k < m:
+        # argpartition picks arbitrary members of a tie at the k-th score; keep the lowest
+        # indices among them so the documented tie rule holds for the whole list
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        above = scores > kth
+        tied = scores == kth
+        need = k - above.sum(axis=1, keepdims=True)
+        chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))
+        part = np.nonzero(chosen)[1].reshape(n, k)
     else:
         part = np.broadcast_to(np.arange(m), (n, m)).copy()
     part_vals = np.take_along_axis(scores, part, axis=1)
