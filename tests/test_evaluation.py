@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from chuchun import ConfigError, DataError, DataWarning, Interactions, NotFittedError
 from chuchun.data.splits import Split, holdout, movielens_100k_folds
@@ -204,3 +207,20 @@ def test_top_k_ties_at_the_cutoff_go_to_the_lower_index() -> None:
         got = model.recommend(["z"], k).to_lists()[0]
         assert got == [6, 0, 1, 2, 3, 4][:k]
     assert model.recommend(["a"], 3).to_lists()[0] == [1, 2, 3]  # 0 and 6 are seen
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    scores=hnp.arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 25)),
+                      elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, -np.inf])),
+    k=st.integers(1, 30),
+)
+def test_top_k_equals_a_full_sort_by_score_then_index(scores: np.ndarray, k: int) -> None:
+    from chuchun.models._base import _top_k
+
+    n, m = scores.shape
+    k = min(k, m)
+    idx, vals = _top_k(scores.copy(), k)
+    order = np.lexsort((np.broadcast_to(np.arange(m), (n, m)), -scores), axis=1)[:, :k]
+    want = np.where(np.isfinite(np.take_along_axis(scores, order, axis=1)), order, -1)
+    np.testing.assert_array_equal(idx, want)

@@ -405,12 +405,15 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # argpartition picks arbitrary members of a tie at the k-th score; keep the lowest
         # indices among them so the documented tie rule holds for the whole list
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-        above = scores > kth
+        part_vals = np.take_along_axis(scores, part, axis=1)
+        kth = part_vals.min(axis=1, keepdims=True)
         tied = scores == kth
-        need = k - above.sum(axis=1, keepdims=True)
-        chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))
-        part = np.nonzero(chosen)[1].reshape(n, k)
+        split_tie = np.flatnonzero(tied.sum(axis=1) > (part_vals == kth).sum(axis=1))
+        if len(split_tie):
+            s, t = scores[split_tie], tied[split_tie]
+            need = k - (s > kth[split_tie]).sum(axis=1, keepdims=True)
+            chosen = (s > kth[split_tie]) | (t & (np.cumsum(t, axis=1) <= need))
+            part[split_tie] = np.nonzero(chosen)[1].reshape(len(split_tie), k)
     else:
         part = np.broadcast_to(np.arange(m), (n, m)).copy()
     part_vals = np.take_along_axis(scores, part, axis=1)
