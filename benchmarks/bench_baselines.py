@@ -193,7 +193,8 @@ def main() -> None:
         markdown_table(bo.iloc[:, :7], digits=4)
         + "\n\n"
         + markdown_table(bo.iloc[:, 7:], digits=4)
-        + f"\n\nTarget: chuchun mean RMSE {mean_rmse:.4f} vs Surprise's published {SURPRISE_MEAN_RMSE}"
+        + f"\n\nTarget: chuchun mean RMSE {mean_rmse:.4f} vs Surprise's published"
+        f" {SURPRISE_MEAN_RMSE}"
         f" (|difference| {gap:.4f}, tolerance {TOLERANCE}): **{verdict}**. Surprise measured in"
         f" this run: mean RMSE {bo.loc['mean', 'Surprise RMSE']:.4f}, MAE"
         f" {bo.loc['mean', 'Surprise MAE']:.4f}.\n\n"
