@@ -6,8 +6,8 @@
    memory of a fit. Target: mean RMSE within 0.003 of 0.9457.
 2. chuchun ``Popularity`` vs a popularity ranking computed with plain pandas (implicit has no
    popularity model) on the temporal split of ml-100k (each user's latest 20 % of ratings are
-   the test part): precision / recall / NDCG@10, computed for the reference by a separate
-   per-user loop, and the share of identical top-10 lists.
+   the test part) and on u1..u5: precision / recall / NDCG@10, computed for the reference by
+   a separate per-user loop, and the share of identical top-10 lists.
 
 Run from the repository root: ``python benchmarks/bench_baselines.py``; writes
 ``benchmarks/results/baselines.md``.
@@ -26,6 +26,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    Split,
     markdown_table,
     ml100k_fold_paths,
     ml100k_folds,
@@ -145,38 +146,41 @@ def _reference_metrics(lists: dict, test: pd.DataFrame, k: int) -> dict[str, flo
             f"ndcg@{k}": float(np.mean(ndcg))}
 
 
-def bench_popularity(repeat: int) -> tuple[pd.DataFrame, dict[str, float]]:
-    split = ml100k_temporal_split()
+def _compare_popularity(split: Split, repeat: int) -> dict[str, float]:
+    """chuchun Popularity and the pandas reference on one split: metrics, times, agreement."""
     names = ["precision", "recall", "ndcg"]
     ours, ours_s = timed(lambda: evaluate(Popularity(), split, metrics=names, k=K), repeat)
     train, test = split.train.to_pandas(), split.test.to_pandas()
+
     def reference() -> tuple[dict, dict[str, float]]:
         lists = _reference_popularity(train, test, K)
         return lists, _reference_metrics(lists, test, K)
 
     (lists, ref), ref_s = timed(reference, repeat)
     users = test["user"].unique()
-    model = Popularity().fit(split.train)
-    recs = model.recommend(users, K).to_lists()
-    same = float(np.mean([recs[j] == lists[u] for j, u in enumerate(users)]))
-    keys = [f"{n}@{K}" for n in names]
-    table = pd.DataFrame(
-        [
-            {"library": "chuchun Popularity", **{key: ours[key] for key in keys},
-             "time s (fit + top-10 + metrics)": ours_s},
-            {"library": "pandas popularity ranking", **{key: ref[key] for key in keys},
-             "time s (fit + top-10 + metrics)": ref_s},
-        ]
-    ).set_index("library")
-    facts = {
-        "same_lists": same,
-        "n_users": ours["n_users_evaluated"],
-        "n_train": split.info["n_train"],
-        "n_test": split.info["n_test"],
-        "n_unknown": split.info["n_test_unknown"],
-        "ratio": ref_s / ours_s,
-    }
-    return table, facts
+    recs = Popularity().fit(split.train).recommend(users, K).to_lists()
+    row: dict[str, float] = {}
+    for n in names:
+        row[f"chuchun {n}@{K}"] = ours[f"{n}@{K}"]
+        row[f"pandas {n}@{K}"] = ref[f"{n}@{K}"]
+    row["identical lists"] = float(np.mean([recs[j] == lists[u] for j, u in enumerate(users)]))
+    row["users"] = ours["n_users_evaluated"]
+    row["test pairs unknown"] = split.info["n_test_unknown"]
+    row["chuchun s"] = ours_s
+    row["pandas s"] = ref_s
+    row["ratio (pandas/chuchun)"] = ref_s / ours_s
+    return row
+
+
+def bench_popularity(repeat: int) -> tuple[pd.DataFrame, pd.DataFrame, Split]:
+    temporal = ml100k_temporal_split()
+    t_table = pd.DataFrame([_compare_popularity(temporal, repeat)], index=["temporal"])
+    rows = {f"u{f}": _compare_popularity(s, repeat) for f, s in enumerate(ml100k_folds(), 1)}
+    f_table = pd.DataFrame.from_dict(rows, orient="index")
+    mean = f_table.mean()
+    mean["ratio (pandas/chuchun)"] = mean["pandas s"] / mean["chuchun s"]
+    f_table.loc["mean"] = mean
+    return t_table, f_table, temporal
 
 
 def main() -> None:
@@ -212,16 +216,31 @@ def main() -> None:
         )
         + "."
     )
-    pop, facts = bench_popularity(args.repeat)
+    temporal_table, folds_table, temporal = bench_popularity(args.repeat)
+    for table in (temporal_table, folds_table):
+        table["identical lists"] = [f"{v:.1%}" for v in table["identical lists"]]
+    pop_note = (
+        "Relevance is binary (every test rating counts); each user's training items are"
+        " excluded from the list; the pandas reference ranks items by training count (ties:"
+        " smaller item id first) and computes the metrics in a separate per-user loop. Test"
+        " items unseen in training stay relevant in both computations. Times: chuchun ="
+        " `evaluate(Popularity(), split)` (fit, top-10 for every test user, metrics);"
+        " pandas = ranking, lists and metrics; fastest of"
+        f" {args.repeat} runs."
+    )
     pop_text = (
-        markdown_table(pop, digits=4)
-        + f"\n\nTemporal split of u.data: {facts['n_train']:,} training and {facts['n_test']:,}"
-        f" test ratings (each user's latest 20 %, ties by item id), {facts['n_users']} users"
-        f" evaluated; {facts['n_unknown']} test pairs have an item unseen in training (they stay"
-        " relevant in both computations). Identical top-10 lists: "
-        f"{facts['same_lists']:.1%} of users. Relevance is binary (every test rating counts);"
-        " training items are excluded from each list. Time ratio (pandas / chuchun): "
-        f"{facts['ratio']:.1f}."
+        markdown_table(temporal_table.iloc[:, :7].rename_axis("split"), digits=4)
+        + "\n\n"
+        + markdown_table(temporal_table.iloc[:, 7:].rename_axis("split"), digits=4)
+        + f"\n\nThe temporal split of u.data: {temporal.info['n_train']:,} training and"
+        f" {temporal.info['n_test']:,} test ratings (each user's latest 20 %, ties by item"
+        f" id). {pop_note}"
+    )
+    folds_text = (
+        markdown_table(folds_table.iloc[:, :7].rename_axis("fold"), digits=4)
+        + "\n\n"
+        + markdown_table(folds_table.iloc[:, 7:].rename_axis("fold"), digits=4)
+        + f"\n\nThe official u1..u5 folds (random 80/20 splits of the ratings). {pop_note}"
     )
     path = write_results(
         "baselines",
@@ -230,6 +249,7 @@ def main() -> None:
             ("BaselineOnly on MovieLens 100K u1..u5 (chuchun vs Surprise BaselineOnly defaults)",
              bo_text),
             (f"Popularity on the ml-100k temporal split (top-{K})", pop_text),
+            (f"Popularity on MovieLens 100K u1..u5 (top-{K})", folds_text),
         ],
         libraries=["surprise"],
     )
