@@ -3,8 +3,13 @@
 from chuchun.models._base import Recommender, clone, get_model_class, registered_models
 from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
+from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
 
 __all__ = [
+    "ALS",
+    "FunkSVD",
+    "SVDpp",
+    "TruncatedSVD",
     "BaselineOnly",
     "Explanation",
     "GlobalMean",
