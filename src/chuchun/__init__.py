@@ -17,8 +17,17 @@ from chuchun._exceptions import (
     UnknownIdError,
 )
 from chuchun.data import Interactions, Vocabulary
+from chuchun.models import Recommender
 
 __version__ = "0.1.0"
+
+
+def load(path: str) -> "Recommender":
+    """Load a model artifact saved with ``model.save(path)`` (see :mod:`chuchun.io`)."""
+    from chuchun.io import load_model
+
+    return load_model(path)
+
 
 __all__ = [
     "ArtifactError",
@@ -30,7 +39,9 @@ __all__ = [
     "DataWarning",
     "Interactions",
     "NotFittedError",
+    "Recommender",
     "UnknownIdError",
     "Vocabulary",
     "__version__",
+    "load",
 ]

@@ -417,7 +417,8 @@ def _resolve_duplicates(
     if policy == "error":
         pos = order[np.flatnonzero(~first)[0]]
         raise DataError(
-            f"{n_dup} duplicate (user, item) pairs, e.g. user {u_raw[pos]!r} item {i_raw[pos]!r}; "
+            f"{n_dup} duplicate (user, item) pairs, e.g. user {u_raw[pos].item()!r} "
+            f"item {i_raw[pos].item()!r}; "
             "pass duplicates='last', 'first', 'mean' or 'sum' to combine them"
         )
     starts = np.flatnonzero(first)

@@ -1,0 +1,31 @@
+# Each target sets up .venv itself when it is missing or pyproject.toml changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.full: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[dev,bench]"
+	touch $(VENV)/.core $@
+
+demo: $(VENV)/.core
+	$(BIN)/chuchun demo
+
+test: $(VENV)/.full
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.full
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
