@@ -42,9 +42,62 @@ __all__ = [
 
 
 # -- biased MF by SGD -------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _sgd_rows(u, i, r, rows, start, end, mu, bu, bi, P, Q, lr_bias, lr_factor, reg_bias,
+              reg_factor, update_bias):  # pragma: no cover - compiled
+    # factor arithmetic in float32 so the two loops over f vectorise
+    k = P.shape[1]
+    lrf = np.float32(lr_factor)
+    regf = np.float32(reg_factor)
+    acc = 0.0
+    for pos in range(start, end):
+        row = rows[pos]
+        uu = u[row]
+        ii = i[row]
+        p = P[uu]
+        q = Q[ii]
+        dot = np.float32(0.0)
+        for f in range(k):
+            dot += p[f] * q[f]
+        if update_bias:
+            e = r[row] - (mu + bu[uu] + bi[ii] + dot)
+            bu[uu] += lr_bias * (e - reg_bias * bu[uu])
+            bi[ii] += lr_bias * (e - reg_bias * bi[ii])
+        else:
+            e = r[row] - dot
+        acc += e * e
+        e32 = np.float32(e)
+        for f in range(k):
+            puf = p[f]
+            qif = q[f]
+            p[f] = puf + lrf * (e32 * qif - regf * puf)
+            q[f] = qif + lrf * (e32 * puf - regf * qif)
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _sgd_epoch_serial(u, i, r, rows, mu, bu, bi, P, Q, lr_bias, lr_factor, reg_bias,
+                      reg_factor, update_bias):  # pragma: no cover - compiled
+    return _sgd_rows(u, i, r, rows, 0, rows.shape[0], mu, bu, bi, P, Q, lr_bias, lr_factor,
+                     reg_bias, reg_factor, update_bias)
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
+def _sgd_epoch_strata(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias,
+                      lr_factor, reg_bias, reg_factor, update_bias,
+                      sse_out):  # pragma: no cover - compiled
+    for t in range(n_strata):
+        sse_out[t] = 0.0
+    for s in range(n_strata):
+        for t in prange(n_strata):
+            blk = t * n_strata + (t + s) % n_strata
+            sse_out[t] += _sgd_rows(u, i, r, rows, block_ptr[blk], block_ptr[blk + 1], mu, bu,
+                                    bi, P, Q, lr_bias, lr_factor, reg_bias, reg_factor,
+                                    update_bias)
+
+
 def sgd_epoch(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias, lr_factor,
-              reg_bias, reg_factor, update_bias, sse_out):  # pragma: no cover - compiled
+              reg_bias, reg_factor, update_bias, sse_out):
     """One SGD epoch; ``rows`` lists row ids block by block, block ``a * n_strata + b`` (user
     stratum ``a``, item stratum ``b``) spanning ``rows[block_ptr[ab]:block_ptr[ab + 1]]``.
 
@@ -55,34 +108,15 @@ def sgd_epoch(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias, lr_
         p_u += lr_factor * (e q_i - reg_factor p_u);  q_i += lr_factor * (e p_u - reg_factor q_i)
 
     ``sse_out[t]`` receives the sum of squared errors (before each update) of stratum ``t``.
+    One stratum runs a plain sequential loop (no thread pool); more run the blocks of each
+    sub-epoch in parallel. The factor arithmetic is float32 (vectorised).
     """
-    k = P.shape[1]
-    for t in range(n_strata):
-        sse_out[t] = 0.0
-    for s in range(n_strata):
-        for t in prange(n_strata):
-            blk = t * n_strata + (t + s) % n_strata
-            acc = 0.0
-            for pos in range(block_ptr[blk], block_ptr[blk + 1]):
-                row = rows[pos]
-                uu = u[row]
-                ii = i[row]
-                dot = 0.0
-                for f in range(k):
-                    dot += P[uu, f] * Q[ii, f]
-                if update_bias:
-                    e = r[row] - (mu + bu[uu] + bi[ii] + dot)
-                    bu[uu] += lr_bias * (e - reg_bias * bu[uu])
-                    bi[ii] += lr_bias * (e - reg_bias * bi[ii])
-                else:
-                    e = r[row] - dot
-                acc += e * e
-                for f in range(k):
-                    puf = P[uu, f]
-                    qif = Q[ii, f]
-                    P[uu, f] = puf + lr_factor * (e * qif - reg_factor * puf)
-                    Q[ii, f] = qif + lr_factor * (e * puf - reg_factor * qif)
-            sse_out[t] += acc
+    if n_strata == 1:
+        sse_out[0] = _sgd_epoch_serial(u, i, r, rows, mu, bu, bi, P, Q, lr_bias, lr_factor,
+                                       reg_bias, reg_factor, update_bias)
+    else:
+        _sgd_epoch_strata(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias,
+                          lr_factor, reg_bias, reg_factor, update_bias, sse_out)
 
 
 def sgd_epoch_numpy(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias, lr_factor,

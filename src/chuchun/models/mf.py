@@ -168,7 +168,9 @@ class _FactorModel(Recommender):
 
     # -- helpers ------------------------------------------------------------------------------
     def _init_factors(self, rng: np.random.Generator, n: int, k: int) -> np.ndarray:
-        return rng.normal(0.0, float(self.init_std), (n, k)).astype(np.float32)
+        out = rng.standard_normal((n, k), dtype=np.float32)
+        out *= np.float32(self.init_std)
+        return out
 
 
 def _require_ratings(data: Interactions, who: str) -> None:
@@ -402,11 +404,12 @@ class FunkSVD(_FactorModel):
     .. math:: \\sum_{(u,i)} (r_{ui} - \\hat r_{ui})^2 + \\lambda_b (b_u^2 + b_i^2)
               + \\lambda (\\|p_u\\|^2 + \\|q_i\\|^2)
 
-    by SGD over shuffled ratings (the regularisation is applied at every visit, as in Surprise),
+    by SGD over the ratings in one random order drawn per fit (Surprise visits them in a fixed
+    order too; the regularisation is applied at every visit, as in Surprise),
     learning rate :math:`\\eta_t = \\eta\\,\\gamma^t` in epoch :math:`t`. ``biased=False`` gives
     plain probabilistic MF, :math:`\\hat r_{ui} = p_u^T q_i`. With ``n_threads > 1`` each epoch
-    runs as DSGD (Gemulla et al. 2011): the ratings are cut into ``n_threads x n_threads``
-    user/item blocks and blocks sharing no user or item run in parallel — race-free, so a fit
+    runs as DSGD (Gemulla et al. 2011): the ratings are cut, afresh each epoch, into
+    ``n_threads x n_threads`` user/item blocks and blocks sharing no user or item run in parallel — race-free, so a fit
     is reproducible for a fixed seed and thread count (the result differs between counts).
 
     Early stopping: with ``validation_fraction > 0`` (or ``fit(data, validation=...)``) the
@@ -483,14 +486,18 @@ class FunkSVD(_FactorModel):
         reg = float(self.regularization)
         breg = reg if self.bias_regularization is None else float(self.bias_regularization)
         sse = np.zeros(t, dtype=np.float64)
+        identity = np.arange(len(r), dtype=np.int64)
         loop = _EpochLoop(self, self.n_epochs, callbacks, self.patience if val else 0, "FunkSVD")
         best: tuple[np.ndarray, ...] | None = None
         try:
             with numba_threads(t):
                 for epoch in range(self.n_epochs):
                     lr = self.learning_rate * self.learning_rate_decay**epoch
-                    rows, ptr = _strata(rng, u, i, data.n_users, data.n_items, t)
-                    sgd_epoch(u, i, r, rows, ptr, t, self.intercept_, self.user_bias_,
+                    if t > 1 or epoch == 0:
+                        rows, ptr = _strata(rng, u, i, data.n_users, data.n_items, t)
+                        # gathered in visiting order: the kernel then streams through memory
+                        uo, io, ro = u[rows], i[rows], r[rows]
+                    sgd_epoch(uo, io, ro, identity, ptr, t, self.intercept_, self.user_bias_,
                               self.item_bias_, self.user_factors_, self.item_factors_, lr, lr,
                               breg, reg, self.fit_bias_, sse)
                     val_rmse = self._pairs_rmse(*val) if val else float("nan")
@@ -678,6 +685,8 @@ class ALS(_FactorModel):
     ----------
     user_factors_, item_factors_, user_bias_, item_bias_, intercept_
     history_ : dict of lists, ``train_rmse`` (and ``val_rmse`` with ``fit(..., validation=)``)
+    best_epoch_ : int, iteration with the lowest validation RMSE (the last one without
+        validation; ALS does not stop early or restore)
 
     References
     ----------
@@ -726,12 +735,15 @@ class ALS(_FactorModel):
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
         self.history_: dict[str, list[float]] = {"train_rmse": [], "val_rmse": []}
-        self._iterate(data, int(self.n_epochs), callbacks, validation)
+        best = self._iterate(data, int(self.n_epochs), callbacks, validation)
+        self.best_epoch_ = best if validation is not None else int(self.n_epochs) - 1
 
     def _iterate(
         self, data: Interactions, n_epochs: int, callbacks: Sequence[EpochCallback] | None,
         validation: Interactions | None,
-    ) -> None:
+    ) -> int:
+        """Run ``n_epochs`` iterations; returns the iteration with the lowest validation RMSE
+        (counted from the first fit, -1 without validation)."""
         _, val = _validation_rows(self, data, validation, np.random.default_rng(0)) if (
             validation is not None) else (None, None)
         csr, csc = data.csr, data.csc
@@ -761,6 +773,7 @@ class ALS(_FactorModel):
                         break
         finally:
             loop.close()
+        return loop.best_epoch
 
     def _raw_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return (np.einsum("nk,nk->n", self.user_factors_[u], self.item_factors_[i])
