@@ -5,13 +5,16 @@ from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
 from chuchun.models.content import ContentBased
 from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
+from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
 from chuchun.models.rules import AssociationRules
 
 __all__ = [
+    "ALS",
     "AssociationRules",
     "BaselineOnly",
     "ContentBased",
     "Explanation",
+    "FunkSVD",
     "GlobalMean",
     "ImplicitItemKNN",
     "ImplicitUserKNN",
@@ -21,6 +24,8 @@ __all__ = [
     "Reason",
     "Recommendations",
     "Recommender",
+    "SVDpp",
+    "TruncatedSVD",
     "UserKNN",
     "clone",
     "get_model_class",
