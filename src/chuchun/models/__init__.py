@@ -3,11 +3,14 @@
 from chuchun.models._base import Recommender, clone, get_model_class, registered_models
 from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
+from chuchun.models.implicit import BPR, ImplicitALS
 
 __all__ = [
+    "BPR",
     "BaselineOnly",
     "Explanation",
     "GlobalMean",
+    "ImplicitALS",
     "Popularity",
     "Random",
     "Reason",
