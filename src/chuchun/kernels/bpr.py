@@ -14,12 +14,14 @@ from the training matrix and an item :math:`j` drawn uniformly from the catalogu
 
 (the right-hand sides use the values before the step).
 
-Parallelism: thread ``t`` owns the users ``user_bounds[t]:user_bounds[t+1]`` (balanced by
-interactions) and draws its samples from their interactions only, so user vectors are never
-shared. Item vectors are shared Hogwild-style but written through a private copy per thread that
-is merged every ``round_size`` samples as ``Q += sum_t (Q_t - Q)`` in a fixed order. That keeps
-the result bit-identical for a given seed and thread count, which plain Hogwild cannot. With one
-thread the copy is skipped and the updates are plain sequential SGD.
+Parallelism (:func:`bpr_round`): thread ``t`` owns the users ``user_bounds[t]:user_bounds[t+1]``
+(balanced by interactions) and draws its samples from their interactions only, so user vectors
+are never shared. Item vectors are updated lock-free as in Hogwild, but each thread writes to a
+private copy of the item table; the copies are merged between rounds as
+``Q + sum_t (Q_t - Q)`` in a fixed order (the merge is folded into the next round, so a round is
+one parallel region). That keeps a fit bit-identical for a given seed and thread count, which
+plain Hogwild cannot. With one thread (:func:`bpr_serial`) there is no copy: plain sequential
+SGD.
 
 Random numbers: one xorshift64* stream per thread, its state in ``states[t]``.
 """
@@ -31,10 +33,13 @@ import numpy as np
 from numba import prange
 
 __all__ = [
-    "bpr_epoch",
-    "bpr_epoch_numpy",
     "bpr_fold_in",
     "bpr_fold_in_numpy",
+    "bpr_round",
+    "bpr_round_numpy",
+    "bpr_serial",
+    "bpr_serial_numpy",
+    "merge_rounds",
     "seed_states",
 ]
 
@@ -58,13 +63,11 @@ def seed_states(seed: int, n: int) -> np.ndarray:
 
 
 @numba.njit(inline="always", cache=True)
-def _next(states, t):  # pragma: no cover - compiled
-    x = states[t]
+def _xorshift(x):  # pragma: no cover - compiled
     x ^= x >> np.uint64(12)
     x ^= x << np.uint64(25)
     x ^= x >> np.uint64(27)
-    states[t] = x
-    return x * np.uint64(_MULT)
+    return x
 
 
 @numba.njit(inline="always", cache=True)
@@ -111,71 +114,92 @@ def _step(P, Q, bias, u, i, j, lr, reg):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", cache=True)
-def _sample_and_step(indptr, indices, P, Q, bias, states, t, u_lo, u_hi, lr, reg, n_items,
-                     max_tries):  # pragma: no cover - compiled
+def _run(indptr, indices, P, Q, bias, x, u_lo, u_hi, n_samples, lr, reg, n_items,
+         max_tries):  # pragma: no cover - compiled
+    # n_samples steps for the users u_lo:u_hi from random state x; returns (x, n_updates).
+    # The state lives in a local (a register), not in a shared array: threads writing
+    # neighbouring words would fight over one cache line on every draw.
     k_lo = indptr[u_lo]
     span = np.uint64(indptr[u_hi] - k_lo)
-    k = k_lo + np.int64(_next(states, t) % span)
-    u = _row_of(indptr, u_lo, u_hi, k)
-    i = indices[k]
-    row_lo = indptr[u]
-    row_hi = indptr[u + 1]
-    for _ in range(max_tries):
-        j = np.int32(_next(states, t) % np.uint64(n_items))
-        if not _contains(indices, row_lo, row_hi, j):
-            _step(P, Q, bias, u, i, j, lr, reg)
-            return 1
-    return 0
+    done = 0
+    if span == 0:
+        return x, done
+    for _ in range(n_samples):
+        x = _xorshift(x)
+        k = k_lo + np.int64((x * np.uint64(_MULT)) % span)
+        u = _row_of(indptr, u_lo, u_hi, k)
+        i = indices[k]
+        row_lo = indptr[u]
+        row_hi = indptr[u + 1]
+        for _t in range(max_tries):
+            x = _xorshift(x)
+            j = np.int32((x * np.uint64(_MULT)) % np.uint64(n_items))
+            if not _contains(indices, row_lo, row_hi, j):
+                _step(P, Q, bias, u, i, j, lr, reg)
+                done += 1
+                break
+    return x, done
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def bpr_serial(indptr, indices, P, Q, bias, states, n_samples, lr, reg,
+               max_tries):  # pragma: no cover - compiled
+    """``n_samples`` sequential steps over all users (one thread, stream ``states[0]``), in
+    place on ``P``, ``Q``, ``bias``; returns the number of updates made."""
+    x, done = _run(indptr, indices, P, Q, bias, states[0], 0, indptr.shape[0] - 1, n_samples,
+                   lr, reg, Q.shape[0], max_tries)
+    states[0] = x
+    return done
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def bpr_epoch(indptr, indices, P, Q, bias, Q_local, bias_local, states, user_bounds,
-              round_size, lr, reg, max_tries):  # pragma: no cover - compiled
-    """One epoch (``indptr[-1]`` samples in all); returns the number of updates made."""
+def bpr_round(indptr, indices, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next, bL_next,
+              states, user_bounds, n_samples, lr, reg, max_tries):  # pragma: no cover
+    """One parallel round: thread ``t`` first merges the previous round,
+    ``M = S + sum_s (L_prev[s] - S)`` (every thread computes the same ``M``; thread ``t`` also
+    stores its share of the items into ``S_next``), copies ``M`` into ``L_next[t]``, then takes
+    ``n_samples[t]`` steps for its users on ``L_next[t]``. The caller swaps ``S <-> S_next``
+    and ``L_prev <-> L_next`` after each round and merges once more at the end
+    (:func:`merge_rounds`). Returns the number of updates made."""
     n_threads = user_bounds.shape[0] - 1
-    n_items = Q.shape[0]
-    f = Q.shape[1]
+    n_items = S.shape[0]
+    f = S.shape[1]
     done = np.zeros(n_threads, dtype=np.int64)
-    todo = np.empty(n_threads, dtype=np.int64)
-    for t in range(n_threads):
-        todo[t] = indptr[user_bounds[t + 1]] - indptr[user_bounds[t]]
-    if n_threads == 1:
-        if todo[0] > 0:
-            for _ in range(todo[0]):
-                done[0] += _sample_and_step(indptr, indices, P, Q, bias, states, 0,
-                                            user_bounds[0], user_bounds[1], lr, reg, n_items,
-                                            max_tries)
-        return done.sum()
-    longest = todo.max()
-    n_rounds = (longest + round_size - 1) // round_size
-    for rnd in range(n_rounds):
-        for t in prange(n_threads):
-            start = rnd * round_size
-            stop = min(todo[t], start + round_size)
-            if stop > start:
-                Ql = Q_local[t]
-                bl = bias_local[t]
-                for a in range(n_items):
-                    bl[a] = bias[a]
-                    for c in range(f):
-                        Ql[a, c] = Q[a, c]
-                for _ in range(stop - start):
-                    done[t] += _sample_and_step(indptr, indices, P, Ql, bl, states, t,
-                                                user_bounds[t], user_bounds[t + 1], lr, reg,
-                                                n_items, max_tries)
-        for a in prange(n_items):
-            db = np.float32(0.0)
-            for t in range(n_threads):
-                if rnd * round_size < todo[t]:
-                    db += bias_local[t, a] - bias[a]
+    for t in prange(n_threads):
+        lo_i = t * n_items // n_threads
+        hi_i = (t + 1) * n_items // n_threads
+        for a in range(n_items):
+            own = lo_i <= a and a < hi_i
             for c in range(f):
+                base = S[a, c]
                 d = np.float32(0.0)
-                for t in range(n_threads):
-                    if rnd * round_size < todo[t]:
-                        d += Q_local[t, a, c] - Q[a, c]
-                Q[a, c] += d
-            bias[a] += db
+                for s in range(n_threads):
+                    d += L_prev[s, a, c] - base
+                L_next[t, a, c] = base + d
+                if own:
+                    S_next[a, c] = base + d
+            base = bS[a]
+            d = np.float32(0.0)
+            for s in range(n_threads):
+                d += bL_prev[s, a] - base
+            bL_next[t, a] = base + d
+            if own:
+                bS_next[a] = base + d
+        x, k = _run(indptr, indices, P, L_next[t], bL_next[t], states[t], user_bounds[t],
+                    user_bounds[t + 1], n_samples[t], lr, reg, n_items, max_tries)
+        states[t] = x
+        done[t] = k
     return done.sum()
+
+
+def merge_rounds(S, bS, L_prev, bL_prev):
+    """The final merge ``S + sum_s (L_prev[s] - S)`` (same summation order as the kernel)."""
+    d = np.zeros_like(S)
+    db = np.zeros_like(bS)
+    for s in range(L_prev.shape[0]):
+        d += L_prev[s] - S
+        db += bL_prev[s] - bS
+    return S + d, bS + db
 
 
 def _next_py(states: np.ndarray, t: int) -> int:
@@ -209,33 +233,37 @@ def _sample_and_step_py(indptr, indices, P, Q, bias, states, t, u_lo, u_hi, lr, 
     return 0
 
 
-def bpr_epoch_numpy(indptr, indices, P, Q, bias, Q_local, bias_local, states, user_bounds,
-                    round_size, lr, reg, max_tries):
-    """Plain-NumPy twin of :func:`bpr_epoch` (same random stream and update order)."""
+def bpr_serial_numpy(indptr, indices, P, Q, bias, states, n_samples, lr, reg, max_tries):
+    """Plain-NumPy twin of :func:`bpr_serial` (same random stream and update order)."""
+    lr, reg = np.float32(lr), np.float32(reg)
+    n_users = len(indptr) - 1
+    done = 0
+    if indptr[-1] == 0:
+        return 0
+    for _ in range(n_samples):
+        done += _sample_and_step_py(indptr, indices, P, Q, bias, states, 0, 0, n_users, lr, reg,
+                                    Q.shape[0], max_tries)
+    return done
+
+
+def bpr_round_numpy(indptr, indices, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next,
+                    bL_next, states, user_bounds, n_samples, lr, reg, max_tries):
+    """Plain-NumPy twin of :func:`bpr_round` (threads run one after another)."""
     lr, reg = np.float32(lr), np.float32(reg)
     n_threads = len(user_bounds) - 1
-    n_items = Q.shape[0]
-    todo = [int(indptr[user_bounds[t + 1]] - indptr[user_bounds[t]]) for t in range(n_threads)]
+    merged, merged_b = merge_rounds(S, bS, L_prev, bL_prev)
+    S_next[:] = merged
+    bS_next[:] = merged_b
     done = 0
-    if n_threads == 1:
-        for _ in range(todo[0]):
-            done += _sample_and_step_py(indptr, indices, P, Q, bias, states, 0, user_bounds[0],
-                                        user_bounds[1], lr, reg, n_items, max_tries)
-        return done
-    n_rounds = -(-max(todo) // round_size)
-    for rnd in range(n_rounds):
-        active = [t for t in range(n_threads) if rnd * round_size < todo[t]]
-        for t in active:
-            Q_local[t] = Q
-            bias_local[t] = bias
-            for _ in range(min(todo[t], (rnd + 1) * round_size) - rnd * round_size):
-                done += _sample_and_step_py(indptr, indices, P, Q_local[t], bias_local[t],
-                                            states, t, user_bounds[t], user_bounds[t + 1], lr,
-                                            reg, n_items, max_tries)
-        dq = sum((Q_local[t] - Q for t in active), np.zeros_like(Q))
-        db = sum((bias_local[t] - bias for t in active), np.zeros_like(bias))
-        Q += dq
-        bias += db
+    for t in range(n_threads):
+        L_next[t] = merged
+        bL_next[t] = merged_b
+        if indptr[user_bounds[t + 1]] == indptr[user_bounds[t]]:
+            continue
+        for _ in range(n_samples[t]):
+            done += _sample_and_step_py(indptr, indices, P, L_next[t], bL_next[t], states, t,
+                                        user_bounds[t], user_bounds[t + 1], lr, reg, S.shape[0],
+                                        max_tries)
     return done
 
 
@@ -253,20 +281,24 @@ def bpr_fold_in(indptr, indices, P, Q, bias, n_epochs, lr, reg, seed_states_,
         n = hi - lo
         if n == 0 or n >= n_items:
             continue
+        x = seed_states_[u]
         for _ in range(n_epochs * n):
-            k = lo + np.int64(_next(seed_states_, u) % np.uint64(n))
+            x = _xorshift(x)
+            k = lo + np.int64((x * np.uint64(_MULT)) % np.uint64(n))
             i = indices[k]
             for _t in range(max_tries):
-                j = np.int32(_next(seed_states_, u) % np.uint64(n_items))
+                x = _xorshift(x)
+                j = np.int32((x * np.uint64(_MULT)) % np.uint64(n_items))
                 if _contains(indices, lo, hi, j):
                     continue
-                x = bias[i] - bias[j]
+                score = bias[i] - bias[j]
                 for a in range(f):
-                    x += P[u, a] * (Q[i, a] - Q[j, a])
-                z = np.float32(1.0) / (np.float32(1.0) + np.exp(x))
+                    score += P[u, a] * (Q[i, a] - Q[j, a])
+                z = np.float32(1.0) / (np.float32(1.0) + np.exp(score))
                 for a in range(f):
                     P[u, a] += lr * (z * (Q[i, a] - Q[j, a]) - reg * P[u, a])
                 break
+        seed_states_[u] = x
 
 
 def bpr_fold_in_numpy(indptr, indices, P, Q, bias, n_epochs, lr, reg, seed_states_, max_tries):

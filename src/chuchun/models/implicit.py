@@ -435,6 +435,7 @@ class BPR(_FactorRecommender):
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_epochs": 10}
 
     _MAX_TRIES = 16
+    _ROUNDS = 4
 
     def _fit(self, data: Interactions) -> None:
         self._check_values(data)
@@ -449,33 +450,58 @@ class BPR(_FactorRecommender):
         )
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
         self.seed_ = kernel_seed(rng)
-        # a row with zero stored value is no interaction for BPR
-        csr = self.seen_.copy()
-        csr.data = (csr.data > 0).astype(np.float32)
-        csr.eliminate_zeros()
-        csr = _as_kernel_csr(csr)
+        csr = _as_kernel_csr(self.seen_)
+        if csr.nnz and csr.data.min() <= 0:
+            # a stored zero is no interaction for BPR (the kernels read only the pattern)
+            csr = csr.copy()
+            csr.eliminate_zeros()
         bounds = _als.row_blocks(csr.indptr, self._threads(), 0.0)
-        n_blocks = len(bounds) - 1
-        if n_blocks > 1:
-            q_local = np.empty((n_blocks, *self.item_factors_.shape), dtype=np.float32)
-            b_local = np.empty((n_blocks, data.n_items), dtype=np.float32)
-        else:
-            q_local = np.empty((1, 1, f), dtype=np.float32)
-            b_local = np.empty((1, 1), dtype=np.float32)
-        states = _bpr.seed_states(self.seed_, n_blocks)
-        round_size = max(10_000, 10 * data.n_items)
         lr, reg = np.float32(self.learning_rate), np.float32(self.regularization)
         previous = _als.set_threads(self.n_threads)
         try:
-            for _ in progress(range(self.n_epochs), total=self.n_epochs, desc="BPR",
-                              verbose=self.verbose):
-                if csr.nnz == 0:
-                    break
-                _bpr.bpr_epoch(csr.indptr, csr.indices, self.user_factors_, self.item_factors_,
-                               self.item_bias_, q_local, b_local, states, bounds, round_size,
-                               lr, reg, self._MAX_TRIES)
+            if len(bounds) == 2 or csr.nnz == 0:
+                self._train_serial(csr, lr, reg)
+            else:
+                self._train_parallel(csr, bounds, lr, reg)
         finally:
             _als.set_threads(previous)
+
+    def _epochs(self) -> Any:
+        return progress(range(self.n_epochs), total=self.n_epochs, desc="BPR",
+                        verbose=self.verbose)
+
+    def _train_serial(self, csr: sp.csr_matrix, lr: np.float32, reg: np.float32) -> None:
+        states = _bpr.seed_states(self.seed_, 1)
+        for _ in self._epochs():
+            if csr.nnz:
+                _bpr.bpr_serial(csr.indptr, csr.indices, self.user_factors_,
+                                self.item_factors_, self.item_bias_, states, csr.nnz, lr, reg,
+                                self._MAX_TRIES)
+
+    def _train_parallel(
+        self, csr: sp.csr_matrix, bounds: np.ndarray, lr: np.float32, reg: np.float32
+    ) -> None:
+        n_threads = len(bounds) - 1
+        states = _bpr.seed_states(self.seed_, n_threads)
+        per_thread = np.diff(csr.indptr[bounds]).astype(np.int64)
+        # at most _ROUNDS merges per epoch: each round is one parallel region
+        n_rounds = max(1, min(self._ROUNDS, int(per_thread.max()) // (10 * csr.shape[1])))
+        S, bS = self.item_factors_, self.item_bias_
+        S_next, bS_next = np.empty_like(S), np.empty_like(bS)
+        L_prev = np.broadcast_to(S, (n_threads, *S.shape)).copy()
+        bL_prev = np.broadcast_to(bS, (n_threads, *bS.shape)).copy()
+        L_next, bL_next = np.empty_like(L_prev), np.empty_like(bL_prev)
+        edges = [per_thread * r // n_rounds for r in range(n_rounds + 1)]
+        for _ in self._epochs():
+            for r in range(n_rounds):
+                _bpr.bpr_round(csr.indptr, csr.indices, self.user_factors_, S, bS, S_next,
+                               bS_next, L_prev, bL_prev, L_next, bL_next, states, bounds,
+                               edges[r + 1] - edges[r], lr, reg, self._MAX_TRIES)
+                S, S_next = S_next, S
+                bS, bS_next = bS_next, bS
+                L_prev, L_next = L_next, L_prev
+                bL_prev, bL_next = bL_next, bL_prev
+        self.item_factors_, self.item_bias_ = _bpr.merge_rounds(S, bS, L_prev, bL_prev)
 
     def _user_scores(self, factors: np.ndarray) -> np.ndarray:
         return factors @ self.item_factors_.T + self.item_bias_[None, :]
