@@ -125,7 +125,7 @@ class ImplicitALS(_FactorRecommender):
     n_factors : int
         Dimension :math:`f` of the factors.
     n_iterations : int
-        ALS sweeps (one user half-step and one item half-step each).
+        ALS sweeps (one item half-step, then one user half-step each).
     regularization : float
         :math:`\\lambda`.
     alpha : float
@@ -196,8 +196,10 @@ class ImplicitALS(_FactorRecommender):
         try:
             for _ in progress(range(n_iterations), total=n_iterations, desc="ImplicitALS",
                               verbose=self.verbose):
-                self._half_step(csr, self.user_factors_, self.item_factors_, user_blocks)
+                # items first, so the user factors end up solved against the final item
+                # factors: fold-in then reproduces a training user and explain() sums exactly
                 self._half_step(by_item, self.item_factors_, self.user_factors_, item_blocks)
+                self._half_step(csr, self.user_factors_, self.item_factors_, user_blocks)
         finally:
             _als.set_threads(previous)
 
@@ -288,10 +290,10 @@ class ImplicitALS(_FactorRecommender):
                 "model were dropped", DataWarning, stacklevel=3,
             )
         # stored rows of users not in data, moved to their new positions
-        seen = self.seen_.tocoo()
+        seen = self.seen_
         refreshed = np.zeros(len(vocab), dtype=bool)
         refreshed[new_pos] = True
-        rows = old_pos[seen.row]
+        rows = old_pos[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))]
         kept = ~refreshed[rows]
         ok = item >= 0
         m = sp.csr_matrix(
@@ -299,7 +301,7 @@ class ImplicitALS(_FactorRecommender):
                 np.concatenate([seen.data[kept], data.values[ok]]),
                 (
                     np.concatenate([rows[kept], new_pos[data.user_idx[ok]]]),
-                    np.concatenate([seen.col[kept], item[ok]]),
+                    np.concatenate([seen.indices[kept], item[ok]]),
                 ),
             ),
             shape=(len(vocab), len(self.items_)),
