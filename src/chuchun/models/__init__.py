@@ -4,6 +4,7 @@ from chuchun.models._base import Recommender, clone, get_model_class, registered
 from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
 from chuchun.models.content import ContentBased
+from chuchun.models.implicit import BPR, ImplicitALS
 from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
 from chuchun.models.rules import AssociationRules
@@ -11,11 +12,13 @@ from chuchun.models.rules import AssociationRules
 __all__ = [
     "ALS",
     "AssociationRules",
+    "BPR",
     "BaselineOnly",
     "ContentBased",
     "Explanation",
     "FunkSVD",
     "GlobalMean",
+    "ImplicitALS",
     "ImplicitItemKNN",
     "ImplicitUserKNN",
     "ItemKNN",
