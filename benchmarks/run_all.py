@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import time
@@ -54,6 +55,31 @@ def run(script: Path, timeout: float | None) -> tuple[bool, float, str]:
     return proc.returncode == 0, seconds, tail
 
 
+def _nest_headings(text: str, top: int = 2) -> str:
+    """Shift markdown headings so the file's highest heading has level ``top`` (each results
+    file becomes one section of RESULTS.md whatever levels its script used)."""
+    lines = text.splitlines()
+    fenced = False
+    levels = []
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            levels.append(len(line) - len(line.lstrip("#")))
+    if not levels:
+        return text
+    shift = top - min(levels)
+    out, fenced = [], False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            level = len(line) - len(line.lstrip("#"))
+            line = "#" * max(1, min(6, level + shift)) + line[level:]
+        out.append(line)
+    return "\n".join(out)
+
+
 def assemble(failures: dict[str, str]) -> Path:
     """Concatenate ``results/*.md`` into ``RESULTS.md`` (atomic write)."""
     parts = [
@@ -77,7 +103,7 @@ def assemble(failures: dict[str, str]) -> Path:
     if not results:
         parts.append("_No results yet._")
     for path in results:
-        parts += [path.read_text().strip(), ""]
+        parts += [_nest_headings(path.read_text().strip()), ""]
     tmp = OUTPUT.with_suffix(".md.tmp")
     tmp.write_text("\n".join(parts))
     tmp.replace(OUTPUT)
