@@ -25,9 +25,9 @@ content   ContentBased on ml-latest-small (genres + tags) with the same temporal
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -42,8 +42,11 @@ from chuchun.data.splits import Split
 from chuchun.metrics.ranking import hit_rate_at_k, ndcg_at_k
 from chuchun.models import ContentBased, ImplicitItemKNN, ItemKNN, UserKNN
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "datasets"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (benchmark helpers: dataset location, machine description)
+
+ROOT = common.REPO
+SHARED = common.DATASETS
 ML100K = SHARED / "ml-100k"
 LATEST = SHARED / "ml-latest-small"
 OUT = ROOT / "benchmarks" / "results" / "knn.md"
@@ -417,13 +420,14 @@ def main() -> None:
     parts = args.parts.split(",")
     cmd = "PYTHONPATH=src nice -n 5 python benchmarks/bench_knn.py" + (
         f" --parts {args.parts}" if args.parts != parser.get_default("parts") else "")
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = common.machine_description(["surprise", "implicit"])
     lines = [
         "# Neighbourhood and content-based models",
         "",
-        f"Command: `{cmd}`",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs during "
-        f"the run; Python {platform.python_version()}.",
+        f"Command: `{cmd}` (run from the repository root)  ",
+        f"Machine: {machine}  ",
+        f"Date: {now}",
         "",
     ]
     folds = movielens_100k_folds(ML100K) if {"surprise", "tuned"} & set(parts) else []
