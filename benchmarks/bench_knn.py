@@ -207,6 +207,9 @@ def _relevant(train: Interactions, test: Interactions) -> tuple[np.ndarray, list
     return users, rel
 
 
+REPEATS = 3
+
+
 def implicit_part(ratings: Interactions, lines: list[str]) -> None:
     import implicit
     from implicit.nearest_neighbours import CosineRecommender
@@ -228,19 +231,25 @@ def implicit_part(ratings: Interactions, lines: list[str]) -> None:
     ]
     ImplicitItemKNN(n_neighbors=5, binary=True).fit(train).recommend(users[:3], k=10)  # warm-up
     for label, params in configs:
-        t0 = time.perf_counter()
-        m = ImplicitItemKNN(**params).fit(train)
-        recs = m.recommend(users, k=10)
-        t = time.perf_counter() - t0
+        times = []
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            m = ImplicitItemKNN(**params).fit(train)
+            recs = m.recommend(users, k=10)
+            times.append(time.perf_counter() - t0)
+        t = min(times)
         rows.append((label, ndcg_at_k(recs.item_idx, rel, 10).mean(),
                      hit_rate_at_k(recs.item_idx, rel, 10).mean(), t))
         print(rows[-1], flush=True)
+    times = []
     with threadpool_limits(1, "blas"):
-        t0 = time.perf_counter()
-        ref = CosineRecommender(K=50)
-        ref.fit(x, show_progress=False)
-        ids, _ = ref.recommend(uidx, x[uidx], N=10, filter_already_liked_items=True)
-        t = time.perf_counter() - t0
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            ref = CosineRecommender(K=50)
+            ref.fit(x, show_progress=False)
+            ids, _ = ref.recommend(uidx, x[uidx], N=10, filter_already_liked_items=True)
+            times.append(time.perf_counter() - t0)
+    t = min(times)
     ids = np.where(ids < 0, -1, ids)
     rows.append(("implicit CosineRecommender(K=50)", ndcg_at_k(ids, rel, 10).mean(),
                  hit_rate_at_k(ids, rel, 10).mean(), t))
@@ -252,7 +261,8 @@ def implicit_part(ratings: Interactions, lines: list[str]) -> None:
         "last floor(n/5) are test (`chuchun.data.user_holdout(order=\"time\")`); every rating is "
         "an interaction (value 1); training items excluded from the lists; NDCG@10 and hit "
         "rate@10 from `chuchun.metrics` over all test users; time = fit + top-10 for every "
-        "test user.",
+        f"test user, best of {REPEATS} runs each (the machine is shared), same thread count "
+        "(both use every core).",
         "",
         "| model | NDCG@10 | hit rate@10 | time (s) |",
         "|---|---|---|---|",

@@ -128,7 +128,9 @@ class _ExplicitKNN(Recommender):
         base = self.global_mean_ + bx
         return base, ones, base, ones, by
 
-    def _estimate(self, user_idx: np.ndarray, item_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _estimate(
+        self, user_idx: np.ndarray, item_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Estimates of known pairs and a mask of the pairs that used the fallback."""
         from chuchun.kernels.knn import knn_aggregate
         from chuchun.kernels.similarity import default_blocks, thread_limit
@@ -380,7 +382,10 @@ class _ImplicitKNN(Recommender):
         return s
 
 
-def _times(x: sp.csr_matrix, rows: np.ndarray, s: sp.csr_matrix, n_threads: int | None) -> np.ndarray:
+def _times(
+    x: sp.csr_matrix, rows: np.ndarray, s: sp.csr_matrix, n_threads: int | None
+) -> np.ndarray:
+    """Dense ``x[rows] @ s`` (float32) by the compiled kernel."""
     from chuchun.kernels.knn import rows_times_sparse
     from chuchun.kernels.similarity import thread_limit
 

@@ -20,8 +20,8 @@ Measures (``a``, ``b`` two rows; :math:`C` the columns both rows have an entry i
     Pearson correlation over co-rated columns (means over :math:`C` too), as Surprise's
     ``pearson``.
 ``"pearson_baseline"``
-    corated cosine of the baseline residuals :math:`a_c - (\\mu + b_a + b_c)` (Koren 2010; Surprise's
-    ``pearson_baseline``); needs ``baselines=(mu, row_bias, col_bias)``, e.g. from
+    corated cosine of the baseline residuals :math:`a_c - (\\mu + b_a + b_c)` (Koren 2010;
+    Surprise's ``pearson_baseline``); needs ``baselines=(mu, row_bias, col_bias)``, e.g. from
     :func:`chuchun.models.baseline.fit_biases`. Shrinkage counts :math:`n - 1`, see below.
 ``"jaccard"``
     :math:`|A \\cap B| / |A \\cup B|` on the sparsity pattern.
