@@ -103,6 +103,13 @@ def test_explain_user_knn_and_unknown(tiny: Interactions) -> None:
         m.explain("a", "nope")
 
 
+def test_max_stored_bounds_memory(tiny: Interactions) -> None:
+    m = ItemKNN(similarity="corated_cosine", shrinkage=0.0, max_stored=1).fit(tiny)
+    assert np.diff(m.similarity_.indptr).max() <= 1
+    full = ItemKNN(similarity="corated_cosine", shrinkage=0.0, max_stored=None).fit(tiny)
+    assert full.similarity_.nnz > m.similarity_.nnz
+
+
 def test_similar_items(tiny: Interactions) -> None:
     m = ItemKNN(similarity="corated_cosine", shrinkage=0.0).fit(tiny)
     sim = m.similar_items(["x"], k=5)
@@ -193,13 +200,16 @@ def test_matches_surprise_on_a_subset() -> None:
     ts = Dataset.load_from_df(train[["user", "item", "rating"]],
                               Reader(rating_scale=(1, 5))).build_full_trainset()
     cases = [
-        (UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0),
+        (UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+                 max_stored=None),
          KNNBasic(k=40, min_k=1, sim_options={"name": "cosine", "user_based": True},
                   verbose=False)),
-        (ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0),
+        (ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0,
+                 max_stored=None),
          KNNWithMeans(k=40, min_k=1, sim_options={"name": "pearson", "user_based": False},
                       verbose=False)),
-        (ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0),
+        (ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0,
+                 max_stored=None),
          KNNBaseline(k=40, min_k=1, sim_options={"name": "pearson_baseline",
                                                  "user_based": False}, verbose=False)),
     ]

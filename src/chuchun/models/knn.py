@@ -49,8 +49,9 @@ class _ExplicitKNN(Recommender):
     min_support = Param(int, 1, "Minimum co-rating count for a similarity.", low=0)
     damping = Param(float, 0.0, "Added to the similarity sum in the denominator (0: none).",
                     low=0)
-    max_stored = Param(int, None, "Neighbours kept per row after fit (None: every positive "
-                       "similarity).", low=1, nullable=True)
+    max_stored = Param(int, 200, "Most similar rows kept per row after fit; memory is "
+                       "O(rows x max_stored) (None: every non-zero similarity, as Surprise).",
+                       low=1, nullable=True)
     user_regularization = Param(float, 15.0, "Baseline ALS regularisation of user biases.", low=0)
     item_regularization = Param(float, 10.0, "Baseline ALS regularisation of item biases.", low=0)
     bias_epochs = Param(int, 10, "Baseline ALS epochs.", low=1)
@@ -268,6 +269,12 @@ class UserKNN(_ExplicitKNN):
 
     :math:`\\delta` (``damping``, default 0 as in Surprise) pulls estimates backed by little
     similarity mass towards :math:`c_u + o_i`.
+
+    **Memory.** Fit keeps the ``max_stored`` most similar users of each user (default 200),
+    so memory is O(users x max_stored), and the ``n_neighbors`` used for a pair are the most
+    similar among those kept who rated the item. ``max_stored=None`` keeps every non-zero
+    similarity, which reproduces Surprise exactly (Surprise holds the dense matrix); see
+    ``benchmarks/results/knn.md`` for the effect of the default on MovieLens 100K.
 
     **Fallback.** When fewer than ``min_neighbors`` (at least 1) neighbours qualify, the
     prediction is :math:`c_u + o_i`: the global mean for ``"plain"``, the user's mean for
