@@ -416,3 +416,23 @@ def test_cli_rules(tmp_path):
     assert pd.read_csv(out)[["antecedent", "consequent"]].values.tolist() == [["beer", "diapers"]]
     bad = runner.invoke(rules_command, ["--data", str(data), "--min-support", "7"])
     assert bad.exit_code != 0 and "above the number of transactions (5)" in bad.output
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 50), min_size=1, max_size=8), min_size=1, max_size=30), st.integers(0, 2**31 - 1))
+def test_row_kernels_match_twins(rows, seed):
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    indptr[1:] = np.cumsum([len(r) for r in rows])
+    items = np.array([i for r in rows for i in r], dtype=np.int32)
+    bits, per_key = 6, 3
+    n_keys = -(-max(len(r) for r in rows) // per_key)
+    got_items, ref_items = items.copy(), items.copy()
+    got_keys = np.empty((n_keys, len(rows)), np.uint64)
+    ref_keys = np.empty_like(got_keys)
+    K.sort_rows_and_pack(indptr, got_items, bits, per_key, got_keys)
+    K.sort_rows_and_pack_python(indptr, ref_items, bits, per_key, ref_keys)
+    np.testing.assert_array_equal(got_items, ref_items)
+    np.testing.assert_array_equal(got_keys, ref_keys)
+    take = np.random.default_rng(seed).integers(0, len(rows), size=len(rows))
+    for a, b in zip(K.take_rows(indptr, items, take), K.take_rows_python(indptr, items, take)):
+        np.testing.assert_array_equal(a, b)

@@ -341,7 +341,7 @@ def _rank_encode(tx: Transactions, min_count: int) -> tuple[np.ndarray, np.ndarr
     ranks = rank_of[tx.indices]
     keep = ranks >= 0
     rows = np.repeat(np.arange(tx.n_transactions, dtype=np.int64), np.diff(tx.indptr))[keep]
-    keys = np.sort(rows * max(n_freq, 1) + ranks[keep])
+    keys = np.sort(rows * max(n_freq, 1) + ranks[keep], kind="stable")  # nearly sorted already
     rows = keys // max(n_freq, 1)
     items = (keys - rows * max(n_freq, 1)).astype(np.int32)
     indptr = np.zeros(tx.n_transactions + 1, dtype=np.int64)
@@ -377,21 +377,16 @@ def _canonical(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort items within each itemset, then itemsets by (length, items)."""
     n_sets = counts.shape[0]
-    lengths = np.diff(indptr)
     if n_sets == 0:
         return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
-    rows = np.repeat(np.arange(n_sets, dtype=np.int64), lengths)
-    width = max(n_items, 1)
-    items = np.sort(rows * width + items.astype(np.int64)) - rows * width
-    max_len = int(lengths.max())
-    padded = np.full((n_sets, max_len), -1, dtype=np.int64)
-    cols = np.arange(items.shape[0], dtype=np.int64) - indptr[rows]
-    padded[rows, cols] = items
-    keys = [padded[:, c] for c in range(max_len - 1, -1, -1)]
-    perm = np.lexsort([*keys, lengths])
-    new_lengths = lengths[perm]
-    new_indptr = np.zeros(n_sets + 1, dtype=np.int64)
-    np.cumsum(new_lengths, out=new_indptr[1:])
-    sorted_padded = padded[perm]
-    new_items = sorted_padded[sorted_padded >= 0].astype(np.int32)
+    lengths = np.diff(indptr)
+    items = np.array(items, dtype=np.int32)  # a copy: sorted in place below
+    # several (item + 1) values per uint64 key make the lexicographic sort need few keys
+    bits = max(1, int(n_items + 1).bit_length())
+    per_key = max(1, 63 // bits)
+    n_keys = -(-int(lengths.max()) // per_key)
+    keys = np.empty((n_keys, n_sets), dtype=np.uint64)
+    _kernels.sort_rows_and_pack(indptr, items, bits, per_key, keys)
+    perm = np.lexsort([*keys[::-1], lengths])
+    new_indptr, new_items = _kernels.take_rows(indptr, items, perm)
     return new_indptr, new_items, counts[perm].astype(np.int64)

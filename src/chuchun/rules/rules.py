@@ -301,12 +301,8 @@ def _split_sides(
 
 
 def _take_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lengths = indptr[rows + 1] - indptr[rows]
-    new_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_ptr[1:])
-    owner = np.repeat(np.arange(rows.shape[0], dtype=np.int64), lengths)
-    pos = np.arange(owner.shape[0], dtype=np.int64) - new_ptr[owner]
-    return new_ptr, indices[indptr[rows][owner] + pos]
+    out_indptr, out_indices = _kernels.take_rows(indptr, indices, rows)
+    return out_indptr, out_indices
 
 
 def _frozensets(items: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> list[frozenset[Hashable]]:
