@@ -3,18 +3,25 @@
 from chuchun.models._base import Recommender, clone, get_model_class, registered_models
 from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
+from chuchun.models.content import ContentBased
+from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from chuchun.models.rules import AssociationRules
 
 __all__ = [
     "AssociationRules",
     "BaselineOnly",
+    "ContentBased",
     "Explanation",
     "GlobalMean",
+    "ImplicitItemKNN",
+    "ImplicitUserKNN",
+    "ItemKNN",
     "Popularity",
     "Random",
     "Reason",
     "Recommendations",
     "Recommender",
+    "UserKNN",
     "clone",
     "get_model_class",
     "registered_models",
