@@ -436,3 +436,15 @@ def test_row_kernels_match_twins(rows, seed):
     take = np.random.default_rng(seed).integers(0, len(rows), size=len(rows))
     for a, b in zip(K.take_rows(indptr, items, take), K.take_rows_python(indptr, items, take)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_cli_rules_is_registered(tmp_path):
+    from click.testing import CliRunner
+
+    from chuchun.cli import cli
+
+    data = tmp_path / "shop.csv"
+    data.write_text("\n".join(",".join(b) for b in SHOP) + "\n")
+    result = CliRunner().invoke(cli, ["rules", "--data", str(data), "--min-support", "3", "--sort", "lift"])
+    assert result.exit_code == 0, result.output
+    assert "beer" in result.stdout and "lift" in result.stdout.splitlines()[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 
 import click
@@ -115,7 +114,3 @@ def _write_csv_atomically(table: pd.DataFrame, path: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use before the CLI group exists
-    sys.exit(rules_command())
