@@ -153,7 +153,7 @@ def worker_check(dataset: str, min_support: float, compare_rules: bool, datasets
     baskets = load_baskets(dataset, datasets)
     n = len(baskets)
     ref = mine_mlxtend(baskets, min_support)
-    ref_counts = {k: int(round(s * n)) for k, s in zip(ref["itemsets"], ref["support"])}
+    ref_counts = {k: round(s * n) for k, s in zip(ref["itemsets"], ref["support"])}
     result: dict[str, Any] = {"n_transactions": n, "n_itemsets": len(ref_counts)}
     fp = mine_chuchun(baskets, min_support, "fpgrowth")
     ap = mine_chuchun(baskets, min_support, "apriori")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,9 @@ class AssociationRules(Recommender):
     recommendation algorithms for e-commerce. EC 2000 (rule-based top-N recommendation).
     """
 
-    min_support = Param(float, 0.01, "Itemset support: fraction of users in (0, 1] or an int count.",
+    # int first, so that "5" on the command line parses as a count and "0.05" as a fraction
+    min_support = Param((int, float), 0.01,
+                        "Itemset support: fraction of users in (0, 1] or an int count.",
                         low=0, low_open=True)
     min_confidence = Param(float, 0.1, "Smallest confidence of a rule.", low=0, high=1)
     min_lift = Param(float, None, "Smallest lift of a rule (None: no limit).", low=0, nullable=True)
@@ -91,7 +93,7 @@ class AssociationRules(Recommender):
     max_itemsets = Param(int, 5_000_000, "Stop mining after this many itemsets.", low=1)
 
     supports_fold_in = True
-    _test_params: dict[str, Any] = {"min_support": 0.1, "min_confidence": 0.2}
+    _test_params: ClassVar[dict[str, Any]] = {"min_support": 0.1, "min_confidence": 0.2}
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, data: Interactions) -> None:
@@ -205,6 +207,11 @@ class AssociationRules(Recommender):
         (``"{yogurt, whole milk} → butter"``), the confidence as its weight and confidence, lift
         and support as details. With no applicable rule the score is the item's prior and the
         reasons are empty.
+
+        Raises
+        ------
+        UnknownIdError
+            If ``user`` or ``item`` was not seen in training.
         """
         self._check_fitted()
         u = int(self._map(self.users_, [user], "user", "error")[0])

@@ -83,7 +83,7 @@ class Transactions:
                 f"expected an iterable of baskets (e.g. [['milk', 'bread'], ['milk']]); "
                 f"got a {type(baskets).__name__}"
             )
-        lists = list(baskets)
+        lists: list[Any] = list(baskets)
         try:
             lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
         except TypeError:  # a basket without len(): a generator, or not iterable at all

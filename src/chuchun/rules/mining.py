@@ -15,6 +15,7 @@ same canonical order; only their speed profile differs (FP-growth is the default
 from __future__ import annotations
 
 import logging
+import itertools
 import math
 import numbers
 import warnings
@@ -175,7 +176,7 @@ class FrequentItemsets:
     def _frozensets(self) -> list[frozenset[Hashable]]:
         labels = self.items[self.indices].tolist()
         bounds = self.indptr.tolist()
-        return [frozenset(labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [frozenset(labels[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 class _ItemsetMiner:
@@ -184,7 +185,7 @@ class _ItemsetMiner:
     _kernel: _Kernel
 
     def __init__(
-        self, *, min_support: float | int, max_len: int | None = None, max_itemsets: int = 5_000_000
+        self, *, min_support: float, max_len: int | None = None, max_itemsets: int = 5_000_000
     ) -> None:
         self.min_support = min_support
         self.max_len = max_len

@@ -18,6 +18,7 @@ for lift, there called interest, and conviction; Piatetsky-Shapiro 1991 for leve
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import warnings
@@ -308,4 +309,4 @@ def _take_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tupl
 def _frozensets(items: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> list[frozenset[Hashable]]:
     labels = items[indices].tolist()
     bounds = indptr.tolist()
-    return [frozenset(labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [frozenset(labels[a:b]) for a, b in itertools.pairwise(bounds)]
