@@ -102,7 +102,11 @@ def mine_mlxtend(baskets: list[list[Any]], min_support: float) -> pd.DataFrame:
 def run_library(library: str, baskets: list[list[Any]], min_support: float) -> int:
     if library == "mlxtend":
         return len(mine_mlxtend(baskets, min_support))
-    return len(mine_chuchun(baskets, min_support, "apriori" if library == "chuchun-apriori" else "fpgrowth"))
+    return len(
+        mine_chuchun(
+            baskets, min_support, "apriori" if library == "chuchun-apriori" else "fpgrowth"
+        )
+    )
 
 
 # ---- subprocess workers -------------------------------------------------------------------------
@@ -145,7 +149,9 @@ def worker_memory(library: str, dataset: str, min_support: float, datasets: Path
     return {"peak_mib": (peak - before) / 1024, "n_itemsets": n}
 
 
-def worker_check(dataset: str, min_support: float, compare_rules: bool, datasets: Path) -> dict[str, Any]:
+def worker_check(
+    dataset: str, min_support: float, compare_rules: bool, datasets: Path
+) -> dict[str, Any]:
     from mlxtend.frequent_patterns import association_rules
 
     from chuchun.rules import FrequentItemsets
@@ -169,11 +175,15 @@ def worker_check(dataset: str, min_support: float, compare_rules: bool, datasets
         indptr, indices = take_rows(fp.indptr, fp.indices, keep)
         fp = FrequentItemsets(fp.items, indptr, indices, fp.counts[keep], n, fp.min_count)
         result["rule_check_max_len"] = max_len
-    ref_rules = association_rules(ref, num_itemsets=n, metric="confidence", min_threshold=MIN_CONFIDENCE)
+    ref_rules = association_rules(
+        ref, num_itemsets=n, metric="confidence", min_threshold=MIN_CONFIDENCE
+    )
     ours = fp.rules(min_confidence=MIN_CONFIDENCE).to_pandas()
     result["n_rules"] = len(ours)
     keys = list(zip(ours["antecedent"], ours["consequent"]))
-    ref_row = {key: r for r, key in enumerate(zip(ref_rules["antecedents"], ref_rules["consequents"]))}
+    ref_row = {
+        key: r for r, key in enumerate(zip(ref_rules["antecedents"], ref_rules["consequents"]))
+    }
     same_rules = len(keys) == len(ref_row) and set(keys) == set(ref_row)
     worst = 0.0
     if same_rules:
@@ -226,8 +236,11 @@ def evaluate_recommenders(datasets: Path, k: int = 10) -> list[dict[str, Any]]:
 
     frame = _ml100k(datasets)
     data = Interactions.from_arrays(
-        frame["user"].to_numpy(), frame["item"].to_numpy(), frame["rating"].to_numpy(),
-        frame["timestamp"].to_numpy(), rating_scale=(1.0, 5.0),
+        frame["user"].to_numpy(),
+        frame["item"].to_numpy(),
+        frame["rating"].to_numpy(),
+        frame["timestamp"].to_numpy(),
+        rating_scale=(1.0, 5.0),
     )
     # per user: sort by (timestamp, item id), the last floor(n / 5) rows are test
     split = user_holdout(data, test_fraction=0.2, order="time")
@@ -243,13 +256,15 @@ def evaluate_recommenders(datasets: Path, k: int = 10) -> list[dict[str, Any]]:
     rows = []
     for name, model in models:
         result = evaluate(model, split, metrics=["precision", "ndcg"], k=k, relevance_threshold=4.0)
-        rows.append({
-            "model": name,
-            "precision": result[f"precision@{k}"],
-            "ndcg": result[f"ndcg@{k}"],
-            "seconds": result["fit_seconds"] + result["eval_seconds"],
-            "n_users": result["n_users_evaluated"],
-        })
+        rows.append(
+            {
+                "model": name,
+                "precision": result[f"precision@{k}"],
+                "ndcg": result[f"ndcg@{k}"],
+                "seconds": result["fit_seconds"] + result["eval_seconds"],
+                "n_users": result["n_users_evaluated"],
+            }
+        )
     return rows
 
 
@@ -280,7 +295,9 @@ def _versions() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "rules.md")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -339,14 +356,16 @@ def render(rows: list[dict[str, Any]], recommenders: list[dict[str, Any]], secon
         "`VmHWM` after resetting it through `/proc/self/clear_refs`, and after `malloc_trim(0)`",
         "handed freed heap pages back), one fresh process per measurement, so numba, NumPy,",
         "pandas and Python allocations all count.",
-        "\"Same itemsets\": identical itemsets and support counts from chuchun FPGrowth, chuchun",
-        "Apriori and mlxtend `fpgrowth`; \"same rules\": identical rule sets and support, confidence,",
+        '"Same itemsets": identical itemsets and support counts from chuchun FPGrowth, chuchun',
+        'Apriori and mlxtend `fpgrowth`; "same rules": identical rule sets and support, confidence,',
         f"lift, leverage, conviction (relative difference <= 1e-9) at min_confidence {MIN_CONFIDENCE}",
         "against `mlxtend.frequent_patterns.association_rules`.",
         "",
-        "| data | min_support | itemsets | same itemsets | rules (conf >= 0.1) | same rules "
-        "| chuchun FPGrowth s | chuchun Apriori s | mlxtend s | speed-up | chuchun MiB | mlxtend MiB "
-        "| memory ratio |",
+        (
+            "| data | min_support | itemsets | same itemsets | rules (conf >= 0.1) | same rules "
+            "| chuchun FPGrowth s | chuchun Apriori s | mlxtend s | speed-up | chuchun MiB "
+            "| mlxtend MiB | memory ratio |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -354,7 +373,9 @@ def render(rows: list[dict[str, Any]], recommenders: list[dict[str, Any]], secon
         if "rules_equal" in r:
             limit = r.get("rule_check_max_len")
             rules = f"{r['n_rules']:,}" + (f" (itemsets <= {limit} items)" if limit else "")
-            same_rules = "yes" if r["rules_equal"] else f"NO (max rel. diff {r['max_rel_diff']:.2g})"
+            same_rules = (
+                "yes" if r["rules_equal"] else f"NO (max rel. diff {r['max_rel_diff']:.2g})"
+            )
         else:
             rules, same_rules = "not compared", "-"
         lines.append(
@@ -370,7 +391,7 @@ def render(rows: list[dict[str, Any]], recommenders: list[dict[str, Any]], secon
         "",
         "## Rules recommender on MovieLens 100K",
         "",
-        "Temporal split (`chuchun.data.splits.user_holdout(order=\"time\", test_fraction=0.2)`):",
+        'Temporal split (`chuchun.data.splits.user_holdout(order="time", test_fraction=0.2)`):',
         "per user, interactions sorted by (timestamp, item id); the last floor(n/5) are the test",
         "set. Scored with `chuchun.evaluate(..., k=10, relevance_threshold=4)`: positives are",
         "test ratings >= 4, users with no positive are skipped, lists exclude the user's training",

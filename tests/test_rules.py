@@ -23,7 +23,9 @@ from chuchun.rules import (
     resolve_min_count,
 )
 
-GROCERIES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "groceries" / "groceries.csv"
+GROCERIES = (
+    Path(__file__).resolve().parents[2] / "shared" / "datasets" / "groceries" / "groceries.csv"
+)
 if not GROCERIES.exists():  # worktrees live beside main, both next to shared/
     GROCERIES = Path("/work/shared/datasets/groceries/groceries.csv")
 
@@ -90,7 +92,11 @@ def test_rules_by_hand():
 def test_rule_filters_and_sort():
     itemsets = FPGrowth(min_support=3).mine(SHOP)
     strong = itemsets.rules(min_confidence=0.8)
-    assert len(strong) == 1 and strong.antecedent(0) == ["beer"] and strong.consequent(0) == ["diapers"]
+    assert (
+        len(strong) == 1
+        and strong.antecedent(0) == ["beer"]
+        and strong.consequent(0) == ["diapers"]
+    )
     lifted = itemsets.rules(min_lift=1.2)
     assert np.all(lifted.lift >= 1.2) and len(lifted) == 2
     ordered = itemsets.rules().sort("lift", top=3)
@@ -103,9 +109,12 @@ def test_describe_formats_sets():
     baskets = [["yogurt", "whole milk", "butter"]] * 2 + [["yogurt", "whole milk"]] * 6
     rules = FPGrowth(min_support=2).mine(baskets).rules()
     table = rules.to_pandas()
-    r = int(np.flatnonzero(
-        (table["antecedent"] == frozenset({"yogurt", "whole milk"})) & (table["consequent"] == frozenset({"butter"}))
-    )[0])
+    r = int(
+        np.flatnonzero(
+            (table["antecedent"] == frozenset({"yogurt", "whole milk"}))
+            & (table["consequent"] == frozenset({"butter"}))
+        )[0]
+    )
     assert rules.describe(r) == "{yogurt, whole milk} → butter, confidence 0.25, lift 1"
 
 
@@ -114,7 +123,8 @@ def test_describe_formats_sets():
 
 def test_inputs_agree(tmp_path):
     frame = pd.DataFrame(
-        [(t, item) for t, basket in enumerate(SHOP) for item in basket], columns=["order", "product"]
+        [(t, item) for t, basket in enumerate(SHOP) for item in basket],
+        columns=["order", "product"],
     )
     path = tmp_path / "shop.csv"
     path.write_text("\n".join(" , ".join(b) for b in SHOP) + "\n\n")
@@ -179,11 +189,15 @@ def test_matches_mlxtend_on_groceries():
         assert len(found) == 333
         assert found.to_dict() == ref_counts
 
-    ref_rules = mlx_rules(ref, num_itemsets=tx.n_transactions, metric="confidence", min_threshold=0.1)
+    ref_rules = mlx_rules(
+        ref, num_itemsets=tx.n_transactions, metric="confidence", min_threshold=0.1
+    )
     ours = FPGrowth(min_support=0.01).mine(tx).rules(min_confidence=0.1).to_pandas()
     assert len(ours) == len(ref_rules) == 460
     keys = list(zip(ours["antecedent"], ours["consequent"]))
-    ref_row = {key: r for r, key in enumerate(zip(ref_rules["antecedents"], ref_rules["consequents"]))}
+    ref_row = {
+        key: r for r, key in enumerate(zip(ref_rules["antecedents"], ref_rules["consequents"]))
+    }
     assert set(keys) == set(ref_row)
     ref_keyed = ref_rules.iloc[[ref_row[key] for key in keys]]
     keyed = ours
@@ -196,7 +210,9 @@ def test_matches_mlxtend_on_groceries():
         ("leverage", "leverage"),
         ("conviction", "conviction"),
     ]:
-        np.testing.assert_allclose(keyed[ours_col].to_numpy(), ref_keyed[ref_col].to_numpy(), rtol=1e-9)
+        np.testing.assert_allclose(
+            keyed[ours_col].to_numpy(), ref_keyed[ref_col].to_numpy(), rtol=1e-9
+        )
 
 
 def test_groceries_known_facts():
@@ -302,7 +318,9 @@ def test_search_space_guard(miner):
         found = miner(min_support=2, max_itemsets=1000).mine(wide)
     messages = [str(w.message) for w in record]
     assert any("at least 4,194,303 itemsets" in m and "set max_len" in m for m in messages)
-    assert any("mining stopped after max_itemsets=1,000" in m and "incomplete" in m for m in messages)
+    assert any(
+        "mining stopped after max_itemsets=1,000" in m and "incomplete" in m for m in messages
+    )
     assert len(found) == 1000 and not found.complete
     # the advice works: max_len bounds the answer and silences the warning
     with warnings.catch_warnings():
@@ -324,7 +342,9 @@ def test_rule_guard():
 @st.composite
 def ranked_transactions(draw):
     n_items = draw(st.integers(1, 9))
-    rows = draw(st.lists(st.sets(st.integers(0, n_items - 1), max_size=n_items), min_size=1, max_size=25))
+    rows = draw(
+        st.lists(st.sets(st.integers(0, n_items - 1), max_size=n_items), min_size=1, max_size=25)
+    )
     indptr = np.zeros(len(rows) + 1, np.int64)
     indptr[1:] = np.cumsum([len(r) for r in rows])
     items = np.array([i for r in rows for i in sorted(r)], dtype=np.int32)
@@ -335,7 +355,8 @@ def ranked_transactions(draw):
 
 def _as_dict(indptr, items, counts):
     return {
-        tuple(sorted(items[indptr[s] : indptr[s + 1]].tolist())): int(counts[s]) for s in range(len(counts))
+        tuple(sorted(items[indptr[s] : indptr[s + 1]].tolist())): int(counts[s])
+        for s in range(len(counts))
     }
 
 
@@ -371,7 +392,10 @@ def test_score_kernel_matches_twin(case, seed):
     indptr, items, n_items, _, _ = case
     rng = np.random.default_rng(seed)
     n_rules = int(rng.integers(0, 12))
-    ant = [np.sort(rng.choice(n_items, size=int(rng.integers(1, n_items + 1)), replace=False)) for _ in range(n_rules)]
+    ant = [
+        np.sort(rng.choice(n_items, size=int(rng.integers(1, n_items + 1)), replace=False))
+        for _ in range(n_rules)
+    ]
     ant_indptr = np.zeros(n_rules + 1, np.int64)
     ant_indptr[1:] = np.cumsum([len(a) for a in ant])
     ant_indices = np.concatenate(ant).astype(np.int32) if ant else np.zeros(0, np.int32)
@@ -384,7 +408,17 @@ def test_score_kernel_matches_twin(case, seed):
     first_indptr[1:] = np.cumsum(np.bincount(first, minlength=n_items))
     got = np.empty((len(indptr) - 1, n_items), np.float32)
     ref = np.empty_like(got)
-    args = (indptr, items, first_indptr, order, ant_indptr, ant_indices, consequent, confidence, prior)
+    args = (
+        indptr,
+        items,
+        first_indptr,
+        order,
+        ant_indptr,
+        ant_indices,
+        consequent,
+        confidence,
+        prior,
+    )
     K.score_baskets(*args, got)
     K.score_baskets_python(*args, ref)
     np.testing.assert_array_equal(got, ref)
@@ -401,17 +435,49 @@ def test_cli_rules(tmp_path):
     data = tmp_path / "shop.csv"
     data.write_text("\n".join(",".join(b) for b in SHOP) + "\n")
     runner = CliRunner()
-    result = runner.invoke(rules_command, ["--data", str(data), "--min-support", "3", "--min-confidence", "0.7",
-                                           "--sort", "confidence", "--top", "2"])
+    result = runner.invoke(
+        rules_command,
+        [
+            "--data",
+            str(data),
+            "--min-support",
+            "3",
+            "--min-confidence",
+            "0.7",
+            "--sort",
+            "confidence",
+            "--top",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split() == ["antecedent", "consequent", "support", "confidence", "lift", "leverage",
-                                "conviction", "count"]
+    assert lines[0].split() == [
+        "antecedent",
+        "consequent",
+        "support",
+        "confidence",
+        "lift",
+        "leverage",
+        "conviction",
+        "count",
+    ]
     assert lines[1].split()[:4] == ["beer", "diapers", "0.6", "1"]
     assert len(lines) == 3
     out = tmp_path / "rules.csv"
-    result = runner.invoke(rules_command, ["--data", str(data), "--min-support", "0.6", "--min-confidence", "0.8",
-                                           "--output", str(out)])
+    result = runner.invoke(
+        rules_command,
+        [
+            "--data",
+            str(data),
+            "--min-support",
+            "0.6",
+            "--min-confidence",
+            "0.8",
+            "--output",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0
     assert pd.read_csv(out)[["antecedent", "consequent"]].values.tolist() == [["beer", "diapers"]]
     bad = runner.invoke(rules_command, ["--data", str(data), "--min-support", "7"])
@@ -419,7 +485,10 @@ def test_cli_rules(tmp_path):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 50), min_size=1, max_size=8), min_size=1, max_size=30), st.integers(0, 2**31 - 1))
+@given(
+    st.lists(st.lists(st.integers(0, 50), min_size=1, max_size=8), min_size=1, max_size=30),
+    st.integers(0, 2**31 - 1),
+)
 def test_row_kernels_match_twins(rows, seed):
     indptr = np.zeros(len(rows) + 1, np.int64)
     indptr[1:] = np.cumsum([len(r) for r in rows])
@@ -445,6 +514,8 @@ def test_cli_rules_is_registered(tmp_path):
 
     data = tmp_path / "shop.csv"
     data.write_text("\n".join(",".join(b) for b in SHOP) + "\n")
-    result = CliRunner().invoke(cli, ["rules", "--data", str(data), "--min-support", "3", "--sort", "lift"])
+    result = CliRunner().invoke(
+        cli, ["rules", "--data", str(data), "--min-support", "3", "--sort", "lift"]
+    )
     assert result.exit_code == 0, result.output
     assert "beer" in result.stdout and "lift" in result.stdout.splitlines()[0]

@@ -9,8 +9,10 @@ Kernels
 -------
 ``fpgrowth_itemsets``
     FP-growth (Han, Pei & Yin 2000, "Mining frequent patterns without candidate generation",
-    SIGMOD, Algorithm 2). The FP-tree is held in flat arrays (item, count, parent,
-    first-child, next-sibling); each conditional tree is built from the prefix paths of one item.
+    SIGMOD, Algorithm 2). The FP-tree is held in flat arrays (item, count, parent) with a hash
+    table for child lookup while building; each conditional tree is built from the prefix
+    paths of one item, single-path trees are enumerated directly, and the recursion runs on an
+    explicit stack.
 ``apriori_itemsets``
     Apriori (Agrawal & Srikant 1994, "Fast algorithms for mining association rules", VLDB,
     Fig. 1 with the ``apriori-gen`` join and prune). Support counting uses one bitset per item:
@@ -123,7 +125,13 @@ def _build_tree(path_indptr, path_items, path_weights, n_items):  # pragma: no c
         it = node_item[nd]
         header_nodes[fill[it]] = nd
         fill[it] += 1
-    return node_item[:n_nodes], node_count[:n_nodes], node_parent[:n_nodes], header_indptr, header_nodes
+    return (
+        node_item[:n_nodes],
+        node_count[:n_nodes],
+        node_parent[:n_nodes],
+        header_indptr,
+        header_nodes,
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -137,7 +145,16 @@ def _is_chain(node_parent):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _emit_chain(
-    node_item, node_count, local_to_global, prefix, depth, max_len, max_itemsets, out_items, out_lengths, out_counts
+    node_item,
+    node_count,
+    local_to_global,
+    prefix,
+    depth,
+    max_len,
+    max_itemsets,
+    out_items,
+    out_lengths,
+    out_counts,
 ):  # pragma: no cover - compiled
     """Emit ``prefix[:depth]`` plus each non-empty combination of the chain's nodes; 1 if stopped."""
     length = node_item.shape[0] - 1
@@ -169,7 +186,9 @@ def _emit_chain(
 
 
 @numba.njit(cache=True, nogil=True)
-def fpgrowth_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):  # pragma: no cover - compiled
+def fpgrowth_itemsets(
+    indptr, items, n_items, min_count, max_len, max_itemsets
+):  # pragma: no cover - compiled
     """Mine all itemsets with support count ``>= min_count`` and at most ``max_len`` items.
 
     The recursion of FP-growth runs on an explicit stack of conditional trees (numba cannot
@@ -313,12 +332,23 @@ def fpgrowth_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):
                 hi -= 1
             p_weights[q] = node_count[nd]
             p_indptr[q + 1] = pos
-        c_item, c_count, c_parent, c_hptr, c_hnodes = _build_tree(p_indptr, p_items[:pos], p_weights, n_new)
+        c_item, c_count, c_parent, c_hptr, c_hnodes = _build_tree(
+            p_indptr, p_items[:pos], p_weights, n_new
+        )
         if _is_chain(c_parent):
             # single-path tree: every combination of its items is frequent, with the count of
             # its deepest node (Han et al. 2000, Algorithm 2, first branch)
             if _emit_chain(
-                c_item, c_count, sub_global, prefix, depth + 1, max_len, max_itemsets, out_items, out_lengths, out_counts
+                c_item,
+                c_count,
+                sub_global,
+                prefix,
+                depth + 1,
+                max_len,
+                max_itemsets,
+                out_items,
+                out_lengths,
+                out_counts,
             ):
                 stopped = 1
                 break
@@ -374,7 +404,9 @@ def _level_contains(level, cand, skip, k):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def apriori_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):  # pragma: no cover - compiled
+def apriori_itemsets(
+    indptr, items, n_items, min_count, max_len, max_itemsets
+):  # pragma: no cover - compiled
     """Level-wise Apriori with bitset support counting; same contract as :func:`fpgrowth_itemsets`."""
     n_tx = indptr.shape[0] - 1
     n_words = (n_tx + 63) // 64
@@ -458,7 +490,9 @@ def apriori_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets): 
                         out_lengths.append(k + 1)
                         out_counts.append(c)
                         if len(out_lengths) >= max_itemsets:
-                            o_indptr, o_items, o_counts = _list_to_arrays(out_items, out_lengths, out_counts)
+                            o_indptr, o_items, o_counts = _list_to_arrays(
+                                out_items, out_lengths, out_counts
+                            )
                             return o_indptr, o_items, o_counts, 1
             i = e
         k += 1
@@ -471,7 +505,12 @@ def apriori_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets): 
 
 
 def frequent_itemsets_python(
-    indptr: np.ndarray, items: np.ndarray, n_items: int, min_count: int, max_len: int, max_itemsets: int
+    indptr: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    min_count: int,
+    max_len: int,
+    max_itemsets: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Plain-Python twin of :func:`fpgrowth_itemsets` and :func:`apriori_itemsets`.
 
@@ -540,7 +579,9 @@ def _lookup(table, mask, indptr, items, buf, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def rule_candidates(indptr, items, counts, n_transactions, min_confidence, min_lift, max_rules):  # pragma: no cover - compiled
+def rule_candidates(
+    indptr, items, counts, n_transactions, min_confidence, min_lift, max_rules
+):  # pragma: no cover - compiled
     """Enumerate rules ``A => Z \\ A`` from frequent itemsets, keeping those above both thresholds.
 
     Parameters
@@ -570,7 +611,7 @@ def rule_candidates(indptr, items, counts, n_transactions, min_confidence, min_l
     mask = np.uint64(size - 1)
     for s in range(n):
         start = indptr[s]
-        slot = _hash_items(items[start:indptr[s + 1]], indptr[s + 1] - start) & mask
+        slot = _hash_items(items[start : indptr[s + 1]], indptr[s + 1] - start) & mask
         while table[slot] >= 0:
             slot = (slot + np.uint64(1)) & mask
         table[slot] = s
@@ -646,7 +687,8 @@ def rule_candidates_python(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Plain-Python twin of :func:`rule_candidates` (a dict instead of the hash table)."""
     support = {
-        tuple(int(i) for i in items[indptr[s] : indptr[s + 1]]): int(counts[s]) for s in range(len(indptr) - 1)
+        tuple(int(i) for i in items[indptr[s] : indptr[s + 1]]): int(counts[s])
+        for s in range(len(indptr) - 1)
     }
     out: list[tuple[int, int, int, int]] = []
     for s in range(len(indptr) - 1):
@@ -679,7 +721,16 @@ def rule_candidates_python(
 
 @numba.njit(cache=True, nogil=True)
 def score_baskets(
-    basket_indptr, basket_indices, first_indptr, rule_order, ant_indptr, ant_indices, consequent, confidence, prior, out
+    basket_indptr,
+    basket_indices,
+    first_indptr,
+    rule_order,
+    ant_indptr,
+    ant_indices,
+    consequent,
+    confidence,
+    prior,
+    out,
 ):  # pragma: no cover - compiled
     """Best applicable rule confidence per (basket, item).
 
@@ -813,7 +864,9 @@ def take_rows(indptr, items, rows):  # pragma: no cover - compiled
     return out_indptr, out_items
 
 
-def take_rows_python(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def take_rows_python(
+    indptr: np.ndarray, items: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Plain-NumPy twin of :func:`take_rows`."""
     parts = [items[indptr[r] : indptr[r + 1]] for r in rows]
     out_indptr = np.zeros(len(rows) + 1, np.int64)

@@ -81,15 +81,21 @@ class AssociationRules(Recommender):
     """
 
     # int first, so that "5" on the command line parses as a count and "0.05" as a fraction
-    min_support = Param((int, float), 0.01,
-                        "Itemset support: fraction of users in (0, 1] or an int count.",
-                        low=0, low_open=True)
+    min_support = Param(
+        (int, float),
+        0.01,
+        "Itemset support: fraction of users in (0, 1] or an int count.",
+        low=0,
+        low_open=True,
+    )
     min_confidence = Param(float, 0.1, "Smallest confidence of a rule.", low=0, high=1)
     min_lift = Param(float, None, "Smallest lift of a rule (None: no limit).", low=0, nullable=True)
-    max_len = Param(int, 3, "Longest itemset (antecedent + consequent); None: no limit.", low=2,
-                    nullable=True)
-    min_rating = Param(float, None, "Only ratings >= this form the baskets (None: all).",
-                       nullable=True)
+    max_len = Param(
+        int, 3, "Longest itemset (antecedent + consequent); None: no limit.", low=2, nullable=True
+    )
+    min_rating = Param(
+        float, None, "Only ratings >= this form the baskets (None: all).", nullable=True
+    )
     max_itemsets = Param(int, 5_000_000, "Stop mining after this many itemsets.", low=1)
 
     supports_fold_in = True
@@ -219,8 +225,7 @@ class AssociationRules(Recommender):
         basket = set(self._baskets_of(np.array([u])).indices.tolist())
         candidates = np.flatnonzero(self.rule_consequent_ == i)
         applicable = [
-            r for r in candidates.tolist()
-            if basket.issuperset(self._antecedent(r).tolist())
+            r for r in candidates.tolist() if basket.issuperset(self._antecedent(r).tolist())
         ]
         applicable.sort(key=lambda r: (-self.rule_confidence_[r], -self.rule_lift_[r], r))
         item_label = self.items_.ids[i]

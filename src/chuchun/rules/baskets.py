@@ -66,7 +66,9 @@ class Transactions:
 
     def baskets(self) -> list[list[Hashable]]:
         """The transactions as lists of item labels (deduplicated, in index order)."""
-        return [list(self.items[self.indices[a:b]]) for a, b in zip(self.indptr[:-1], self.indptr[1:])]
+        return [
+            list(self.items[self.indices[a:b]]) for a, b in zip(self.indptr[:-1], self.indptr[1:])
+        ]
 
     @classmethod
     def from_baskets(cls, baskets: Iterable[Iterable[Hashable]]) -> Transactions:
@@ -87,7 +89,9 @@ class Transactions:
         try:
             lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
         except TypeError:  # a basket without len(): a generator, or not iterable at all
-            lists = [b if hasattr(b, "__len__") else _materialise(b, pos) for pos, b in enumerate(lists)]
+            lists = [
+                b if hasattr(b, "__len__") else _materialise(b, pos) for pos, b in enumerate(lists)
+            ]
             lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
         kinds = set(map(type, lists))
         if any(issubclass(kind, (str, bytes)) for kind in kinds):
@@ -109,9 +113,13 @@ class Transactions:
         if (codes < 0).any():
             bad = int(np.flatnonzero(codes < 0)[0])
             row = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
-            raise DataError(f"basket {row} holds a missing item (None or NaN); items must be actual values")
+            raise DataError(
+                f"basket {row} holds a missing item (None or NaN); items must be actual values"
+            )
         rows = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), lengths)
-        return cls._encode(rows, codes.astype(np.int64), lengths.shape[0], _as_label_array(uniques), None)
+        return cls._encode(
+            rows, codes.astype(np.int64), lengths.shape[0], _as_label_array(uniques), None
+        )
 
     @classmethod
     def from_frame(
@@ -151,7 +159,9 @@ class Transactions:
         for name, codes in ((transaction_col, t_codes), (item_col, i_codes)):
             if (codes < 0).any():
                 n_bad = int((codes < 0).sum())
-                raise DataError(f"column {name!r} has {n_bad} missing value(s); every row needs a value")
+                raise DataError(
+                    f"column {name!r} has {n_bad} missing value(s); every row needs a value"
+                )
         return cls._encode(
             t_codes.astype(np.int64),
             i_codes.astype(np.int64),
@@ -189,7 +199,9 @@ def _materialise(basket: Any, pos: int) -> list[Hashable]:
     try:
         return list(basket)
     except TypeError:
-        raise DataError(f"basket {pos} is a {type(basket).__name__}; expected an iterable of items") from None
+        raise DataError(
+            f"basket {pos} is a {type(basket).__name__}; expected an iterable of items"
+        ) from None
 
 
 def _iterable(value: Any) -> bool:
@@ -218,7 +230,9 @@ def _check_not_empty(lengths: np.ndarray) -> None:
         )
 
 
-def read_baskets(path: str | os.PathLike[str], sep: str = ",", encoding: str = "utf-8") -> Transactions:
+def read_baskets(
+    path: str | os.PathLike[str], sep: str = ",", encoding: str = "utf-8"
+) -> Transactions:
     """Read a basket-per-line text file, e.g. the Groceries data set.
 
     Each non-blank line is one transaction; items are separated by ``sep``. Whitespace around
@@ -252,11 +266,15 @@ def read_baskets(path: str | os.PathLike[str], sep: str = ",", encoding: str = "
             if basket:
                 baskets.append(basket)
     if not baskets:
-        raise DataError(f"no transactions: {os.fspath(path)!r} holds no items (only blank lines or separators)")
+        raise DataError(
+            f"no transactions: {os.fspath(path)!r} holds no items (only blank lines or separators)"
+        )
     return Transactions.from_baskets(baskets)
 
 
-def as_transactions(data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]]) -> Transactions:
+def as_transactions(
+    data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]],
+) -> Transactions:
     """Turn any accepted input into :class:`Transactions`.
 
     Accepts :class:`Transactions` (returned as is), a two-column ``(transaction, item)``

@@ -14,8 +14,8 @@ same canonical order; only their speed profile differs (FP-growth is the default
 
 from __future__ import annotations
 
-import logging
 import itertools
+import logging
 import math
 import numbers
 import warnings
@@ -36,7 +36,9 @@ __all__ = ["Apriori", "FPGrowth", "FrequentItemsets", "resolve_min_count"]
 
 logger = logging.getLogger(__name__)
 
-_Kernel = Callable[[np.ndarray, np.ndarray, int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]]
+_Kernel = Callable[
+    [np.ndarray, np.ndarray, int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]
+]
 
 
 def resolve_min_count(min_support: Any, n_transactions: int) -> int:
@@ -72,8 +74,14 @@ def resolve_min_count(min_support: Any, n_transactions: int) -> int:
         return count
     value = float(min_support)
     if not (0.0 < value <= 1.0):  # also rejects NaN
-        hint = f"; for a count of transactions pass the int {int(value)}" if value > 1 and value.is_integer() else ""
-        raise ConfigError(f"min_support must be a fraction in (0, 1] or an integer count >= 1; got {value!r}{hint}")
+        hint = (
+            f"; for a count of transactions pass the int {int(value)}"
+            if value > 1 and value.is_integer()
+            else ""
+        )
+        raise ConfigError(
+            f"min_support must be a fraction in (0, 1] or an integer count >= 1; got {value!r}{hint}"
+        )
     product = value * n_transactions
     return max(1, math.ceil(product - 1e-9 * product))
 
@@ -166,12 +174,17 @@ class FrequentItemsets:
         )
 
     def rules(
-        self, min_confidence: float = 0.0, min_lift: float | None = None, max_rules: int = 10_000_000
+        self,
+        min_confidence: float = 0.0,
+        min_lift: float | None = None,
+        max_rules: int = 10_000_000,
     ) -> RuleSet:
         """Association rules from these itemsets; see :func:`chuchun.rules.association_rules`."""
         from chuchun.rules.rules import association_rules
 
-        return association_rules(self, min_confidence=min_confidence, min_lift=min_lift, max_rules=max_rules)
+        return association_rules(
+            self, min_confidence=min_confidence, min_lift=min_lift, max_rules=max_rules
+        )
 
     def _frozensets(self) -> list[frozenset[Hashable]]:
         labels = self.items[self.indices].tolist()
@@ -199,9 +212,15 @@ class _ItemsetMiner:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, unchanged."""
-        return {"min_support": self.min_support, "max_len": self.max_len, "max_itemsets": self.max_itemsets}
+        return {
+            "min_support": self.min_support,
+            "max_len": self.max_len,
+            "max_itemsets": self.max_itemsets,
+        }
 
-    def mine(self, data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]]) -> FrequentItemsets:
+    def mine(
+        self, data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]]
+    ) -> FrequentItemsets:
         """Find every itemset with support count >= the ``min_support`` threshold.
 
         Parameters
@@ -237,7 +256,12 @@ class _ItemsetMiner:
         order, r_indptr, r_items = _rank_encode(tx, min_count)
         self._warn_if_explosive(r_indptr, r_items, min_count, n, max_len, max_itemsets)
         out_indptr, out_items, out_counts, stopped = type(self)._kernel(
-            r_indptr, r_items, int(order.shape[0]), int(min_count), int(limit_len), int(max_itemsets)
+            r_indptr,
+            r_items,
+            int(order.shape[0]),
+            int(min_count),
+            int(limit_len),
+            int(max_itemsets),
         )
         if stopped:
             warnings.warn(
@@ -248,8 +272,12 @@ class _ItemsetMiner:
                 stacklevel=2,
             )
         indptr, indices, counts = _canonical(order[out_items], out_indptr, out_counts, tx.n_items)
-        logger.debug("%s found %d itemsets (min_count=%d)", type(self).__name__, counts.shape[0], min_count)
-        return FrequentItemsets(tx.items, indptr, indices, counts, n, min_count, complete=not stopped)
+        logger.debug(
+            "%s found %d itemsets (min_count=%d)", type(self).__name__, counts.shape[0], min_count
+        )
+        return FrequentItemsets(
+            tx.items, indptr, indices, counts, n, min_count, complete=not stopped
+        )
 
     def _warn_if_explosive(
         self,
@@ -350,7 +378,9 @@ def _rank_encode(tx: Transactions, min_count: int) -> tuple[np.ndarray, np.ndarr
     return order, indptr, items
 
 
-def _longest_repeated_basket(indptr: np.ndarray, items: np.ndarray, min_count: int) -> tuple[int, int]:
+def _longest_repeated_basket(
+    indptr: np.ndarray, items: np.ndarray, min_count: int
+) -> tuple[int, int]:
     """Length (and multiplicity) of the longest basket that occurs at least ``min_count`` times.
 
     Every subset of such a basket is frequent, which gives a cheap lower bound on the answer.

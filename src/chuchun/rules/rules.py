@@ -194,8 +194,12 @@ class RuleSet:
         supports, ``confidence``, ``lift``, ``leverage``, ``conviction`` and ``count``."""
         return pd.DataFrame(
             {
-                "antecedent": _frozensets(self.items, self.antecedent_indptr, self.antecedent_indices),
-                "consequent": _frozensets(self.items, self.consequent_indptr, self.consequent_indices),
+                "antecedent": _frozensets(
+                    self.items, self.antecedent_indptr, self.antecedent_indices
+                ),
+                "consequent": _frozensets(
+                    self.items, self.consequent_indptr, self.consequent_indices
+                ),
                 "antecedent_support": self.antecedent_support,
                 "consequent_support": self.consequent_support,
                 "support": self.support,
@@ -237,7 +241,9 @@ def association_rules(
     RuleSet
     """
     if not isinstance(itemsets, FrequentItemsets):
-        raise DataError(f"expected FrequentItemsets (from FPGrowth(...).mine(data)); got {type(itemsets).__name__}")
+        raise DataError(
+            f"expected FrequentItemsets (from FPGrowth(...).mine(data)); got {type(itemsets).__name__}"
+        )
     min_confidence = _check_float("min_confidence", min_confidence, 0.0, 1.0)
     lift_floor = 0.0 if min_lift is None else _check_float("min_lift", min_lift, 0.0, math.inf)
     if isinstance(max_rules, bool) or not isinstance(max_rules, numbers.Integral) or max_rules < 1:
@@ -275,7 +281,11 @@ def association_rules(
 
 
 def _check_float(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low <= float(value) <= high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not (low <= float(value) <= high)
+    ):
         raise ConfigError(f"{name} must be a number in [{low:g}, {high:g}]; got {value!r}")
     return float(value)
 
@@ -301,12 +311,16 @@ def _split_sides(
     return a_ptr, a_idx.astype(np.int32), c_ptr, c_idx.astype(np.int32)
 
 
-def _take_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _take_csr(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     out_indptr, out_indices = _kernels.take_rows(indptr, indices, rows)
     return out_indptr, out_indices
 
 
-def _frozensets(items: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> list[frozenset[Hashable]]:
+def _frozensets(
+    items: np.ndarray, indptr: np.ndarray, indices: np.ndarray
+) -> list[frozenset[Hashable]]:
     labels = items[indices].tolist()
     bounds = indptr.tolist()
     return [frozenset(labels[a:b]) for a, b in itertools.pairwise(bounds)]
