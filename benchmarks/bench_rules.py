@@ -42,7 +42,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
+DEFAULT_DATASETS = Path(os.environ.get("CHUCHUN_SHARED", ROOT.parent / "shared")) / "datasets"
 
 CASES: list[tuple[str, float, bool]] = [
     # (data set, min_support, compare rules)

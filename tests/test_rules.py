@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,12 +21,6 @@ from chuchun.rules import (
     read_baskets,
     resolve_min_count,
 )
-
-GROCERIES = (
-    Path(__file__).resolve().parents[2] / "shared" / "datasets" / "groceries" / "groceries.csv"
-)
-if not GROCERIES.exists():  # worktrees live beside main, both next to shared/
-    GROCERIES = Path("/work/shared/datasets/groceries/groceries.csv")
 
 # the textbook example (Tan, Steinbach & Kumar, Table 6.1)
 SHOP = [
@@ -171,12 +164,12 @@ def test_min_count_resolution():
 # ---- reference: mlxtend on Groceries ----------------------------------------------------------
 
 
-def test_matches_mlxtend_on_groceries():
+def test_matches_mlxtend_on_groceries(datasets_dir):
     from mlxtend.frequent_patterns import association_rules as mlx_rules
     from mlxtend.frequent_patterns import fpgrowth as mlx_fpgrowth
     from mlxtend.preprocessing import TransactionEncoder
 
-    tx = read_baskets(GROCERIES)
+    tx = read_baskets(datasets_dir / "groceries" / "groceries.csv")
     assert tx.n_transactions == 9835 and tx.n_items == 169 and tx.indices.shape[0] == 43367
     baskets = tx.baskets()
     encoder = TransactionEncoder()
@@ -215,8 +208,8 @@ def test_matches_mlxtend_on_groceries():
         )
 
 
-def test_groceries_known_facts():
-    tx = read_baskets(GROCERIES)
+def test_groceries_known_facts(datasets_dir):
+    tx = read_baskets(datasets_dir / "groceries" / "groceries.csv")
     counts = dict(zip(tx.items.tolist(), tx.item_counts().tolist()))
     assert counts["whole milk"] == 2513 and counts["yogurt"] == 1372
     assert np.diff(tx.indptr).max() == 32
