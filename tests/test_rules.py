@@ -322,6 +322,23 @@ def test_search_space_guard(miner):
     assert len(bounded) == 22 + 22 * 21 // 2 and bounded.complete
 
 
+def test_max_consequent_len():
+    itemsets = FPGrowth(min_support=1).mine(SHOP)
+    every = itemsets.rules().to_pandas()
+    single = itemsets.rules(max_consequent_len=1).to_pandas()
+    two = itemsets.rules(max_consequent_len=2).to_pandas()
+    expected = every[every["consequent"].map(len) == 1]
+    assert set(zip(single["antecedent"], single["consequent"])) == set(
+        zip(expected["antecedent"], expected["consequent"])
+    )
+    assert len(single) < len(two) < len(every)
+    assert two["consequent"].map(len).max() == 2
+    with pytest.raises(
+        ConfigError, match="max_consequent_len must be an integer >= 1 or None; got 0"
+    ):
+        itemsets.rules(max_consequent_len=0)
+
+
 def test_rule_guard():
     itemsets = FPGrowth(min_support=1).mine(SHOP)
     with pytest.warns(SearchSpaceWarning, match="stopped after max_rules=5"):
@@ -365,16 +382,17 @@ def test_mining_kernels_match_twin(case):
 
 
 @settings(max_examples=40, deadline=None)
-@given(ranked_transactions(), st.floats(0, 1), st.floats(0, 3))
-def test_rule_kernel_matches_twin(case, min_confidence, min_lift):
+@given(ranked_transactions(), st.floats(0, 1), st.floats(0, 3), st.sampled_from([1, 2, 2**31 - 1]))
+def test_rule_kernel_matches_twin(case, min_confidence, min_lift, max_consequent):
     indptr, items, n_items, min_count, max_len = case
     found = K.frequent_itemsets_python(indptr, items, n_items, min_count, max_len, 10**9)
     from chuchun.rules.mining import _canonical
 
     c_indptr, c_items, c_counts = _canonical(found[1], found[0], found[2], n_items)
     n = len(indptr) - 1
-    got = K.rule_candidates(c_indptr, c_items, c_counts, n, min_confidence, min_lift, 10**9)
-    ref = K.rule_candidates_python(c_indptr, c_items, c_counts, n, min_confidence, min_lift, 10**9)
+    args = (c_indptr, c_items, c_counts, n, min_confidence, min_lift, max_consequent, 10**9)
+    got = K.rule_candidates(*args)
+    ref = K.rule_candidates_python(*args)
     for a, b in zip(got[:4], ref[:4]):
         np.testing.assert_array_equal(a, b)
 

@@ -580,7 +580,7 @@ def _lookup(table, mask, indptr, items, buf, n):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def rule_candidates(
-    indptr, items, counts, n_transactions, min_confidence, min_lift, max_rules
+    indptr, items, counts, n_transactions, min_confidence, min_lift, max_consequent, max_rules
 ):  # pragma: no cover - compiled
     """Enumerate rules ``A => Z \\ A`` from frequent itemsets, keeping those above both thresholds.
 
@@ -593,6 +593,8 @@ def rule_candidates(
     min_confidence, min_lift : float
         Keep a rule when :math:`\\sigma(Z)/\\sigma(A) \\ge` ``min_confidence`` and
         :math:`n\\,\\sigma(Z)/(\\sigma(A)\\sigma(C)) \\ge` ``min_lift``.
+    max_consequent : int
+        Largest consequent :math:`|C|`; 1 enumerates only the :math:`|Z|` single-item rules.
     max_rules : int
         Stop after this many rules.
 
@@ -629,7 +631,16 @@ def rule_candidates(
         if k < 2 or k > 62:
             continue
         c_z = counts[s]
-        for m in range(1, (1 << k) - 1):
+        full = (np.int64(1) << k) - 1
+        # single-item consequents: the k masks with one bit cleared, not all 2**k - 2
+        n_masks = k if max_consequent == 1 else full - 1
+        for t in range(n_masks):
+            if max_consequent == 1:
+                m = full ^ (np.int64(1) << t)
+            else:
+                m = t + 1
+                if k - _popcount(np.uint64(m)) > max_consequent:
+                    continue
             na = 0
             nc = 0
             for p in range(k):
@@ -683,6 +694,7 @@ def rule_candidates_python(
     n_transactions: int,
     min_confidence: float,
     min_lift: float,
+    max_consequent: int,
     max_rules: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Plain-Python twin of :func:`rule_candidates` (a dict instead of the hash table)."""
@@ -696,7 +708,12 @@ def rule_candidates_python(
         k = len(row)
         if k < 2 or k > 62:
             continue
-        for m in range(1, (1 << k) - 1):
+        full = (1 << k) - 1
+        if max_consequent == 1:
+            masks = [full ^ (1 << t) for t in range(k)]
+        else:
+            masks = [m for m in range(1, full) if k - bin(m).count("1") <= max_consequent]
+        for m in masks:
             a = tuple(row[p] for p in range(k) if (m >> p) & 1)
             c = tuple(row[p] for p in range(k) if not (m >> p) & 1)
             if a not in support or c not in support:

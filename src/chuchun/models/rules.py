@@ -107,9 +107,9 @@ class AssociationRules(Recommender):
         itemsets = FPGrowth(
             min_support=self.min_support, max_len=self.max_len, max_itemsets=self.max_itemsets
         ).mine(tx)
-        rules = itemsets.rules(min_confidence=self.min_confidence, min_lift=self.min_lift)
-        single = np.flatnonzero(np.diff(rules.consequent_indptr) == 1)
-        rules = rules.take(single)
+        rules = itemsets.rules(
+            min_confidence=self.min_confidence, min_lift=self.min_lift, max_consequent_len=1
+        )
         self.n_transactions_ = tx.n_transactions
         self.item_prior_ = tx.item_counts() / tx.n_transactions
         self.rule_antecedent_indptr_ = rules.antecedent_indptr

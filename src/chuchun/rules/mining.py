@@ -86,11 +86,10 @@ def resolve_min_count(min_support: Any, n_transactions: int) -> int:
     return max(1, math.ceil(product - 1e-9 * product))
 
 
-def _check_int(name: str, value: Any, minimum: int, allow_none: bool) -> int | None:
-    if value is None and allow_none:
-        return None
+def _check_int(name: str, value: Any, minimum: int, nullable: bool) -> int:
+    """``value`` as an int >= ``minimum`` (``nullable`` only changes the message)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        expected = f"an integer >= {minimum}" + (" or None" if nullable else "")
         raise ConfigError(f"{name} must be {expected}; got {value!r}")
     return int(value)
 
@@ -177,13 +176,18 @@ class FrequentItemsets:
         self,
         min_confidence: float = 0.0,
         min_lift: float | None = None,
+        max_consequent_len: int | None = None,
         max_rules: int = 10_000_000,
     ) -> RuleSet:
         """Association rules from these itemsets; see :func:`chuchun.rules.association_rules`."""
         from chuchun.rules.rules import association_rules
 
         return association_rules(
-            self, min_confidence=min_confidence, min_lift=min_lift, max_rules=max_rules
+            self,
+            min_confidence=min_confidence,
+            min_lift=min_lift,
+            max_consequent_len=max_consequent_len,
+            max_rules=max_rules,
         )
 
     def _frozensets(self) -> list[frozenset[Hashable]]:
@@ -248,9 +252,8 @@ class _ItemsetMiner:
         tx = as_transactions(data)
         n = tx.n_transactions
         min_count = resolve_min_count(self.min_support, n)
-        max_len = _check_int("max_len", self.max_len, 1, allow_none=True)
-        max_itemsets = _check_int("max_itemsets", self.max_itemsets, 1, allow_none=False)
-        assert max_itemsets is not None
+        max_len = None if self.max_len is None else _check_int("max_len", self.max_len, 1, True)
+        max_itemsets = _check_int("max_itemsets", self.max_itemsets, 1, False)
         limit_len = max_len if max_len is not None else np.iinfo(np.int32).max
 
         order, r_indptr, r_items = _rank_encode(tx, min_count)

@@ -216,6 +216,7 @@ def association_rules(
     itemsets: FrequentItemsets,
     min_confidence: float = 0.0,
     min_lift: float | None = None,
+    max_consequent_len: int | None = None,
     max_rules: int = 10_000_000,
 ) -> RuleSet:
     """Every rule :math:`A \\Rightarrow Z \\setminus A` from the frequent itemsets :math:`Z`.
@@ -233,6 +234,9 @@ def association_rules(
         In [0, 1].
     min_lift : float, optional
         Non-negative; ``None`` keeps every lift.
+    max_consequent_len : int, optional
+        Keep only rules with at most this many items in the consequent (``1`` for the
+        "A → one item" rules a recommender uses; far fewer to enumerate). ``None``: no limit.
     max_rules : int, default 10_000_000
         Enumeration stops (with a :class:`~chuchun.SearchSpaceWarning`) after this many rules.
 
@@ -248,6 +252,18 @@ def association_rules(
     lift_floor = 0.0 if min_lift is None else _check_float("min_lift", min_lift, 0.0, math.inf)
     if isinstance(max_rules, bool) or not isinstance(max_rules, numbers.Integral) or max_rules < 1:
         raise ConfigError(f"max_rules must be an integer >= 1; got {max_rules!r}")
+    if max_consequent_len is None:
+        max_consequent = np.iinfo(np.int32).max
+    elif (
+        isinstance(max_consequent_len, bool)
+        or not isinstance(max_consequent_len, numbers.Integral)
+        or max_consequent_len < 1
+    ):
+        raise ConfigError(
+            f"max_consequent_len must be an integer >= 1 or None; got {max_consequent_len!r}"
+        )
+    else:
+        max_consequent = int(max_consequent_len)
     r_set, r_mask, a_counts, c_counts, stopped = _kernels.rule_candidates(
         itemsets.indptr,
         itemsets.indices,
@@ -255,6 +271,7 @@ def association_rules(
         itemsets.n_transactions,
         float(min_confidence),
         float(lift_floor),
+        int(max_consequent),
         int(max_rules),
     )
     if stopped:
