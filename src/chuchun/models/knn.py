@@ -49,7 +49,7 @@ class _ExplicitKNN(Recommender):
     min_support = Param(int, 1, "Minimum co-rating count for a similarity.", low=0)
     damping = Param(float, 0.0, "Added to the similarity sum in the denominator (0: none).",
                     low=0)
-    max_stored = Param(int, 200, "Most similar rows kept per row after fit; memory is "
+    max_stored = Param(int, 500, "Most similar rows kept per row after fit; memory is "
                        "O(rows x max_stored) (None: every non-zero similarity, as Surprise).",
                        low=1, nullable=True)
     user_regularization = Param(float, 15.0, "Baseline ALS regularisation of user biases.", low=0)
