@@ -184,7 +184,8 @@ def tuned_part(folds: list[Split], lines: list[str]) -> None:
         "on the whole training fold and scored once on the test fold. Grid: ItemKNN "
         "(Pearson-baseline similarity, baseline prediction) over n_neighbors {40, 80} x "
         "shrinkage {100, 300} x bias regularisation (user = item) {3, 10} x damping "
-        "{0, 0.05, 0.1, 0.2} (default max_stored=500); then, for reference, a linear blend of predictions "
+        "{0, 0.05, 0.1, 0.2} (default max_stored=500); then, for reference, a linear blend of "
+        "predictions "
         "w * UserKNN + (1 - w) * best ItemKNN with w in {0.2, 0.3, 0.4, 0.5} and the UserKNN "
         "over n_neighbors {40, 80} x bias regularisation {3, 10} x damping {0, 0.1}, chosen the "
         "same way (the blend is computed here, not a chuchun model).",
