@@ -166,8 +166,7 @@ class HasParams:
             if p.default is not None or not p.nullable:
                 p.validate(p.default)
         cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
-            + [
+            [
                 inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=p.default)
                 for n, p in params.items()
             ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+import zlib
 from functools import cached_property
 from typing import Any, Literal
 
@@ -328,6 +330,8 @@ def _read_table(
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
         raise DataError(f"file not found: {path_str!r}")
+    if not os.path.isfile(path_str):
+        raise DataError(f"not a file: {path_str!r}")
     try:
         return pd.read_csv(
             path_str,
@@ -341,6 +345,8 @@ def _read_table(
         raise DataError(f"empty input: {path_str!r} has no rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"cannot parse {path_str!r} as delimited text: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, corrupt or truncated .gz/.bz2
+        raise DataError(f"cannot read {path_str!r}: {exc}") from None
 
 
 def _as_ratings(values: Any, n: int, scale: tuple[float, float] | None) -> np.ndarray:
@@ -381,13 +387,17 @@ def _as_timestamps(values: Any, n: int) -> np.ndarray:
     if series.isna().any():
         raise DataError(f"timestamps must not be missing; got {int(series.isna().sum())} NaN")
     if series.dtype.kind == "M":
+        if getattr(series.dt, "tz", None) is not None:  # timezone-aware: seconds since the epoch (UTC)
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
         return (series.astype("datetime64[s]").astype(np.int64)).to_numpy()
     if series.dtype.kind in "iu":
         return series.to_numpy(dtype=np.int64)
     if series.dtype.kind == "f":
         return np.floor(series.to_numpy()).astype(np.int64)
     try:
-        parsed = pd.to_datetime(series, utc=True)
+        with warnings.catch_warnings():  # "could not infer format" is noise before our error
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(series, utc=True)
     except (ValueError, TypeError) as exc:
         raise DataError(
             f"timestamps must be numbers or dates; got values such as {series.iloc[0]!r}"
@@ -417,7 +427,8 @@ def _resolve_duplicates(
     if policy == "error":
         pos = order[np.flatnonzero(~first)[0]]
         raise DataError(
-            f"{n_dup} duplicate (user, item) pairs, e.g. user {u_raw[pos]!r} item {i_raw[pos]!r}; "
+            f"{n_dup} duplicate (user, item) pairs, e.g. user {u_raw[pos].item()!r} "
+            f"item {i_raw[pos].item()!r}; "
             "pass duplicates='last', 'first', 'mean' or 'sum' to combine them"
         )
     starts = np.flatnonzero(first)

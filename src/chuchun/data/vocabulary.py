@@ -105,6 +105,10 @@ def _as_id_array(ids: Any, name: str) -> np.ndarray:
     if isinstance(ids, (pd.Series, pd.Index)):
         series = pd.Series(ids)
     else:
+        if not isinstance(ids, list) and np.ndim(ids) != 1:
+            raise DataError(
+                f"{name} ids must be one-dimensional; got an array of shape {np.shape(ids)}"
+            )
         series = pd.Series(np.asarray(ids) if not isinstance(ids, list) else ids)
     if series.isna().any():
         n = int(series.isna().sum())
@@ -116,6 +120,8 @@ def _as_id_array(ids: Any, name: str) -> np.ndarray:
         raise DataError(f"{name} ids must be integers or strings; got booleans")
     if kind == "f":
         values = series.to_numpy()
+        if not np.isfinite(values).all():
+            raise DataError(f"{name} ids must be integers or strings; got infinite values")
         if np.all(values == np.round(values)):
             return values.astype(np.int64)
         raise DataError(f"{name} ids must be integers or strings; got non-integral floats")

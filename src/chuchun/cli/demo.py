@@ -1,0 +1,249 @@
+"""``chuchun demo``: the bundled MovieLens data, a temporal split, every available model.
+
+To show a new model in the demo add a :class:`DemoEntry` to :data:`DEMO_MODELS`; entries whose
+class is not registered are skipped, so the list may name models that are not merged yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import numpy as np
+
+from chuchun._exceptions import DataWarning
+from chuchun._progress import progress
+from chuchun.cli._common import format_table
+from chuchun.data.interactions import Interactions
+
+logger = logging.getLogger(__name__)
+
+FitKwargs = Callable[[Any, Interactions], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DemoEntry:
+    """One model of the demo.
+
+    Attributes
+    ----------
+    name : str
+        Registered class name.
+    params : dict
+        Hyperparameters for the full demo.
+    quick_params : dict
+        Overrides for ``--quick`` (fewer epochs / factors).
+    fit_kwargs : callable, optional
+        ``(movielens, train) -> dict`` of extra ``fit`` arguments (e.g. item features).
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    quick_params: dict[str, Any] = field(default_factory=dict)
+    fit_kwargs: FitKwargs | None = None
+
+
+def _movie_features(ml: Any, train: Interactions) -> dict[str, Any]:
+    """Genres (multi-valued) and title words of the movies, for content-based models."""
+    from chuchun.data.features import ItemFeatures  # type: ignore[import-not-found]
+
+    return {"item_features": ItemFeatures.from_pandas(
+        ml.items, id_col="item", multi_valued={"genres": "|"}, text=["title"]
+    )}
+
+
+#: The models the demo trains, in display order (skipped when not registered).
+DEMO_MODELS: list[DemoEntry] = [
+    DemoEntry("Popularity"),
+    DemoEntry("BaselineOnly"),
+    DemoEntry("ItemKNN", {"n_neighbors": 40}),
+    DemoEntry("UserKNN", {"n_neighbors": 40}),
+    DemoEntry("ContentBased", fit_kwargs=_movie_features),
+    DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0},
+              {"n_epochs": 5}),
+    DemoEntry("SVDpp", {"n_factors": 20, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
+    DemoEntry("ALS", {"n_factors": 50, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
+    DemoEntry("ImplicitALS", {"n_factors": 64, "n_epochs": 15, "random_state": 0},
+              {"n_epochs": 3}),
+    DemoEntry("BPR", {"n_factors": 64, "n_epochs": 30, "random_state": 0}, {"n_epochs": 5}),
+    DemoEntry("AssociationRules"),
+]
+
+#: Users kept by ``--quick`` (the smallest ids), to make the run take seconds.
+QUICK_USERS = 120
+
+
+def available_entries(names: tuple[str, ...] = ()) -> list[DemoEntry]:
+    """Entries whose model is registered, optionally restricted to ``names``."""
+    from chuchun.models import registered_models
+
+    registered = {n.lower(): n for n in registered_models()}
+    entries = [e for e in DEMO_MODELS if e.name.lower() in registered]
+    if names:
+        wanted = [n.lower() for n in names]
+        unknown = [n for n in names if n.lower() not in registered]
+        if unknown:
+            from chuchun._exceptions import ConfigError
+
+            raise ConfigError(
+                f"unknown model(s) {unknown}; registered: {sorted(registered.values())}"
+            )
+        known = {e.name.lower() for e in entries}
+        entries = [e for e in entries if e.name.lower() in wanted]
+        entries += [DemoEntry(registered[n]) for n in wanted if n not in known]
+    return entries
+
+
+def _params_for(entry: DemoEntry, cls: type, quick: bool) -> dict[str, Any]:
+    params = dict(entry.params)
+    if quick:
+        params.update(entry.quick_params)
+    specs = cls.param_specs()  # type: ignore[attr-defined]
+    dropped = sorted(set(params) - set(specs))
+    if dropped:  # the demo list names a parameter the class no longer declares
+        logger.warning("demo: %s has no parameter(s) %s; using defaults", entry.name, dropped)
+    return {k: v for k, v in params.items() if k in specs}
+
+
+@click.command("demo")
+@click.option("--quick", is_flag=True,
+              help=f"Only the first {QUICK_USERS} users and fewer epochs (a few seconds).")
+@click.option("--model", "names", multiple=True, help="Only these models (repeatable).")
+@click.option("--user", "user_id", type=int, default=None,
+              help="Sample user for the top-10 (default: the smallest test user id).")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Cut-off of the ranking metrics and list length.")
+def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: int) -> None:
+    """Train every available model on the bundled MovieLens latest-small and compare them.
+
+    Each user's most recent 20% of ratings form the test set. Prints RMSE/MAE (rating models)
+    and precision/recall/NDCG@k (all models), then the top-k for a sample user with titles.
+    """
+    from chuchun.data.splits import user_holdout
+    from chuchun.datasets import load_movielens_latest_small
+    from chuchun.evaluation import evaluate
+    from chuchun.models import get_model_class
+
+    entries = available_entries(names)
+    ml = load_movielens_latest_small()
+    data = ml.ratings
+    if quick:
+        data = data.subset(data.user_idx < QUICK_USERS)
+    with warnings.catch_warnings():  # the unknown-pair count is reported below instead
+        warnings.simplefilter("ignore", DataWarning)
+        split = user_holdout(data, test_fraction=0.2, order="time")
+    train, test = split.train, split.test
+    n_unknown = int(split.info.get("n_test_unknown", 0))
+    click.echo(
+        f"MovieLens latest-small{' (quick: first %d users)' % QUICK_USERS if quick else ''}: "
+        f"{len(data):,} ratings, {data.n_users:,} users, {data.n_items:,} movies\n"
+        f"temporal split: each user's latest 20% of ratings is test -> "
+        f"{len(train):,} train / {len(test):,} test\n"
+        f"({n_unknown:,} test ratings are of movies unseen in training: rating models score "
+        "them with their fallback, and no model can recommend them)\n"
+    )
+    rows: list[dict[str, Any]] = []
+    fitted: list[tuple[str, Any, dict[str, float]]] = []
+    failures: list[str] = []
+    for entry in progress(entries, total=len(entries), desc="models"):
+        cls = get_model_class(entry.name)
+        model = cls(**_params_for(entry, cls, quick))
+        try:
+            extra = entry.fit_kwargs(ml, train) if entry.fit_kwargs is not None else {}
+            start = time.perf_counter()
+            model.fit(train, **extra)
+            seconds = time.perf_counter() - start
+            scores = evaluate(model, split, k=k, fit=False)
+        except Exception as exc:  # keep the demo going; reported and exit status 1 below
+            logger.debug("demo: %s failed", entry.name, exc_info=True)
+            failures.append(f"{entry.name}: {type(exc).__name__}: {exc}")
+            continue
+        row = {"model": entry.name, "fit s": seconds}
+        rating = bool(getattr(cls, "predicts_ratings", False))
+        row["RMSE"] = _metric(scores, "rmse", k) if rating else None
+        row["MAE"] = _metric(scores, "mae", k) if rating else None
+        row[f"P@{k}"] = _metric(scores, "precision", k)
+        row[f"R@{k}"] = _metric(scores, "recall", k)
+        row[f"NDCG@{k}"] = _metric(scores, "ndcg", k)
+        rows.append(row)
+        fitted.append((entry.name, model, scores))
+    if rows:
+        click.echo(format_table(rows, formats={"fit s": ".2f"}))
+    if fitted:
+        _show_sample(ml, train, test, fitted, user_id, k)
+    if failures:
+        for line in failures:
+            click.echo(f"chuchun: demo: model failed: {line}", err=True)
+        raise SystemExit(1)
+
+
+def _metric(scores: dict[str, float], name: str, k: int) -> float | None:
+    for key in (f"{name}@{k}", name, f"{name}_at_{k}", name.upper(), f"{name.upper()}@{k}"):
+        if key in scores:
+            return float(scores[key])
+    return None
+
+
+def _show_sample(
+    ml: Any,
+    train: Interactions,
+    test: Interactions,
+    fitted: list[tuple[str, Any, dict[str, float]]],
+    user_id: int | None,
+    k: int,
+) -> None:
+    if user_id is None:
+        user_id = int(test.users.ids.min())
+    if user_id not in train.users:
+        from chuchun._exceptions import DataError
+
+        raise DataError(f"user {user_id} has no training ratings in this split")
+    u = int(train.users.index([user_id])[0])
+    row = slice(int(train.csr.indptr[u]), int(train.csr.indptr[u + 1]))
+    seen_items = train.items.ids[train.csr.indices[row]]
+    seen_ratings = train.csr.data[row]
+    test_rows = test.user_ids == user_id
+    held_out = set(test.item_ids[test_rows].tolist())
+
+    def best_key(entry: tuple[str, Any, dict[str, float]]) -> float:
+        value = _metric(entry[2], "ndcg", k)
+        return -math.inf if value is None or value != value else value
+
+    name, model, _ = max(fitted, key=best_key)
+    click.echo(f"\nuser {user_id}: {len(seen_items)} training ratings, {len(held_out)} held out")
+    top_seen = np.argsort(-seen_ratings, kind="stable")[:5]
+    click.echo("  liked in training: " + "; ".join(
+        f"{t} ({r:g})" for t, r in zip(ml.titles(seen_items[top_seen]),
+                                       seen_ratings[top_seen], strict=True)
+    ))
+    recs = model.recommend([user_id], k=k)
+    items = [x for x in recs.item_ids[0] if x is not None]
+    click.echo(f"\ntop-{k} for user {user_id} from {name} (best NDCG@{k}; * = in the user's "
+               "held-out ratings):")
+    for rank, (item, title) in enumerate(zip(items, ml.titles(items), strict=True), start=1):
+        mark = "*" if _py(item) in held_out else " "
+        click.echo(f"  {rank:>2}. {mark} {title}")
+    explainers = [(n, m) for n, m, _ in fitted if hasattr(m, "explain")]
+    if explainers:
+        ename, emodel = explainers[0] if name not in dict(explainers) else (name, model)
+        erecs = emodel.recommend([user_id], k=3)
+        click.echo(f"\nwhy ({ename}):")
+        for item in [x for x in erecs.item_ids[0] if x is not None]:
+            explanation = emodel.explain(user_id, _py(item))
+            title = ml.titles([item])[0]
+            click.echo(f"  {title}:")
+            for reason in list(explanation.reasons)[:3]:
+                label = reason.label or (
+                    ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
+                )
+                click.echo(f"    - {label} (weight {reason.weight:.3g})")
+
+
+def _py(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,359 @@
+"""The ``chuchun`` command line, run for real in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import chuchun
+from chuchun.datasets import load_movielens_latest_small
+from chuchun.io import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("chuchun")
+    if script.exists():  # installed (make test, CI)
+        return [str(script)]
+    return [sys.executable, "-m", "chuchun"]
+
+
+def run(*args: str | os.PathLike[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO / "src"), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    env.setdefault("NUMBA_NUM_THREADS", "2")
+    return subprocess.run(
+        [*_command(), *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("chuchun: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def ratings_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 users x 12 items with two taste groups, ratings 1-5 and timestamps."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for u in range(30):
+        group = u % 2
+        for i in rng.choice(12, size=8, replace=False):
+            liked = (i % 2) == group
+            rows.append((f"u{u:02d}", f"m{i:02d}", 5 if liked else 1, 1_000 + len(rows)))
+    path = tmp_path_factory.mktemp("data") / "ratings.csv"
+    pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(ratings_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "baseline"
+    proc = run("fit", "--data", ratings_csv, "--model", "BaselineOnly",
+               "--param", "n_epochs=3", "--param", "item_regularization=2.5", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "fitted BaselineOnly on 240 interactions (30 users, 12 items)" in proc.stdout
+    return out
+
+
+# -- fit -> recommend -> info ---------------------------------------------------------------
+def test_fit_writes_a_loadable_artifact(fitted: Path) -> None:
+    model = chuchun.load(fitted)
+    assert type(model).__name__ == "BaselineOnly"
+    assert model.n_epochs == 3 and model.item_regularization == 2.5
+    assert model.n_users_ == 30 and model.n_items_ == 12
+
+
+def test_recommend_matches_python_api(fitted: Path) -> None:
+    proc = run("recommend", "--model", fitted, "--user", "u00", "--user", "u01", "-k", "3",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    expected = load_model(fitted).recommend(["u00", "u01"], k=3).to_pandas()
+    assert [r["item"] for r in records] == expected["item"].tolist()
+    assert [r["user"] for r in records] == ["u00"] * 3 + ["u01"] * 3
+    np.testing.assert_allclose([r["score"] for r in records], expected["score"], rtol=1e-6)
+
+
+def test_recommend_table_and_csv(fitted: Path) -> None:
+    table = run("recommend", "--model", fitted, "--user", "u03", "-k", "2")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["user", "rank", "item", "score"]
+    assert len(lines) == 4 and lines[2].split()[:2] == ["u03", "1"]
+    csv = run("recommend", "--model", fitted, "--user", "u03", "-k", "2", "--format", "csv")
+    assert csv.stdout.splitlines()[0] == "user,rank,item,score"
+    assert [r.split()[2] for r in lines[2:]] == [r.split(",")[2] for r in csv.stdout.splitlines()[1:]]
+
+
+def test_recommend_include_seen_and_unknown_policy(fitted: Path) -> None:
+    seen = run("recommend", "--model", fitted, "--user", "u00", "-k", "12", "--include-seen",
+               "--format", "json")
+    assert len(json.loads(seen.stdout)) == 12
+    unseen = run("recommend", "--model", fitted, "--user", "u00", "-k", "12", "--format", "json")
+    assert len(json.loads(unseen.stdout)) == 4  # 12 items, 8 rated
+    cold = run("recommend", "--model", fitted, "--user", "stranger", "--unknown", "fallback",
+               "--format", "json")
+    assert cold.returncode == 0 and len(json.loads(cold.stdout)) == 10
+    error = run("recommend", "--model", fitted, "--user", "stranger")
+    assert error.returncode == 1
+    assert "1 user id(s) not seen in training: 'stranger'" in one_error_line(error)
+
+
+def test_info(fitted: Path) -> None:
+    proc = run("info", fitted)
+    assert proc.returncode == 0, proc.stderr
+    assert "model:            BaselineOnly" in proc.stdout
+    assert "users x items:    30 x 12" in proc.stdout
+    assert "  n_epochs = 3" in proc.stdout and "  item_regularization = 2.5" in proc.stdout
+    manifest = json.loads(run("info", "--json", fitted).stdout)
+    assert manifest["model_class"] == "BaselineOnly"
+    assert manifest["params"]["n_epochs"] == 3
+
+
+def test_fit_zip_artifact_and_movielens_directory(ml100k_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pop.zip"
+    proc = run("fit", "--data", ml100k_dir, "--model", "popularity", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "(943 users, 1,682 items)" in proc.stdout
+    assert out.is_file()
+    recs = run("recommend", "--model", out, "--user", "1", "-k", "5", "--format", "json")
+    items = [r["item"] for r in json.loads(recs.stdout)]
+    assert items == load_model(out).recommend([1], k=5).to_lists()[0]
+
+
+def test_fit_bundled_dataset_by_name_implicit(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    proc = run("fit", "--data", "ml-latest-small", "--model", "Popularity", "--implicit",
+               "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "100,836 interactions (610 users, 9,724 items)" in proc.stdout
+    assert load_model(out).rating_scale_ is None
+
+
+def test_custom_columns(tmp_path: Path) -> None:
+    path = tmp_path / "r.tsv"
+    path.write_text("who\twhat\tstars\na\tx\t4\na\ty\t2\nb\tx\t5\n")
+    out = tmp_path / "m"
+    proc = run("fit", "--data", path, "--user-col", "who", "--item-col", "what",
+               "--rating-col", "stars", "--model", "GlobalMean", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert load_model(out).global_mean_ == pytest.approx(11 / 3)
+
+
+# -- errors and exit codes --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "NoSuchModel"], "unknown model 'NoSuchModel'; known models are: "),
+        (["--model", "BaselineOnly", "--param", "n_epoch=3"],
+         "BaselineOnly has no parameter 'n_epoch'; did you mean 'n_epochs'?"),
+        (["--model", "BaselineOnly", "--param", "n_epochs=many"],
+         "n_epochs must be int >= 1 or None; got 'many'"),
+        (["--model", "BaselineOnly", "--param", "n_epochs=0"],
+         "n_epochs must be int >= 1 or None; got 0"),
+        (["--model", "BaselineOnly", "--param", "method=newton"],
+         "method must be one of 'als', 'sgd'; got 'newton'"),
+        (["--model", "BaselineOnly", "--param", "n_epochs"],
+         "--param expects NAME=VALUE; got 'n_epochs'"),
+    ],
+)
+def test_fit_errors_exit_1_with_one_line(
+    ratings_csv: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    proc = run("fit", "--data", ratings_csv, *args, "--out", tmp_path / "out")
+    assert proc.returncode == 1, proc.stderr
+    assert message in one_error_line(proc)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_data_file(tmp_path: Path) -> None:
+    proc = run("fit", "--data", tmp_path / "missing.csv", "--model", "Popularity",
+               "--out", tmp_path / "m")
+    assert proc.returncode == 1
+    assert "file not found: " in one_error_line(proc) and "missing.csv" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("user,item,rating\n1,2,4\n1,3,lots\n", "ratings must be numeric"),
+        ("user,item,rating\n1,2,4\n,3,5\n", "user column has 1 missing"),
+        ("usr,item\n1,2\n", "user column 'user' not found; columns are ['usr', 'item']"),
+        ("user,item\n", "empty input"),
+        ("user,item\n1,2\n1,2\n", "1 duplicate (user, item) pairs"),
+    ],
+)
+def test_bad_data_exit_1(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text(content)
+    proc = run("fit", "--data", path, "--model", "Popularity", "--out", tmp_path / "m")
+    assert proc.returncode == 1
+    assert message in one_error_line(proc)
+
+
+def test_duplicates_option(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("user,item,rating\n1,2,4\n1,2,2\n2,2,5\n")
+    proc = run("fit", "--data", path, "--model", "GlobalMean", "--duplicates", "mean",
+               "--out", tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr
+    assert load_model(tmp_path / "m").global_mean_ == pytest.approx(4.0)
+
+
+def test_usage_errors_exit_2(ratings_csv: Path, tmp_path: Path) -> None:
+    for args in (
+        ["fit", "--data", ratings_csv, "--model", "Popularity"],  # --out missing
+        ["fit", "--data", ratings_csv, "--model", "Popularity", "--out", "x", "--bogus"],
+        ["recommend", "--model", tmp_path, "--user", "1", "-k", "0"],
+        ["no-such-command"],
+        ["evaluate", "--data", ratings_csv, "--model", "Popularity", "--split", "sideways"],
+    ):
+        proc = run(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Usage: chuchun" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_artifact_errors_exit_1(fitted: Path, tmp_path: Path) -> None:
+    proc = run("recommend", "--model", tmp_path / "nothing", "--user", "u00")
+    assert proc.returncode == 1
+    assert "nothing" in one_error_line(proc)
+    broken = tmp_path / "broken"
+    shutil.copytree(fitted, broken)
+    arrays = broken / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:-20])
+    for command in (["recommend", "--model", broken, "--user", "u00"], ["info", broken]):
+        proc = run(*command)
+        assert proc.returncode == 1
+        assert "does not match its checksum" in one_error_line(proc)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text('{"format": "something-else"}')
+    (foreign / "arrays.npz").write_bytes(b"")
+    proc = run("info", foreign)
+    assert proc.returncode == 1 and "not a chuchun model artifact" in one_error_line(proc)
+
+
+def test_explain_needs_a_model_with_explain(fitted: Path) -> None:
+    proc = run("recommend", "--model", fitted, "--user", "u00", "--explain")
+    assert proc.returncode == 1
+    assert "BaselineOnly has no explain(); drop --explain" in one_error_line(proc)
+
+
+def test_debug_shows_the_traceback(ratings_csv: Path, tmp_path: Path) -> None:
+    proc = run("--debug", "fit", "--data", ratings_csv, "--model", "NoSuchModel",
+               "--out", tmp_path / "m")
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("chuchun: error: unknown model")
+
+
+def test_output_directory_must_exist(ratings_csv: Path, tmp_path: Path) -> None:
+    proc = run("fit", "--data", ratings_csv, "--model", "Popularity",
+               "--out", tmp_path / "no" / "such" / "m")
+    assert proc.returncode == 1
+    assert "does not exist" in one_error_line(proc)
+
+
+# -- models, version, logging -----------------------------------------------------------------
+def test_models_listing_and_params() -> None:
+    listing = run("models")
+    assert listing.returncode == 0
+    names = {line.split()[0] for line in listing.stdout.splitlines()[2:]}
+    assert {"BaselineOnly", "GlobalMean", "Popularity", "Random"} <= names
+    params = run("models", "baselineonly")
+    assert params.returncode == 0
+    assert "n_epochs" in params.stdout and "one of 'als', 'sgd'" in params.stdout
+    assert run("models", "Nope").returncode == 1
+
+
+def test_version_and_verbose_logging(ratings_csv: Path, tmp_path: Path) -> None:
+    version = run("--version")
+    assert version.returncode == 0 and chuchun.__version__ in version.stdout
+    quiet = run("fit", "--data", ratings_csv, "--model", "Popularity", "--out", tmp_path / "a")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    loud = run("-v", "fit", "--data", ratings_csv, "--model", "Popularity",
+               "--out", tmp_path / "b")
+    assert loud.returncode == 0
+    assert "INFO chuchun.cli.commands: loaded Interactions(240 rows" in loud.stderr
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+def test_evaluate_temporal_and_holdout(ratings_csv: Path) -> None:
+    for split in ("temporal", "holdout"):
+        proc = run("evaluate", "--data", ratings_csv, "--model", "BaselineOnly",
+                   "--param", "n_epochs=3", "--split", split, "-k", "3")
+        assert proc.returncode == 0, proc.stderr
+        values = dict(line.split()[:2] for line in proc.stdout.splitlines()[2:])
+        assert float(values["rmse"]) > 0
+        assert any(key.startswith("ndcg") for key in values)
+
+
+def test_evaluate_kfold(ratings_csv: Path) -> None:
+    proc = run("evaluate", "--data", ratings_csv, "--model", "GlobalMean", "--split", "kfold",
+               "--folds", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "mean" in proc.stdout and "std" in proc.stdout
+
+
+def test_evaluate_temporal_needs_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("user,item,rating\n1,2,4\n1,3,5\n2,2,3\n")
+    proc = run("evaluate", "--data", path, "--model", "GlobalMean")
+    assert proc.returncode == 1
+    assert "--split temporal needs timestamps" in one_error_line(proc)
+
+
+# -- demo -------------------------------------------------------------------------------------
+def test_demo_quick() -> None:
+    proc = run("--no-progress", "demo", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "first 120 users" in out
+    assert "temporal split: each user's latest 20% of ratings is test" in out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert header.split() == ["model", "fit", "s", "RMSE", "MAE", "P@10", "R@10", "NDCG@10"]
+    assert any(line.startswith("BaselineOnly") for line in out.splitlines())
+    assert "top-10 for user 1" in out
+    ranked = [line for line in out.splitlines() if line[:5].strip().rstrip(".").isdigit()]
+    assert len(ranked) == 10
+    titles = set(load_movielens_latest_small().items["title"])
+    for line in ranked:  # "  3. * Title (year)": rank, a hit marker, a real movie title
+        title = re.match(r"\s*\d+\. [ *] (.*)$", line).group(1)
+        assert title in titles, line
+
+
+def test_demo_full_run() -> None:
+    proc = run("demo", "--user", "414")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "100,836 ratings, 610 users, 9,724 movies" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[0] in {"Popularity", "BaselineOnly"}}
+    assert set(rows) == {"Popularity", "BaselineOnly"}
+    assert rows["Popularity"][2:4] == ["-", "-"]  # no RMSE/MAE for a ranking model
+    assert 0.8 < float(rows["BaselineOnly"][2]) < 1.1  # RMSE on the 0.5-5 scale
+    assert "top-10 for user 414" in out
+
+
+def test_demo_rejects_unknown_model() -> None:
+    proc = run("demo", "--quick", "--model", "Nope")
+    assert proc.returncode == 1
+    assert "unknown model(s) ['Nope']" in one_error_line(proc)
