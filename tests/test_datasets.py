@@ -376,6 +376,7 @@ def test_movielens_10m_format(tmp_path: Path) -> None:
     _write_dat_release(tmp_path / "ml-10M100K", with_users=False)
     ml = load_movielens_10m(tmp_path / "ml-10M100K")
     assert ml.name == "ml-10m" and ml.ratings.rating_scale == (0.5, 5.0)
+    assert load_movielens(tmp_path / "ml-10M100K").name == "ml-10m"  # archive folder name
     assert ml.tags is not None and ml.tags.tag.tolist() == ["noir"]
     assert ml.users is None
 

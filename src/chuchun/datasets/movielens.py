@@ -408,7 +408,8 @@ def _read_directory(directory: str | os.PathLike[str], name: str | None = None) 
     d = Path(directory)
     if not d.is_dir():
         raise DataError(f"directory not found: {os.fspath(d)!r}")
-    label = name or d.name
+    folders = {remote.folder: key for key, remote in MOVIELENS.items()}
+    label = name or folders.get(d.name, d.name)
     if (d / "u.data").is_file():
         return _read_100k(d, label)
     if (d / "ratings.dat").is_file():
