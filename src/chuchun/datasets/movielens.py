@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import http.client
 import io
 import logging
 import os
@@ -207,7 +208,7 @@ def _fetch(url: str, dest: Path, timeout: float, name: str) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"cannot download {name} from {url} ({reason}); without network access, download "
@@ -439,7 +440,7 @@ def load_movielens(
     name_or_directory : str or path-like
         A directory holding a release (its format is recognised from the files: ``u.data``,
         ``ratings.dat`` or ``ratings.csv``), or a name from :data:`MOVIELENS`. The name
-        ``"ml-latest-small"`` loads the copy bundled with chuchun.
+        ``"ml-latest-small"`` loads the copy bundled with chuchun (unless ``url`` is given).
     download : bool
         Whether a named release missing from the cache may be downloaded.
     cache, url, checksum
@@ -451,7 +452,7 @@ def load_movielens(
     """
     key = os.fspath(name_or_directory)
     if key in MOVIELENS and not Path(key).is_dir():
-        if key == "ml-latest-small" and url is None and cache is None:
+        if key == "ml-latest-small" and url is None:
             return load_movielens_latest_small()
         root = Path(cache) if cache is not None else cache_dir()
         if not (root / key).is_dir() and not download:
