@@ -481,6 +481,8 @@ def test_download_checksum_mismatch_over_http(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}/ml-100k.zip"
         with pytest.raises(DataError, match="checksum mismatch"):
             download_movielens("ml-100k", cache=tmp_path / "c", url=url, checksum="md5:" + "1" * 32)
+        with pytest.raises(DataError, match=r"cannot download ml-100k from .*/gone.zip \(Not Found\)"):
+            download_movielens("ml-100k", cache=tmp_path / "c", url=url.replace("ml-100k", "gone"))
         ml = load_movielens("ml-100k", cache=tmp_path / "c", url=url)  # no checksum: only logged
         assert len(ml.ratings) == 2
     finally:
