@@ -209,6 +209,11 @@ def _fetch(url: str, dest: Path, timeout: float, name: str) -> None:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            raise DataError(
+                f"cannot download {name} from {url}: the server answered HTTP {exc.code} "
+                f"{exc.reason}; check the address, or pass a local directory instead"
+            ) from None
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"cannot download {name} from {url} ({reason}); without network access, download "
