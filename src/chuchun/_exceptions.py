@@ -16,6 +16,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "NotFittedError",
+    "SearchSpaceWarning",
     "UnknownIdError",
 ]
 
@@ -57,3 +58,7 @@ class DataWarning(ChuchunWarning):
 
 class ConvergenceWarning(ChuchunWarning):
     """An iterative solver stopped before it converged or diverged."""
+
+
+class SearchSpaceWarning(ChuchunWarning):
+    """A combinatorial search (e.g. frequent-itemset mining) is about to explode or was cut short."""

@@ -1,6 +1,25 @@
 """Data layer: id vocabularies, interaction logs, side features, splits and datasets."""
 
 from chuchun.data.interactions import Interactions
+from chuchun.data.splits import (
+    Split,
+    holdout,
+    kfold,
+    movielens_100k_folds,
+    predefined_folds,
+    temporal_split,
+    user_holdout,
+)
 from chuchun.data.vocabulary import Vocabulary
 
-__all__ = ["Interactions", "Vocabulary"]
+__all__ = [
+    "Interactions",
+    "Split",
+    "Vocabulary",
+    "holdout",
+    "kfold",
+    "movielens_100k_folds",
+    "predefined_folds",
+    "temporal_split",
+    "user_holdout",
+]

@@ -3,8 +3,10 @@
 from chuchun.models._base import Recommender, clone, get_model_class, registered_models
 from chuchun.models._results import Explanation, Reason, Recommendations
 from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
+from chuchun.models.rules import AssociationRules
 
 __all__ = [
+    "AssociationRules",
     "BaselineOnly",
     "Explanation",
     "GlobalMean",

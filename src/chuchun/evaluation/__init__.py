@@ -1,0 +1,27 @@
+"""Evaluation protocols: score a model on a split, cross-validate it, search hyperparameters."""
+
+from chuchun.evaluation._evaluate import RATING_METRICS, cross_validate, evaluate
+from chuchun.evaluation.search import (
+    BayesianOptimizer,
+    BayesianSearch,
+    Choice,
+    Dimension,
+    GridSearch,
+    Integer,
+    RandomSearch,
+    Real,
+)
+
+__all__ = [
+    "RATING_METRICS",
+    "BayesianOptimizer",
+    "BayesianSearch",
+    "Choice",
+    "Dimension",
+    "GridSearch",
+    "Integer",
+    "RandomSearch",
+    "Real",
+    "cross_validate",
+    "evaluate",
+]
