@@ -6,7 +6,9 @@ class is not registered are skipped, so the list may name models that are not me
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import math
 import time
 import warnings
@@ -50,12 +52,16 @@ class DemoEntry:
 
 
 def _movie_features(ml: Any, train: Interactions) -> dict[str, Any]:
-    """Genres (multi-valued) and title words of the movies, for content-based models."""
-    from chuchun.data.features import ItemFeatures  # type: ignore[import-not-found]
+    """Genres (multi-valued), title words and the users' free-text tags of each movie."""
+    from chuchun.data.features import ItemFeatures
 
-    return {"item_features": ItemFeatures.from_pandas(
-        ml.items, id_col="item", multi_valued={"genres": "|"}, text=["title"]
-    )}
+    items = ml.items[["item", "title", "genres"]].copy()
+    if ml.tags is not None:
+        tags = ml.tags.groupby("item")["tag"].agg(lambda t: " ".join(map(str, t)))
+        items["tags"] = items["item"].map(tags).fillna("")
+    text = ["title", "tags"] if "tags" in items else ["title"]
+    features = ItemFeatures.from_pandas(items, id_col="item", multi_valued=["genres"], text=text)
+    return {"item_features": features}
 
 
 #: The models the demo trains, in display order (skipped when not registered).
@@ -64,15 +70,16 @@ DEMO_MODELS: list[DemoEntry] = [
     DemoEntry("BaselineOnly"),
     DemoEntry("ItemKNN", {"n_neighbors": 40}),
     DemoEntry("UserKNN", {"n_neighbors": 40}),
+    DemoEntry("ImplicitItemKNN", {"n_neighbors": 50}),
     DemoEntry("ContentBased", fit_kwargs=_movie_features),
-    DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0},
-              {"n_epochs": 5}),
+    DemoEntry("TruncatedSVD", {"n_factors": 20}),
+    DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("SVDpp", {"n_factors": 20, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
-    DemoEntry("ALS", {"n_factors": 50, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
-    DemoEntry("ImplicitALS", {"n_factors": 64, "n_epochs": 15, "random_state": 0},
-              {"n_epochs": 3}),
-    DemoEntry("BPR", {"n_factors": 64, "n_epochs": 30, "random_state": 0}, {"n_epochs": 5}),
-    DemoEntry("AssociationRules"),
+    DemoEntry("ALS", {"n_factors": 50, "n_epochs": 15, "random_state": 0}, {"n_epochs": 3}),
+    DemoEntry("ImplicitALS", {"n_factors": 64, "n_iterations": 15, "random_state": 0},
+              {"n_iterations": 3}),
+    DemoEntry("BPR", {"n_factors": 64, "n_epochs": 50, "random_state": 0}, {"n_epochs": 5}),
+    DemoEntry("AssociationRules", {"min_support": 0.05, "max_len": 2}, {"min_support": 0.1}),
 ]
 
 #: Users kept by ``--quick`` (the smallest ids), to make the run take seconds.
@@ -229,20 +236,34 @@ def _show_sample(
     for rank, (item, title) in enumerate(zip(items, ml.titles(items), strict=True), start=1):
         mark = "*" if _py(item) in held_out else " "
         click.echo(f"  {rank:>2}. {mark} {title}")
-    explainers = [(n, m) for n, m, _ in fitted if hasattr(m, "explain")]
+    explainers = sorted(
+        [entry for entry in fitted if hasattr(entry[1], "explain")],
+        key=lambda entry: (not _takes_labels(entry[1]), -best_key(entry)),
+    )
     if explainers:
-        ename, emodel = explainers[0] if name not in dict(explainers) else (name, model)
+        ename, emodel, _ = explainers[0]
+        labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
         erecs = emodel.recommend([user_id], k=3)
-        click.echo(f"\nwhy ({ename}):")
+        click.echo(f"\nwhy, according to {ename}:")
         for item in [x for x in erecs.item_ids[0] if x is not None]:
-            explanation = emodel.explain(user_id, _py(item))
-            title = ml.titles([item])[0]
-            click.echo(f"  {title}:")
+            kwargs = {"labels": labels} if _takes_labels(emodel) else {}
+            explanation = emodel.explain(user_id, _py(item), **kwargs)
+            click.echo(f"  {ml.titles([item])[0]}:")
             for reason in list(explanation.reasons)[:3]:
                 label = reason.label or (
                     ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
                 )
+                if reason.kind == "rule" and not kwargs:  # "{318, 356} → 593": ids to titles
+                    label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()),
+                                   label)
                 click.echo(f"    - {label} (weight {reason.weight:.3g})")
+
+
+def _takes_labels(model: Any) -> bool:
+    try:
+        return "labels" in inspect.signature(model.explain).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _py(value: Any) -> Any:
