@@ -21,8 +21,10 @@ import pytest
 import chuchun
 from chuchun import _progress
 from chuchun.cli import main
+from chuchun.cli.demo import available_entries
 from chuchun.datasets import load_movielens_latest_small
 from chuchun.io import load_model
+from chuchun.models import get_model_class
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -372,12 +374,15 @@ def test_demo_full_run() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "100,836 ratings, 610 users, 9,724 movies" in out
+    entries = [e.name for e in available_entries()]
     rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in {"Popularity", "BaselineOnly"}}
-    assert set(rows) == {"Popularity", "BaselineOnly"}
+            if line.split() and line.split()[0] in entries}
+    assert set(rows) == set(entries) >= {"Popularity", "BaselineOnly"}
     assert rows["Popularity"][2:4] == ["-", "-"]  # no RMSE/MAE for a ranking model
     assert 0.8 < float(rows["BaselineOnly"][2]) < 1.1  # RMSE on the 0.5-5 scale
     assert "top-10 for user 414" in out
+    if any(hasattr(get_model_class(name), "explain") for name in entries):
+        assert "why, according to " in out
 
 
 def test_demo_rejects_unknown_model() -> None:
