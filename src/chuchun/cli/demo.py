@@ -72,7 +72,7 @@ DEMO_MODELS: list[DemoEntry] = [
     DemoEntry("UserKNN", {"n_neighbors": 40}),
     DemoEntry("ImplicitItemKNN", {"n_neighbors": 50}),
     DemoEntry("ContentBased", fit_kwargs=_movie_features),
-    DemoEntry("TruncatedSVD", {"n_factors": 20}),
+    DemoEntry("TruncatedSVD", {"n_factors": 20, "center": "baseline"}),
     DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("SVDpp", {"n_factors": 20, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
     DemoEntry("ALS", {"n_factors": 50, "n_epochs": 15, "random_state": 0}, {"n_epochs": 3}),
@@ -238,7 +238,7 @@ def _show_sample(
         click.echo(f"  {rank:>2}. {mark} {title}")
     explainers = sorted(
         [entry for entry in fitted if hasattr(entry[1], "explain")],
-        key=lambda entry: (not _takes_labels(entry[1]), -best_key(entry)),
+        key=lambda entry: -best_key(entry),
     )
     if explainers:
         ename, emodel, _ = explainers[0]
@@ -251,7 +251,8 @@ def _show_sample(
             click.echo(f"  {ml.titles([item])[0]}:")
             for reason in list(explanation.reasons)[:3]:
                 label = reason.label or (
-                    ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
+                    ml.titles([reason.id])[0] if reason.kind in ("item", "factor")
+                    else str(reason.id)
                 )
                 if reason.kind == "rule" and not kwargs:  # "{318, 356} → 593": ids to titles
                     label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()),
