@@ -1,5 +1,6 @@
 """Data layer: id vocabularies, interaction logs, side features, splits and datasets."""
 
+from chuchun.data.features import ItemFeatures, UserFeatures
 from chuchun.data.interactions import Interactions
 from chuchun.data.splits import (
     Split,
@@ -14,7 +15,9 @@ from chuchun.data.vocabulary import Vocabulary
 
 __all__ = [
     "Interactions",
+    "ItemFeatures",
     "Split",
+    "UserFeatures",
     "Vocabulary",
     "holdout",
     "kfold",

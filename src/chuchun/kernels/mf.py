@@ -1,0 +1,350 @@
+"""Compiled loops for explicit-feedback matrix factorization, each with a plain NumPy twin.
+
+Notation follows the papers: :math:`\\mu` global mean, ``bu``/``bi`` user and item biases,
+``P`` user factors :math:`p_u`, ``Q`` item factors :math:`q_i`, ``Y`` SVD++ implicit factors
+:math:`y_j`. Factors are ``float32`` (``n x k``, C order), indices ``int32``, offsets ``int64``.
+Every kernel writes into the arrays it is given and allocates no output.
+
+``sgd_epoch``
+    One epoch of biased-MF SGD (Funk 2006; Koren, Bell & Volinsky 2009, eq. 5) over rows grouped
+    into ``n_strata x n_strata`` blocks (Gemulla et al. 2011, DSGD): in sub-epoch ``s`` the
+    blocks ``(t, (t + s) mod n_strata)`` share no user and no item, so they run in parallel
+    without races and the result depends on the seed and ``n_strata`` only, never on thread
+    timing. With one stratum it is plain sequential SGD in the given order.
+``svdpp_epoch``
+    One epoch of SVD++ SGD (Koren 2008, eq. 15 and the updates below it) in the exact order of
+    Surprise's ``SVDpp``: ratings grouped by user. The :math:`y_j` updates of one user are applied
+    lazily (see the function) so an epoch costs :math:`O(\\sum_u |N(u)| k)` instead of
+    :math:`O(\\sum_u |N(u)|^2 k)`, with the same result.
+``als_half_step``
+    One half-step of explicit ALS with biases: for each row solve the regularised least
+    squares of its ratings against the fixed other side (Zhou et al. 2008, weighted-λ).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+__all__ = [
+    "max_threads",
+    "numba_threads",
+    "als_half_step",
+    "als_half_step_numpy",
+    "sgd_epoch",
+    "sgd_epoch_numpy",
+    "svdpp_epoch",
+    "svdpp_epoch_numpy",
+]
+
+
+# -- biased MF by SGD -------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _sgd_rows(u, i, r, rows, start, end, mu, bu, bi, P, Q, lr_bias, lr_factor, reg_bias,
+              reg_factor, update_bias):  # pragma: no cover - compiled
+    # factor arithmetic in float32 so the two loops over f vectorise
+    k = P.shape[1]
+    lrf = np.float32(lr_factor)
+    regf = np.float32(reg_factor)
+    acc = 0.0
+    for pos in range(start, end):
+        row = rows[pos]
+        uu = u[row]
+        ii = i[row]
+        p = P[uu]
+        q = Q[ii]
+        dot = np.float32(0.0)
+        for f in range(k):
+            dot += p[f] * q[f]
+        if update_bias:
+            e = r[row] - (mu + bu[uu] + bi[ii] + dot)
+            bu[uu] += lr_bias * (e - reg_bias * bu[uu])
+            bi[ii] += lr_bias * (e - reg_bias * bi[ii])
+        else:
+            e = r[row] - dot
+        acc += e * e
+        e32 = np.float32(e)
+        for f in range(k):
+            puf = p[f]
+            qif = q[f]
+            p[f] = puf + lrf * (e32 * qif - regf * puf)
+            q[f] = qif + lrf * (e32 * puf - regf * qif)
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _sgd_epoch_serial(u, i, r, rows, mu, bu, bi, P, Q, lr_bias, lr_factor, reg_bias,
+                      reg_factor, update_bias):  # pragma: no cover - compiled
+    return _sgd_rows(u, i, r, rows, 0, rows.shape[0], mu, bu, bi, P, Q, lr_bias, lr_factor,
+                     reg_bias, reg_factor, update_bias)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sgd_epoch_strata(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias,
+                      lr_factor, reg_bias, reg_factor, update_bias,
+                      sse_out):  # pragma: no cover - compiled
+    for t in range(n_strata):
+        sse_out[t] = 0.0
+    for s in range(n_strata):
+        for t in prange(n_strata):
+            blk = t * n_strata + (t + s) % n_strata
+            sse_out[t] += _sgd_rows(u, i, r, rows, block_ptr[blk], block_ptr[blk + 1], mu, bu,
+                                    bi, P, Q, lr_bias, lr_factor, reg_bias, reg_factor,
+                                    update_bias)
+
+
+def sgd_epoch(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias, lr_factor,
+              reg_bias, reg_factor, update_bias, sse_out):
+    """One SGD epoch; ``rows`` lists row ids block by block, block ``a * n_strata + b`` (user
+    stratum ``a``, item stratum ``b``) spanning ``rows[block_ptr[ab]:block_ptr[ab + 1]]``.
+
+    For each rating, with :math:`e = r - \\mu - b_u - b_i - p_u^T q_i` (``update_bias``
+    false: :math:`e = r - p_u^T q_i` and the biases stay untouched)::
+
+        b_u += lr_bias * (e - reg_bias * b_u);  b_i += lr_bias * (e - reg_bias * b_i)
+        p_u += lr_factor * (e q_i - reg_factor p_u);  q_i += lr_factor * (e p_u - reg_factor q_i)
+
+    ``sse_out[t]`` receives the sum of squared errors (before each update) of stratum ``t``.
+    One stratum runs a plain sequential loop (no thread pool); more run the blocks of each
+    sub-epoch in parallel. The factor arithmetic is float32 (vectorised).
+    """
+    if n_strata == 1:
+        sse_out[0] = _sgd_epoch_serial(u, i, r, rows, mu, bu, bi, P, Q, lr_bias, lr_factor,
+                                       reg_bias, reg_factor, update_bias)
+    else:
+        _sgd_epoch_strata(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias,
+                          lr_factor, reg_bias, reg_factor, update_bias, sse_out)
+
+
+def sgd_epoch_numpy(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bias, lr_factor,
+                    reg_bias, reg_factor, update_bias, sse_out):
+    """Plain NumPy twin of :func:`sgd_epoch` (blocks run one after another)."""
+    sse_out[:] = 0.0
+    for s in range(n_strata):
+        for t in range(n_strata):
+            blk = t * n_strata + (t + s) % n_strata
+            for row in rows[block_ptr[blk]:block_ptr[blk + 1]]:
+                uu, ii = u[row], i[row]
+                dot = float(np.dot(P[uu].astype(np.float64), Q[ii].astype(np.float64)))
+                if update_bias:
+                    e = r[row] - (mu + bu[uu] + bi[ii] + dot)
+                    bu[uu] += lr_bias * (e - reg_bias * bu[uu])
+                    bi[ii] += lr_bias * (e - reg_bias * bi[ii])
+                else:
+                    e = r[row] - dot
+                sse_out[t] += e * e
+                pu = P[uu].copy()
+                qi = Q[ii].copy()
+                P[uu] = pu + lr_factor * (e * qi - reg_factor * pu)
+                Q[ii] = qi + lr_factor * (e * pu - reg_factor * qi)
+
+
+# -- SVD++ -------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def svdpp_epoch(indptr, indices, data, user_order, mu, bu, bi, P, Q, Y, lr_bias, lr_factor,
+                reg_bias, reg_factor):  # pragma: no cover - compiled
+    """One SVD++ epoch over users in ``user_order``, each user's ratings in CSR order.
+
+    Prediction :math:`\\hat r_{ui} = \\mu + b_u + b_i + q_i^T (p_u + |N(u)|^{-1/2}
+    \\sum_{j \\in N(u)} y_j)` with :math:`N(u)` the items of row ``u``. Per rating the updates
+    are those of Koren (2008) / Surprise, every :math:`y_j, j \\in N(u)` moving by
+    ``lr * (e |N(u)|^{-1/2} q_i - reg * y_j)``. That update is the same affine map for every
+    ``j`` of the user, so the ``n`` maps compose to ``y_j <- c y_j + g``: the kernel keeps ``c``,
+    ``g`` and the implicit sum ``z`` (which moves by ``a z + lr e q_i``, ``a = 1 - lr reg``) and
+    writes the ``y_j`` once per user. Returns the sum of squared errors before each update.
+    """
+    k = P.shape[1]
+    z = np.zeros(k)
+    g = np.zeros(k)
+    a = 1.0 - lr_factor * reg_factor
+    sse = 0.0
+    for uu in user_order:
+        start = indptr[uu]
+        end = indptr[uu + 1]
+        n = end - start
+        if n == 0:
+            continue
+        norm = 1.0 / math.sqrt(n)
+        for f in range(k):
+            z[f] = 0.0
+            g[f] = 0.0
+        for pos in range(start, end):
+            j = indices[pos]
+            for f in range(k):
+                z[f] += Y[j, f]
+        for f in range(k):
+            z[f] *= norm
+        c = 1.0
+        for pos in range(start, end):
+            ii = indices[pos]
+            dot = 0.0
+            for f in range(k):
+                dot += Q[ii, f] * (P[uu, f] + z[f])
+            e = data[pos] - (mu + bu[uu] + bi[ii] + dot)
+            sse += e * e
+            bu[uu] += lr_bias * (e - reg_bias * bu[uu])
+            bi[ii] += lr_bias * (e - reg_bias * bi[ii])
+            for f in range(k):
+                puf = P[uu, f]
+                qif = Q[ii, f]
+                P[uu, f] = puf + lr_factor * (e * qif - reg_factor * puf)
+                Q[ii, f] = qif + lr_factor * (e * (puf + z[f]) - reg_factor * qif)
+                g[f] = a * g[f] + lr_factor * e * qif * norm
+                z[f] = a * z[f] + lr_factor * e * qif
+            c *= a
+        for pos in range(start, end):
+            j = indices[pos]
+            for f in range(k):
+                Y[j, f] = c * Y[j, f] + g[f]
+    return sse
+
+
+def svdpp_epoch_numpy(indptr, indices, data, user_order, mu, bu, bi, P, Q, Y, lr_bias,
+                      lr_factor, reg_bias, reg_factor):
+    """Literal per-rating SVD++ (as in Surprise's ``SVDpp.sgd``): twin of :func:`svdpp_epoch`."""
+    sse = 0.0
+    for uu in user_order:
+        items = indices[indptr[uu]:indptr[uu + 1]]
+        if len(items) == 0:
+            continue
+        norm = 1.0 / np.sqrt(len(items))
+        for pos in range(indptr[uu], indptr[uu + 1]):
+            ii = indices[pos]
+            z = Y[items].astype(np.float64).sum(axis=0) * norm
+            e = data[pos] - (mu + bu[uu] + bi[ii] + float(Q[ii] @ (P[uu] + z)))
+            sse += e * e
+            bu[uu] += lr_bias * (e - reg_bias * bu[uu])
+            bi[ii] += lr_bias * (e - reg_bias * bi[ii])
+            pu = P[uu].copy()
+            qi = Q[ii].copy()
+            P[uu] = pu + lr_factor * (e * qi - reg_factor * pu)
+            Q[ii] = qi + lr_factor * (e * (pu + z) - reg_factor * qi)
+            Y[items] = Y[items] + lr_factor * (e * norm * qi[None, :] - reg_factor * Y[items])
+    return sse
+
+
+# -- explicit ALS ------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True, parallel=True)
+def als_half_step(indptr, indices, data, Y, b_other, mu, reg_factor, reg_bias, weighted,
+                  fit_bias, X_out, b_out):  # pragma: no cover - compiled
+    """Solve every row's factors (and bias) with the other side fixed.
+
+    Row ``u`` with ratings :math:`r_{uj}, j \\in N(u)` gets
+
+    .. math:: (b_u, x_u) = \\arg\\min \\sum_{j \\in N(u)} (r_{uj} - \\mu - b_j - b_u - x_u^T y_j)^2
+              + w_u (\\lambda_b b_u^2 + \\lambda \\|x_u\\|^2)
+
+    with :math:`w_u = |N(u)|` when ``weighted`` (weighted-λ, Zhou et al. 2008) else 1, solved by
+    Cholesky on the :math:`(k+1)^2` normal equations (float64). Without ``fit_bias`` the bias
+    column is dropped (``b_out`` untouched). Rows without ratings get zeros. Rows are
+    independent, so the result does not depend on the thread count.
+    """
+    n_rows = indptr.shape[0] - 1
+    k = Y.shape[1]
+    off = 1 if fit_bias else 0
+    d = k + off
+    for uu in prange(n_rows):
+        start = indptr[uu]
+        end = indptr[uu + 1]
+        n = end - start
+        if n == 0:
+            for f in range(k):
+                X_out[uu, f] = 0.0
+            if fit_bias:
+                b_out[uu] = 0.0
+            continue
+        A = np.zeros((d, d))
+        rhs = np.zeros(d)
+        x = np.empty(d)
+        for pos in range(start, end):
+            j = indices[pos]
+            t = data[pos] - mu - b_other[j]
+            if fit_bias:
+                x[0] = 1.0
+            for f in range(k):
+                x[off + f] = Y[j, f]
+            for a in range(d):
+                xa = x[a]
+                rhs[a] += xa * t
+                for b in range(a + 1):
+                    A[a, b] += xa * x[b]
+        w = float(n) if weighted else 1.0
+        if fit_bias:
+            A[0, 0] += w * reg_bias
+        for f in range(k):
+            A[off + f, off + f] += w * reg_factor
+        # Cholesky A = L L^T in the lower triangle, then two triangular solves
+        for a in range(d):
+            s = A[a, a]
+            for c in range(a):
+                s -= A[a, c] * A[a, c]
+            s = math.sqrt(s) if s > 1e-300 else 1e-150
+            A[a, a] = s
+            for b in range(a + 1, d):
+                v = A[b, a]
+                for c in range(a):
+                    v -= A[b, c] * A[a, c]
+                A[b, a] = v / s
+        for a in range(d):
+            v = rhs[a]
+            for c in range(a):
+                v -= A[a, c] * rhs[c]
+            rhs[a] = v / A[a, a]
+        for a in range(d - 1, -1, -1):
+            v = rhs[a]
+            for c in range(a + 1, d):
+                v -= A[c, a] * rhs[c]
+            rhs[a] = v / A[a, a]
+        if fit_bias:
+            b_out[uu] = rhs[0]
+        for f in range(k):
+            X_out[uu, f] = rhs[off + f]
+
+
+def als_half_step_numpy(indptr, indices, data, Y, b_other, mu, reg_factor, reg_bias, weighted,
+                        fit_bias, X_out, b_out):
+    """Plain NumPy twin of :func:`als_half_step` (``numpy.linalg.solve`` per row)."""
+    k = Y.shape[1]
+    for uu in range(len(indptr) - 1):
+        items = indices[indptr[uu]:indptr[uu + 1]]
+        if len(items) == 0:
+            X_out[uu] = 0.0
+            if fit_bias:
+                b_out[uu] = 0.0
+            continue
+        t = data[indptr[uu]:indptr[uu + 1]].astype(np.float64) - mu - b_other[items]
+        design = Y[items].astype(np.float64)
+        if fit_bias:
+            design = np.hstack([np.ones((len(items), 1)), design])
+        w = len(items) if weighted else 1.0
+        reg = np.full(design.shape[1], w * reg_factor)
+        if fit_bias:
+            reg[0] = w * reg_bias
+        sol = np.linalg.solve(design.T @ design + np.diag(reg), design.T @ t)
+        if fit_bias:
+            b_out[uu] = sol[0]
+        X_out[uu] = sol[-k:] if k else X_out[uu]
+
+
+class numba_threads:  # noqa: N801 - used as a context manager
+    """Run the enclosed kernels on ``n`` numba threads (at most the pool size), then restore."""
+
+    def __init__(self, n: int) -> None:
+        self.n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+        self.previous = 1
+
+    def __enter__(self) -> numba_threads:
+        self.previous = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        numba.set_num_threads(self.previous)
+
+
+def max_threads() -> int:
+    """Size of the numba thread pool (``n_threads=0`` means this many)."""
+    return int(numba.config.NUMBA_NUM_THREADS)

@@ -1,0 +1,544 @@
+"""Latent-factor models for implicit feedback: ImplicitALS (Hu et al. 2008) and BPR (Rendle et
+al. 2009).
+
+Both read the interaction values as feedback strength ``r >= 0`` (ones for logs without a rating
+column; a count or a rating otherwise), learn float32 user and item factors, fold in users unseen
+in training, and find similar items and users by factor cosine.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from chuchun._exceptions import DataError, DataWarning, NotFittedError, UnknownIdError
+from chuchun._params import Param
+from chuchun._progress import progress
+from chuchun._random import check_random_state, kernel_seed
+from chuchun.data.interactions import Interactions
+from chuchun.data.vocabulary import Vocabulary
+from chuchun.kernels import bpr as _bpr
+from chuchun.kernels import implicit_als as _als
+from chuchun.models._base import Recommender, _check_k, _top_k
+from chuchun.models._results import Explanation, Reason, Recommendations
+
+__all__ = ["BPR", "ImplicitALS"]
+
+_BLOCKS_PER_THREAD = 8
+
+
+class _FactorRecommender(Recommender):
+    """Shared parts of the implicit factor models: threads, checks, cosine neighbours."""
+
+    n_threads = Param(int, 0, "Worker threads for the compiled loops (0: all cores).", low=0)
+
+    def _check_values(self, data: Interactions) -> None:
+        values = data.values
+        if not np.isfinite(values).all() or (values < 0).any():
+            bad = values[~np.isfinite(values) | (values < 0)][:3].tolist()
+            raise DataError(
+                f"{type(self).__name__} reads interaction values as non-negative feedback "
+                f"strengths; got values such as {bad}"
+            )
+
+    def _threads(self) -> int:
+        import os
+
+        return self.n_threads or (os.cpu_count() or 1)
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self._user_scores(self.user_factors_[user_idx])
+
+    def _user_scores(self, factors: np.ndarray) -> np.ndarray:
+        return factors @ self.item_factors_.T
+
+    def similar_items(self, items: Any, k: int = 10) -> Recommendations:
+        """The ``k`` items whose factors have the highest cosine with each given item's.
+
+        The item itself is left out. Returns :class:`Recommendations` whose ``user_ids`` field
+        holds the query item ids. Unknown item ids raise :class:`~chuchun.UnknownIdError`.
+        """
+        self._check_fitted()
+        return self._similar(self.items_, self.item_factors_, items, k, "item")
+
+    def similar_users(self, users: Any, k: int = 10) -> Recommendations:
+        """The ``k`` users whose factors have the highest cosine with each given user's.
+
+        The user itself is left out. Returns :class:`Recommendations` whose ``user_ids`` field
+        holds the query user ids and ``item_ids`` the similar *user* ids.
+        """
+        self._check_fitted()
+        return self._similar(self.users_, self.user_factors_, users, k, "user")
+
+    def _similar(
+        self, vocab: Vocabulary, factors: np.ndarray, ids: Any, k: int, what: str
+    ) -> Recommendations:
+        _check_k(k)
+        query_ids = np.asarray(ids).reshape(-1)
+        idx = self._map(vocab, query_ids, what, "error")
+        norms = np.linalg.norm(factors, axis=1)
+        unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
+        k_eff = min(k, len(vocab) - 1)
+        out_idx = np.full((len(idx), k), -1, dtype=np.int32)
+        out_val = np.full((len(idx), k), np.nan, dtype=np.float32)
+        step = self._chunk_size()
+        for c in range(0, len(idx), step):
+            rows = idx[c : c + step]
+            sims = (unit[rows] @ unit.T).astype(np.float32)
+            sims[np.arange(len(rows)), rows] = -np.inf
+            if k_eff > 0:
+                out_idx[c : c + step, :k_eff], out_val[c : c + step, :k_eff] = _top_k(
+                    sims, k_eff
+                )
+        ok = out_idx >= 0
+        if ok.all():
+            names = vocab.ids[out_idx]
+        else:
+            names = np.empty(out_idx.shape, dtype=object)
+            names[ok] = vocab.ids[out_idx[ok]]
+        return Recommendations(
+            user_ids=query_ids, item_ids=names, scores=out_val, item_idx=out_idx
+        )
+
+
+class ImplicitALS(_FactorRecommender):
+    """Alternating least squares for implicit feedback (weighted matrix factorisation).
+
+    Minimises over user factors :math:`x_u` and item factors :math:`y_i` (Hu, Koren & Volinsky
+    2008, eq. 3)
+
+    .. math::
+
+        \\sum_{u,i} c_{ui} (p_{ui} - x_u^\\top y_i)^2
+        + \\lambda \\Big(\\sum_u \\lVert x_u\\rVert^2 + \\sum_i \\lVert y_i\\rVert^2\\Big),
+        \\qquad c_{ui} = 1 + \\alpha r_{ui}, \\quad p_{ui} = [r_{ui} > 0],
+
+    over *all* user-item pairs, by alternating exact or conjugate-gradient solves of the user
+    and the item side (see :mod:`chuchun.kernels.implicit_als`). Scores are
+    :math:`\\hat p_{ui} = x_u^\\top y_i`.
+
+    Parameters
+    ----------
+    n_factors : int
+        Dimension :math:`f` of the factors.
+    n_iterations : int
+        ALS sweeps (one item half-step, then one user half-step each).
+    regularization : float
+        :math:`\\lambda`.
+    alpha : float
+        Confidence slope :math:`\\alpha`.
+    solver : {"cg", "cholesky"}
+        ``"cg"``: ``cg_steps`` conjugate-gradient steps per row, warm-started from the previous
+        factors (Takács et al. 2011); ``"cholesky"``: the exact solve per row.
+    cg_steps : int
+        Conjugate-gradient steps per row and half-step.
+    random_state : int or None
+        Seed of the initial factors.
+    n_threads : int
+        Threads (0: all cores). A fit is reproducible for a fixed seed (any thread count: the
+        rows of a half-step are independent).
+    verbose : bool
+        Progress bar over iterations.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of float32, shape (n_users, n_factors)
+    item_factors_ : ndarray of float32, shape (n_items, n_factors)
+
+    Notes
+    -----
+    Fold-in (:meth:`recommend_for_history`) solves a new user's factor exactly (Cholesky) with
+    the item factors fixed, which is the user half-step of the fit.
+    :meth:`explain` splits a score into the contributions of the user's history items (Hu et
+    al. 2008, sec. 5). :meth:`partial_fit` continues training or refreshes given users.
+
+    References
+    ----------
+    Y. Hu, Y. Koren, C. Volinsky. Collaborative filtering for implicit feedback datasets.
+    ICDM 2008.
+    G. Takács, I. Pilászy, D. Tikk. Applications of the conjugate gradient method for implicit
+    feedback collaborative filtering. RecSys 2011.
+    """
+
+    n_factors = Param(int, 64, "Number of latent factors.", low=1)
+    n_iterations = Param(int, 15, "ALS sweeps over users and items.", low=0)
+    regularization = Param(float, 0.01, "L2 weight lambda of the factors.", low=0)
+    alpha = Param(float, 1.0, "Confidence slope: c = 1 + alpha * r.", low=0)
+    solver = Param(str, "cg", "Row solver.", choices=("cg", "cholesky"))
+    cg_steps = Param(int, 3, "Conjugate-gradient steps per row (solver='cg').", low=1)
+    random_state = Param(int, 0, "Seed of the initial factors.", low=0, nullable=True)
+    n_threads = _FactorRecommender.n_threads
+    verbose = Param(bool, False, "Show a progress bar over iterations.")
+
+    supports_fold_in = True
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_iterations": 4}
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _fit(self, data: Interactions) -> None:
+        self._check_values(data)
+        rng = check_random_state(self.random_state)
+        f = self.n_factors
+        self.user_factors_ = (rng.standard_normal((data.n_users, f)) * 0.01).astype(np.float32)
+        self.item_factors_ = (rng.standard_normal((data.n_items, f)) * 0.01).astype(np.float32)
+        self._iterate(self.seen_, self.n_iterations)
+
+    def _iterate(self, csr: sp.csr_matrix, n_iterations: int) -> None:
+        by_item = csr.T.tocsr()
+        by_item.indptr = by_item.indptr.astype(np.int64)
+        by_item.indices = by_item.indices.astype(np.int32)
+        n_blocks = self._threads() * _BLOCKS_PER_THREAD
+        user_blocks = _als.row_blocks(csr.indptr, n_blocks, self.n_factors / 2)
+        item_blocks = _als.row_blocks(by_item.indptr, n_blocks, self.n_factors / 2)
+        previous = _als.set_threads(self.n_threads)
+        try:
+            for _ in progress(range(n_iterations), total=n_iterations, desc="ImplicitALS",
+                              verbose=self.verbose):
+                # items first, so the user factors end up solved against the final item
+                # factors: fold-in then reproduces a training user and explain() sums exactly
+                self._half_step(by_item, self.item_factors_, self.user_factors_, item_blocks)
+                self._half_step(csr, self.user_factors_, self.item_factors_, user_blocks)
+        finally:
+            _als.set_threads(previous)
+
+    def _gram(self, Y: np.ndarray) -> np.ndarray:
+        yty = Y.T @ Y
+        yty[np.diag_indices_from(yty)] += np.float32(self.regularization)
+        return yty.astype(np.float32)
+
+    def _half_step(
+        self, csr: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, blocks: np.ndarray,
+        solver: str | None = None,
+    ) -> None:
+        yty = self._gram(Y)
+        data = np.asarray(csr.data, dtype=np.float32)
+        if (solver or self.solver) == "cg":
+            _als.als_cg_update(csr.indptr, csr.indices, data, X, Y, yty,
+                               np.float32(self.alpha), self.cg_steps, blocks)
+        else:
+            _als.als_cholesky_update(csr.indptr, csr.indices, data, X, Y, yty,
+                                     float(self.alpha), blocks)
+
+    def _solve_users(self, history: sp.csr_matrix) -> np.ndarray:
+        """Exact user factors for the rows of ``history`` with the item factors fixed."""
+        history = _as_kernel_csr(history)
+        X = np.zeros((history.shape[0], self.n_factors), dtype=np.float32)
+        blocks = _als.row_blocks(history.indptr, self._threads() * _BLOCKS_PER_THREAD,
+                                 self.n_factors / 2)
+        previous = _als.set_threads(self.n_threads)
+        try:
+            self._half_step(history, X, self.item_factors_, blocks, solver="cholesky")
+        finally:
+            _als.set_threads(previous)
+        return X
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._user_scores(self._solve_users(history))
+
+    def partial_fit(self, data: Interactions | None = None, *,
+                    n_iterations: int | None = None) -> Self:
+        """Warm-start training.
+
+        ``partial_fit()`` runs ``n_iterations`` (default: the ``n_iterations`` parameter) more
+        ALS sweeps on the training matrix, starting from the current factors.
+
+        ``partial_fit(data)`` refreshes the users in ``data``: their stored histories are
+        replaced by their rows in ``data`` (pass each user's full current history), users not
+        seen before are added, and their factors are solved exactly with the item factors
+        fixed. Items unknown to the model are dropped with a :class:`~chuchun.DataWarning`.
+        Other users and all items keep their factors; call ``partial_fit()`` afterwards to let
+        the items follow. An unfitted model is simply fitted on ``data``.
+        """
+        if not self.is_fitted:
+            if data is None:
+                raise NotFittedError(
+                    "partial_fit() without data continues a fit; call fit(interactions) first"
+                )
+            return self.fit(data)
+        self._validate_params()
+        if data is None:
+            n = self.n_iterations if n_iterations is None else int(n_iterations)
+            self._iterate(_as_kernel_csr(self.seen_), n)
+            return self
+        if not isinstance(data, Interactions):
+            raise DataError(
+                f"partial_fit expects a chuchun.data.Interactions or None; got "
+                f"{type(data).__name__}"
+            )
+        self._check_values(data)
+        self._refresh_users(data)
+        return self
+
+    def _refresh_users(self, data: Interactions) -> None:
+        old, new = self.users_.ids, data.users.ids
+        if old.dtype.kind in "iu" and new.dtype.kind not in "iu" or (
+            old.dtype.kind not in "iu" and new.dtype.kind in "iu"
+        ):
+            raise DataError(
+                f"partial_fit user ids must be of the training kind ({old.dtype}); got "
+                f"{new.dtype}"
+            )
+        vocab = Vocabulary(np.unique(np.concatenate([old, new])))
+        old_pos = vocab.index(old)
+        new_pos = vocab.index(new)
+        item = self.items_.index(data.item_ids)
+        if (item < 0).any():
+            warnings.warn(
+                f"partial_fit: {int((item < 0).sum())} interaction(s) with items unknown to the "
+                "model were dropped", DataWarning, stacklevel=3,
+            )
+        # stored rows of users not in data, moved to their new positions
+        seen = self.seen_
+        refreshed = np.zeros(len(vocab), dtype=bool)
+        refreshed[new_pos] = True
+        rows = old_pos[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))]
+        kept = ~refreshed[rows]
+        ok = item >= 0
+        m = sp.csr_matrix(
+            (
+                np.concatenate([seen.data[kept], data.values[ok]]),
+                (
+                    np.concatenate([rows[kept], new_pos[data.user_idx[ok]]]),
+                    np.concatenate([seen.indices[kept], item[ok]]),
+                ),
+            ),
+            shape=(len(vocab), len(self.items_)),
+            dtype=np.float32,
+        )
+        m.sum_duplicates()
+        m = _as_kernel_csr(m)
+        X = np.zeros((len(vocab), self.n_factors), dtype=np.float32)
+        X[old_pos] = self.user_factors_
+        X[new_pos] = self._solve_users(m[new_pos])
+        self.users_ = vocab
+        self.user_factors_ = X
+        self.seen_ = m
+        self.item_popularity_ = np.bincount(m.indices, minlength=len(self.items_)).astype(
+            np.float32
+        )
+
+    # -- explanations -------------------------------------------------------------------------
+    def explain(self, user: Any, item: Any, *, n_reasons: int = 10) -> Explanation:
+        """Split the score of ``item`` for ``user`` into contributions of the user's items.
+
+        With :math:`W^u = (Y^\\top C^u Y + \\lambda I)^{-1}` the exact user factor is
+        :math:`x_u = W^u Y^\\top C^u p(u)`, so (Hu et al. 2008, sec. 5)
+
+        .. math:: \\hat p_{ui} = \\sum_{j: r_{uj} > 0} s^u_{ij} c_{uj},
+                  \\qquad s^u_{ij} = y_i^\\top W^u y_j,
+
+        and history item ``j`` contributes :math:`s^u_{ij} c_{uj}`. The reasons are the
+        ``n_reasons`` largest contributions; ``score`` is the model's score
+        :math:`x_u^\\top y_i` (equal to the sum of all contributions up to the solver's
+        tolerance; the sum is in the summary).
+        """
+        self._check_fitted()
+        u = int(self._map(self.users_, [user], "user", "error")[0])
+        i = int(self._map(self.items_, [item], "item", "error")[0])
+        Y = self.item_factors_.astype(np.float64)
+        lo, hi = self.seen_.indptr[u], self.seen_.indptr[u + 1]
+        hist = self.seen_.indices[lo:hi]
+        r = np.asarray(self.seen_.data[lo:hi], dtype=np.float64)
+        keep = r > 0
+        hist, r = hist[keep], r[keep]
+        conf = 1.0 + self.alpha * r
+        Yh = Y[hist]
+        A = Y.T @ Y + (Yh * (conf - 1.0)[:, None]).T @ Yh
+        A[np.diag_indices_from(A)] += self.regularization
+        s = Yh @ np.linalg.solve(A, Y[i])
+        contrib = s * conf
+        order = np.argsort(-contrib, kind="stable")[:n_reasons]
+        score = float(self.user_factors_[u] @ self.item_factors_[i])
+        reasons = [
+            Reason(
+                kind="factor",
+                id=_plain(self.items_.ids[hist[j]]),
+                weight=float(contrib[j]),
+                detail={"similarity": float(s[j]), "confidence": float(conf[j])},
+            )
+            for j in order
+        ]
+        summary = (
+            f"item {_plain(item)!r} for user {_plain(user)!r}: score {score:.4g} "
+            f"(sum of {len(hist)} history contributions {float(contrib.sum()):.4g})"
+        )
+        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
+
+
+class BPR(_FactorRecommender):
+    """Bayesian personalised ranking matrix factorisation with item biases.
+
+    Maximises by stochastic gradient ascent over sampled triples (Rendle et al. 2009, eq. 4
+    with :math:`\\hat x_{uij} = \\hat x_{ui} - \\hat x_{uj}`)
+
+    .. math::
+
+        \\sum_{(u,i,j)} \\ln \\sigma(\\hat x_{ui} - \\hat x_{uj})
+        - \\lambda \\big(\\lVert p_u\\rVert^2 + \\lVert q_i\\rVert^2 + \\lVert q_j\\rVert^2
+        + b_i^2 + b_j^2\\big),
+        \\qquad \\hat x_{ui} = p_u^\\top q_i + b_i,
+
+    where :math:`(u, i)` is an observed interaction drawn uniformly and :math:`j` an item drawn
+    uniformly among those ``u`` has not interacted with (LearnBPR). Each epoch draws as many
+    triples as there are interactions. Scores are :math:`\\hat x_{ui}`.
+
+    Training runs on ``n_threads`` threads, each owning a block of users and a private copy of
+    the item table merged at fixed points (see :mod:`chuchun.kernels.bpr`), so a fit is
+    reproducible for a fixed seed *and* thread count.
+
+    Parameters
+    ----------
+    n_factors : int
+    n_epochs : int
+    learning_rate : float
+    regularization : float
+        :math:`\\lambda` (applied per step to every vector and bias touched).
+    fold_in_epochs : int
+        Epochs of user-only steps used to fold in a new user.
+    random_state : int or None
+    n_threads : int
+        Threads (0: all cores).
+    verbose : bool
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of float32, shape (n_users, n_factors)
+    item_factors_ : ndarray of float32, shape (n_items, n_factors)
+    item_bias_ : ndarray of float32, shape (n_items,)
+    seed_ : int
+        Seed of fold-in's random streams.
+
+    Notes
+    -----
+    Fold-in (:meth:`recommend_for_history`): a new user's vector starts at zero and takes
+    ``fold_in_epochs * n_u`` BPR steps (``n_u``: the user's number of items) on the user vector
+    only, the item factors and biases fixed — the same objective as training restricted to that
+    user. It is deterministic for a given history batch.
+
+    References
+    ----------
+    S. Rendle, C. Freudenthaler, Z. Gantner, L. Schmidt-Thieme. BPR: Bayesian personalized
+    ranking from implicit feedback. UAI 2009.
+    """
+
+    n_factors = Param(int, 64, "Number of latent factors.", low=1)
+    n_epochs = Param(int, 100, "Passes (as many sampled triples as interactions each).", low=0)
+    learning_rate = Param(float, 0.05, "SGD step size.", low=0, low_open=True)
+    regularization = Param(float, 0.01, "L2 weight lambda per step.", low=0)
+    fold_in_epochs = Param(int, 50, "Epochs of user-only steps to fold in a new user.", low=1)
+    random_state = Param(int, 0, "Seed of the initial factors and the sampling.", low=0,
+                         nullable=True)
+    n_threads = _FactorRecommender.n_threads
+    verbose = Param(bool, False, "Show a progress bar over epochs.")
+
+    supports_fold_in = True
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_epochs": 10}
+
+    _MAX_TRIES = 16
+    _ROUNDS = 4
+
+    def _fit(self, data: Interactions) -> None:
+        self._check_values(data)
+        rng = check_random_state(self.random_state)
+        f = self.n_factors
+        scale = 1.0 / np.sqrt(f)
+        self.user_factors_ = (rng.standard_normal((data.n_users, f)) * scale * 0.1).astype(
+            np.float32
+        )
+        self.item_factors_ = (rng.standard_normal((data.n_items, f)) * scale * 0.1).astype(
+            np.float32
+        )
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        self.seed_ = kernel_seed(rng)
+        csr = _as_kernel_csr(self.seen_)
+        if csr.nnz and csr.data.min() <= 0:
+            # a stored zero is no interaction for BPR (the kernels read only the pattern)
+            csr = csr.copy()
+            csr.eliminate_zeros()
+        bounds = _als.row_blocks(csr.indptr, self._threads(), 0.0)
+        lr, reg = np.float32(self.learning_rate), np.float32(self.regularization)
+        previous = _als.set_threads(self.n_threads)
+        try:
+            if len(bounds) == 2 or csr.nnz == 0:
+                self._train_serial(csr, lr, reg)
+            else:
+                self._train_parallel(csr, bounds, lr, reg)
+        finally:
+            _als.set_threads(previous)
+
+    def _epochs(self) -> Any:
+        return progress(range(self.n_epochs), total=self.n_epochs, desc="BPR",
+                        verbose=self.verbose)
+
+    def _train_serial(self, csr: sp.csr_matrix, lr: np.float32, reg: np.float32) -> None:
+        states = _bpr.seed_states(self.seed_, 1)
+        for _ in self._epochs():
+            if csr.nnz:
+                _bpr.bpr_serial(csr.indptr, csr.indices, self.user_factors_,
+                                self.item_factors_, self.item_bias_, states, csr.nnz, lr, reg,
+                                self._MAX_TRIES)
+
+    def _train_parallel(
+        self, csr: sp.csr_matrix, bounds: np.ndarray, lr: np.float32, reg: np.float32
+    ) -> None:
+        n_threads = len(bounds) - 1
+        states = _bpr.seed_states(self.seed_, n_threads)
+        per_thread = np.diff(csr.indptr[bounds]).astype(np.int64)
+        # at most _ROUNDS merges per epoch: each round is one parallel region
+        n_rounds = max(1, min(self._ROUNDS, int(per_thread.max()) // (10 * csr.shape[1])))
+        S, bS = self.item_factors_, self.item_bias_
+        S_next, bS_next = np.empty_like(S), np.empty_like(bS)
+        L_prev = np.broadcast_to(S, (n_threads, *S.shape)).copy()
+        bL_prev = np.broadcast_to(bS, (n_threads, *bS.shape)).copy()
+        L_next, bL_next = np.empty_like(L_prev), np.empty_like(bL_prev)
+        edges = [per_thread * r // n_rounds for r in range(n_rounds + 1)]
+        for _ in self._epochs():
+            for r in range(n_rounds):
+                _bpr.bpr_round(csr.indptr, csr.indices, self.user_factors_, S, bS, S_next,
+                               bS_next, L_prev, bL_prev, L_next, bL_next, states, bounds,
+                               edges[r + 1] - edges[r], lr, reg, self._MAX_TRIES)
+                S, S_next = S_next, S
+                bS, bS_next = bS_next, bS
+                L_prev, L_next = L_next, L_prev
+                bL_prev, bL_next = bL_next, bL_prev
+        self.item_factors_, self.item_bias_ = _bpr.merge_rounds(S, bS, L_prev, bL_prev)
+
+    def _user_scores(self, factors: np.ndarray) -> np.ndarray:
+        return factors @ self.item_factors_.T + self.item_bias_[None, :]
+
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        history = history.copy()
+        history.data = (history.data > 0).astype(np.float32)
+        history.eliminate_zeros()
+        history = _as_kernel_csr(history)
+        P = np.zeros((history.shape[0], self.n_factors), dtype=np.float32)
+        states = _bpr.seed_states(self.seed_ ^ 0x5F3759DF, history.shape[0])
+        previous = _als.set_threads(self.n_threads)
+        try:
+            _bpr.bpr_fold_in(history.indptr, history.indices, P, self.item_factors_,
+                             self.item_bias_, self.fold_in_epochs,
+                             np.float32(self.learning_rate), np.float32(self.regularization),
+                             states, self._MAX_TRIES)
+        finally:
+            _als.set_threads(previous)
+        return P
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._user_scores(self._fold_in(history))
+
+
+def _as_kernel_csr(m: sp.spmatrix) -> sp.csr_matrix:
+    """CSR with sorted int32 indices, int64 indptr and float32 data (what the kernels take)."""
+    m = sp.csr_matrix(m, dtype=np.float32)
+    if not m.has_sorted_indices:
+        m = m.copy()
+        m.sort_indices()
+    m.indptr = m.indptr.astype(np.int64, copy=False)
+    m.indices = m.indices.astype(np.int32, copy=False)
+    return m
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x

@@ -1,0 +1,900 @@
+"""Latent-factor models for explicit ratings: TruncatedSVD, FunkSVD, SVDpp and ALS.
+
+All four predict :math:`\\hat r_{ui} = \\mu + b_u + b_i + p_u^T q_i` (SVD++ adds an implicit term
+to :math:`p_u`; unbiased variants drop :math:`\\mu, b_u, b_i`). They share fold-in (users unseen
+in training are scored from the ratings passed at call time, item side fixed),
+``similar_items`` / ``similar_users`` by factor cosine, and the fitted attributes
+``user_factors_``, ``item_factors_`` (float32), ``user_bias_``, ``item_bias_`` (float32) and
+``intercept_``. The compiled loops live in :mod:`chuchun.kernels.mf`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from chuchun._exceptions import ConfigError, DataError
+from chuchun._params import Param
+from chuchun._random import check_random_state
+from chuchun.data.interactions import Interactions
+from chuchun.data.vocabulary import Vocabulary
+from chuchun.kernels.mf import (
+    als_half_step,
+    max_threads,
+    numba_threads,
+    sgd_epoch,
+    svdpp_epoch,
+)
+from chuchun.models._base import Recommender, UnknownPolicy, _top_k
+from chuchun.models._results import Explanation, Reason, Recommendations
+from chuchun.models.baseline import fit_biases
+
+__all__ = ["ALS", "FunkSVD", "SVDpp", "TruncatedSVD"]
+
+_log = logging.getLogger(__name__)
+
+#: ``callback(model, epoch, logs)`` with ``logs`` holding ``train_rmse``, ``val_rmse`` (or NaN)
+#: and ``learning_rate``; returning ``True`` stops training after that epoch.
+EpochCallback = Callable[[Recommender, int, dict[str, float]], Any]
+
+
+class _FactorModel(Recommender):
+    """Shared scoring, fold-in and similarity for the models of this module."""
+
+    predicts_ratings = True
+    supports_fold_in = True
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self._scores_from(self.user_bias_[user_idx], self._user_vectors(user_idx))
+
+    def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx]
+
+    def _scores_from(self, bu: np.ndarray, pu: np.ndarray) -> np.ndarray:
+        scores = pu @ self.item_factors_.T
+        scores += self.item_bias_[None, :]
+        scores += (bu.astype(np.float32) + np.float32(self.intercept_))[:, None]
+        return scores.astype(np.float32, copy=False)
+
+    def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        pu = self._user_vectors(user_idx).astype(np.float64)
+        est = np.einsum("nk,nk->n", pu, self.item_factors_[item_idx].astype(np.float64))
+        est += self.intercept_ + self.user_bias_[user_idx] + self.item_bias_[item_idx]
+        return self._clip(est)
+
+    def _fallback_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        bu = np.where(user_idx >= 0, self.user_bias_[np.maximum(user_idx, 0)], 0.0)
+        bi = np.where(item_idx >= 0, self.item_bias_[np.maximum(item_idx, 0)], 0.0)
+        return self._clip(self.global_mean_ + bu + bi)
+
+    def _clip(self, est: np.ndarray) -> np.ndarray:
+        if getattr(self, "clip", False) and self._clips() and self.rating_scale_ is not None:
+            return np.clip(est, self.rating_scale_[0], self.rating_scale_[1])
+        return est
+
+    def _clips(self) -> bool:
+        return True
+
+    # -- fold-in ------------------------------------------------------------------------------
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        bu, pu = self._fold_in(history)
+        return self._scores_from(bu, pu)
+
+    def _fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Bias and factors of each history row, item side fixed (regularised least squares)."""
+        return self._solve_users(history, self.item_factors_)
+
+    def _fold_in_regularization(self) -> tuple[float, float, bool]:
+        """(factor λ, bias λ, weighted-λ) of the fold-in least squares."""
+        reg = float(self.regularization)
+        breg = reg if self.bias_regularization is None else float(self.bias_regularization)
+        return reg, breg, True
+
+    def _solve_users(
+        self, history: sp.csr_matrix, item_vectors: np.ndarray, data: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        reg, breg, weighted = self._fold_in_regularization()
+        n = history.shape[0]
+        pu = np.zeros((n, item_vectors.shape[1]), dtype=np.float32)
+        bu = np.zeros(n, dtype=np.float32)
+        values = history.data if data is None else data
+        als_half_step(
+            history.indptr.astype(np.int64), history.indices.astype(np.int32),
+            np.ascontiguousarray(values, dtype=np.float32),
+            np.ascontiguousarray(item_vectors, dtype=np.float32),
+            self.item_bias_.astype(np.float64), float(self.intercept_), reg, breg, weighted,
+            bool(self.fit_bias_), pu, bu,
+        )
+        return bu, pu
+
+    # -- similarity ---------------------------------------------------------------------------
+    def similar_items(
+        self, items: Any, k: int = 10, *, unknown: UnknownPolicy = "error"
+    ) -> Recommendations:
+        """The ``k`` items whose factors have the highest cosine with each given item's.
+
+        Returns a :class:`Recommendations` whose ``user_ids`` are the query items; the query
+        item itself is excluded. Unknown query items follow ``unknown`` (``"fallback"`` and
+        ``"empty"`` give an empty row).
+        """
+        return self._similar(self.item_factors_, self.items_, items, k, "item", unknown)
+
+    def similar_users(
+        self, users: Any, k: int = 10, *, unknown: UnknownPolicy = "error"
+    ) -> Recommendations:
+        """The ``k`` users whose factors have the highest cosine with each given user's.
+
+        Returns a :class:`Recommendations` whose ``user_ids`` are the query users and whose
+        ``item_ids`` hold the similar *user* ids.
+        """
+        return self._similar(self.user_factors_, self.users_, users, k, "user", unknown)
+
+    def _similar(
+        self, factors: np.ndarray, vocab: Vocabulary, ids: Any, k: int, what: str, unknown: str
+    ) -> Recommendations:
+        self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"k must be a positive int; got {k!r}")
+        query_ids = np.asarray(ids).reshape(-1)
+        q = self._map(vocab, query_ids, what, unknown)
+        norms = np.linalg.norm(factors, axis=1)
+        unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
+        n = len(vocab)
+        k_eff = min(k, n - 1) if n > 1 else 0
+        idx = np.full((len(q), k), -1, dtype=np.int32)
+        vals = np.full((len(q), k), np.nan, dtype=np.float32)
+        rows = np.flatnonzero(q >= 0)
+        step = self._chunk_size()
+        for c in range(0, len(rows), step):
+            r = rows[c : c + step]
+            sims = (unit[q[r]] @ unit.T).astype(np.float32)
+            sims[np.arange(len(r)), q[r]] = -np.inf
+            if k_eff:
+                idx[r, :k_eff], vals[r, :k_eff] = _top_k(sims, k_eff)
+        vals = np.where(idx >= 0, vals, np.nan).astype(np.float32)
+        if (idx < 0).any():
+            out = np.empty(idx.shape, dtype=object)
+            ok = idx >= 0
+            out[ok] = vocab.ids[idx[ok]]
+        else:
+            out = vocab.ids[idx]
+        return Recommendations(user_ids=query_ids, item_ids=out, scores=vals, item_idx=idx)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _init_factors(self, rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+        out = rng.standard_normal((n, k), dtype=np.float32)
+        out *= np.float32(self.init_std)
+        return out
+
+
+def _require_ratings(data: Interactions, who: str) -> None:
+    if not data.has_ratings:
+        raise DataError(
+            f"{who} needs explicit ratings; the interaction log has no rating column "
+            "(use ImplicitALS or BPR for implicit feedback)"
+        )
+
+
+def _resolve_threads(n_threads: int) -> int:
+    return max_threads() if n_threads == 0 else int(n_threads)
+
+
+def _rmse(err_sq_sum: float, n: int) -> float:
+    return math.sqrt(err_sq_sum / n) if n else float("nan")
+
+
+class _EpochLoop:
+    """Per-epoch bookkeeping: history, callbacks, progress bar and early stopping."""
+
+    def __init__(
+        self, model: Recommender, n_epochs: int, callbacks: Iterable[EpochCallback] | None,
+        patience: int, desc: str,
+    ) -> None:
+        from chuchun import _progress
+
+        self.model = model
+        self.callbacks = list(callbacks or [])
+        for cb in self.callbacks:
+            if not callable(cb):
+                raise ConfigError(
+                    f"callbacks must be callables cb(model, epoch, logs); got {type(cb).__name__}"
+                )
+        self.patience = patience
+        self.history: dict[str, list[float]] = {"train_rmse": [], "val_rmse": []}
+        self.best = math.inf
+        self.best_epoch = -1
+        self.bad = 0
+        self.bar = None
+        if _progress._ENABLED or getattr(model, "verbose", False):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=n_epochs, desc=desc, leave=False, dynamic_ncols=True)
+
+    def end_epoch(self, epoch: int, train_rmse: float, val_rmse: float, lr: float) -> bool:
+        """Record one epoch; return True when training should stop. Sets ``improved``."""
+        self.history["train_rmse"].append(float(train_rmse))
+        self.history["val_rmse"].append(float(val_rmse))
+        logs = {"train_rmse": float(train_rmse), "val_rmse": float(val_rmse),
+                "learning_rate": float(lr)}
+        _log.debug("%s epoch %d: %s", type(self.model).__name__, epoch, logs)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(train=f"{train_rmse:.4f}", val=f"{val_rmse:.4f}")
+        stop = False
+        for cb in self.callbacks:
+            stop = bool(cb(self.model, epoch, logs)) or stop
+        self.improved = False
+        if not math.isnan(val_rmse):
+            if val_rmse < self.best:
+                self.best, self.best_epoch, self.bad, self.improved = val_rmse, epoch, 0, True
+            else:
+                self.bad += 1
+                if self.patience and self.bad >= self.patience:
+                    stop = True
+        return stop
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _validation_rows(
+    model: Any, data: Interactions, validation: Interactions | None, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """Training row indices and (user_idx, item_idx, rating) of the validation pairs."""
+    n = len(data)
+    if validation is not None:
+        if not isinstance(validation, Interactions) or not validation.has_ratings:
+            raise DataError(
+                "validation must be an Interactions with ratings; got "
+                f"{type(validation).__name__}"
+            )
+        vu = data.users.index(validation.user_ids)
+        vi = data.items.index(validation.item_ids)
+        keep = (vu >= 0) & (vi >= 0)
+        if not keep.any():
+            raise DataError("validation shares no (user, item) ids with the training data")
+        return np.arange(n), (vu[keep], vi[keep], validation.ratings[keep])
+    frac = float(model.validation_fraction)
+    if frac <= 0:
+        return np.arange(n), None
+    n_val = int(round(n * frac))
+    if n_val < 1 or n_val >= n:
+        raise ConfigError(
+            f"validation_fraction={frac} leaves {n_val} of {n} ratings for validation; "
+            "need at least one on each side"
+        )
+    perm = rng.permutation(n)
+    val = np.sort(perm[:n_val])
+    return np.sort(perm[n_val:]), (data.user_idx[val], data.item_idx[val], data.ratings[val])
+
+
+def _strata(
+    rng: np.random.Generator, u: np.ndarray, i: np.ndarray, n_users: int, n_items: int, t: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled row order grouped into t x t (user stratum, item stratum) blocks."""
+    perm = rng.permutation(len(u))
+    if t == 1:
+        return perm.astype(np.int64), np.array([0, len(u)], dtype=np.int64)
+    ug = rng.permutation(n_users) % t
+    ig = rng.permutation(n_items) % t
+    key = ug[u[perm]] * t + ig[i[perm]]
+    rows = perm[np.argsort(key, kind="stable")].astype(np.int64)
+    ptr = np.zeros(t * t + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=t * t), out=ptr[1:])
+    return rows, ptr
+
+
+# ---------------------------------------------------------------------------------------------
+class TruncatedSVD(_FactorModel):
+    """PureSVD: the truncated SVD of the (optionally centred) sparse rating matrix.
+
+    With :math:`R'` the rating matrix whose stored entries are :math:`r_{ui} - o_{ui}` (missing
+    entries are zero, never materialised) and :math:`R' \\approx U_k \\Sigma_k V_k^T`,
+
+    .. math:: \\hat r_{ui} = o_{ui} + (U_k \\Sigma_k)_u^T (V_k)_i
+
+    where the offset :math:`o_{ui}` is 0 (``center="none"``, Cremonesi et al.'s PureSVD, a
+    top-N ranker whose scores are reconstructions, not ratings), :math:`\\mu` (``"mean"``) or
+    the baseline :math:`\\mu + b_u + b_i` (``"baseline"``; biases by regularised ALS,
+    :func:`~chuchun.models.baseline.fit_biases`). The solver is ARPACK
+    (:func:`scipy.sparse.linalg.svds`) on the sparse matrix. Fold-in projects a new user's
+    centred rating row onto :math:`V_k`: :math:`p_u = r'_u V_k` (exactly the fitted
+    :math:`(U_k\\Sigma_k)_u` for a training row).
+
+    Parameters
+    ----------
+    n_factors : int
+        Rank :math:`k` (less than both matrix dimensions).
+    center : {"none", "mean", "baseline"}
+    clip : bool
+        Clip predicted ratings to the training scale (ignored for ``center="none"``).
+    random_state : int or None
+        Seed of the ARPACK starting vector.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray (n_users, k) float32, :math:`U_k \\Sigma_k`
+    item_factors_ : ndarray (n_items, k) float32, :math:`V_k`
+    singular_values_ : ndarray (k,) float64, descending
+    user_bias_, item_bias_ : ndarray float32 (zeros unless ``center="baseline"``)
+    intercept_ : float
+
+    References
+    ----------
+    P. Cremonesi, Y. Koren, R. Turrin. Performance of recommender algorithms on top-N
+    recommendation tasks. RecSys 2010.
+    """
+
+    n_factors = Param(int, 50, "Number of singular triplets kept (rank).", low=1)
+    center = Param(str, "none", "Offset removed before the SVD.",
+                   choices=("none", "mean", "baseline"))
+    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    random_state = Param(int, 0, "Seed of the solver's starting vector.", low=0, nullable=True)
+
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 2}
+
+    def _clips(self) -> bool:
+        return self.center_ != "none"
+
+    def _fit(self, data: Interactions) -> None:
+        from scipy.sparse.linalg import svds
+
+        k = int(self.n_factors)
+        if k >= min(data.n_users, data.n_items):
+            raise ConfigError(
+                f"n_factors must be less than min(n_users, n_items) = "
+                f"{min(data.n_users, data.n_items)} for a truncated SVD; got {k}"
+            )
+        if self.center != "none":
+            _require_ratings(data, f"TruncatedSVD(center={self.center!r})")
+        self.center_ = str(self.center)
+        self.fit_bias_ = self.center == "baseline"
+        self.intercept_ = 0.0 if self.center == "none" else float(self.global_mean_)
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        if self.center == "baseline":
+            mu, bu, bi = fit_biases(data)
+            self.intercept_ = float(mu)
+            self.user_bias_, self.item_bias_ = bu.astype(np.float32), bi.astype(np.float32)
+        csr = data.csr.astype(np.float64)
+        rows = np.repeat(np.arange(data.n_users), np.diff(csr.indptr))
+        csr.data = csr.data - self.intercept_ - self.user_bias_[rows] - self.item_bias_[csr.indices]
+        rng = check_random_state(self.random_state)
+        v0 = rng.uniform(-1.0, 1.0, min(csr.shape))
+        u, s, vt = svds(csr, k=k, v0=v0)
+        order = np.argsort(-s)
+        u, s, vt = u[:, order], s[order], vt[order]
+        # make the sign deterministic: the largest |component| of each item vector is positive
+        flip = np.sign(vt[np.arange(k), np.abs(vt).argmax(axis=1)])
+        flip[flip == 0] = 1.0
+        u, vt = u * flip, vt * flip[:, None]
+        self.singular_values_ = s.astype(np.float64)
+        self.user_factors_ = (u * s).astype(np.float32)
+        self.item_factors_ = np.ascontiguousarray(vt.T, dtype=np.float32)
+
+    def _fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        n = history.shape[0]
+        counts = np.diff(history.indptr)
+        rows = np.repeat(np.arange(n), counts)
+        resid = history.astype(np.float64)
+        resid.data = resid.data - self.intercept_ - self.item_bias_[resid.indices]
+        bu = np.zeros(n)
+        if self.fit_bias_:  # the user step of fit_biases' ALS (lambda_u = 15)
+            bu = np.asarray(resid.sum(axis=1)).ravel() / (15.0 + counts)
+            resid.data = resid.data - bu[rows]
+        pu = np.asarray(resid @ self.item_factors_.astype(np.float64))
+        return bu.astype(np.float32), pu.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+class FunkSVD(_FactorModel):
+    """Biased matrix factorization by stochastic gradient descent ("Funk SVD").
+
+    .. math:: \\hat r_{ui} = \\mu + b_u + b_i + p_u^T q_i
+
+    minimising over the observed ratings
+
+    .. math:: \\sum_{(u,i)} (r_{ui} - \\hat r_{ui})^2 + \\lambda_b (b_u^2 + b_i^2)
+              + \\lambda (\\|p_u\\|^2 + \\|q_i\\|^2)
+
+    by SGD over the ratings in one random order drawn per fit (Surprise visits them in a fixed
+    order too; the regularisation is applied at every visit, as in Surprise),
+    learning rate :math:`\\eta_t = \\eta\\,\\gamma^t` in epoch :math:`t`. ``biased=False`` gives
+    plain probabilistic MF, :math:`\\hat r_{ui} = p_u^T q_i`. With ``n_threads > 1`` each epoch
+    runs as DSGD (Gemulla et al. 2011): the ratings are cut, afresh each epoch, into
+    ``n_threads x n_threads`` user/item blocks and blocks sharing no user or item run in parallel — race-free, so a fit
+    is reproducible for a fixed seed and thread count (the result differs between counts).
+
+    Early stopping: with ``validation_fraction > 0`` (or ``fit(data, validation=...)``) the
+    validation RMSE is measured after each epoch; training stops after ``patience`` epochs
+    without improvement and the factors of the best epoch are restored.
+
+    Per-epoch training RMSE (errors seen during the epoch) and validation RMSE go to
+    ``history_``, to ``fit(data, callbacks=[cb])`` as ``cb(model, epoch, logs)`` (return
+    ``True`` to stop) and to the progress bar.
+
+    Parameters
+    ----------
+    n_factors, n_epochs, learning_rate, learning_rate_decay, regularization,
+    bias_regularization, biased, init_std, validation_fraction, patience, clip, n_threads,
+    random_state, verbose
+        See the declarations below.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray float32, :math:`p_u, q_i`
+    user_bias_, item_bias_ : ndarray float32 (zeros when not biased)
+    intercept_ : float, :math:`\\mu` (0 when not biased)
+    history_ : dict of lists, ``train_rmse`` and ``val_rmse`` per epoch
+    best_epoch_ : int, the epoch kept (0-based)
+
+    References
+    ----------
+    S. Funk. Netflix update: try this at home. 2006. Y. Koren, R. Bell, C. Volinsky. Matrix
+    factorization techniques for recommender systems. IEEE Computer 42(8), 2009.
+    R. Gemulla et al. Large-scale matrix factorization with distributed stochastic gradient
+    descent. KDD 2011.
+    """
+
+    n_factors = Param(int, 100, "Number of latent factors.", low=1)
+    n_epochs = Param(int, 20, "Maximum passes over the ratings.", low=1)
+    learning_rate = Param(float, 0.005, "SGD step size.", low=0, low_open=True)
+    learning_rate_decay = Param(float, 1.0, "Step size multiplier per epoch (1: constant).",
+                                low=0, high=1, low_open=True)
+    regularization = Param(float, 0.02, "L2 weight of the factors.", low=0)
+    bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
+                                low=0, nullable=True)
+    biased = Param(bool, True, "Learn mu, b_u, b_i (False: plain probabilistic MF).")
+    init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
+    validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
+                                low=0, high=1, high_open=True)
+    patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
+    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    n_threads = Param(int, 1, "DSGD threads (0: all); the result depends on this count.", low=0)
+    random_state = Param(int, 0, "Seed for initialisation and shuffling.", low=0, nullable=True)
+    verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
+
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_epochs": 3}
+
+    def _fit(
+        self,
+        data: Interactions,
+        *,
+        callbacks: Sequence[EpochCallback] | None = None,
+        validation: Interactions | None = None,
+    ) -> None:
+        _require_ratings(data, "FunkSVD")
+        rng = check_random_state(self.random_state)
+        train, val = _validation_rows(self, data, validation, rng)
+        u, i = data.user_idx[train], data.item_idx[train]
+        r = data.ratings[train]
+        k = int(self.n_factors)
+        self.fit_bias_ = bool(self.biased)
+        self.intercept_ = float(r.mean()) if self.biased else 0.0
+        self.user_factors_ = self._init_factors(rng, data.n_users, k)
+        self.item_factors_ = self._init_factors(rng, data.n_items, k)
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        t = _resolve_threads(self.n_threads)
+        reg = float(self.regularization)
+        breg = reg if self.bias_regularization is None else float(self.bias_regularization)
+        sse = np.zeros(t, dtype=np.float64)
+        identity = np.arange(len(r), dtype=np.int64)
+        loop = _EpochLoop(self, self.n_epochs, callbacks, self.patience if val else 0, "FunkSVD")
+        best: tuple[np.ndarray, ...] | None = None
+        try:
+            with numba_threads(t):
+                for epoch in range(self.n_epochs):
+                    lr = self.learning_rate * self.learning_rate_decay**epoch
+                    if t > 1 or epoch == 0:
+                        rows, ptr = _strata(rng, u, i, data.n_users, data.n_items, t)
+                        # gathered in visiting order: the kernel then streams through memory
+                        uo, io, ro = u[rows], i[rows], r[rows]
+                    sgd_epoch(uo, io, ro, identity, ptr, t, self.intercept_, self.user_bias_,
+                              self.item_bias_, self.user_factors_, self.item_factors_, lr, lr,
+                              breg, reg, self.fit_bias_, sse)
+                    val_rmse = self._pairs_rmse(*val) if val else float("nan")
+                    stop = loop.end_epoch(epoch, _rmse(sse.sum(), len(r)), val_rmse, lr)
+                    if loop.improved:
+                        best = tuple(a.copy() for a in self._state())
+                    if stop:
+                        break
+        finally:
+            loop.close()
+        if val and best is not None:
+            (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_) = best
+        self.history_ = loop.history
+        self.best_epoch_ = loop.best_epoch if val else len(loop.history["train_rmse"]) - 1
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
+
+    def _pairs_rmse(self, u: np.ndarray, i: np.ndarray, r: np.ndarray) -> float:
+        est = self._predict_pairs(u, i)
+        return float(np.sqrt(np.mean((est - r) ** 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+class SVDpp(_FactorModel):
+    """SVD++: biased MF plus the implicit feedback of *which* items each user rated.
+
+    .. math:: \\hat r_{ui} = \\mu + b_u + b_i + q_i^T \\Big(p_u + |N(u)|^{-1/2}
+              \\sum_{j \\in N(u)} y_j\\Big)
+
+    with :math:`N(u)` the items the user rated in training, fitted by SGD over the ratings
+    grouped by user (Koren 2008, eq. 15; the same update order and defaults as Surprise's
+    ``SVDpp``). The :math:`y_j` updates are applied lazily per user with the exact same result
+    (see :func:`chuchun.kernels.mf.svdpp_epoch`), which makes an epoch linear in the number of
+    ratings. Single-threaded. Fold-in computes the implicit term from the new user's items and
+    solves :math:`b_u, p_u` by regularised least squares.
+
+    Parameters
+    ----------
+    n_factors, n_epochs, learning_rate, learning_rate_decay, regularization,
+    bias_regularization, init_std, validation_fraction, patience, clip, random_state, verbose
+        As for :class:`FunkSVD` (``learning_rate`` and ``regularization`` also apply to
+        :math:`y_j`).
+
+    Attributes
+    ----------
+    user_factors_ : ndarray float32, :math:`p_u` (without the implicit term)
+    item_factors_ : ndarray float32, :math:`q_i`
+    implicit_factors_ : ndarray float32, :math:`y_j`
+    user_bias_, item_bias_, intercept_, history_, best_epoch_
+
+    References
+    ----------
+    Y. Koren. Factorization meets the neighborhood: a multifaceted collaborative filtering
+    model. KDD 2008.
+    """
+
+    n_factors = Param(int, 20, "Number of latent factors.", low=1)
+    n_epochs = Param(int, 20, "Maximum passes over the ratings.", low=1)
+    learning_rate = Param(float, 0.007, "SGD step size.", low=0, low_open=True)
+    learning_rate_decay = Param(float, 1.0, "Step size multiplier per epoch (1: constant).",
+                                low=0, high=1, low_open=True)
+    regularization = Param(float, 0.02, "L2 weight of p_u, q_i and y_j.", low=0)
+    bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
+                                low=0, nullable=True)
+    init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
+    validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
+                                low=0, high=1, high_open=True)
+    patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
+    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    random_state = Param(int, 0, "Seed for initialisation and user order.", low=0, nullable=True)
+    verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
+
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_epochs": 3}
+
+    def _fit(
+        self,
+        data: Interactions,
+        *,
+        callbacks: Sequence[EpochCallback] | None = None,
+        validation: Interactions | None = None,
+    ) -> None:
+        _require_ratings(data, "SVDpp")
+        rng = check_random_state(self.random_state)
+        train, val = _validation_rows(self, data, validation, rng)
+        csr = sp.csr_matrix(
+            (data.ratings[train], (data.user_idx[train], data.item_idx[train])),
+            shape=(data.n_users, data.n_items), dtype=np.float32,
+        )
+        csr.sort_indices()
+        indptr, indices = csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
+        values = csr.data.astype(np.float32)
+        k = int(self.n_factors)
+        self.fit_bias_ = True
+        self.intercept_ = float(values.mean())
+        self.user_factors_ = self._init_factors(rng, data.n_users, k)
+        self.item_factors_ = self._init_factors(rng, data.n_items, k)
+        self.implicit_factors_ = self._init_factors(rng, data.n_items, k)
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        self._implicit_matrix = csr  # N(u) of the training users, for _user_vectors
+        reg = float(self.regularization)
+        breg = reg if self.bias_regularization is None else float(self.bias_regularization)
+        loop = _EpochLoop(self, self.n_epochs, callbacks, self.patience if val else 0, "SVDpp")
+        best: tuple[np.ndarray, ...] | None = None
+        try:
+            for epoch in range(self.n_epochs):
+                lr = self.learning_rate * self.learning_rate_decay**epoch
+                order = rng.permutation(data.n_users).astype(np.int32)
+                sse = svdpp_epoch(indptr, indices, values, order, self.intercept_,
+                                  self.user_bias_, self.item_bias_, self.user_factors_,
+                                  self.item_factors_, self.implicit_factors_, lr, lr, breg, reg)
+                val_rmse = float("nan")
+                if val:
+                    est = self._predict_pairs(val[0], val[1])
+                    val_rmse = float(np.sqrt(np.mean((est - val[2]) ** 2)))
+                stop = loop.end_epoch(epoch, _rmse(sse, len(values)), val_rmse, lr)
+                if loop.improved:
+                    best = tuple(a.copy() for a in self._state())
+                if stop:
+                    break
+        finally:
+            loop.close()
+        if val and best is not None:
+            (self.user_factors_, self.item_factors_, self.implicit_factors_, self.user_bias_,
+             self.item_bias_) = best
+        self.history_ = loop.history
+        self.best_epoch_ = loop.best_epoch if val else len(loop.history["train_rmse"]) - 1
+        self.implicit_sum_ = self._implicit_sums(csr)
+        del self._implicit_matrix
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        return (self.user_factors_, self.item_factors_, self.implicit_factors_,
+                self.user_bias_, self.item_bias_)
+
+    def _implicit_sums(self, history: sp.csr_matrix) -> np.ndarray:
+        """:math:`|N(u)|^{-1/2} \\sum_{j \\in N(u)} y_j` for each row of ``history``."""
+        pattern = history.copy()
+        pattern.data = np.ones_like(pattern.data, dtype=np.float32)
+        counts = np.diff(pattern.indptr)
+        z = np.asarray(pattern @ self.implicit_factors_, dtype=np.float32)
+        return (z / np.sqrt(np.maximum(counts, 1))[:, None]).astype(np.float32)
+
+    def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        if hasattr(self, "implicit_sum_"):
+            return self.user_factors_[user_idx] + self.implicit_sum_[user_idx]
+        # during fit (validation): recompute from the current y_j
+        return self.user_factors_[user_idx] + self._implicit_sums(
+            self._implicit_matrix[user_idx]
+        )
+
+    def _fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        z = self._implicit_sums(history)
+        rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))
+        # target minus the fixed implicit part q_i^T z_u, then solve b_u, p_u
+        shifted = history.data - np.einsum(
+            "nk,nk->n", self.item_factors_[history.indices], z[rows]
+        )
+        bu, pu = self._solve_users(history, self.item_factors_, shifted)
+        return bu, pu + z
+
+
+# ---------------------------------------------------------------------------------------------
+class ALS(_FactorModel):
+    """Explicit-feedback alternating least squares with biases and weighted-λ regularisation.
+
+    .. math:: \\min \\sum_{(u,i)} (r_{ui} - \\mu - b_u - b_i - p_u^T q_i)^2
+              + \\sum_u n_u (\\lambda_b b_u^2 + \\lambda \\|p_u\\|^2)
+              + \\sum_i n_i (\\lambda_b b_i^2 + \\lambda \\|q_i\\|^2)
+
+    (:math:`n_u, n_i` rating counts; ``weighted=False`` drops them). Each iteration solves all
+    items (bias and factors jointly, users fixed) and then all users exactly, in parallel; the
+    last half-step is the user one, so fold-in of a training user's own ratings reproduces its
+    fitted factors. ``partial_fit`` continues from the current factors (new users or items get
+    fresh ones). ``explain`` decomposes a prediction over the user's rated items through the
+    user's regularised Gram matrix (Hu, Koren & Volinsky 2008, sec. 5).
+
+    Parameters
+    ----------
+    n_factors, n_epochs, regularization, bias_regularization, weighted, biased, init_std,
+    clip, n_threads, random_state, verbose
+        See the declarations below. ``n_epochs`` counts ALS iterations.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_, user_bias_, item_bias_, intercept_
+    history_ : dict of lists, ``train_rmse`` (and ``val_rmse`` with ``fit(..., validation=)``)
+    best_epoch_ : int, iteration with the lowest validation RMSE (the last one without
+        validation; ALS does not stop early or restore)
+
+    References
+    ----------
+    Y. Zhou, D. Wilkinson, R. Schreiber, R. Pan. Large-scale parallel collaborative filtering
+    for the Netflix prize. AAIM 2008. Y. Hu, Y. Koren, C. Volinsky. Collaborative filtering for
+    implicit feedback datasets. ICDM 2008.
+    """
+
+    n_factors = Param(int, 50, "Number of latent factors.", low=1)
+    n_epochs = Param(int, 15, "ALS iterations (one item and one user half-step each).", low=1)
+    regularization = Param(float, 0.1, "L2 weight of the factors (times n_u when weighted).",
+                           low=0)
+    bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
+                                low=0, nullable=True)
+    weighted = Param(bool, True, "Weighted-λ: scale each row's penalty by its rating count.")
+    biased = Param(bool, True, "Learn mu, b_u, b_i.")
+    init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
+    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    n_threads = Param(int, 0, "Threads for the half-steps (0: all); results do not depend on it.",
+                      low=0)
+    random_state = Param(int, 0, "Seed for initialisation.", low=0, nullable=True)
+    verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
+
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_epochs": 3}
+
+    def _fold_in_regularization(self) -> tuple[float, float, bool]:
+        reg, breg, _ = super()._fold_in_regularization()
+        return reg, breg, bool(self.weighted_)
+
+    def _fit(
+        self,
+        data: Interactions,
+        *,
+        callbacks: Sequence[EpochCallback] | None = None,
+        validation: Interactions | None = None,
+    ) -> None:
+        _require_ratings(data, "ALS")
+        rng = check_random_state(self.random_state)
+        k = int(self.n_factors)
+        self.fit_bias_ = bool(self.biased)
+        self.weighted_ = bool(self.weighted)
+        self.intercept_ = float(self.global_mean_) if self.biased else 0.0
+        # the first half-step solves items against these random user factors
+        self.user_factors_ = self._init_factors(rng, data.n_users, k)
+        self.item_factors_ = self._init_factors(rng, data.n_items, k)
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        self.history_: dict[str, list[float]] = {"train_rmse": [], "val_rmse": []}
+        best = self._iterate(data, int(self.n_epochs), callbacks, validation)
+        self.best_epoch_ = best if validation is not None else int(self.n_epochs) - 1
+
+    def _iterate(
+        self, data: Interactions, n_epochs: int, callbacks: Sequence[EpochCallback] | None,
+        validation: Interactions | None,
+    ) -> int:
+        """Run ``n_epochs`` iterations; returns the iteration with the lowest validation RMSE
+        (counted from the first fit, -1 without validation)."""
+        _, val = _validation_rows(self, data, validation, np.random.default_rng(0)) if (
+            validation is not None) else (None, None)
+        csr, csc = data.csr, data.csc
+        reg = float(self.regularization)
+        breg = reg if self.bias_regularization is None else float(self.bias_regularization)
+        loop = _EpochLoop(self, n_epochs, callbacks, 0, "ALS")
+        loop.history = self.history_
+        mu = float(self.intercept_)
+        try:
+            with numba_threads(_resolve_threads(self.n_threads)):
+                for epoch in range(n_epochs):
+                    als_half_step(csc.indptr, csc.indices, csc.data, self.user_factors_,
+                                  self.user_bias_.astype(np.float64), mu, reg, breg,
+                                  self.weighted_, self.fit_bias_, self.item_factors_,
+                                  self.item_bias_)
+                    als_half_step(csr.indptr, csr.indices, csr.data, self.item_factors_,
+                                  self.item_bias_.astype(np.float64), mu, reg, breg,
+                                  self.weighted_, self.fit_bias_, self.user_factors_,
+                                  self.user_bias_)
+                    est = self._raw_pairs(data.user_idx, data.item_idx)
+                    train = float(np.sqrt(np.mean((est - data.ratings) ** 2)))
+                    val_rmse = float("nan")
+                    if val is not None:
+                        val_rmse = float(np.sqrt(np.mean(
+                            (self._predict_pairs(val[0], val[1]) - val[2]) ** 2)))
+                    if loop.end_epoch(len(self.history_["train_rmse"]), train, val_rmse, 0.0):
+                        break
+        finally:
+            loop.close()
+        return loop.best_epoch
+
+    def _raw_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return (np.einsum("nk,nk->n", self.user_factors_[u], self.item_factors_[i])
+                + self.intercept_ + self.user_bias_[u] + self.item_bias_[i])
+
+    def partial_fit(
+        self,
+        data: Interactions,
+        *,
+        n_epochs: int | None = None,
+        callbacks: Sequence[EpochCallback] | None = None,
+    ) -> ALS:
+        """Continue training from the current factors on ``data`` (warm start).
+
+        ``data`` is the interaction log to fit now (typically the old log plus new ratings). Users
+        and items already known keep their factors and biases as the starting point; new ones are
+        added to the vocabularies with fresh factors. ``intercept_`` stays as fitted. Runs
+        ``n_epochs`` iterations (default: the ``n_epochs`` parameter). An unfitted model is
+        simply fitted. Returns ``self``.
+        """
+        if not self.is_fitted:
+            return self.fit(data, callbacks=callbacks)
+        if not isinstance(data, Interactions):
+            raise DataError(
+                f"partial_fit expects a chuchun.data.Interactions; got {type(data).__name__}"
+            )
+        _require_ratings(data, "ALS.partial_fit")
+        self._validate_params()
+        if n_epochs is not None and (
+            isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1
+        ):
+            raise ConfigError(f"n_epochs must be a positive int; got {n_epochs!r}")
+        users = _merge_vocab(self.users_, data.users, "user")
+        items = _merge_vocab(self.items_, data.items, "item")
+        rng = check_random_state(self.random_state)
+        k = self.item_factors_.shape[1]
+        old_u = users.index(self.users_.ids)
+        old_i = items.index(self.items_.ids)
+        pu = np.zeros((len(users), k), dtype=np.float32)
+        pu[old_u] = self.user_factors_
+        qi = self._init_factors(rng, len(items), k)
+        qi[old_i] = self.item_factors_
+        bu = np.zeros(len(users), dtype=np.float32)
+        bu[old_u] = self.user_bias_
+        bi = np.zeros(len(items), dtype=np.float32)
+        bi[old_i] = self.item_bias_
+        mapped = Interactions(
+            users, items, users.index(data.user_ids), items.index(data.item_ids),
+            data.ratings, data.timestamps, rating_scale=data.rating_scale,
+        )
+        self.users_, self.items_ = users, items
+        self.user_factors_, self.item_factors_ = pu, qi
+        self.user_bias_, self.item_bias_ = bu, bi
+        self.seen_ = mapped.csr
+        self.item_popularity_ = np.bincount(mapped.item_idx, minlength=len(items)).astype(
+            np.float32
+        )
+        self.fingerprint_ = mapped.fingerprint()
+        self._iterate(mapped, int(n_epochs or self.n_epochs), callbacks, None)
+        return self
+
+    def explain(self, user: Any, item: Any, *, n_reasons: int = 10) -> Explanation:
+        """Which of the user's rated items contributed most to the predicted rating of ``item``.
+
+        With :math:`\\tilde y_j = (1, q_j)` (just :math:`q_j` when unbiased), the user's
+        regularised Gram matrix :math:`A_u = \\sum_{j \\in N(u)} \\tilde y_j \\tilde y_j^T +
+        \\mathrm{diag}(w_u\\lambda_b, w_u\\lambda, \\dots)` and targets :math:`t_j = r_{uj} - \\mu
+        - b_j`, the user step gives :math:`(b_u, p_u) = A_u^{-1} \\sum_j \\tilde y_j t_j`, so
+
+        .. math:: \\hat r_{ui} = \\mu + b_i + \\sum_{j \\in N(u)} s_{ij}\\, t_j, \\qquad
+                  s_{ij} = \\tilde y_i^T A_u^{-1} \\tilde y_j
+
+        (Hu, Koren & Volinsky 2008, sec. 5). Each reason is one rated item ``j`` with weight
+        :math:`s_{ij} t_j`, its rating and the similarity :math:`s_{ij}`; the reasons are
+        sorted by weight, largest first, and their sum plus :math:`\\mu + b_i` is the unclipped
+        prediction.
+        """
+        self._check_fitted()
+        if isinstance(n_reasons, bool) or not isinstance(n_reasons, int) or n_reasons < 1:
+            raise ConfigError(f"n_reasons must be a positive int; got {n_reasons!r}")
+        u = int(self._map(self.users_, np.asarray([user]), "user", "error")[0])
+        i = int(self._map(self.items_, np.asarray([item]), "item", "error")[0])
+        lo, hi = self.seen_.indptr[u], self.seen_.indptr[u + 1]
+        js = self.seen_.indices[lo:hi]
+        ratings = self.seen_.data[lo:hi].astype(np.float64)
+        targets = ratings - self.intercept_ - self.item_bias_[js]
+        reg, breg, weighted = self._fold_in_regularization()
+        w = float(len(js)) if weighted else 1.0
+        design = self.item_factors_[js].astype(np.float64)
+        yi = self.item_factors_[i].astype(np.float64)
+        penalty = np.full(design.shape[1], w * reg)
+        if self.fit_bias_:
+            design = np.hstack([np.ones((len(js), 1)), design])
+            yi = np.r_[1.0, yi]
+            penalty = np.r_[w * breg, penalty]
+        gram = design.T @ design + np.diag(penalty)
+        sims = design @ np.linalg.solve(gram, yi) if len(js) else np.zeros(0)
+        contrib = sims * targets
+        base = float(self.intercept_ + self.item_bias_[i])
+        score = base + float(contrib.sum())
+        order = np.argsort(-contrib, kind="stable")[:n_reasons]
+        reasons = [
+            Reason(kind="factor", id=_plain(self.items_.ids[js[o]]), weight=float(contrib[o]),
+                   detail={"rating": float(ratings[o]), "similarity": float(sims[o])})
+            for o in order
+        ]
+        summary = (
+            f"item {item!r} for user {user!r}: predicted {score:.4g} = baseline {base:.4g} "
+            f"+ contributions of {len(js)} rated items ({score - base:+.4g})"
+        )
+        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
+
+
+def _merge_vocab(old: Vocabulary, new: Vocabulary, what: str) -> Vocabulary:
+    if old.numeric != new.numeric:
+        raise DataError(
+            f"partial_fit {what} ids are {'integers' if new.numeric else 'strings'} but the model "
+            f"was fitted on {'integers' if old.numeric else 'strings'}"
+        )
+    return Vocabulary(np.union1d(old.ids, new.ids))

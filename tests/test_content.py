@@ -1,0 +1,104 @@
+"""ContentBased: hand-computed scores, cold-start items, explanations, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chuchun import ConfigError, DataError, Interactions
+from chuchun.data import ItemFeatures
+from chuchun.models import ContentBased
+
+MOVIES = pd.DataFrame({
+    "item": [1, 2, 3, 4, 5],
+    "title": ["Toy Story", "Heat", "Toy Story 2", "Casino", "Cars"],
+    "genres": ["Animation|Children", "Crime", "Animation|Children", "Crime",
+               "Animation|Children"],
+})
+
+
+@pytest.fixture()
+def features() -> ItemFeatures:
+    return ItemFeatures.from_pandas(MOVIES, multi_valued=["genres"])
+
+
+@pytest.fixture()
+def ratings() -> Interactions:
+    # item 5 (Cars) is never rated: a cold-start item present only in the features
+    return Interactions.from_arrays(
+        ["a", "a", "a", "b", "b"], [1, 2, 3, 2, 4], [5.0, 1.0, 4.0, 5.0, 4.0],
+        rating_scale=(1, 5),
+    )
+
+
+def test_profile_and_scores_by_hand(ratings: Interactions, features: ItemFeatures) -> None:
+    m = ContentBased().fit(ratings, item_features=features)
+    # user a: mean 10/3; weights 5/3, -7/3, 2/3 on animation, crime, animation
+    # profile ~ (7/3) * anim - (7/3) * crime -> cos to an animation item = 1/sqrt(2)
+    scores = m.predict(["a", "a"], [5, 4])
+    assert scores[0] == pytest.approx(1 / np.sqrt(2), rel=1e-5)
+    assert scores[1] == pytest.approx(-1 / np.sqrt(2), rel=1e-5)
+
+
+def test_cold_start_items_are_recommended(ratings: Interactions,
+                                          features: ItemFeatures) -> None:
+    m = ContentBased().fit(ratings, item_features=features)
+    assert m.items_.ids.tolist() == [1, 2, 3, 4, 5]
+    assert m.item_popularity_.tolist() == [1, 2, 1, 1, 0]
+    recs = m.recommend(["a"], k=2)
+    assert recs.to_lists()[0] == [5, 4]  # never-rated Cars first; seen items excluded
+    only_cold = m.recommend(["a"], k=3, candidates=[5])
+    assert only_cold.to_lists()[0] == [5]
+
+
+def test_user_with_equal_ratings_uses_uncentred_weights(features: ItemFeatures) -> None:
+    data = Interactions.from_arrays(["a", "a"], [1, 3], [4.0, 4.0])
+    m = ContentBased().fit(data, item_features=features)
+    assert m.predict(["a"], [5])[0] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_implicit_feedback_and_fold_in(features: ItemFeatures) -> None:
+    data = Interactions.from_arrays(["a", "b"], [2, 1])
+    m = ContentBased().fit(data, item_features=features)
+    assert m.recommend(["a"], k=1).to_lists()[0] == [4]
+    folded = m.recommend_for_history([[1]], k=2)
+    assert set(folded.to_lists()[0]) == {3, 5}
+
+
+def test_similar_items_by_content(ratings: Interactions, features: ItemFeatures) -> None:
+    m = ContentBased().fit(ratings, item_features=features)
+    sim = m.similar_items([1, 2], k=2)
+    assert set(sim.to_lists()[0]) == {3, 5}
+    assert sim.to_lists()[1] == [4]
+    assert sim.scores[0, 0] == pytest.approx(1.0)
+
+
+def test_explain_cold_start(ratings: Interactions, features: ItemFeatures) -> None:
+    m = ContentBased().fit(ratings, item_features=features)
+    titles = dict(zip(MOVIES.item, MOVIES.title, strict=True))
+    ex = m.explain("a", 5, labels=titles)
+    assert ex.score == pytest.approx(m.predict(["a"], [5])[0], rel=1e-5)
+    items = [r for r in ex.reasons if r.kind == "item"]
+    feats = [r for r in ex.reasons if r.kind == "feature"]
+    assert [r.label for r in items] == ["Toy Story", "Toy Story 2"]
+    assert items[0].detail["rating"] == 5.0
+    assert {r.id for r in feats} == {"genres=Animation", "genres=Children"}
+    assert "Toy Story, which you rated 5" in ex.summary
+    assert "genres Animation, Children" in ex.summary
+    # the item reasons add up to the score (Heat shares no feature with Cars: contribution 0)
+    assert sum(r.weight for r in items) == pytest.approx(ex.score, rel=1e-5)
+
+
+def test_bad_inputs(ratings: Interactions, features: ItemFeatures) -> None:
+    with pytest.raises(ConfigError, match="needs item features"):
+        ContentBased().fit(ratings)
+    with pytest.raises(DataError, match="ItemFeatures"):
+        ContentBased().fit(ratings, item_features=MOVIES)
+    text_ids = ItemFeatures.from_pandas(MOVIES.assign(item=MOVIES.item.astype(str)),
+                                        multi_valued=["genres"])
+    with pytest.raises(DataError, match="different kinds"):
+        ContentBased().fit(ratings, item_features=text_ids)
+    m = ContentBased().fit(ratings, item_features=features)
+    with pytest.raises(Exception, match="not known"):
+        m.similar_items([42])

@@ -1,0 +1,258 @@
+"""Explicit and implicit kNN: hand-computed predictions, kernel twins, Surprise, explanations."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chuchun import ConfigError, DataError, Interactions, UnknownIdError
+from chuchun.kernels.knn import (
+    knn_aggregate,
+    knn_aggregate_numpy,
+    rows_times_sparse,
+    rows_times_sparse_numpy,
+)
+from chuchun.models import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
+
+ML100K = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "ml-100k")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Interactions:
+    # users a, b, c; items x, y, z
+    rows = [("a", "x", 5), ("a", "y", 3), ("b", "x", 4), ("b", "y", 2), ("b", "z", 5),
+            ("c", "x", 1), ("c", "z", 2)]
+    u, i, r = zip(*rows, strict=True)
+    return Interactions.from_arrays(list(u), list(i), list(r), rating_scale=(1, 5))
+
+
+def test_user_knn_plain_by_hand(tiny: Interactions) -> None:
+    m = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
+    # a and b co-rate x, y: (5*4 + 3*2) / sqrt(34 * 20); a and c co-rate x: 5/sqrt(25)/1 = 1
+    s_ab = 26 / np.sqrt(34 * 20)
+    pred = m.predict(["a"], ["z"])[0]
+    assert pred == pytest.approx((s_ab * 5 + 1.0 * 2) / (s_ab + 1.0), rel=1e-6)
+    m1 = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+                 n_neighbors=1).fit(tiny)
+    assert m1.predict(["a"], ["z"])[0] == pytest.approx(2.0)  # c is the nearest (sim 1)
+
+
+def test_mean_centered_and_baseline_by_hand(tiny: Interactions) -> None:
+    m = UserKNN(similarity="corated_cosine", prediction="mean_centered", shrinkage=0.0,
+                n_neighbors=1).fit(tiny)
+    # mean(a) = 4, nearest rater of z is c (mean 1.5, rated 2): 4 + (2 - 1.5)
+    assert m.predict(["a"], ["z"])[0] == pytest.approx(4.5)
+    b = UserKNN(similarity="corated_cosine", prediction="baseline", shrinkage=0.0,
+                n_neighbors=1).fit(tiny)
+    mu, bu, bi = b.global_mean_, b.user_bias_, b.item_bias_
+    ua, uc, iz = tiny.users.index(["a", "c"]).tolist() + tiny.items.index(["z"]).tolist()
+    expect = mu + bu[ua] + bi[iz] + (2 - (mu + bu[uc] + bi[iz]))
+    assert b.predict(["a"], ["z"])[0] == pytest.approx(min(max(expect, 1), 5))
+
+
+def test_fallback_is_counted_and_documented(tiny: Interactions) -> None:
+    m = ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0,
+                min_neighbors=2).fit(tiny)
+    pred = m.predict(["a", "a"], ["z", "x"])
+    assert m.last_fallback_count >= 1
+    iz = tiny.items.index(["z"])[0]
+    assert pred[0] == pytest.approx(m.row_mean_[iz])  # item mean fallback
+    plain = UserKNN(similarity="corated_cosine", prediction="plain", min_neighbors=5,
+                    shrinkage=0.0).fit(tiny)
+    assert plain.predict(["a"], ["z"])[0] == pytest.approx(plain.global_mean_)
+    assert plain.last_fallback_count == 1
+    # unknown ids follow the base policy
+    assert plain.predict(["nobody"], ["z"])[0] == pytest.approx(plain.global_mean_)
+    with pytest.raises(UnknownIdError):
+        plain.predict(["nobody"], ["z"], unknown="error")
+
+
+def test_zscore_prediction_runs(tiny: Interactions) -> None:
+    m = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0).fit(tiny)
+    p = m.predict(["a", "b", "c"], ["z", "x", "y"])
+    assert np.all((p >= 1) & (p <= 5))
+
+
+def test_explain_item_knn(tiny: Interactions) -> None:
+    m = ItemKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
+    ex = m.explain("a", "z", labels={"x": "Toy Story", "y": "Heat"})
+    assert ex.score == pytest.approx(m.predict(["a"], ["z"])[0])
+    assert {r.id for r in ex.reasons} <= {"x", "y"}
+    assert sum(r.weight for r in ex.reasons) == pytest.approx(1.0)
+    assert all(r.kind == "item" for r in ex.reasons)
+    toy = next(r for r in ex.reasons if r.id == "x")
+    assert toy.detail["rating"] == 5.0
+    assert "Toy Story, which you rated 5" in ex.summary
+    # the weighted average of the reasons' ratings is the prediction
+    avg = sum(r.weight * r.detail["rating"] for r in ex.reasons)
+    assert avg == pytest.approx(ex.score, rel=1e-5)
+
+
+def test_explain_user_knn_and_unknown(tiny: Interactions) -> None:
+    m = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
+    ex = m.explain("a", "z")
+    assert {r.id for r in ex.reasons} == {"b", "c"}
+    assert all(r.kind == "user" for r in ex.reasons)
+    with pytest.raises(UnknownIdError):
+        m.explain("a", "nope")
+
+
+def test_similar_items(tiny: Interactions) -> None:
+    m = ItemKNN(similarity="corated_cosine", shrinkage=0.0).fit(tiny)
+    sim = m.similar_items(["x"], k=5)
+    assert sim.item_ids.shape == (1, 5)
+    assert "x" not in sim.to_lists()[0]
+    assert np.all(np.diff(sim.scores[0][~np.isnan(sim.scores[0])]) <= 0)
+    assert set(sim.to_pandas().columns) == {"query", "rank", "item", "score"}
+
+
+def test_bad_inputs(tiny: Interactions) -> None:
+    implicit = Interactions.from_arrays(["a", "b"], ["x", "y"])
+    with pytest.raises(DataError, match="explicit ratings"):
+        ItemKNN().fit(implicit)
+    with pytest.raises(ConfigError, match="similarity"):
+        ItemKNN(similarity="dot").fit(tiny)
+    with pytest.raises(ConfigError):
+        UserKNN(n_neighbors=0).fit(tiny)
+    with pytest.raises(ConfigError, match="prediction"):
+        UserKNN(prediction="median").fit(tiny)
+
+
+@st.composite
+def knn_cases(draw: st.DrawFn):
+    n_x = draw(st.integers(1, 8))
+    n_y = draw(st.integers(1, 6))
+    rated = np.array(draw(st.lists(st.booleans(), min_size=n_x * n_y, max_size=n_x * n_y)))
+    ratings = np.array(draw(st.lists(st.integers(1, 5), min_size=n_x * n_y,
+                                     max_size=n_x * n_y)), dtype=float)
+    sims = np.array(draw(st.lists(st.sampled_from([-0.5, 0.0, 0.2, 0.5, 0.5, 0.9]),
+                                  min_size=n_x * n_x, max_size=n_x * n_x)))
+    k = draw(st.integers(1, 4))
+    return n_x, n_y, rated.reshape(n_x, n_y), ratings.reshape(n_x, n_y), sims.reshape(n_x, n_x), k
+
+
+@settings(max_examples=50, deadline=None)
+@given(case=knn_cases())
+def test_aggregate_kernel_agrees_with_twin(case) -> None:
+    n_x, n_y, rated, ratings, sims, k = case
+    np.fill_diagonal(sims, 0.0)
+    s = sp.csr_matrix(sims)
+    c = sp.csr_matrix(np.where(rated, ratings, 0.0).T)
+    c.sort_indices()
+    px, py = np.meshgrid(np.arange(n_x), np.arange(n_y), indexing="ij")
+    px, py = px.ravel().astype(np.int64), py.ravel().astype(np.int64)
+    bounds = np.r_[np.arange(0, len(px), n_y), len(px)].astype(np.int64)
+    center = np.linspace(2, 3, n_x)
+    scale = np.linspace(0.5, 1.5, n_x)
+    offset = np.linspace(-0.2, 0.2, n_y)
+    outs = []
+    for fn in (knn_aggregate, knn_aggregate_numpy):
+        agg, cnt = np.zeros(len(px)), np.zeros(len(px), dtype=np.int64)
+        fn(s.indptr.astype(np.int64), s.indices.astype(np.int64), s.data.astype(float),
+           c.indptr.astype(np.int64), c.indices.astype(np.int64), c.data.astype(float),
+           px, py, bounds, 3, k, center, scale, offset, agg, cnt)
+        outs.append((agg, cnt))
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 9), m=st.integers(1, 7))
+def test_rows_times_sparse_agrees_with_twin(seed: int, n: int, m: int) -> None:
+    x = sp.random(n, m, density=0.4, random_state=seed, format="csr", dtype=np.float32)
+    s = sp.random(m, m, density=0.4, random_state=seed + 1, format="csr", dtype=np.float32)
+    rows = np.arange(n, dtype=np.int64)[::-1].copy()
+    out1 = np.zeros((n, m), np.float32)
+    out2 = np.zeros((n, m), np.float32)
+    args = (x.indptr.astype(np.int64), x.indices.astype(np.int64), x.data, rows,
+            s.indptr.astype(np.int64), s.indices.astype(np.int64), s.data, m)
+    rows_times_sparse(*args, out1)
+    rows_times_sparse_numpy(*args, out2)
+    np.testing.assert_allclose(out1, out2, rtol=1e-5, atol=1e-6)
+
+
+def _subset(path: str, n_users: int) -> pd.DataFrame:
+    df = pd.read_csv(path, sep="\t", names=["user", "item", "rating", "ts"])
+    return df[df.user <= n_users]
+
+
+def test_matches_surprise_on_a_subset() -> None:
+    from surprise import Dataset, KNNBaseline, KNNBasic, KNNWithMeans, Reader
+
+    train = _subset(os.path.join(ML100K, "u1.base"), 150)
+    test = _subset(os.path.join(ML100K, "u1.test"), 150).iloc[:1500]
+    data = Interactions.from_pandas(train, timestamp_col="ts", rating_scale=(1, 5))
+    ts = Dataset.load_from_df(train[["user", "item", "rating"]],
+                              Reader(rating_scale=(1, 5))).build_full_trainset()
+    cases = [
+        (UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0),
+         KNNBasic(k=40, min_k=1, sim_options={"name": "cosine", "user_based": True},
+                  verbose=False)),
+        (ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0),
+         KNNWithMeans(k=40, min_k=1, sim_options={"name": "pearson", "user_based": False},
+                      verbose=False)),
+        (ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0),
+         KNNBaseline(k=40, min_k=1, sim_options={"name": "pearson_baseline",
+                                                 "user_based": False}, verbose=False)),
+    ]
+    for ours, theirs in cases:
+        ours.fit(data)
+        theirs.fit(ts)
+        p = ours.predict(test.user.to_numpy(), test.item.to_numpy())
+        known = data.items.index(test.item.to_numpy()) >= 0
+        q = np.array([theirs.predict(u, i).est for u, i in
+                      zip(test.user.to_numpy(), test.item.to_numpy(), strict=True)])
+        np.testing.assert_allclose(p[known], q[known], atol=1e-4)
+
+
+# -- implicit ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def clicks() -> Interactions:
+    rng = np.random.default_rng(3)
+    u = rng.integers(0, 30, 300)
+    i = rng.integers(0, 25, 300)
+    frame = pd.DataFrame({"user": u, "item": i}).drop_duplicates()
+    return Interactions.from_pandas(frame, rating_col=None, timestamp_col=None)
+
+
+def test_implicit_item_knn_scores_sum_similarities(clicks: Interactions) -> None:
+    m = ImplicitItemKNN(n_neighbors=5).fit(clicks)
+    assert np.diff(m.similarity_.indptr).max() <= 5
+    scores = m._score(np.arange(4))
+    expect = (clicks.csr[:4] @ m.similarity_).toarray()
+    np.testing.assert_allclose(scores, expect, rtol=1e-5, atol=1e-6)
+    # fold-in of an existing user's history gives that user's scores
+    row = clicks.csr[0]
+    hist = m.recommend_for_history([list(clicks.items.ids[row.indices])], k=5)
+    assert np.array_equal(hist.item_idx[0], m.recommend([clicks.users.ids[0]], k=5).item_idx[0])
+
+
+@pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
+@pytest.mark.parametrize("sim", ["cosine", "jaccard", "dot"])
+def test_implicit_weightings(clicks: Interactions, weighting: str, sim: str) -> None:
+    m = ImplicitItemKNN(n_neighbors=5, weighting=weighting, similarity=sim).fit(clicks)
+    recs = m.recommend(clicks.users.ids[:3], k=4)
+    assert recs.item_idx.shape == (3, 4)
+    assert m.similar_items(clicks.items.ids[:2], k=3).item_idx.shape == (2, 3)
+
+
+def test_tfidf_weights_by_hand() -> None:
+    m = ImplicitItemKNN(weighting="tfidf")
+    w = m._weighted(sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0]])))
+    # 2 documents; term 0 in both (idf log 1 = 0), term 1 in one (idf log 2)
+    np.testing.assert_allclose(w.toarray(), [[0.0, np.log(2)], [0.0, 0.0]])
+
+
+def test_implicit_user_knn(clicks: Interactions) -> None:
+    m = ImplicitUserKNN(n_neighbors=4).fit(clicks)
+    scores = m._score(np.arange(3))
+    expect = (m.similarity_[:3] @ clicks.csr).toarray()
+    np.testing.assert_allclose(scores, expect, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError):
+        ImplicitUserKNN(similarity="pearson").fit(clicks)
