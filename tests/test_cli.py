@@ -352,14 +352,18 @@ def test_evaluate_temporal_needs_timestamps(tmp_path: Path) -> None:
 
 # -- demo -------------------------------------------------------------------------------------
 def test_demo_quick() -> None:
-    proc = run("--no-progress", "demo", "--quick")
+    # --quick on two models: the full demo below trains every model
+    proc = run("--no-progress", "demo", "--quick", "--model", "popularity",
+               "--model", "BaselineOnly")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "first 120 users" in out
     assert "temporal split: each user's latest 20% of ratings is test" in out
     header = next(line for line in out.splitlines() if line.startswith("model"))
     assert header.split() == ["model", "fit", "s", "RMSE", "MAE", "P@10", "R@10", "NDCG@10"]
-    assert any(line.startswith("BaselineOnly") for line in out.splitlines())
+    models = [line.split()[0] for line in out.splitlines()[5:]
+              if line.split() and line.split()[0] in {e.name for e in available_entries()}]
+    assert models == ["Popularity", "BaselineOnly"]
     assert "top-10 for user 1" in out
     ranked = [line for line in out.splitlines() if line[:5].strip().rstrip(".").isdigit()]
     assert len(ranked) == 10
