@@ -319,7 +319,7 @@ def _read_buffer(
     return frame
 
 
-def _scale_for(name: str, frame: pd.DataFrame) -> tuple[float, float] | None:
+def _scale_for(name: str) -> tuple[float, float] | None:
     """Declared rating scale of a known release; for other directories none is declared."""
     return MOVIELENS[name].rating_scale if name in MOVIELENS else None
 
@@ -362,8 +362,7 @@ def _read_100k(directory: Path, name: str) -> MovieLens:
 def _read_dat(directory: Path, name: str) -> MovieLens:
     path = _need(directory, "ratings.dat")
     frame = _read_double_colon(path, ["user", "item", "rating", "timestamp"], "ratings")
-    scale = _scale_for(name, frame)
-    ratings = _ratings(frame, path, scale)
+    ratings = _ratings(frame, path, _scale_for(name))
     items = _read_double_colon(_need(directory, "movies.dat"), ["item", "title", "genres"],
                                "movie")
     users = tags = None
@@ -378,31 +377,24 @@ def _read_dat(directory: Path, name: str) -> MovieLens:
 
 
 def _read_csv_release(directory: Path, name: str) -> MovieLens:
-    def path_of(stem: str, required: bool) -> Path | None:
-        for cand in (f"{stem}.csv", f"{stem}.csv.gz"):
-            if (directory / cand).is_file():
-                return directory / cand
-        if required:
-            _need(directory, f"{stem}.csv", f"{stem}.csv.gz")
-        return None
+    def optional(stem: str) -> Path | None:
+        found = [directory / n for n in (f"{stem}.csv", f"{stem}.csv.gz")]
+        return next((p for p in found if p.is_file()), None)
 
-    rpath = path_of("ratings", True)
-    assert rpath is not None
+    rpath = _need(directory, "ratings.csv", "ratings.csv.gz")
     frame = _read(rpath, "ratings")
     _check_columns(frame, ["userId", "movieId", "rating", "timestamp"], rpath)
     frame = frame.rename(columns={"userId": "user", "movieId": "item"})
-    scale = _scale_for(name, frame)
-    ratings = _ratings(frame, rpath, scale)
-    mpath = path_of("movies", True)
-    assert mpath is not None
+    ratings = _ratings(frame, rpath, _scale_for(name))
+    mpath = _need(directory, "movies.csv", "movies.csv.gz")
     movies = _read(mpath, "movie")
     _check_columns(movies, ["movieId", "title", "genres"], mpath)
     items = movies.rename(columns={"movieId": "item"})
     tags = links = None
-    tpath = path_of("tags", False)
+    tpath = optional("tags")
     if tpath is not None:
         tags = _read(tpath, "tag").rename(columns={"userId": "user", "movieId": "item"})
-    lpath = path_of("links", False)
+    lpath = optional("links")
     if lpath is not None:
         links = _read(lpath, "link", dtype={"imdbId": str, "tmdbId": "Int64"}).rename(
             columns={"movieId": "item", "imdbId": "imdb_id", "tmdbId": "tmdb_id"}
