@@ -313,6 +313,15 @@ def test_models_listing_and_params() -> None:
     assert invoke("models", "Nope").returncode == 1
 
 
+def test_help_documents_exit_codes() -> None:
+    proc = invoke("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "Exit status: 0 success; 1 error in the data, configuration or an artifact" in text
+    for command in ("demo", "fit", "recommend", "evaluate", "info", "models", "rules"):
+        assert f" {command} " in text
+
+
 def test_version_and_verbose_logging(ratings_csv: Path, tmp_path: Path) -> None:
     version = run("--version")
     assert version.returncode == 0 and chuchun.__version__ in version.stdout
