@@ -402,7 +402,18 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n, m = scores.shape
     scores = np.where(np.isnan(scores), -np.inf, scores)
     if k < m:
+        # argpartition picks arbitrary members of a tie at the k-th score; keep the lowest
+        # indices among them so the documented tie rule holds for the whole list
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part_vals = np.take_along_axis(scores, part, axis=1)
+        kth = part_vals.min(axis=1, keepdims=True)
+        tied = scores == kth
+        split_tie = np.flatnonzero(tied.sum(axis=1) > (part_vals == kth).sum(axis=1))
+        if len(split_tie):
+            s, t = scores[split_tie], tied[split_tie]
+            need = k - (s > kth[split_tie]).sum(axis=1, keepdims=True)
+            chosen = (s > kth[split_tie]) | (t & (np.cumsum(t, axis=1) <= need))
+            part[split_tie] = np.nonzero(chosen)[1].reshape(len(split_tie), k)
     else:
         part = np.broadcast_to(np.arange(m), (n, m)).copy()
     part_vals = np.take_along_axis(scores, part, axis=1)
