@@ -280,6 +280,27 @@ def test_artifact_errors_exit_1(fitted: Path, tmp_path: Path) -> None:
     assert proc.returncode == 1 and "not a chuchun model artifact" in one_error_line(proc)
 
 
+def test_recommend_explain(ratings_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "knn"
+    fit = invoke("fit", "--data", ratings_csv, "--model", "ItemKNN", "--param", "n_neighbors=5",
+                 "--param", "similarity=cosine", "--out", out)
+    assert fit.returncode == 0, fit.stderr
+    proc = run("recommend", "--model", out, "--user", "u00", "-k", "2", "--explain",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    model = load_model(out)
+    for rec in records:
+        expected = model.explain("u00", rec["item"])
+        got = rec["explanation"]
+        assert got["summary"] == str(expected).splitlines()[0]
+        assert [r["id"] for r in got["reasons"]] == [r.id for r in expected.reasons]
+        assert all(r["kind"] == "item" and r["detail"]["rating"] in (1.0, 5.0)
+                   for r in got["reasons"])
+    table = invoke("recommend", "--model", out, "--user", "u00", "-k", "1", "--explain")
+    assert f"user u00, rank 1, item {records[0]['item']}: " in table.stdout
+
+
 def test_explain_needs_a_model_with_explain(fitted: Path) -> None:
     proc = invoke("recommend", "--model", fitted, "--user", "u00", "--explain")
     assert proc.returncode == 1

@@ -82,18 +82,25 @@ def recommend_command(
     table = recs.to_pandas()
     table["user"] = [_py(u) for u in table["user"]]
     table["item"] = [_py(i) for i in table["item"]]
-    explanations: list[str] = []
+    explanations: list[Any] = []
     if explain:
         for row in table.itertuples(index=False):
-            explanations.append(str(model.explain(row.user, row.item)))  # type: ignore[attr-defined]
+            explanations.append(model.explain(row.user, row.item))  # type: ignore[attr-defined]
     if fmt == "csv":
         click.echo(table.to_csv(index=False), nl=False)
     elif fmt == "json":
         records = table.to_dict(orient="records")
-        for rec, text in zip(records, explanations or [None] * len(records), strict=True):
+        for rec, expl in zip(records, explanations or [None] * len(records), strict=True):
             rec["score"] = float(rec["score"])
-            if text is not None:
-                rec["explanation"] = text
+            if expl is not None:
+                rec["explanation"] = {
+                    "summary": str(expl).splitlines()[0],
+                    "reasons": [
+                        {"kind": r.kind, "id": _py(r.id), "label": r.label,
+                         "weight": float(r.weight), "detail": r.detail}
+                        for r in expl.reasons
+                    ],
+                }
         click.echo(json.dumps(records, indent=2, default=_py))
     else:
         if table.empty:
@@ -104,9 +111,8 @@ def recommend_command(
         ]
         if rows:
             click.echo(format_table(rows))
-        for text in explanations:
-            click.echo("")
-            click.echo(text)
+        for row, expl in zip(rows, explanations, strict=True):
+            click.echo(f"\nuser {row['user']}, rank {row['rank']}, item {row['item']}: {expl}")
 
 
 @click.command("evaluate")
