@@ -238,6 +238,20 @@ def test_bad_data_exit_1(tmp_path: Path, content: str, message: str) -> None:
     assert message in one_error_line(proc)
 
 
+def test_rating_scale_option(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("user,item,rating\n1,2,4\n2,2,7\n")
+    proc = invoke("fit", "--data", path, "--model", "GlobalMean", "--rating-scale", "1", "5",
+                  "--out", tmp_path / "m")
+    assert proc.returncode == 1
+    assert "ratings must lie in the declared scale [1.0, 5.0]" in one_error_line(proc)
+    path.write_text("user,item,rating\n1,2,4\n2,2,5\n")
+    proc = invoke("fit", "--data", path, "--model", "GlobalMean", "--rating-scale", "0.5", "5",
+                  "--out", tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr
+    assert load_model(tmp_path / "m").rating_scale_ == [0.5, 5.0]
+
+
 def test_duplicates_option(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("user,item,rating\n1,2,4\n1,2,2\n2,2,5\n")
