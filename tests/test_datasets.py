@@ -351,7 +351,9 @@ def test_interactions_duplicate_policies(policy: str, ratings: list, stamps: lis
 # -- MovieLens file formats in miniature ------------------------------------------------------
 def _write_dat_release(d: Path, with_users: bool) -> None:
     d.mkdir()
-    (d / "ratings.dat").write_text("1::10::5::978300760\n1::20::3::978302109\n2::10::4::978301968\n")
+    (d / "ratings.dat").write_text(
+        "1::10::5::978300760\n1::20::3::978302109\n2::10::4::978301968\n"
+    )
     (d / "movies.dat").write_bytes(
         '10::Caf\xe9 "Noir" (1999)::Drama|Film-Noir\n20::Toy Story (1995)::Animation\n'
         .encode("latin-1")

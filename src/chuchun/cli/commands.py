@@ -78,7 +78,9 @@ def recommend_command(
     user_ids = _as_model_ids(users, model.users_.numeric)
     if explain and not hasattr(model, "explain"):
         raise ConfigError(f"{type(model).__name__} has no explain(); drop --explain")
-    recs = model.recommend(user_ids, k=k, exclude_seen=not include_seen, unknown=unknown)  # type: ignore[arg-type]
+    recs = model.recommend(
+        user_ids, k=k, exclude_seen=not include_seen, unknown=unknown  # type: ignore[arg-type]
+    )
     table = recs.to_pandas()
     table["user"] = [_py(u) for u in table["user"]]
     table["item"] = [_py(i) for i in table["item"]]
@@ -111,8 +113,9 @@ def recommend_command(
         ]
         if rows:
             click.echo(format_table(rows))
-        for row, expl in zip(rows, explanations, strict=True):
-            click.echo(f"\nuser {row['user']}, rank {row['rank']}, item {row['item']}: {expl}")
+        if explain:
+            for row, expl in zip(rows, explanations, strict=True):
+                click.echo(f"\nuser {row['user']}, rank {row['rank']}, item {row['item']}: {expl}")
 
 
 @click.command("evaluate")

@@ -179,7 +179,10 @@ def download_movielens(
     if target.is_dir():
         return target
     url = url or remote.url
-    expected = checksum if checksum is not None else (None if url != remote.url else remote.checksum)
+    if checksum is not None:
+        expected: str | None = checksum
+    else:  # the published checksum only applies to the published address
+        expected = remote.checksum if url == remote.url else None
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as tmp:
         archive = Path(tmp) / "archive.zip"
@@ -253,7 +256,9 @@ def _extract(archive: Path, dest: Path, url: str) -> None:
                     raise DataError(f"archive from {url} holds an unsafe path {member!r}")
             zf.extractall(dest)
     except zipfile.BadZipFile as exc:
-        raise DataError(f"the file downloaded from {url} is not a valid zip archive: {exc}") from None
+        raise DataError(
+            f"the file downloaded from {url} is not a valid zip archive: {exc}"
+        ) from None
 
 
 # -- readers ---------------------------------------------------------------------------------
@@ -461,7 +466,9 @@ def load_movielens(
     return _read_directory(key)
 
 
-def load_movielens_100k(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_100k(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 100K (943 users, 1,682 movies, 100,000 ratings 1-5).
 
     Reads ``u.data`` (tab-separated ``user item rating timestamp``), ``u.item`` (latin-1,
@@ -472,22 +479,30 @@ def load_movielens_100k(directory: str | os.PathLike[str] | None = None, **kwarg
     return _named("ml-100k", directory, kwargs)
 
 
-def load_movielens_1m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_1m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 1M (``::``-separated ``ratings.dat``, ``movies.dat``, ``users.dat``)."""
     return _named("ml-1m", directory, kwargs)
 
 
-def load_movielens_10m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_10m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 10M (``::``-separated ``ratings.dat``, ``movies.dat``, ``tags.dat``)."""
     return _named("ml-10m", directory, kwargs)
 
 
-def load_movielens_20m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_20m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 20M (``ratings.csv``, ``movies.csv``, ``tags.csv``, ``links.csv``)."""
     return _named("ml-20m", directory, kwargs)
 
 
-def load_movielens_32m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_32m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 32M (``ratings.csv``, ``movies.csv``, ``tags.csv``, ``links.csv``)."""
     return _named("ml-32m", directory, kwargs)
 
