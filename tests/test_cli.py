@@ -449,3 +449,6 @@ def test_demo_rejects_unknown_model() -> None:
     proc = invoke("demo", "--quick", "--model", "Nope")
     assert proc.returncode == 1
     assert "unknown model(s) ['Nope']" in one_error_line(proc)
+    proc = invoke("demo", "--quick", "--model", "Popularity", "--user", "99999")
+    assert proc.returncode == 1
+    assert "user 99999 has no training ratings in this split" in one_error_line(proc)

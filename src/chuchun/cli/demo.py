@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -19,10 +19,11 @@ from typing import Any
 import click
 import numpy as np
 
-from chuchun._exceptions import DataWarning
+from chuchun._exceptions import ConfigError, DataError, DataWarning
 from chuchun._progress import progress
 from chuchun.cli._common import format_table
 from chuchun.data.interactions import Interactions
+from chuchun.models._base import Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,6 @@ def available_entries(names: tuple[str, ...] = ()) -> list[DemoEntry]:
         wanted = [n.lower() for n in names]
         unknown = [n for n in names if n.lower() not in registered]
         if unknown:
-            from chuchun._exceptions import ConfigError
-
             raise ConfigError(
                 f"unknown model(s) {unknown}; registered: {sorted(registered.values())}"
             )
@@ -107,11 +106,11 @@ def available_entries(names: tuple[str, ...] = ()) -> list[DemoEntry]:
     return entries
 
 
-def _params_for(entry: DemoEntry, cls: type, quick: bool) -> dict[str, Any]:
+def _params_for(entry: DemoEntry, cls: type[Recommender], quick: bool) -> dict[str, Any]:
     params = dict(entry.params)
     if quick:
         params.update(entry.quick_params)
-    specs = cls.param_specs()  # type: ignore[attr-defined]
+    specs = cls.param_specs()
     dropped = sorted(set(params) - set(specs))
     if dropped:  # the demo list names a parameter the class no longer declares
         logger.warning("demo: %s has no parameter(s) %s; using defaults", entry.name, dropped)
@@ -146,6 +145,10 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
         warnings.simplefilter("ignore", DataWarning)
         split = user_holdout(data, test_fraction=0.2, order="time")
     train, test = split.train, split.test
+    if user_id is None:
+        user_id = int(test.users.ids.min())
+    if user_id not in train.users:
+        raise DataError(f"user {user_id} has no training ratings in this split")
     n_unknown = int(split.info.get("n_test_unknown", 0))
     click.echo(
         f"MovieLens latest-small{' (quick: first %d users)' % QUICK_USERS if quick else ''}: "
@@ -172,7 +175,7 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
             failures.append(f"{entry.name}: {type(exc).__name__}: {exc}")
             continue
         row = {"model": entry.name, "fit s": seconds}
-        rating = bool(getattr(cls, "predicts_ratings", False))
+        rating = cls.predicts_ratings
         row["RMSE"] = _metric(scores, "rmse", k) if rating else None
         row["MAE"] = _metric(scores, "mae", k) if rating else None
         row[f"P@{k}"] = _metric(scores, "precision", k)
@@ -191,7 +194,7 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
 
 
 def _metric(scores: dict[str, float], name: str, k: int) -> float | None:
-    for key in (f"{name}@{k}", name, f"{name}_at_{k}", name.upper(), f"{name.upper()}@{k}"):
+    for key in (f"{name}@{k}", name):  # keys of chuchun.evaluation.evaluate
         if key in scores:
             return float(scores[key])
     return None
@@ -202,15 +205,9 @@ def _show_sample(
     train: Interactions,
     test: Interactions,
     fitted: list[tuple[str, Any, dict[str, float]]],
-    user_id: int | None,
+    user_id: int,
     k: int,
 ) -> None:
-    if user_id is None:
-        user_id = int(test.users.ids.min())
-    if user_id not in train.users:
-        from chuchun._exceptions import DataError
-
-        raise DataError(f"user {user_id} has no training ratings in this split")
     u = int(train.users.index([user_id])[0])
     row = slice(int(train.csr.indptr[u]), int(train.csr.indptr[u + 1]))
     seen_items = train.items.ids[train.csr.indices[row]]
