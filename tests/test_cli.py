@@ -391,6 +391,17 @@ def test_evaluate_temporal_and_holdout(ratings_csv: Path) -> None:
         assert any(key.startswith("ndcg") for key in values)
 
 
+def test_evaluate_selected_metrics(ratings_csv: Path) -> None:
+    proc = invoke("evaluate", "--data", ratings_csv, "--model", "BaselineOnly",
+                  "--metric", "rmse", "--metric", "ndcg", "-k", "5")
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines()[2:]]
+    assert [n for n in names if not n.startswith(("n_", "fit_", "eval_"))] == ["rmse", "ndcg@5"]
+    bad = invoke("evaluate", "--data", ratings_csv, "--model", "Popularity", "--metric", "rmse")
+    assert bad.returncode == 1
+    assert "Popularity does not predict ratings" in bad.stderr.splitlines()[-1]
+
+
 def test_evaluate_kfold(ratings_csv: Path) -> None:
     proc = invoke("evaluate", "--data", ratings_csv, "--model", "GlobalMean", "--split", "kfold",
                "--folds", "3")

@@ -134,6 +134,9 @@ def recommend_command(
               help="Cut-off of the ranking metrics.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the split.")
+@click.option("--metric", "metrics", multiple=True,
+              help="Only these metrics (repeatable): rmse, mae, mse, precision, recall, ndcg, "
+              "... (default: all that apply).")
 def evaluate_command(
     model_name: str,
     params: tuple[str, ...],
@@ -142,6 +145,7 @@ def evaluate_command(
     folds: int,
     k: int,
     seed: int,
+    metrics: tuple[str, ...],
     **data_kw: Any,
 ) -> None:
     """Fit a model on a split of --data and print its metrics."""
@@ -149,9 +153,11 @@ def evaluate_command(
     from chuchun.evaluation import cross_validate, evaluate
 
     model = build_model(model_name, params)
+    chosen = list(metrics) or None
     data = load_data(**data_kw)
     if split_kind == "kfold":
-        table = cross_validate(model, splits.kfold(data, n_folds=folds, random_state=seed), k=k)
+        table = cross_validate(model, splits.kfold(data, n_folds=folds, random_state=seed),
+                               metrics=chosen, k=k)
         shown = [c for c in table.columns if "@" in c or c in _SHOWN]
         click.echo(table[shown].to_string(float_format=lambda x: f"{x:.4f}"))
         return
@@ -163,7 +169,7 @@ def evaluate_command(
                                     random_state=seed)
     else:
         split = splits.holdout(data, test_fraction=test_fraction, random_state=seed)
-    result = evaluate(model, split, k=k)
+    result = evaluate(model, split, metrics=chosen, k=k)
     rows = [{"metric": name, "value": _number(value)} for name, value in result.items()]
     click.echo(format_table(rows))
 
