@@ -63,7 +63,7 @@ def test_truncated_svd_is_exact_on_a_full_low_rank_matrix():
     full = rng.normal(size=(30, 3)) @ rng.normal(size=(3, 20))
     u, i = np.nonzero(np.ones_like(full))
     data = Interactions.from_arrays(u, i, full[u, i].astype(np.float32))
-    model = TruncatedSVD(n_factors=3).fit(data)
+    model = TruncatedSVD(n_factors=3, center="none").fit(data)
     np.testing.assert_allclose(model.predict(u, i), full[u, i], atol=1e-4)
     np.testing.assert_allclose(model.singular_values_, np.linalg.svd(full)[1][:3], rtol=1e-5)
 

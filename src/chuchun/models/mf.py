@@ -214,7 +214,8 @@ class _EpochLoop:
         if _progress._ENABLED or getattr(model, "verbose", False):
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=n_epochs, desc=desc, leave=False, dynamic_ncols=True)
+            self.bar = tqdm(total=n_epochs, desc=desc, leave=False, dynamic_ncols=True,
+                            disable=None)
 
     def end_epoch(self, epoch: int, train_rmse: float, val_rmse: float, lr: float) -> bool:
         """Record one epoch; return True when training should stop. Sets ``improved``."""
@@ -313,6 +314,8 @@ class TruncatedSVD(_FactorModel):
     n_factors : int
         Rank :math:`k` (less than both matrix dimensions).
     center : {"none", "mean", "baseline"}
+        Default ``"baseline"``, so that ``predict`` estimates ratings; ``"none"`` is PureSVD
+        proper, the better top-N ranker, whose scores are not ratings.
     clip : bool
         Clip predicted ratings to the training scale (ignored for ``center="none"``).
     random_state : int or None
@@ -333,9 +336,9 @@ class TruncatedSVD(_FactorModel):
     """
 
     n_factors = Param(int, 50, "Number of singular triplets kept (rank).", low=1)
-    center = Param(str, "none", "Offset removed before the SVD.",
+    center = Param(str, "baseline", "Offset removed before the SVD (\"none\" = PureSVD ranking).",
                    choices=("none", "mean", "baseline"))
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     random_state = Param(int, 0, "Seed of the solver's starting vector.", low=0, nullable=True)
 
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 2}
@@ -456,7 +459,7 @@ class FunkSVD(_FactorModel):
     validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
                                 low=0, high=1, high_open=True)
     patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     n_threads = Param(int, 1, "DSGD threads (0: all); the result depends on this count.", low=0)
     random_state = Param(int, 0, "Seed for initialisation and shuffling.", low=0, nullable=True)
     verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
@@ -567,7 +570,7 @@ class SVDpp(_FactorModel):
     validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
                                 low=0, high=1, high_open=True)
     patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     random_state = Param(int, 0, "Seed for initialisation and user order.", low=0, nullable=True)
     verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
 
@@ -704,7 +707,7 @@ class ALS(_FactorModel):
     weighted = Param(bool, True, "Weighted-λ: scale each row's penalty by its rating count.")
     biased = Param(bool, True, "Learn mu, b_u, b_i.")
     init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     n_threads = Param(int, 0, "Threads for the half-steps (0: all); results do not depend on it.",
                       low=0)
     random_state = Param(int, 0, "Seed for initialisation.", low=0, nullable=True)
@@ -881,10 +884,12 @@ class ALS(_FactorModel):
             for o in order
         ]
         summary = (
-            f"item {item!r} for user {user!r}: predicted {score:.4g} = baseline {base:.4g} "
+            f"item {_plain(item)!r} for user {_plain(user)!r}: predicted {score:.4g} = "
+            f"baseline {base:.4g} "
             f"+ contributions of {len(js)} rated items ({score - base:+.4g})"
         )
-        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
+        return Explanation(user=_plain(user), item=_plain(item), score=score, reasons=reasons,
+                           summary=summary)
 
 
 def _plain(x: Any) -> Any:
