@@ -293,14 +293,14 @@ def test_artifact_errors_exit_1(fitted: Path, tmp_path: Path) -> None:
     arrays = broken / "arrays.npz"
     arrays.write_bytes(arrays.read_bytes()[:-20])
     for command in (["recommend", "--model", broken, "--user", "u00"], ["info", broken]):
-        proc = run(*command)
+        proc = invoke(*command)
         assert proc.returncode == 1
         assert "does not match its checksum" in one_error_line(proc)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "manifest.json").write_text('{"format": "something-else"}')
     (foreign / "arrays.npz").write_bytes(b"")
-    proc = run("info", foreign)
+    proc = invoke("info", foreign)
     assert proc.returncode == 1 and "not a chuchun model artifact" in one_error_line(proc)
 
 
@@ -370,9 +370,9 @@ def test_help_documents_exit_codes() -> None:
 def test_version_and_verbose_logging(ratings_csv: Path, tmp_path: Path) -> None:
     version = run("--version")
     assert version.returncode == 0 and chuchun.__version__ in version.stdout
-    quiet = run("fit", "--data", ratings_csv, "--model", "Popularity", "--out", tmp_path / "a")
+    quiet = invoke("fit", "--data", ratings_csv, "--model", "Popularity", "--out", tmp_path / "a")
     assert quiet.returncode == 0 and quiet.stderr == ""
-    loud = run("-v", "fit", "--data", ratings_csv, "--model", "Popularity",
+    loud = invoke("-v", "fit", "--data", ratings_csv, "--model", "Popularity",
                "--out", tmp_path / "b")
     assert loud.returncode == 0
     assert "INFO chuchun.cli.commands: loaded Interactions(240 rows" in loud.stderr
