@@ -159,6 +159,7 @@ def tune(folds: list[int], log: list[str]) -> tuple[type, dict[str, Any], dict[i
             epochs[f] = m.best_epoch_ + 1
         mean = float(np.mean(scores))
         log.append(f"| {cls.__name__} | {_fmt_params(params)} | {mean:.4f} | "
+                   f"{' '.join(f'{x:.4f}' for x in scores)} | "
                    f"{', '.join(str(epochs[f]) for f in folds)} |")
         print(log[-1], file=sys.stderr, flush=True)
         if best is None or mean < best[0]:
@@ -294,8 +295,9 @@ def write_table(path: str, rows: dict[str, dict[int, tuple[float, float]]], fold
         "",
         "The finalists, on all folds' validation cuts:",
         "",
-        "| model | parameters | mean validation RMSE | best epochs per fold |",
-        "|---|---|---|---|",
+        "| model | parameters | mean validation RMSE | per-fold validation RMSE | "
+        "best epochs per fold |",
+        "|---|---|---|---|---|",
         *tune_log,
         "",
         f"Selected: {tuned_name}; epochs per fold "
