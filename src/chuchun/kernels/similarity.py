@@ -111,6 +111,7 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
         cand_val = np.empty(n_rows)
         sel_idx = np.empty(k, np.int64)
         sel_val = np.empty(k)
+        tie_idx = np.empty(n_rows, np.int64)
         for x in range(lo, hi):
             nt = 0
             for p in range(indptr[x], indptr[x + 1]):
@@ -134,7 +135,7 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                     if need_s:
                         acc[y, 4] += a
                         acc[y, 5] += b
-            order = touched[:nt] if upper_only else np.sort(touched[:nt])
+            order = touched[:nt]
             m = 0
             for t in range(nt):
                 y = order[t]
@@ -160,23 +161,27 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                     acc[y, w] = 0.0
             r = x - row_start
             if m > k:
-                # the k-th largest value, then everything above it and ties in index order
+                # the k-th largest value; everything above it, then the lowest-index ties
                 thr = np.partition(-cand_val[:m], k - 1)[k - 1]
                 kept = 0
+                n_ties = 0
                 for j in range(m):
                     if -cand_val[j] < thr:
                         sel_idx[kept] = cand_idx[j]
                         sel_val[kept] = cand_val[j]
                         kept += 1
-                for j in range(m):
-                    if kept < k and -cand_val[j] == thr:
-                        sel_idx[kept] = cand_idx[j]
-                        sel_val[kept] = cand_val[j]
-                        kept += 1
-                best = np.argsort(-sel_val[:k], kind="mergesort")
+                    elif -cand_val[j] == thr:
+                        tie_idx[n_ties] = cand_idx[j]
+                        n_ties += 1
+                ties = np.sort(tie_idx[:n_ties])
+                for j in range(k - kept):
+                    sel_idx[kept + j] = ties[j]
+                    sel_val[kept + j] = -thr
+                by_idx = np.argsort(sel_idx)
+                by_val = np.argsort(-sel_val[by_idx], kind="mergesort")
                 for j in range(k):
-                    out_idx[r, j] = sel_idx[best[j]]
-                    out_val[r, j] = sel_val[best[j]]
+                    out_idx[r, j] = sel_idx[by_idx[by_val[j]]]
+                    out_val[r, j] = sel_val[by_idx[by_val[j]]]
                 out_cnt[r] = k
             elif upper_only:
                 for j in range(m):
@@ -184,11 +189,50 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                     out_val[r, j] = cand_val[j]
                 out_cnt[r] = m
             else:
-                best = np.argsort(-cand_val[:m], kind="mergesort")
+                by_idx = np.argsort(cand_idx[:m])
+                by_val = np.argsort(-cand_val[:m][by_idx], kind="mergesort")
                 for j in range(m):
-                    out_idx[r, j] = cand_idx[best[j]]
-                    out_val[r, j] = cand_val[best[j]]
+                    out_idx[r, j] = cand_idx[by_idx[by_val[j]]]
+                    out_val[r, j] = cand_val[by_idx[by_val[j]]]
                 out_cnt[r] = m
+
+
+@numba.njit(cache=True)
+def mirror_upper(indptr, indices, data, out_indptr, out_indices, out_data):  # pragma: no cover
+    """Full symmetric CSR from its strict upper triangle (``out_*`` sized 2 x nnz, n + 1)."""
+    n = indptr.shape[0] - 1
+    counts = np.zeros(n, np.int64)
+    for r in range(n):
+        counts[r] += indptr[r + 1] - indptr[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            counts[indices[p]] += 1
+    out_indptr[0] = 0
+    for r in range(n):
+        out_indptr[r + 1] = out_indptr[r] + counts[r]
+    fill = out_indptr[:-1].copy()
+    for r in range(n):
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            v = data[p]
+            out_indices[fill[r]] = c
+            out_data[fill[r]] = v
+            fill[r] += 1
+            out_indices[fill[c]] = r
+            out_data[fill[c]] = v
+            fill[c] += 1
+
+
+def mirror_upper_numpy(indptr, indices, data, out_indptr, out_indices, out_data):
+    """SciPy twin of :func:`mirror_upper` (rows come out sorted)."""
+    import scipy.sparse as sp
+
+    n = len(indptr) - 1
+    u = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    full = (u + u.T).tocsr()
+    full.sort_indices()
+    out_indptr[:] = full.indptr
+    out_indices[:] = full.indices
+    out_data[:] = full.data
 
 
 def similarity_topk_numpy(indptr, indices, data, t_indptr, t_indices, t_data, norms, nnz,
