@@ -535,8 +535,8 @@ class SVDpp(_FactorModel):
     ratings. Single-threaded. Fold-in computes the implicit term from the new user's items and
     solves :math:`b_u, p_u` by regularised least squares.
 
-    The step sizes and L2 weights of the three parameter groups can differ (Koren 2008 uses
-    separate :math:`\\gamma` and :math:`\\lambda` for biases and factors): per rating, with
+    The step sizes and L2 weights of the three parameter groups can differ (Koren 2008 already
+    weights the bias and factor penalties differently): per rating, with
     :math:`e = r_{ui} - \\hat r_{ui}`,
 
     .. math:: b_u \\mathrel{+}= \\gamma_b (e - \\lambda_b b_u), \\quad
