@@ -270,7 +270,7 @@ class UserKNN(_ExplicitKNN):
     :math:`\\delta` (``damping``, default 0 as in Surprise) pulls estimates backed by little
     similarity mass towards :math:`c_u + o_i`.
 
-    **Memory.** Fit keeps the ``max_stored`` most similar users of each user (default 200),
+    **Memory.** Fit keeps the ``max_stored`` most similar users of each user (default 500),
     so memory is O(users x max_stored), and the ``n_neighbors`` used for a pair are the most
     similar among those kept who rated the item. ``max_stored=None`` keeps every non-zero
     similarity, which reproduces Surprise exactly (Surprise holds the dense matrix); see

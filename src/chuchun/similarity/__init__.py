@@ -244,6 +244,8 @@ def _prepare(
         return kern.MEASURE_CORATED_COSINE, 1
     if measure == "jaccard":
         x.data = np.ones_like(x.data)
+    if measure == "cosine" and x.nnz and np.all(x.data == 1):
+        return kern.MEASURE_BINARY_COSINE, 0
     codes = {
         "cosine": (kern.MEASURE_COSINE, 0),
         "corated_cosine": (kern.MEASURE_CORATED_COSINE, 0),
