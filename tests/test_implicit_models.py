@@ -150,7 +150,8 @@ def test_similar_items_and_users_stay_in_block(als, bpr):
 
 def test_similar_items_pads_when_k_exceeds_catalogue(als):
     sim = als.similar_items([0], k=40)
-    assert (sim.item_idx[0, : N_ITEMS - 1] >= 0).all() and (sim.item_idx[0, N_ITEMS - 1 :] == -1).all()
+    assert (sim.item_idx[0, : N_ITEMS - 1] >= 0).all()
+    assert (sim.item_idx[0, N_ITEMS - 1 :] == -1).all()
 
 
 def test_explain_contributions_sum_to_the_score(blocks, als):

@@ -138,8 +138,9 @@ class ImplicitALS(_FactorRecommender):
     random_state : int or None
         Seed of the initial factors.
     n_threads : int
-        Threads (0: all cores). A fit is reproducible for a fixed seed (any thread count: the
-        rows of a half-step are independent).
+        Threads (0: all cores). A fit is reproducible for a fixed seed; the rows of a
+        half-step are solved independently, so the thread count does not change the compiled
+        loops' arithmetic.
     verbose : bool
         Progress bar over iterations.
 
