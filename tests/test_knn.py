@@ -245,6 +245,23 @@ def test_implicit_item_knn_scores_sum_similarities(clicks: Interactions) -> None
     assert np.array_equal(hist.item_idx[0], m.recommend([clicks.users.ids[0]], k=5).item_idx[0])
 
 
+def test_implicit_item_knn_explain_terms_add_up(clicks: Interactions) -> None:
+    m = ImplicitItemKNN(n_neighbors=5).fit(clicks)
+    user = clicks.users.ids[0]
+    top = m.recommend([user], k=1)
+    item = top.item_ids[0, 0]
+    exp = m.explain(user, item, labels=lambda x: f"item-{x}", n_reasons=50)
+    assert exp.score == pytest.approx(float(top.scores[0, 0]), rel=1e-5)
+    assert sum(r.weight for r in exp.reasons) == pytest.approx(exp.score, rel=1e-5)
+    weights = [r.weight for r in exp.reasons]
+    assert weights == sorted(weights, reverse=True)
+    seen = set(clicks.items.ids[clicks.csr[0].indices].tolist())
+    assert {r.id for r in exp.reasons} <= seen
+    assert exp.reasons[0].label.startswith("item-") and "similar to item-" in exp.summary
+    with pytest.raises(ConfigError, match="n_reasons"):
+        m.explain(user, item, n_reasons=0)
+
+
 @pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
 @pytest.mark.parametrize("sim", ["cosine", "jaccard", "dot"])
 def test_implicit_weightings(clicks: Interactions, weighting: str, sim: str) -> None:

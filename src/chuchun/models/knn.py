@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import DataError
+from chuchun._exceptions import ConfigError, DataError
 from chuchun._params import Param
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
@@ -446,6 +446,56 @@ class ImplicitItemKNN(_ImplicitKNN):
         self._check_fitted()
         ids, idx = map_query_items(self.items_, items)
         return top_from_rows(self.items_, ids, self.similarity_[idx], k)
+
+    def explain(
+        self, user: Any, item: Any, labels: Labels = None, *, n_reasons: int = 10
+    ) -> Explanation:
+        """Why ``item`` scores as it does for ``user``: the user's items that have it among
+        their nearest neighbours, each with its term :math:`x_{uj} \\text{sim}_k(j, i)` of the
+        score (the terms add up to the score).
+
+        Parameters
+        ----------
+        user, item : external ids (must be known to the model)
+        labels : mapping, pandas Series or callable, optional
+            Item names (e.g. movie titles) for the reasons and the summary.
+        n_reasons : int
+            Most reasons listed (the strongest); the score covers all of them.
+        """
+        self._check_fitted()
+        if isinstance(n_reasons, bool) or not isinstance(n_reasons, int) or n_reasons < 1:
+            raise ConfigError(f"n_reasons must be a positive int; got {n_reasons!r}")
+        u = int(self._map(self.users_, [user], "user", "error")[0])
+        i = int(self._map(self.items_, [item], "item", "error")[0])
+        x, sim = self.interactions_, self.similarity_
+        history = x.indices[x.indptr[u]:x.indptr[u + 1]]
+        values = x.data[x.indptr[u]:x.indptr[u + 1]].astype(np.float64)
+        column = sim[:, i].toarray().ravel()
+        terms = values * column[history]
+        keep = np.flatnonzero(terms != 0)
+        order = keep[np.lexsort((history[keep], -terms[keep]))]
+        score = float(terms.sum())
+        reasons = []
+        for o in order[:n_reasons]:
+            j_id = _plain_id(self.items_.ids[history[o]])
+            reasons.append(Reason(kind="item", id=j_id, weight=float(terms[o]),
+                                  label=label_of(labels, j_id) if labels is not None else "",
+                                  detail={"similarity": float(column[history[o]]),
+                                          "value": float(values[o])}))
+        item_id = _plain_id(self.items_.ids[i])
+        name = label_of(labels, item_id) if labels is not None else str(item_id)
+        if reasons:
+            because = "; ".join(r.label or str(r.id) for r in reasons[:3])
+            summary = (f"{name} (score {score:.3g}): similar to {because}"
+                       f"{f' and {len(order) - 3} more of your items' if len(order) > 3 else ''}")
+        else:
+            summary = f"{name} (score 0): none of the user's items has it among its neighbours"
+        return Explanation(user=_plain_id(user), item=item_id, score=score, reasons=reasons,
+                           summary=summary)
+
+
+def _plain_id(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
 
 
 class ImplicitUserKNN(_ImplicitKNN):
