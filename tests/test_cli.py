@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +19,12 @@ import pandas as pd
 import pytest
 
 import chuchun
+from chuchun import _progress
+from chuchun.cli import main
+from chuchun.cli.demo import available_entries
 from chuchun.datasets import load_movielens_latest_small
 from chuchun.io import load_model
+from chuchun.models import get_model_class
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,6 +46,27 @@ def run(*args: str | os.PathLike[str], timeout: float = 300) -> subprocess.Compl
         [*_command(), *map(str, args)],
         capture_output=True, text=True, env=env, timeout=timeout, check=False,
     )
+
+
+def invoke(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess:
+    """The same entry point run in this process (much faster than a subprocess); the CLI's
+    process-wide settings (log handlers, progress, warning display) are restored afterwards."""
+    logger = logging.getLogger("chuchun")
+    saved = (list(logger.handlers), logger.level, logger.propagate, _progress._ENABLED,
+             warnings.showwarning)
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+        _progress._ENABLED = saved[3]
+        warnings.showwarning = saved[4]
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -100,19 +129,20 @@ def test_recommend_table_and_csv(fitted: Path) -> None:
     assert len(lines) == 4 and lines[2].split()[:2] == ["u03", "1"]
     csv = run("recommend", "--model", fitted, "--user", "u03", "-k", "2", "--format", "csv")
     assert csv.stdout.splitlines()[0] == "user,rank,item,score"
-    assert [r.split()[2] for r in lines[2:]] == [r.split(",")[2] for r in csv.stdout.splitlines()[1:]]
+    csv_items = [r.split(",")[2] for r in csv.stdout.splitlines()[1:]]
+    assert [r.split()[2] for r in lines[2:]] == csv_items
 
 
 def test_recommend_include_seen_and_unknown_policy(fitted: Path) -> None:
-    seen = run("recommend", "--model", fitted, "--user", "u00", "-k", "12", "--include-seen",
+    seen = invoke("recommend", "--model", fitted, "--user", "u00", "-k", "12", "--include-seen",
                "--format", "json")
     assert len(json.loads(seen.stdout)) == 12
-    unseen = run("recommend", "--model", fitted, "--user", "u00", "-k", "12", "--format", "json")
+    unseen = invoke("recommend", "--model", fitted, "--user", "u00", "-k", "12", "--format", "json")
     assert len(json.loads(unseen.stdout)) == 4  # 12 items, 8 rated
-    cold = run("recommend", "--model", fitted, "--user", "stranger", "--unknown", "fallback",
+    cold = invoke("recommend", "--model", fitted, "--user", "stranger", "--unknown", "fallback",
                "--format", "json")
     assert cold.returncode == 0 and len(json.loads(cold.stdout)) == 10
-    error = run("recommend", "--model", fitted, "--user", "stranger")
+    error = invoke("recommend", "--model", fitted, "--user", "stranger")
     assert error.returncode == 1
     assert "1 user id(s) not seen in training: 'stranger'" in one_error_line(error)
 
@@ -148,11 +178,20 @@ def test_fit_bundled_dataset_by_name_implicit(tmp_path: Path) -> None:
     assert load_model(out).rating_scale_ is None
 
 
+def test_fit_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "r.parquet"
+    frame = pd.DataFrame({"user": [1, 1, 2], "item": ["x", "y", "x"], "rating": [4.0, 2.0, 5.0]})
+    frame.to_parquet(path)
+    proc = invoke("fit", "--data", path, "--model", "GlobalMean", "--out", tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 interactions (2 users, 2 items)" in proc.stdout
+
+
 def test_custom_columns(tmp_path: Path) -> None:
     path = tmp_path / "r.tsv"
     path.write_text("who\twhat\tstars\na\tx\t4\na\ty\t2\nb\tx\t5\n")
     out = tmp_path / "m"
-    proc = run("fit", "--data", path, "--user-col", "who", "--item-col", "what",
+    proc = invoke("fit", "--data", path, "--user-col", "who", "--item-col", "what",
                "--rating-col", "stars", "--model", "GlobalMean", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert load_model(out).global_mean_ == pytest.approx(11 / 3)
@@ -178,7 +217,7 @@ def test_custom_columns(tmp_path: Path) -> None:
 def test_fit_errors_exit_1_with_one_line(
     ratings_csv: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
-    proc = run("fit", "--data", ratings_csv, *args, "--out", tmp_path / "out")
+    proc = invoke("fit", "--data", ratings_csv, *args, "--out", tmp_path / "out")
     assert proc.returncode == 1, proc.stderr
     assert message in one_error_line(proc)
     assert not (tmp_path / "out").exists()
@@ -204,15 +243,29 @@ def test_missing_data_file(tmp_path: Path) -> None:
 def test_bad_data_exit_1(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "d.csv"
     path.write_text(content)
-    proc = run("fit", "--data", path, "--model", "Popularity", "--out", tmp_path / "m")
+    proc = invoke("fit", "--data", path, "--model", "Popularity", "--out", tmp_path / "m")
     assert proc.returncode == 1
     assert message in one_error_line(proc)
+
+
+def test_rating_scale_option(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("user,item,rating\n1,2,4\n2,2,7\n")
+    proc = invoke("fit", "--data", path, "--model", "GlobalMean", "--rating-scale", "1", "5",
+                  "--out", tmp_path / "m")
+    assert proc.returncode == 1
+    assert "ratings must lie in the declared scale [1.0, 5.0]" in one_error_line(proc)
+    path.write_text("user,item,rating\n1,2,4\n2,2,5\n")
+    proc = invoke("fit", "--data", path, "--model", "GlobalMean", "--rating-scale", "0.5", "5",
+                  "--out", tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr
+    assert load_model(tmp_path / "m").rating_scale_ == [0.5, 5.0]
 
 
 def test_duplicates_option(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("user,item,rating\n1,2,4\n1,2,2\n2,2,5\n")
-    proc = run("fit", "--data", path, "--model", "GlobalMean", "--duplicates", "mean",
+    proc = invoke("fit", "--data", path, "--model", "GlobalMean", "--duplicates", "mean",
                "--out", tmp_path / "m")
     assert proc.returncode == 0, proc.stderr
     assert load_model(tmp_path / "m").global_mean_ == pytest.approx(4.0)
@@ -226,7 +279,7 @@ def test_usage_errors_exit_2(ratings_csv: Path, tmp_path: Path) -> None:
         ["no-such-command"],
         ["evaluate", "--data", ratings_csv, "--model", "Popularity", "--split", "sideways"],
     ):
-        proc = run(*args)
+        proc = run(*args) if args[0] == "no-such-command" else invoke(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Usage: chuchun" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -240,19 +293,40 @@ def test_artifact_errors_exit_1(fitted: Path, tmp_path: Path) -> None:
     arrays = broken / "arrays.npz"
     arrays.write_bytes(arrays.read_bytes()[:-20])
     for command in (["recommend", "--model", broken, "--user", "u00"], ["info", broken]):
-        proc = run(*command)
+        proc = invoke(*command)
         assert proc.returncode == 1
         assert "does not match its checksum" in one_error_line(proc)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "manifest.json").write_text('{"format": "something-else"}')
     (foreign / "arrays.npz").write_bytes(b"")
-    proc = run("info", foreign)
+    proc = invoke("info", foreign)
     assert proc.returncode == 1 and "not a chuchun model artifact" in one_error_line(proc)
 
 
+def test_recommend_explain(ratings_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "knn"
+    fit = invoke("fit", "--data", ratings_csv, "--model", "ItemKNN", "--param", "n_neighbors=5",
+                 "--param", "similarity=cosine", "--out", out)
+    assert fit.returncode == 0, fit.stderr
+    proc = run("recommend", "--model", out, "--user", "u00", "-k", "2", "--explain",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    model = load_model(out)
+    for rec in records:
+        expected = model.explain("u00", rec["item"])
+        got = rec["explanation"]
+        assert got["summary"] == str(expected).splitlines()[0]
+        assert [r["id"] for r in got["reasons"]] == [r.id for r in expected.reasons]
+        assert all(r["kind"] == "item" and r["detail"]["rating"] in (1.0, 5.0)
+                   for r in got["reasons"])
+    table = invoke("recommend", "--model", out, "--user", "u00", "-k", "1", "--explain")
+    assert f"user u00, rank 1, item {records[0]['item']}: " in table.stdout
+
+
 def test_explain_needs_a_model_with_explain(fitted: Path) -> None:
-    proc = run("recommend", "--model", fitted, "--user", "u00", "--explain")
+    proc = invoke("recommend", "--model", fitted, "--user", "u00", "--explain")
     assert proc.returncode == 1
     assert "BaselineOnly has no explain(); drop --explain" in one_error_line(proc)
 
@@ -266,7 +340,7 @@ def test_debug_shows_the_traceback(ratings_csv: Path, tmp_path: Path) -> None:
 
 
 def test_output_directory_must_exist(ratings_csv: Path, tmp_path: Path) -> None:
-    proc = run("fit", "--data", ratings_csv, "--model", "Popularity",
+    proc = invoke("fit", "--data", ratings_csv, "--model", "Popularity",
                "--out", tmp_path / "no" / "such" / "m")
     assert proc.returncode == 1
     assert "does not exist" in one_error_line(proc)
@@ -274,22 +348,31 @@ def test_output_directory_must_exist(ratings_csv: Path, tmp_path: Path) -> None:
 
 # -- models, version, logging -----------------------------------------------------------------
 def test_models_listing_and_params() -> None:
-    listing = run("models")
+    listing = invoke("models")
     assert listing.returncode == 0
     names = {line.split()[0] for line in listing.stdout.splitlines()[2:]}
     assert {"BaselineOnly", "GlobalMean", "Popularity", "Random"} <= names
-    params = run("models", "baselineonly")
+    params = invoke("models", "baselineonly")
     assert params.returncode == 0
     assert "n_epochs" in params.stdout and "one of 'als', 'sgd'" in params.stdout
-    assert run("models", "Nope").returncode == 1
+    assert invoke("models", "Nope").returncode == 1
+
+
+def test_help_documents_exit_codes() -> None:
+    proc = invoke("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "Exit status: 0 success; 1 error in the data, configuration or an artifact" in text
+    for command in ("demo", "fit", "recommend", "evaluate", "info", "models", "rules"):
+        assert f" {command} " in text
 
 
 def test_version_and_verbose_logging(ratings_csv: Path, tmp_path: Path) -> None:
     version = run("--version")
     assert version.returncode == 0 and chuchun.__version__ in version.stdout
-    quiet = run("fit", "--data", ratings_csv, "--model", "Popularity", "--out", tmp_path / "a")
+    quiet = invoke("fit", "--data", ratings_csv, "--model", "Popularity", "--out", tmp_path / "a")
     assert quiet.returncode == 0 and quiet.stderr == ""
-    loud = run("-v", "fit", "--data", ratings_csv, "--model", "Popularity",
+    loud = invoke("-v", "fit", "--data", ratings_csv, "--model", "Popularity",
                "--out", tmp_path / "b")
     assert loud.returncode == 0
     assert "INFO chuchun.cli.commands: loaded Interactions(240 rows" in loud.stderr
@@ -298,16 +381,29 @@ def test_version_and_verbose_logging(ratings_csv: Path, tmp_path: Path) -> None:
 # -- evaluate ---------------------------------------------------------------------------------
 def test_evaluate_temporal_and_holdout(ratings_csv: Path) -> None:
     for split in ("temporal", "holdout"):
-        proc = run("evaluate", "--data", ratings_csv, "--model", "BaselineOnly",
+        proc = run("--no-progress", "evaluate", "--data", ratings_csv, "--model", "BaselineOnly",
                    "--param", "n_epochs=3", "--split", split, "-k", "3")
         assert proc.returncode == 0, proc.stderr
+        # warnings (e.g. test pairs unknown to training) arrive as single lines
+        assert all(line.startswith("chuchun: warning: ") for line in proc.stderr.splitlines())
         values = dict(line.split()[:2] for line in proc.stdout.splitlines()[2:])
         assert float(values["rmse"]) > 0
         assert any(key.startswith("ndcg") for key in values)
 
 
+def test_evaluate_selected_metrics(ratings_csv: Path) -> None:
+    proc = invoke("evaluate", "--data", ratings_csv, "--model", "BaselineOnly",
+                  "--metric", "rmse", "--metric", "ndcg", "-k", "5")
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines()[2:]]
+    assert [n for n in names if not n.startswith(("n_", "fit_", "eval_"))] == ["rmse", "ndcg@5"]
+    bad = invoke("evaluate", "--data", ratings_csv, "--model", "Popularity", "--metric", "rmse")
+    assert bad.returncode == 1
+    assert "Popularity does not predict ratings" in bad.stderr.splitlines()[-1]
+
+
 def test_evaluate_kfold(ratings_csv: Path) -> None:
-    proc = run("evaluate", "--data", ratings_csv, "--model", "GlobalMean", "--split", "kfold",
+    proc = invoke("evaluate", "--data", ratings_csv, "--model", "GlobalMean", "--split", "kfold",
                "--folds", "3")
     assert proc.returncode == 0, proc.stderr
     assert "mean" in proc.stdout and "std" in proc.stdout
@@ -316,21 +412,25 @@ def test_evaluate_kfold(ratings_csv: Path) -> None:
 def test_evaluate_temporal_needs_timestamps(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("user,item,rating\n1,2,4\n1,3,5\n2,2,3\n")
-    proc = run("evaluate", "--data", path, "--model", "GlobalMean")
+    proc = invoke("evaluate", "--data", path, "--model", "GlobalMean")
     assert proc.returncode == 1
     assert "--split temporal needs timestamps" in one_error_line(proc)
 
 
 # -- demo -------------------------------------------------------------------------------------
 def test_demo_quick() -> None:
-    proc = run("--no-progress", "demo", "--quick")
+    # --quick on two models: the full demo below trains every model
+    proc = run("--no-progress", "demo", "--quick", "--model", "popularity",
+               "--model", "BaselineOnly")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "first 120 users" in out
     assert "temporal split: each user's latest 20% of ratings is test" in out
     header = next(line for line in out.splitlines() if line.startswith("model"))
     assert header.split() == ["model", "fit", "s", "RMSE", "MAE", "P@10", "R@10", "NDCG@10"]
-    assert any(line.startswith("BaselineOnly") for line in out.splitlines())
+    models = [line.split()[0] for line in out.splitlines()[5:]
+              if line.split() and line.split()[0] in {e.name for e in available_entries()}]
+    assert models == ["Popularity", "BaselineOnly"]
     assert "top-10 for user 1" in out
     ranked = [line for line in out.splitlines() if line[:5].strip().rstrip(".").isdigit()]
     assert len(ranked) == 10
@@ -345,15 +445,21 @@ def test_demo_full_run() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "100,836 ratings, 610 users, 9,724 movies" in out
+    entries = [e.name for e in available_entries()]
     rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in {"Popularity", "BaselineOnly"}}
-    assert set(rows) == {"Popularity", "BaselineOnly"}
+            if line.split() and line.split()[0] in entries}
+    assert set(rows) == set(entries) >= {"Popularity", "BaselineOnly"}
     assert rows["Popularity"][2:4] == ["-", "-"]  # no RMSE/MAE for a ranking model
     assert 0.8 < float(rows["BaselineOnly"][2]) < 1.1  # RMSE on the 0.5-5 scale
     assert "top-10 for user 414" in out
+    if any(hasattr(get_model_class(name), "explain") for name in entries):
+        assert "why, according to " in out
 
 
 def test_demo_rejects_unknown_model() -> None:
-    proc = run("demo", "--quick", "--model", "Nope")
+    proc = invoke("demo", "--quick", "--model", "Nope")
     assert proc.returncode == 1
     assert "unknown model(s) ['Nope']" in one_error_line(proc)
+    proc = invoke("demo", "--quick", "--model", "Popularity", "--user", "99999")
+    assert proc.returncode == 1
+    assert "user 99999 has no training ratings in this split" in one_error_line(proc)

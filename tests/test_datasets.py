@@ -351,7 +351,9 @@ def test_interactions_duplicate_policies(policy: str, ratings: list, stamps: lis
 # -- MovieLens file formats in miniature ------------------------------------------------------
 def _write_dat_release(d: Path, with_users: bool) -> None:
     d.mkdir()
-    (d / "ratings.dat").write_text("1::10::5::978300760\n1::20::3::978302109\n2::10::4::978301968\n")
+    (d / "ratings.dat").write_text(
+        "1::10::5::978300760\n1::20::3::978302109\n2::10::4::978301968\n"
+    )
     (d / "movies.dat").write_bytes(
         '10::Caf\xe9 "Noir" (1999)::Drama|Film-Noir\n20::Toy Story (1995)::Animation\n'
         .encode("latin-1")
@@ -376,6 +378,7 @@ def test_movielens_10m_format(tmp_path: Path) -> None:
     _write_dat_release(tmp_path / "ml-10M100K", with_users=False)
     ml = load_movielens_10m(tmp_path / "ml-10M100K")
     assert ml.name == "ml-10m" and ml.ratings.rating_scale == (0.5, 5.0)
+    assert load_movielens(tmp_path / "ml-10M100K").name == "ml-10m"  # archive folder name
     assert ml.tags is not None and ml.tags.tag.tolist() == ["noir"]
     assert ml.users is None
 
@@ -480,6 +483,8 @@ def test_download_checksum_mismatch_over_http(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}/ml-100k.zip"
         with pytest.raises(DataError, match="checksum mismatch"):
             download_movielens("ml-100k", cache=tmp_path / "c", url=url, checksum="md5:" + "1" * 32)
+        with pytest.raises(DataError, match=r"from .*/gone.zip: the server answered HTTP 404"):
+            download_movielens("ml-100k", cache=tmp_path / "c", url=url.replace("ml-100k", "gone"))
         ml = load_movielens("ml-100k", cache=tmp_path / "c", url=url)  # no checksum: only logged
         assert len(ml.ratings) == 2
     finally:

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from chuchun import ConfigError, DataError, DataWarning, Interactions, NotFittedError
 from chuchun.data.splits import Split, holdout, movielens_100k_folds
@@ -17,7 +20,6 @@ from chuchun.metrics import rmse
 from chuchun.models import BaselineOnly, GlobalMean, Popularity, Recommender
 from chuchun.testing import block_interactions
 
-ML100K = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "ml-100k"
 D2 = 1 / math.log2(3)
 
 
@@ -184,13 +186,41 @@ def test_cross_validate_single_split_and_errors() -> None:
         cross_validate(Popularity(), [holdout(data), "u2"])  # type: ignore[list-item]
 
 
-def test_baseline_only_matches_surprise_on_ml100k() -> None:
+def test_baseline_only_matches_surprise_on_ml100k(ml100k_dir: Path) -> None:
     """Reference: Surprise 1.1.5 BaselineOnly() with default options, ml-100k u1..u5:
     mean RMSE 0.9457, MAE 0.7499 (numbers from issue 2; reproduced by
     benchmarks/bench_baselines.py)."""
     with pytest.warns(DataWarning):
-        folds = movielens_100k_folds(ML100K)
+        folds = movielens_100k_folds(ml100k_dir)
     table = cross_validate(BaselineOnly(), folds, metrics=["rmse", "mae"])
     assert abs(table.loc["mean", "rmse"] - 0.9457) < 0.003
     assert abs(table.loc["mean", "mae"] - 0.7499) < 0.003
     assert (table.loc[[f"fold {f}" for f in range(1, 6)], "n_rating_fallback"] > 0).all()
+
+
+def test_top_k_ties_at_the_cutoff_go_to_the_lower_index() -> None:
+    # items 0..5 each seen by one user; item 6 by two: the list is 6 then 0, 1, ... by index
+    users = ["a", "b", "c", "d", "e", "f", "a", "b"]
+    items = [0, 1, 2, 3, 4, 5, 6, 6]
+    model = Popularity().fit(Interactions.from_arrays(users, items))
+    for k in range(1, 7):
+        got = model.recommend(["z"], k).to_lists()[0]
+        assert got == [6, 0, 1, 2, 3, 4][:k]
+    assert model.recommend(["a"], 3).to_lists()[0] == [1, 2, 3]  # 0 and 6 are seen
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    scores=hnp.arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 25)),
+                      elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, -np.inf])),
+    k=st.integers(1, 30),
+)
+def test_top_k_equals_a_full_sort_by_score_then_index(scores: np.ndarray, k: int) -> None:
+    from chuchun.models._base import _top_k
+
+    n, m = scores.shape
+    k = min(k, m)
+    idx, vals = _top_k(scores.copy(), k)
+    order = np.lexsort((np.broadcast_to(np.arange(m), (n, m)), -scores), axis=1)[:, :k]
+    want = np.where(np.isfinite(np.take_along_axis(scores, order, axis=1)), order, -1)
+    np.testing.assert_array_equal(idx, want)

@@ -67,6 +67,12 @@ def test_alignment_to_a_vocabulary(movies: pd.DataFrame) -> None:
     assert set(f.to_pandas().columns) == {"id", "feature", "value"}
 
 
+def test_per_column_separator(movies: pd.DataFrame) -> None:
+    frame = movies.assign(genres=movies.genres.str.replace("|", ";"))
+    f = ItemFeatures.from_pandas(frame, multi_valued={"genres": ";"})
+    assert f.feature_names.tolist() == ["genres=Action", "genres=Animation", "genres=Children"]
+
+
 def test_user_features_and_string_ids() -> None:
     users = pd.DataFrame({"user": ["u1", "u2"], "age": [20, 40], "job": ["a", "b"]})
     f = UserFeatures.from_pandas(users, numeric=["age"], categorical=["job"])

@@ -103,6 +103,13 @@ def test_explain_user_knn_and_unknown(tiny: Interactions) -> None:
         m.explain("a", "nope")
 
 
+def test_max_stored_bounds_memory(tiny: Interactions) -> None:
+    m = ItemKNN(similarity="corated_cosine", shrinkage=0.0, max_stored=1).fit(tiny)
+    assert np.diff(m.similarity_.indptr).max() <= 1
+    full = ItemKNN(similarity="corated_cosine", shrinkage=0.0, max_stored=None).fit(tiny)
+    assert full.similarity_.nnz > m.similarity_.nnz
+
+
 def test_similar_items(tiny: Interactions) -> None:
     m = ItemKNN(similarity="corated_cosine", shrinkage=0.0).fit(tiny)
     sim = m.similar_items(["x"], k=5)
@@ -154,12 +161,14 @@ def test_aggregate_kernel_agrees_with_twin(case) -> None:
     outs = []
     for fn in (knn_aggregate, knn_aggregate_numpy):
         agg, cnt = np.zeros(len(px)), np.zeros(len(px), dtype=np.int64)
+        wsum = np.zeros(len(px))
         fn(s.indptr.astype(np.int64), s.indices.astype(np.int64), s.data.astype(float),
            c.indptr.astype(np.int64), c.indices.astype(np.int64), c.data.astype(float),
-           px, py, bounds, 3, k, center, scale, offset, agg, cnt)
-        outs.append((agg, cnt))
+           px, py, bounds, 3, k, center, scale, offset, agg, cnt, wsum)
+        outs.append((agg, cnt, wsum))
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(outs[0][2], outs[1][2], rtol=1e-9, atol=1e-12)
 
 
 @settings(max_examples=30, deadline=None)
@@ -191,13 +200,16 @@ def test_matches_surprise_on_a_subset() -> None:
     ts = Dataset.load_from_df(train[["user", "item", "rating"]],
                               Reader(rating_scale=(1, 5))).build_full_trainset()
     cases = [
-        (UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0),
+        (UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+                 max_stored=None),
          KNNBasic(k=40, min_k=1, sim_options={"name": "cosine", "user_based": True},
                   verbose=False)),
-        (ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0),
+        (ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0,
+                 max_stored=None),
          KNNWithMeans(k=40, min_k=1, sim_options={"name": "pearson", "user_based": False},
                       verbose=False)),
-        (ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0),
+        (ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0,
+                 max_stored=None),
          KNNBaseline(k=40, min_k=1, sim_options={"name": "pearson_baseline",
                                                  "user_based": False}, verbose=False)),
     ]
@@ -256,3 +268,15 @@ def test_implicit_user_knn(clicks: Interactions) -> None:
     np.testing.assert_allclose(scores, expect, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError):
         ImplicitUserKNN(similarity="pearson").fit(clicks)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([0.1, 0.2, 0.2, 0.5, 0.7, 0.9, 1.0]), min_size=1,
+                       max_size=40), data=st.data())
+def test_kth_largest_agrees_with_twin(values, data) -> None:
+    from chuchun.kernels.knn import kth_largest, kth_largest_numpy
+
+    arr = np.array(values)
+    k = data.draw(st.integers(1, len(arr)))
+    work = np.empty(len(arr))
+    assert kth_largest(arr, len(arr), k, work) == kth_largest_numpy(arr, len(arr), k, work)

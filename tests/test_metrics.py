@@ -250,7 +250,9 @@ def _reference(rec: list[list[int]], rel: list[set[int]], k: int) -> dict[str, f
     length=st.integers(1, 8),
     k=st.integers(1, 10),
 )
-def test_vectorised_metrics_match_plain_loop(data, n_users, length, k) -> None:  # type: ignore[no-untyped-def]
+def test_vectorised_metrics_match_plain_loop(
+    data: st.DataObject, n_users: int, length: int, k: int
+) -> None:
     n_items = 12
     rec = [
         data.draw(st.lists(st.integers(-1, n_items - 1), min_size=length, max_size=length))

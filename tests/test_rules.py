@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,10 +21,6 @@ from chuchun.rules import (
     read_baskets,
     resolve_min_count,
 )
-
-GROCERIES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "groceries" / "groceries.csv"
-if not GROCERIES.exists():  # worktrees live beside main, both next to shared/
-    GROCERIES = Path("/work/shared/datasets/groceries/groceries.csv")
 
 # the textbook example (Tan, Steinbach & Kumar, Table 6.1)
 SHOP = [
@@ -90,7 +85,11 @@ def test_rules_by_hand():
 def test_rule_filters_and_sort():
     itemsets = FPGrowth(min_support=3).mine(SHOP)
     strong = itemsets.rules(min_confidence=0.8)
-    assert len(strong) == 1 and strong.antecedent(0) == ["beer"] and strong.consequent(0) == ["diapers"]
+    assert (
+        len(strong) == 1
+        and strong.antecedent(0) == ["beer"]
+        and strong.consequent(0) == ["diapers"]
+    )
     lifted = itemsets.rules(min_lift=1.2)
     assert np.all(lifted.lift >= 1.2) and len(lifted) == 2
     ordered = itemsets.rules().sort("lift", top=3)
@@ -103,9 +102,12 @@ def test_describe_formats_sets():
     baskets = [["yogurt", "whole milk", "butter"]] * 2 + [["yogurt", "whole milk"]] * 6
     rules = FPGrowth(min_support=2).mine(baskets).rules()
     table = rules.to_pandas()
-    r = int(np.flatnonzero(
-        (table["antecedent"] == frozenset({"yogurt", "whole milk"})) & (table["consequent"] == frozenset({"butter"}))
-    )[0])
+    r = int(
+        np.flatnonzero(
+            (table["antecedent"] == frozenset({"yogurt", "whole milk"}))
+            & (table["consequent"] == frozenset({"butter"}))
+        )[0]
+    )
     assert rules.describe(r) == "{yogurt, whole milk} → butter, confidence 0.25, lift 1"
 
 
@@ -114,7 +116,8 @@ def test_describe_formats_sets():
 
 def test_inputs_agree(tmp_path):
     frame = pd.DataFrame(
-        [(t, item) for t, basket in enumerate(SHOP) for item in basket], columns=["order", "product"]
+        [(t, item) for t, basket in enumerate(SHOP) for item in basket],
+        columns=["order", "product"],
     )
     path = tmp_path / "shop.csv"
     path.write_text("\n".join(" , ".join(b) for b in SHOP) + "\n\n")
@@ -161,29 +164,33 @@ def test_min_count_resolution():
 # ---- reference: mlxtend on Groceries ----------------------------------------------------------
 
 
-def test_matches_mlxtend_on_groceries():
+def test_matches_mlxtend_on_groceries(datasets_dir):
     from mlxtend.frequent_patterns import association_rules as mlx_rules
     from mlxtend.frequent_patterns import fpgrowth as mlx_fpgrowth
     from mlxtend.preprocessing import TransactionEncoder
 
-    tx = read_baskets(GROCERIES)
+    tx = read_baskets(datasets_dir / "groceries" / "groceries.csv")
     assert tx.n_transactions == 9835 and tx.n_items == 169 and tx.indices.shape[0] == 43367
     baskets = tx.baskets()
     encoder = TransactionEncoder()
     onehot = pd.DataFrame(encoder.fit(baskets).transform(baskets), columns=encoder.columns_)
     ref = mlx_fpgrowth(onehot, min_support=0.01, use_colnames=True)
-    ref_counts = {k: int(round(s * tx.n_transactions)) for k, s in zip(ref["itemsets"], ref["support"])}
+    ref_counts = {k: round(s * tx.n_transactions) for k, s in zip(ref["itemsets"], ref["support"])}
 
     for miner in MINERS:
         found = miner(min_support=0.01).mine(tx)
         assert len(found) == 333
         assert found.to_dict() == ref_counts
 
-    ref_rules = mlx_rules(ref, num_itemsets=tx.n_transactions, metric="confidence", min_threshold=0.1)
+    ref_rules = mlx_rules(
+        ref, num_itemsets=tx.n_transactions, metric="confidence", min_threshold=0.1
+    )
     ours = FPGrowth(min_support=0.01).mine(tx).rules(min_confidence=0.1).to_pandas()
     assert len(ours) == len(ref_rules) == 460
     keys = list(zip(ours["antecedent"], ours["consequent"]))
-    ref_row = {key: r for r, key in enumerate(zip(ref_rules["antecedents"], ref_rules["consequents"]))}
+    ref_row = {
+        key: r for r, key in enumerate(zip(ref_rules["antecedents"], ref_rules["consequents"]))
+    }
     assert set(keys) == set(ref_row)
     ref_keyed = ref_rules.iloc[[ref_row[key] for key in keys]]
     keyed = ours
@@ -196,11 +203,13 @@ def test_matches_mlxtend_on_groceries():
         ("leverage", "leverage"),
         ("conviction", "conviction"),
     ]:
-        np.testing.assert_allclose(keyed[ours_col].to_numpy(), ref_keyed[ref_col].to_numpy(), rtol=1e-9)
+        np.testing.assert_allclose(
+            keyed[ours_col].to_numpy(), ref_keyed[ref_col].to_numpy(), rtol=1e-9
+        )
 
 
-def test_groceries_known_facts():
-    tx = read_baskets(GROCERIES)
+def test_groceries_known_facts(datasets_dir):
+    tx = read_baskets(datasets_dir / "groceries" / "groceries.csv")
     counts = dict(zip(tx.items.tolist(), tx.item_counts().tolist()))
     assert counts["whole milk"] == 2513 and counts["yogurt"] == 1372
     assert np.diff(tx.indptr).max() == 32
@@ -302,13 +311,32 @@ def test_search_space_guard(miner):
         found = miner(min_support=2, max_itemsets=1000).mine(wide)
     messages = [str(w.message) for w in record]
     assert any("at least 4,194,303 itemsets" in m and "set max_len" in m for m in messages)
-    assert any("mining stopped after max_itemsets=1,000" in m and "incomplete" in m for m in messages)
+    assert any(
+        "mining stopped after max_itemsets=1,000" in m and "incomplete" in m for m in messages
+    )
     assert len(found) == 1000 and not found.complete
     # the advice works: max_len bounds the answer and silences the warning
     with warnings.catch_warnings():
         warnings.simplefilter("error", SearchSpaceWarning)
         bounded = miner(min_support=2, max_len=2).mine(wide)
     assert len(bounded) == 22 + 22 * 21 // 2 and bounded.complete
+
+
+def test_max_consequent_len():
+    itemsets = FPGrowth(min_support=1).mine(SHOP)
+    every = itemsets.rules().to_pandas()
+    single = itemsets.rules(max_consequent_len=1).to_pandas()
+    two = itemsets.rules(max_consequent_len=2).to_pandas()
+    expected = every[every["consequent"].map(len) == 1]
+    assert set(zip(single["antecedent"], single["consequent"])) == set(
+        zip(expected["antecedent"], expected["consequent"])
+    )
+    assert len(single) < len(two) < len(every)
+    assert two["consequent"].map(len).max() == 2
+    with pytest.raises(
+        ConfigError, match="max_consequent_len must be an integer >= 1 or None; got 0"
+    ):
+        itemsets.rules(max_consequent_len=0)
 
 
 def test_rule_guard():
@@ -324,7 +352,9 @@ def test_rule_guard():
 @st.composite
 def ranked_transactions(draw):
     n_items = draw(st.integers(1, 9))
-    rows = draw(st.lists(st.sets(st.integers(0, n_items - 1), max_size=n_items), min_size=1, max_size=25))
+    rows = draw(
+        st.lists(st.sets(st.integers(0, n_items - 1), max_size=n_items), min_size=1, max_size=25)
+    )
     indptr = np.zeros(len(rows) + 1, np.int64)
     indptr[1:] = np.cumsum([len(r) for r in rows])
     items = np.array([i for r in rows for i in sorted(r)], dtype=np.int32)
@@ -335,7 +365,8 @@ def ranked_transactions(draw):
 
 def _as_dict(indptr, items, counts):
     return {
-        tuple(sorted(items[indptr[s] : indptr[s + 1]].tolist())): int(counts[s]) for s in range(len(counts))
+        tuple(sorted(items[indptr[s] : indptr[s + 1]].tolist())): int(counts[s])
+        for s in range(len(counts))
     }
 
 
@@ -351,16 +382,17 @@ def test_mining_kernels_match_twin(case):
 
 
 @settings(max_examples=40, deadline=None)
-@given(ranked_transactions(), st.floats(0, 1), st.floats(0, 3))
-def test_rule_kernel_matches_twin(case, min_confidence, min_lift):
+@given(ranked_transactions(), st.floats(0, 1), st.floats(0, 3), st.sampled_from([1, 2, 2**31 - 1]))
+def test_rule_kernel_matches_twin(case, min_confidence, min_lift, max_consequent):
     indptr, items, n_items, min_count, max_len = case
     found = K.frequent_itemsets_python(indptr, items, n_items, min_count, max_len, 10**9)
     from chuchun.rules.mining import _canonical
 
     c_indptr, c_items, c_counts = _canonical(found[1], found[0], found[2], n_items)
     n = len(indptr) - 1
-    got = K.rule_candidates(c_indptr, c_items, c_counts, n, min_confidence, min_lift, 10**9)
-    ref = K.rule_candidates_python(c_indptr, c_items, c_counts, n, min_confidence, min_lift, 10**9)
+    args = (c_indptr, c_items, c_counts, n, min_confidence, min_lift, max_consequent, 10**9)
+    got = K.rule_candidates(*args)
+    ref = K.rule_candidates_python(*args)
     for a, b in zip(got[:4], ref[:4]):
         np.testing.assert_array_equal(a, b)
 
@@ -371,7 +403,10 @@ def test_score_kernel_matches_twin(case, seed):
     indptr, items, n_items, _, _ = case
     rng = np.random.default_rng(seed)
     n_rules = int(rng.integers(0, 12))
-    ant = [np.sort(rng.choice(n_items, size=int(rng.integers(1, n_items + 1)), replace=False)) for _ in range(n_rules)]
+    ant = [
+        np.sort(rng.choice(n_items, size=int(rng.integers(1, n_items + 1)), replace=False))
+        for _ in range(n_rules)
+    ]
     ant_indptr = np.zeros(n_rules + 1, np.int64)
     ant_indptr[1:] = np.cumsum([len(a) for a in ant])
     ant_indices = np.concatenate(ant).astype(np.int32) if ant else np.zeros(0, np.int32)
@@ -384,7 +419,17 @@ def test_score_kernel_matches_twin(case, seed):
     first_indptr[1:] = np.cumsum(np.bincount(first, minlength=n_items))
     got = np.empty((len(indptr) - 1, n_items), np.float32)
     ref = np.empty_like(got)
-    args = (indptr, items, first_indptr, order, ant_indptr, ant_indices, consequent, confidence, prior)
+    args = (
+        indptr,
+        items,
+        first_indptr,
+        order,
+        ant_indptr,
+        ant_indices,
+        consequent,
+        confidence,
+        prior,
+    )
     K.score_baskets(*args, got)
     K.score_baskets_python(*args, ref)
     np.testing.assert_array_equal(got, ref)
@@ -401,18 +446,87 @@ def test_cli_rules(tmp_path):
     data = tmp_path / "shop.csv"
     data.write_text("\n".join(",".join(b) for b in SHOP) + "\n")
     runner = CliRunner()
-    result = runner.invoke(rules_command, ["--data", str(data), "--min-support", "3", "--min-confidence", "0.7",
-                                           "--sort", "confidence", "--top", "2"])
+    result = runner.invoke(
+        rules_command,
+        [
+            "--data",
+            str(data),
+            "--min-support",
+            "3",
+            "--min-confidence",
+            "0.7",
+            "--sort",
+            "confidence",
+            "--top",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split() == ["antecedent", "consequent", "support", "confidence", "lift", "leverage",
-                                "conviction", "count"]
+    assert lines[0].split() == [
+        "antecedent",
+        "consequent",
+        "support",
+        "confidence",
+        "lift",
+        "leverage",
+        "conviction",
+        "count",
+    ]
     assert lines[1].split()[:4] == ["beer", "diapers", "0.6", "1"]
     assert len(lines) == 3
     out = tmp_path / "rules.csv"
-    result = runner.invoke(rules_command, ["--data", str(data), "--min-support", "0.6", "--min-confidence", "0.8",
-                                           "--output", str(out)])
+    result = runner.invoke(
+        rules_command,
+        [
+            "--data",
+            str(data),
+            "--min-support",
+            "0.6",
+            "--min-confidence",
+            "0.8",
+            "--output",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0
     assert pd.read_csv(out)[["antecedent", "consequent"]].values.tolist() == [["beer", "diapers"]]
     bad = runner.invoke(rules_command, ["--data", str(data), "--min-support", "7"])
     assert bad.exit_code != 0 and "above the number of transactions (5)" in bad.output
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 50), min_size=1, max_size=8), min_size=1, max_size=30),
+    st.integers(0, 2**31 - 1),
+)
+def test_row_kernels_match_twins(rows, seed):
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    indptr[1:] = np.cumsum([len(r) for r in rows])
+    items = np.array([i for r in rows for i in r], dtype=np.int32)
+    bits, per_key = 6, 3
+    n_keys = -(-max(len(r) for r in rows) // per_key)
+    got_items, ref_items = items.copy(), items.copy()
+    got_keys = np.empty((n_keys, len(rows)), np.uint64)
+    ref_keys = np.empty_like(got_keys)
+    K.sort_rows_and_pack(indptr, got_items, bits, per_key, got_keys)
+    K.sort_rows_and_pack_python(indptr, ref_items, bits, per_key, ref_keys)
+    np.testing.assert_array_equal(got_items, ref_items)
+    np.testing.assert_array_equal(got_keys, ref_keys)
+    take = np.random.default_rng(seed).integers(0, len(rows), size=len(rows))
+    for a, b in zip(K.take_rows(indptr, items, take), K.take_rows_python(indptr, items, take)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cli_rules_is_registered(tmp_path):
+    from click.testing import CliRunner
+
+    from chuchun.cli import cli
+
+    data = tmp_path / "shop.csv"
+    data.write_text("\n".join(",".join(b) for b in SHOP) + "\n")
+    result = CliRunner().invoke(
+        cli, ["rules", "--data", str(data), "--min-support", "3", "--sort", "lift"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "beer" in result.stdout and "lift" in result.stdout.splitlines()[0]

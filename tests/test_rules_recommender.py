@@ -120,3 +120,11 @@ def test_save_load_roundtrip(tmp_path):
     loaded = load_model(str(tmp_path / "rules.zip"))
     assert str(loaded.explain("cat", "butter")) == str(model.explain("cat", "butter"))
     pd.testing.assert_frame_equal(loaded.bought_together("yogurt"), model.bought_together("yogurt"))
+
+
+def test_min_support_from_text_is_count_or_fraction():
+    spec = AssociationRules.param_specs()["min_support"]
+    assert spec.parse("5") == 5 and isinstance(spec.parse("5"), int)
+    assert spec.parse("0.05") == 0.05
+    model = AssociationRules(min_support=spec.parse("2"), min_confidence=0.2).fit(_log())
+    assert model.get_params()["min_support"] == 2 and len(model.rule_consequent_) > 0

@@ -222,8 +222,8 @@ def test_failed_trials_are_recorded_not_fatal(data: Interactions) -> None:
         GridSearch(_Picky(), {"user_regularization": [20.0, 30.0]}).fit(data)
     sgd_fail = RandomSearch(BaselineOnly(), {"n_epochs": Integer(1, 3)}, n_trials=2,
                             fit_params={"no_such_argument": 1}, refit=False)
-    with pytest.raises(TypeError):
-        sgd_fail.fit(data)  # a bug (bad fit argument) is not swallowed
+    with pytest.raises(ConfigError, match="unexpected argument 'no_such_argument'"):
+        sgd_fail.fit(data)
 
 
 def test_search_errors(data: Interactions) -> None:

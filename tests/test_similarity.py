@@ -179,3 +179,20 @@ def test_bad_inputs() -> None:
         similarity(np.array(["a", "b"]), "cosine")
     with pytest.raises(ConfigError, match="engine"):
         similarity(m, "cosine", engine="gpu")
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 12), density=st.floats(0.0, 1.0))
+def test_mirror_kernel_agrees_with_twin(seed: int, n: int, density: float) -> None:
+    from chuchun.kernels.similarity import mirror_upper, mirror_upper_numpy
+
+    u = sp.triu(sp.random(n, n, density=density, random_state=seed), k=1).tocsr()
+    outs = []
+    for fn in (mirror_upper, mirror_upper_numpy):
+        ip = np.empty(n + 1, np.int64)
+        ix = np.empty(2 * u.nnz, np.int32)
+        dv = np.empty(2 * u.nnz, np.float64)
+        fn(u.indptr.astype(np.int64), u.indices.astype(np.int32), u.data, ip, ix, dv)
+        outs.append(sp.csr_matrix((dv, ix, ip), shape=(n, n)).toarray())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], (u + u.T).toarray())

@@ -22,7 +22,6 @@ from chuchun.data.splits import (
 )
 from chuchun.testing import block_interactions
 
-ML100K = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "ml-100k"
 
 
 @pytest.fixture
@@ -273,9 +272,9 @@ def test_predefined_folds_errors(tmp_path: Path) -> None:
         predefined_folds([(1, 2)])
 
 
-def test_movielens_100k_official_folds() -> None:
+def test_movielens_100k_official_folds(ml100k_dir: Path) -> None:
     with pytest.warns(DataWarning):
-        folds = movielens_100k_folds(ML100K)
+        folds = movielens_100k_folds(ml100k_dir)
     assert len(folds) == 5
     for f, s in enumerate(folds):
         assert (len(s.train), len(s.test)) == (80_000, 20_000)

@@ -14,6 +14,7 @@ from chuchun._exceptions import (
     DataError,
     DataWarning,
     NotFittedError,
+    SearchSpaceWarning,
     UnknownIdError,
 )
 from chuchun.data import Interactions, Vocabulary
@@ -40,6 +41,7 @@ __all__ = [
     "Interactions",
     "NotFittedError",
     "Recommender",
+    "SearchSpaceWarning",
     "UnknownIdError",
     "Vocabulary",
     "__version__",

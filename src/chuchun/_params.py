@@ -16,7 +16,7 @@ import difflib
 import inspect
 import numbers
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, overload
 
 from chuchun._exceptions import ConfigError
 
@@ -71,6 +71,19 @@ class Param:
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Param: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> Any: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        # Values live in the instance __dict__, which wins over this non-data descriptor;
+        # this only runs for class access (returns the declaration) and types values as Any.
+        if obj is None:
+            return self
+        return obj.__dict__.get(self.name, self.default)
 
     # -- validation ---------------------------------------------------------------------------
     def _type_ok(self, value: Any) -> bool:

@@ -27,4 +27,7 @@ def progress(
         return
     from tqdm.auto import tqdm
 
-    yield from tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+    # disable=None: bars only on a terminal, so logs and pipes stay clean
+    yield from tqdm(
+        iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None
+    )

@@ -24,4 +24,4 @@ def test_conformance(name, check, data):
 
 
 def test_every_model_is_covered():
-    assert {"BaselineOnly", "GlobalMean", "Popularity", "Random"} <= set(MODELS)
+    assert {"AssociationRules", "BaselineOnly", "GlobalMean", "Popularity", "Random"} <= set(MODELS)

@@ -56,7 +56,11 @@ def _version() -> str:
     return __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit status: 0 success; 1 error in the data, configuration or an artifact "
+    "(one line on stderr); 2 usage error; 3 internal error (--debug shows the traceback).",
+)
 @click.version_option(_version(), prog_name="chuchun")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress messages to stderr.")
 @click.option("--debug", is_flag=True, help="Debug logging, and tracebacks on errors.")

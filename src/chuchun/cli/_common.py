@@ -35,6 +35,9 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--implicit", is_flag=True,
                      help="Ignore ratings: every interaction counts 1."),
         click.option("--sep", default=None, help="Field separator of text files."),
+        click.option("--rating-scale", type=(float, float), default=None,
+                     metavar="LOW HIGH",
+                     help="Declared rating range; ratings outside it are an error."),
         click.option(
             "--duplicates", type=click.Choice(["error", "first", "last", "mean", "sum"]),
             default="error", show_default=True, help="Policy for repeated (user, item) pairs.",
@@ -55,6 +58,7 @@ def load_data(
     implicit: bool = False,
     sep: str | None = None,
     duplicates: str = "error",
+    rating_scale: tuple[float, float] | None = None,
 ) -> Interactions:
     """Read ``--data``: a file, a MovieLens directory, or a data set name."""
     from chuchun.datasets import MOVIELENS, load_dataset, load_interactions, load_movielens
@@ -73,6 +77,7 @@ def load_data(
             timestamp_col=timestamp_col or "auto",
             sep=sep,
             duplicates=duplicates,
+            rating_scale=rating_scale,
         )
     if implicit and data.ratings is not None:
         data = Interactions(

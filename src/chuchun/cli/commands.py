@@ -78,22 +78,31 @@ def recommend_command(
     user_ids = _as_model_ids(users, model.users_.numeric)
     if explain and not hasattr(model, "explain"):
         raise ConfigError(f"{type(model).__name__} has no explain(); drop --explain")
-    recs = model.recommend(user_ids, k=k, exclude_seen=not include_seen, unknown=unknown)  # type: ignore[arg-type]
+    recs = model.recommend(
+        user_ids, k=k, exclude_seen=not include_seen, unknown=unknown  # type: ignore[arg-type]
+    )
     table = recs.to_pandas()
     table["user"] = [_py(u) for u in table["user"]]
     table["item"] = [_py(i) for i in table["item"]]
-    explanations: list[str] = []
+    explanations: list[Any] = []
     if explain:
         for row in table.itertuples(index=False):
-            explanations.append(str(model.explain(row.user, row.item)))  # type: ignore[attr-defined]
+            explanations.append(model.explain(row.user, row.item))  # type: ignore[attr-defined]
     if fmt == "csv":
         click.echo(table.to_csv(index=False), nl=False)
     elif fmt == "json":
         records = table.to_dict(orient="records")
-        for rec, text in zip(records, explanations or [None] * len(records), strict=True):
+        for rec, expl in zip(records, explanations or [None] * len(records), strict=True):
             rec["score"] = float(rec["score"])
-            if text is not None:
-                rec["explanation"] = text
+            if expl is not None:
+                rec["explanation"] = {
+                    "summary": str(expl).splitlines()[0],
+                    "reasons": [
+                        {"kind": r.kind, "id": _py(r.id), "label": r.label,
+                         "weight": float(r.weight), "detail": r.detail}
+                        for r in expl.reasons
+                    ],
+                }
         click.echo(json.dumps(records, indent=2, default=_py))
     else:
         if table.empty:
@@ -104,9 +113,9 @@ def recommend_command(
         ]
         if rows:
             click.echo(format_table(rows))
-        for text in explanations:
-            click.echo("")
-            click.echo(text)
+        if explain:
+            for row, expl in zip(rows, explanations, strict=True):
+                click.echo(f"\nuser {row['user']}, rank {row['rank']}, item {row['item']}: {expl}")
 
 
 @click.command("evaluate")
@@ -125,6 +134,9 @@ def recommend_command(
               help="Cut-off of the ranking metrics.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the split.")
+@click.option("--metric", "metrics", multiple=True,
+              help="Only these metrics (repeatable): rmse, mae, mse, precision, recall, ndcg, "
+              "... (default: all that apply).")
 def evaluate_command(
     model_name: str,
     params: tuple[str, ...],
@@ -133,6 +145,7 @@ def evaluate_command(
     folds: int,
     k: int,
     seed: int,
+    metrics: tuple[str, ...],
     **data_kw: Any,
 ) -> None:
     """Fit a model on a split of --data and print its metrics."""
@@ -140,9 +153,11 @@ def evaluate_command(
     from chuchun.evaluation import cross_validate, evaluate
 
     model = build_model(model_name, params)
+    chosen = list(metrics) or None
     data = load_data(**data_kw)
     if split_kind == "kfold":
-        table = cross_validate(model, splits.kfold(data, n_folds=folds, random_state=seed), k=k)
+        table = cross_validate(model, splits.kfold(data, n_folds=folds, random_state=seed),
+                               metrics=chosen, k=k)
         shown = [c for c in table.columns if "@" in c or c in _SHOWN]
         click.echo(table[shown].to_string(float_format=lambda x: f"{x:.4f}"))
         return
@@ -154,7 +169,7 @@ def evaluate_command(
                                     random_state=seed)
     else:
         split = splits.holdout(data, test_fraction=test_fraction, random_state=seed)
-    result = evaluate(model, split, k=k)
+    result = evaluate(model, split, metrics=chosen, k=k)
     rows = [{"metric": name, "value": _number(value)} for name, value in result.items()]
     click.echo(format_table(rows))
 

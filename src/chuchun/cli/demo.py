@@ -6,8 +6,10 @@ class is not registered are skipped, so the list may name models that are not me
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -17,10 +19,11 @@ from typing import Any
 import click
 import numpy as np
 
-from chuchun._exceptions import DataWarning
+from chuchun._exceptions import ConfigError, DataError, DataWarning
 from chuchun._progress import progress
 from chuchun.cli._common import format_table
 from chuchun.data.interactions import Interactions
+from chuchun.models._base import Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +53,16 @@ class DemoEntry:
 
 
 def _movie_features(ml: Any, train: Interactions) -> dict[str, Any]:
-    """Genres (multi-valued) and title words of the movies, for content-based models."""
-    from chuchun.data.features import ItemFeatures  # type: ignore[import-not-found]
+    """Genres (multi-valued), title words and the users' free-text tags of each movie."""
+    from chuchun.data.features import ItemFeatures
 
-    return {"item_features": ItemFeatures.from_pandas(
-        ml.items, id_col="item", multi_valued={"genres": "|"}, text=["title"]
-    )}
+    items = ml.items[["item", "title", "genres"]].copy()
+    if ml.tags is not None:
+        tags = ml.tags.groupby("item")["tag"].agg(lambda t: " ".join(map(str, t)))
+        items["tags"] = items["item"].map(tags).fillna("")
+    text = ["title", "tags"] if "tags" in items else ["title"]
+    features = ItemFeatures.from_pandas(items, id_col="item", multi_valued=["genres"], text=text)
+    return {"item_features": features}
 
 
 #: The models the demo trains, in display order (skipped when not registered).
@@ -64,15 +71,16 @@ DEMO_MODELS: list[DemoEntry] = [
     DemoEntry("BaselineOnly"),
     DemoEntry("ItemKNN", {"n_neighbors": 40}),
     DemoEntry("UserKNN", {"n_neighbors": 40}),
+    DemoEntry("ImplicitItemKNN", {"n_neighbors": 50}),
     DemoEntry("ContentBased", fit_kwargs=_movie_features),
-    DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0},
-              {"n_epochs": 5}),
+    DemoEntry("TruncatedSVD", {"n_factors": 20, "center": "baseline"}),
+    DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("SVDpp", {"n_factors": 20, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
-    DemoEntry("ALS", {"n_factors": 50, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
-    DemoEntry("ImplicitALS", {"n_factors": 64, "n_epochs": 15, "random_state": 0},
-              {"n_epochs": 3}),
-    DemoEntry("BPR", {"n_factors": 64, "n_epochs": 30, "random_state": 0}, {"n_epochs": 5}),
-    DemoEntry("AssociationRules"),
+    DemoEntry("ALS", {"n_factors": 50, "n_epochs": 15, "random_state": 0}, {"n_epochs": 3}),
+    DemoEntry("ImplicitALS", {"n_factors": 64, "n_iterations": 15, "random_state": 0},
+              {"n_iterations": 3}),
+    DemoEntry("BPR", {"n_factors": 64, "n_epochs": 50, "random_state": 0}, {"n_epochs": 5}),
+    DemoEntry("AssociationRules", {"min_support": 0.05, "max_len": 2}, {"min_support": 0.1}),
 ]
 
 #: Users kept by ``--quick`` (the smallest ids), to make the run take seconds.
@@ -89,8 +97,6 @@ def available_entries(names: tuple[str, ...] = ()) -> list[DemoEntry]:
         wanted = [n.lower() for n in names]
         unknown = [n for n in names if n.lower() not in registered]
         if unknown:
-            from chuchun._exceptions import ConfigError
-
             raise ConfigError(
                 f"unknown model(s) {unknown}; registered: {sorted(registered.values())}"
             )
@@ -100,11 +106,11 @@ def available_entries(names: tuple[str, ...] = ()) -> list[DemoEntry]:
     return entries
 
 
-def _params_for(entry: DemoEntry, cls: type, quick: bool) -> dict[str, Any]:
+def _params_for(entry: DemoEntry, cls: type[Recommender], quick: bool) -> dict[str, Any]:
     params = dict(entry.params)
     if quick:
         params.update(entry.quick_params)
-    specs = cls.param_specs()  # type: ignore[attr-defined]
+    specs = cls.param_specs()
     dropped = sorted(set(params) - set(specs))
     if dropped:  # the demo list names a parameter the class no longer declares
         logger.warning("demo: %s has no parameter(s) %s; using defaults", entry.name, dropped)
@@ -139,6 +145,10 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
         warnings.simplefilter("ignore", DataWarning)
         split = user_holdout(data, test_fraction=0.2, order="time")
     train, test = split.train, split.test
+    if user_id is None:
+        user_id = int(test.users.ids.min())
+    if user_id not in train.users:
+        raise DataError(f"user {user_id} has no training ratings in this split")
     n_unknown = int(split.info.get("n_test_unknown", 0))
     click.echo(
         f"MovieLens latest-small{' (quick: first %d users)' % QUICK_USERS if quick else ''}: "
@@ -165,7 +175,7 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
             failures.append(f"{entry.name}: {type(exc).__name__}: {exc}")
             continue
         row = {"model": entry.name, "fit s": seconds}
-        rating = bool(getattr(cls, "predicts_ratings", False))
+        rating = cls.predicts_ratings
         row["RMSE"] = _metric(scores, "rmse", k) if rating else None
         row["MAE"] = _metric(scores, "mae", k) if rating else None
         row[f"P@{k}"] = _metric(scores, "precision", k)
@@ -184,7 +194,7 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
 
 
 def _metric(scores: dict[str, float], name: str, k: int) -> float | None:
-    for key in (f"{name}@{k}", name, f"{name}_at_{k}", name.upper(), f"{name.upper()}@{k}"):
+    for key in (f"{name}@{k}", name):  # keys of chuchun.evaluation.evaluate
         if key in scores:
             return float(scores[key])
     return None
@@ -195,15 +205,9 @@ def _show_sample(
     train: Interactions,
     test: Interactions,
     fitted: list[tuple[str, Any, dict[str, float]]],
-    user_id: int | None,
+    user_id: int,
     k: int,
 ) -> None:
-    if user_id is None:
-        user_id = int(test.users.ids.min())
-    if user_id not in train.users:
-        from chuchun._exceptions import DataError
-
-        raise DataError(f"user {user_id} has no training ratings in this split")
     u = int(train.users.index([user_id])[0])
     row = slice(int(train.csr.indptr[u]), int(train.csr.indptr[u + 1]))
     seen_items = train.items.ids[train.csr.indices[row]]
@@ -229,20 +233,35 @@ def _show_sample(
     for rank, (item, title) in enumerate(zip(items, ml.titles(items), strict=True), start=1):
         mark = "*" if _py(item) in held_out else " "
         click.echo(f"  {rank:>2}. {mark} {title}")
-    explainers = [(n, m) for n, m, _ in fitted if hasattr(m, "explain")]
+    explainers = sorted(
+        [entry for entry in fitted if hasattr(entry[1], "explain")],
+        key=lambda entry: -best_key(entry),
+    )
     if explainers:
-        ename, emodel = explainers[0] if name not in dict(explainers) else (name, model)
+        ename, emodel, _ = explainers[0]
+        labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
         erecs = emodel.recommend([user_id], k=3)
-        click.echo(f"\nwhy ({ename}):")
+        click.echo(f"\nwhy, according to {ename}:")
         for item in [x for x in erecs.item_ids[0] if x is not None]:
-            explanation = emodel.explain(user_id, _py(item))
-            title = ml.titles([item])[0]
-            click.echo(f"  {title}:")
+            kwargs = {"labels": labels} if _takes_labels(emodel) else {}
+            explanation = emodel.explain(user_id, _py(item), **kwargs)
+            click.echo(f"  {ml.titles([item])[0]}:")
             for reason in list(explanation.reasons)[:3]:
                 label = reason.label or (
-                    ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
+                    ml.titles([reason.id])[0] if reason.kind in ("item", "factor")
+                    else str(reason.id)
                 )
+                if reason.kind == "rule" and not kwargs:  # "{318, 356} → 593": ids to titles
+                    label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()),
+                                   label)
                 click.echo(f"    - {label} (weight {reason.weight:.3g})")
+
+
+def _takes_labels(model: Any) -> bool:
+    try:
+        return "labels" in inspect.signature(model.explain).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _py(value: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 
 import click
@@ -39,22 +38,56 @@ def _parse_support(text: str) -> float | int:
 
 
 @click.command("rules")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Basket-per-line file; items separated by --sep, whitespace around items stripped.")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Basket-per-line file; items separated by --sep, whitespace around items stripped.",
+)
 @click.option("--sep", default=",", show_default=True, help="Item separator.")
-@click.option("--min-support", "min_support", default="0.01", show_default=True,
-              help="Fraction of baskets in (0, 1] (e.g. 0.01) or a count of baskets (e.g. 25).")
-@click.option("--min-confidence", default=0.2, show_default=True, type=float,
-              help="Smallest rule confidence, in [0, 1].")
-@click.option("--min-lift", default=None, type=float, help="Smallest rule lift (default: no limit).")
+@click.option(
+    "--min-support",
+    "min_support",
+    default="0.01",
+    show_default=True,
+    help="Fraction of baskets in (0, 1] (e.g. 0.01) or a count of baskets (e.g. 25).",
+)
+@click.option(
+    "--min-confidence",
+    default=0.2,
+    show_default=True,
+    type=float,
+    help="Smallest rule confidence, in [0, 1].",
+)
+@click.option(
+    "--min-lift", default=None, type=float, help="Smallest rule lift (default: no limit)."
+)
 @click.option("--max-len", default=None, type=int, help="Longest itemset (default: no limit).")
-@click.option("--algorithm", type=click.Choice(["fpgrowth", "apriori"]), default="fpgrowth",
-              show_default=True, help="Itemset miner; both give the same rules.")
-@click.option("--sort", "sort_by", type=click.Choice(list(METRICS)), default="lift", show_default=True,
-              help="Order rules by this metric, largest first.")
-@click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the first N rules.")
-@click.option("--output", default=None, type=click.Path(dir_okay=False),
-              help="Write the rules as CSV here instead of printing a table.")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["fpgrowth", "apriori"]),
+    default="fpgrowth",
+    show_default=True,
+    help="Itemset miner; both give the same rules.",
+)
+@click.option(
+    "--sort",
+    "sort_by",
+    type=click.Choice(list(METRICS)),
+    default="lift",
+    show_default=True,
+    help="Order rules by this metric, largest first.",
+)
+@click.option(
+    "--top", default=None, type=click.IntRange(min=1), help="Show only the first N rules."
+)
+@click.option(
+    "--output",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write the rules as CSV here instead of printing a table.",
+)
 def rules_command(
     data_path: str,
     sep: str,
@@ -72,8 +105,12 @@ def rules_command(
     try:
         transactions = read_baskets(data_path, sep=sep)
         miner_cls = FPGrowth if algorithm == "fpgrowth" else Apriori
-        itemsets = miner_cls(min_support=_parse_support(min_support), max_len=max_len).mine(transactions)
-        rules = itemsets.rules(min_confidence=min_confidence, min_lift=min_lift).sort(sort_by, top=top)
+        itemsets = miner_cls(min_support=_parse_support(min_support), max_len=max_len).mine(
+            transactions
+        )
+        rules = itemsets.rules(min_confidence=min_confidence, min_lift=min_lift).sort(
+            sort_by, top=top
+        )
     except ChuchunError as exc:
         raise click.ClickException(str(exc)) from None
     table = pd.DataFrame(
@@ -115,7 +152,3 @@ def _write_csv_atomically(table: pd.DataFrame, path: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use before the CLI group exists
-    sys.exit(rules_command())

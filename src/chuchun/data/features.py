@@ -86,7 +86,7 @@ class _Features:
         *,
         id_col: str | None = None,
         categorical: Sequence[str] = (),
-        multi_valued: Sequence[str] = (),
+        multi_valued: Sequence[str] | Mapping[str, str] = (),
         numeric: Sequence[str] = (),
         text: Sequence[str] = (),
         separator: str = "|",
@@ -105,8 +105,9 @@ class _Features:
         categorical, multi_valued, numeric, text : sequence of str
             Columns of each kind (see the module docstring). Several text columns may be given
             (e.g. the joined tags and a description); each is its own block.
+            ``multi_valued`` may also map each column to its own separator.
         separator : str
-            Separator of multi-valued columns.
+            Separator of multi-valued columns (unless given per column).
         numeric_scaling : {"minmax", "standard"}
         min_df : int
             Text tokens in fewer rows than this are dropped.
@@ -117,6 +118,11 @@ class _Features:
             the vocabulary are dropped. Default: the table's own ids.
         """
         id_col = id_col or cls._default_id_col
+        separators = (
+            {str(c): str(sep) for c, sep in multi_valued.items()}
+            if isinstance(multi_valued, Mapping) else {}
+        )
+        multi_valued = list(multi_valued)
         if not isinstance(frame, pd.DataFrame):
             raise DataError(f"features expect a pandas DataFrame; got {type(frame).__name__}")
         if len(frame) == 0:
@@ -168,7 +174,8 @@ class _Features:
             _add_bag(blocks, names, columns, col, values, row_of, n, weights.get(col, 1.0), "=")
         for col in multi_valued:
             values = [
-                [s.strip() for s in str(v).split(separator) if s.strip()] if not _missing(v)
+                [s.strip() for s in str(v).split(separators.get(col, separator)) if s.strip()]
+                if not _missing(v)
                 else [] for v in frame[col]
             ]
             _add_bag(blocks, names, columns, col, values, row_of, n, weights.get(col, 1.0), "=")

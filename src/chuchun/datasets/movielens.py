@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import http.client
 import io
 import logging
 import os
@@ -178,7 +179,10 @@ def download_movielens(
     if target.is_dir():
         return target
     url = url or remote.url
-    expected = checksum if checksum is not None else (None if url != remote.url else remote.checksum)
+    if checksum is not None:
+        expected: str | None = checksum
+    else:  # the published checksum only applies to the published address
+        expected = remote.checksum if url == remote.url else None
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as tmp:
         archive = Path(tmp) / "archive.zip"
@@ -207,7 +211,12 @@ def _fetch(url: str, dest: Path, timeout: float, name: str) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            raise DataError(
+                f"cannot download {name} from {url}: the server answered HTTP {exc.code} "
+                f"{exc.reason}; check the address, or pass a local directory instead"
+            ) from None
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"cannot download {name} from {url} ({reason}); without network access, download "
@@ -247,7 +256,9 @@ def _extract(archive: Path, dest: Path, url: str) -> None:
                     raise DataError(f"archive from {url} holds an unsafe path {member!r}")
             zf.extractall(dest)
     except zipfile.BadZipFile as exc:
-        raise DataError(f"the file downloaded from {url} is not a valid zip archive: {exc}") from None
+        raise DataError(
+            f"the file downloaded from {url} is not a valid zip archive: {exc}"
+        ) from None
 
 
 # -- readers ---------------------------------------------------------------------------------
@@ -313,7 +324,7 @@ def _read_buffer(
     return frame
 
 
-def _scale_for(name: str, frame: pd.DataFrame) -> tuple[float, float] | None:
+def _scale_for(name: str) -> tuple[float, float] | None:
     """Declared rating scale of a known release; for other directories none is declared."""
     return MOVIELENS[name].rating_scale if name in MOVIELENS else None
 
@@ -356,8 +367,7 @@ def _read_100k(directory: Path, name: str) -> MovieLens:
 def _read_dat(directory: Path, name: str) -> MovieLens:
     path = _need(directory, "ratings.dat")
     frame = _read_double_colon(path, ["user", "item", "rating", "timestamp"], "ratings")
-    scale = _scale_for(name, frame)
-    ratings = _ratings(frame, path, scale)
+    ratings = _ratings(frame, path, _scale_for(name))
     items = _read_double_colon(_need(directory, "movies.dat"), ["item", "title", "genres"],
                                "movie")
     users = tags = None
@@ -372,31 +382,24 @@ def _read_dat(directory: Path, name: str) -> MovieLens:
 
 
 def _read_csv_release(directory: Path, name: str) -> MovieLens:
-    def path_of(stem: str, required: bool) -> Path | None:
-        for cand in (f"{stem}.csv", f"{stem}.csv.gz"):
-            if (directory / cand).is_file():
-                return directory / cand
-        if required:
-            _need(directory, f"{stem}.csv", f"{stem}.csv.gz")
-        return None
+    def optional(stem: str) -> Path | None:
+        found = [directory / n for n in (f"{stem}.csv", f"{stem}.csv.gz")]
+        return next((p for p in found if p.is_file()), None)
 
-    rpath = path_of("ratings", True)
-    assert rpath is not None
+    rpath = _need(directory, "ratings.csv", "ratings.csv.gz")
     frame = _read(rpath, "ratings")
     _check_columns(frame, ["userId", "movieId", "rating", "timestamp"], rpath)
     frame = frame.rename(columns={"userId": "user", "movieId": "item"})
-    scale = _scale_for(name, frame)
-    ratings = _ratings(frame, rpath, scale)
-    mpath = path_of("movies", True)
-    assert mpath is not None
+    ratings = _ratings(frame, rpath, _scale_for(name))
+    mpath = _need(directory, "movies.csv", "movies.csv.gz")
     movies = _read(mpath, "movie")
     _check_columns(movies, ["movieId", "title", "genres"], mpath)
     items = movies.rename(columns={"movieId": "item"})
     tags = links = None
-    tpath = path_of("tags", False)
+    tpath = optional("tags")
     if tpath is not None:
         tags = _read(tpath, "tag").rename(columns={"userId": "user", "movieId": "item"})
-    lpath = path_of("links", False)
+    lpath = optional("links")
     if lpath is not None:
         links = _read(lpath, "link", dtype={"imdbId": str, "tmdbId": "Int64"}).rename(
             columns={"movieId": "item", "imdbId": "imdb_id", "tmdbId": "tmdb_id"}
@@ -408,7 +411,8 @@ def _read_directory(directory: str | os.PathLike[str], name: str | None = None) 
     d = Path(directory)
     if not d.is_dir():
         raise DataError(f"directory not found: {os.fspath(d)!r}")
-    label = name or d.name
+    folders = {remote.folder: key for key, remote in MOVIELENS.items()}
+    label = name or folders.get(d.name, d.name)
     if (d / "u.data").is_file():
         return _read_100k(d, label)
     if (d / "ratings.dat").is_file():
@@ -438,7 +442,7 @@ def load_movielens(
     name_or_directory : str or path-like
         A directory holding a release (its format is recognised from the files: ``u.data``,
         ``ratings.dat`` or ``ratings.csv``), or a name from :data:`MOVIELENS`. The name
-        ``"ml-latest-small"`` loads the copy bundled with chuchun.
+        ``"ml-latest-small"`` loads the copy bundled with chuchun (unless ``url`` is given).
     download : bool
         Whether a named release missing from the cache may be downloaded.
     cache, url, checksum
@@ -450,7 +454,7 @@ def load_movielens(
     """
     key = os.fspath(name_or_directory)
     if key in MOVIELENS and not Path(key).is_dir():
-        if key == "ml-latest-small" and url is None and cache is None:
+        if key == "ml-latest-small" and url is None:
             return load_movielens_latest_small()
         root = Path(cache) if cache is not None else cache_dir()
         if not (root / key).is_dir() and not download:
@@ -462,7 +466,9 @@ def load_movielens(
     return _read_directory(key)
 
 
-def load_movielens_100k(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_100k(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 100K (943 users, 1,682 movies, 100,000 ratings 1-5).
 
     Reads ``u.data`` (tab-separated ``user item rating timestamp``), ``u.item`` (latin-1,
@@ -473,22 +479,30 @@ def load_movielens_100k(directory: str | os.PathLike[str] | None = None, **kwarg
     return _named("ml-100k", directory, kwargs)
 
 
-def load_movielens_1m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_1m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 1M (``::``-separated ``ratings.dat``, ``movies.dat``, ``users.dat``)."""
     return _named("ml-1m", directory, kwargs)
 
 
-def load_movielens_10m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_10m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 10M (``::``-separated ``ratings.dat``, ``movies.dat``, ``tags.dat``)."""
     return _named("ml-10m", directory, kwargs)
 
 
-def load_movielens_20m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_20m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 20M (``ratings.csv``, ``movies.csv``, ``tags.csv``, ``links.csv``)."""
     return _named("ml-20m", directory, kwargs)
 
 
-def load_movielens_32m(directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> MovieLens:
+def load_movielens_32m(
+    directory: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> MovieLens:
     """MovieLens 32M (``ratings.csv``, ``movies.csv``, ``tags.csv``, ``links.csv``)."""
     return _named("ml-32m", directory, kwargs)
 

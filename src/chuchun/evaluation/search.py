@@ -24,7 +24,6 @@ import contextlib
 import itertools
 import math
 import numbers
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
@@ -254,8 +253,9 @@ class _GaussianProcess:
     def _nll(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Negative log marginal likelihood (up to a constant) and its gradient in ``theta``.
 
-        With :math:`W = K^{-1} - \\alpha\\alpha^T`, :math:`\\partial\\,\\mathrm{NLL} /
-        \\partial\\theta = \\tfrac12 \\mathrm{tr}(W\\,\\partial K/\\partial\\theta)`; for the Matérn 5/2
+        With :math:`W = K^{-1} - \\alpha\\alpha^T`,
+        :math:`\\partial\\,\\mathrm{NLL} / \\partial\\theta
+        = \\tfrac12 \\mathrm{tr}(W\\,\\partial K/\\partial\\theta)`; for the Matérn 5/2
         kernel :math:`\\partial k / \\partial \\log\\ell_d = \\sigma^2 \\tfrac53 (1 + \\sqrt5 r)
         e^{-\\sqrt5 r} \\Delta_d^2 / \\ell_d^2` (Rasmussen & Williams 2006, eq. 5.9).
         """

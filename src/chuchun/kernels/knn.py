@@ -7,7 +7,8 @@ neighbours are the rows ``x'`` that rated ``y`` and have a *positive* similarity
 .. math:: \\text{agg}_{xy} = \\frac{\\sum_{x' \\in N^k_y(x)} s_{xx'} \\,
           (r_{x'y} - c_{x'} - o_y) / d_{x'}}{\\sum_{x' \\in N^k_y(x)} s_{xx'}}
 
-and the count :math:`|N^k_y(x)|`. The caller turns it into a prediction
+the count :math:`|N^k_y(x)|` and the similarity sum
+:math:`\\sum_{x' \\in N^k_y(x)} s_{xx'}`. The caller turns it into a prediction
 :math:`c_x + o_y + d_x \\, \\text{agg}_{xy}` (``c`` a per-row centre: 0, the row mean or the row
 baseline; ``o`` a per-column offset: 0 or the column bias; ``d`` a per-row scale: 1 or the row's
 standard deviation). This is Surprise's ``KNNBasic``/``KNNWithMeans``/``KNNWithZScore``/
@@ -20,11 +21,53 @@ import numba
 import numpy as np
 
 
+@numba.njit(cache=True)
+def kth_largest(values, m, k, work):  # pragma: no cover - compiled
+    """The ``k``-th largest of ``values[:m]`` (1-based ``k <= m``), by in-place quickselect on
+    the scratch buffer ``work`` (Hoare partition, median-of-three pivot); no allocation."""
+    for j in range(m):
+        work[j] = values[j]
+    target = k - 1
+    lo = 0
+    hi = m - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        a, b, c = work[lo], work[mid], work[hi]
+        if a < b:
+            a, b = b, a
+        if b < c:
+            b, c = c, b
+            if a < b:
+                a, b = b, a
+        pivot = b
+        i = lo
+        j = hi
+        while i <= j:
+            while work[i] > pivot:
+                i += 1
+            while work[j] < pivot:
+                j -= 1
+            if i <= j:
+                tmp = work[i]
+                work[i] = work[j]
+                work[j] = tmp
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            return work[target]
+    return work[target]
+
+
 @numba.njit(cache=True, parallel=True)
 def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                   pair_x, pair_y, group_bounds, n_blocks, k, nb_center, nb_scale, col_offset,
-                  out_agg, out_count):  # pragma: no cover
-    """Fill ``out_agg``/``out_count`` for pairs sorted by ``pair_x``.
+                  out_agg, out_count, out_weight):  # pragma: no cover
+    """Fill ``out_agg``/``out_count``/``out_weight`` (the similarity sum) for pairs sorted by
+    ``pair_x``.
 
     ``s_*``: similarity CSR (rows x rows); ``c_*``: for each column ``y`` the rows that rated it
     and their ratings (CSR of the transposed rating matrix, rows sorted); ``group_bounds``: the
@@ -44,6 +87,7 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
         dense = np.zeros(n_x)
         cand_sim = np.empty(max_col)
         cand_dev = np.empty(max_col)
+        work = np.empty(max_col)
         for g in range(lo, hi):
             x = pair_x[group_bounds[g]]
             for p in range(s_indptr[x], s_indptr[x + 1]):
@@ -63,7 +107,7 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                 den = 0.0
                 if m > k:
                     # k-th largest similarity; take everything above it, then ties in order
-                    thr = np.partition(cand_sim[:m], m - k)[m - k]
+                    thr = kth_largest(cand_sim, m, k, work)
                     taken = 0
                     for j in range(m):
                         if cand_sim[j] > thr:
@@ -82,13 +126,19 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                         den += cand_sim[j]
                 out_agg[q] = num / den if den > 0 else 0.0
                 out_count[q] = m
+                out_weight[q] = den
             for p in range(s_indptr[x], s_indptr[x + 1]):
                 dense[s_indices[p]] = 0.0
 
 
+def kth_largest_numpy(values, m, k, work):
+    """NumPy twin of :func:`kth_largest`."""
+    return float(np.sort(np.asarray(values[:m]))[::-1][k - 1])
+
+
 def knn_aggregate_numpy(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
                         pair_x, pair_y, group_bounds, n_blocks, k, nb_center, nb_scale,
-                        col_offset, out_agg, out_count):
+                        col_offset, out_agg, out_count, out_weight):
     """Plain-Python twin of :func:`knn_aggregate` (one pair at a time, dictionary lookups)."""
     for q in range(len(pair_x)):
         x, y = int(pair_x[q]), int(pair_y[q])
@@ -110,6 +160,7 @@ def knn_aggregate_numpy(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data
         num = sum(c[2] * c[3] for c in cands)
         out_agg[q] = num / den if den > 0 else 0.0
         out_count[q] = len(cands)
+        out_weight[q] = den
 
 
 @numba.njit(cache=True, parallel=True)

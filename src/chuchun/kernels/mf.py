@@ -145,21 +145,23 @@ def sgd_epoch_numpy(u, i, r, rows, block_ptr, n_strata, mu, bu, bi, P, Q, lr_bia
 # -- SVD++ -------------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True)
 def svdpp_epoch(indptr, indices, data, user_order, mu, bu, bi, P, Q, Y, lr_bias, lr_factor,
-                reg_bias, reg_factor):  # pragma: no cover - compiled
+                reg_bias, reg_factor, lr_implicit, reg_implicit):  # pragma: no cover - compiled
     """One SVD++ epoch over users in ``user_order``, each user's ratings in CSR order.
 
     Prediction :math:`\\hat r_{ui} = \\mu + b_u + b_i + q_i^T (p_u + |N(u)|^{-1/2}
     \\sum_{j \\in N(u)} y_j)` with :math:`N(u)` the items of row ``u``. Per rating the updates
-    are those of Koren (2008) / Surprise, every :math:`y_j, j \\in N(u)` moving by
-    ``lr * (e |N(u)|^{-1/2} q_i - reg * y_j)``. That update is the same affine map for every
-    ``j`` of the user, so the ``n`` maps compose to ``y_j <- c y_j + g``: the kernel keeps ``c``,
-    ``g`` and the implicit sum ``z`` (which moves by ``a z + lr e q_i``, ``a = 1 - lr reg``) and
-    writes the ``y_j`` once per user. Returns the sum of squared errors before each update.
+    are those of Koren (2008) / Surprise (``lr_bias``/``reg_bias`` for the biases,
+    ``lr_factor``/``reg_factor`` for :math:`p_u, q_i`), every :math:`y_j, j \\in N(u)` moving by
+    ``lr_implicit * (e |N(u)|^{-1/2} q_i - reg_implicit * y_j)`` (Surprise: the factor values).
+    That update is the same affine map for every ``j`` of the user, so the ``n`` maps compose to
+    ``y_j <- c y_j + g``: the kernel keeps ``c``, ``g`` and the implicit sum ``z`` (which moves by
+    ``a z + lr_implicit e q_i``, ``a = 1 - lr_implicit reg_implicit``) and writes the ``y_j``
+    once per user. Returns the sum of squared errors before each update.
     """
     k = P.shape[1]
     z = np.zeros(k)
     g = np.zeros(k)
-    a = 1.0 - lr_factor * reg_factor
+    a = 1.0 - lr_implicit * reg_implicit
     sse = 0.0
     for uu in user_order:
         start = indptr[uu]
@@ -192,8 +194,8 @@ def svdpp_epoch(indptr, indices, data, user_order, mu, bu, bi, P, Q, Y, lr_bias,
                 qif = Q[ii, f]
                 P[uu, f] = puf + lr_factor * (e * qif - reg_factor * puf)
                 Q[ii, f] = qif + lr_factor * (e * (puf + z[f]) - reg_factor * qif)
-                g[f] = a * g[f] + lr_factor * e * qif * norm
-                z[f] = a * z[f] + lr_factor * e * qif
+                g[f] = a * g[f] + lr_implicit * e * qif * norm
+                z[f] = a * z[f] + lr_implicit * e * qif
             c *= a
         for pos in range(start, end):
             j = indices[pos]
@@ -203,7 +205,7 @@ def svdpp_epoch(indptr, indices, data, user_order, mu, bu, bi, P, Q, Y, lr_bias,
 
 
 def svdpp_epoch_numpy(indptr, indices, data, user_order, mu, bu, bi, P, Q, Y, lr_bias,
-                      lr_factor, reg_bias, reg_factor):
+                      lr_factor, reg_bias, reg_factor, lr_implicit, reg_implicit):
     """Literal per-rating SVD++ (as in Surprise's ``SVDpp.sgd``): twin of :func:`svdpp_epoch`."""
     sse = 0.0
     for uu in user_order:
@@ -222,7 +224,8 @@ def svdpp_epoch_numpy(indptr, indices, data, user_order, mu, bu, bi, P, Q, Y, lr
             qi = Q[ii].copy()
             P[uu] = pu + lr_factor * (e * qi - reg_factor * pu)
             Q[ii] = qi + lr_factor * (e * (pu + z) - reg_factor * qi)
-            Y[items] = Y[items] + lr_factor * (e * norm * qi[None, :] - reg_factor * Y[items])
+            Y[items] = Y[items] + lr_implicit * (e * norm * qi[None, :]
+                                                 - reg_implicit * Y[items])
     return sse
 
 

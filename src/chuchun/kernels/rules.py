@@ -9,8 +9,10 @@ Kernels
 -------
 ``fpgrowth_itemsets``
     FP-growth (Han, Pei & Yin 2000, "Mining frequent patterns without candidate generation",
-    SIGMOD, Algorithm 2). The FP-tree is held in flat arrays (item, count, parent,
-    first-child, next-sibling); each conditional tree is built from the prefix paths of one item.
+    SIGMOD, Algorithm 2). The FP-tree is held in flat arrays (item, count, parent) with a hash
+    table for child lookup while building; each conditional tree is built from the prefix
+    paths of one item, single-path trees are enumerated directly, and the recursion runs on an
+    explicit stack.
 ``apriori_itemsets``
     Apriori (Agrawal & Srikant 1994, "Fast algorithms for mining association rules", VLDB,
     Fig. 1 with the ``apriori-gen`` join and prune). Support counting uses one bitset per item:
@@ -72,35 +74,43 @@ def _list_to_arrays(out_items, out_lengths, out_counts):  # pragma: no cover - c
 
 @numba.njit(cache=True, nogil=True)
 def _build_tree(path_indptr, path_items, path_weights, n_items):  # pragma: no cover - compiled
-    """Insert weighted, rank-sorted paths into a fresh FP-tree; node 0 is the root."""
+    """Insert weighted, rank-sorted paths into a fresh FP-tree; node 0 is the root.
+
+    The child of ``node`` labelled ``item`` is found through an open-addressing hash table
+    keyed by ``node * n_items + item`` (one probe on average, unlike a scan of the siblings).
+    """
     n_paths = path_indptr.shape[0] - 1
     cap = path_items.shape[0] + 1
     node_item = np.empty(cap, np.int32)
     node_count = np.zeros(cap, np.int64)
     node_parent = np.empty(cap, np.int32)
-    first_child = np.empty(cap, np.int32)
-    next_sibling = np.empty(cap, np.int32)
+    size = 16
+    while size < 2 * cap:
+        size *= 2
+    table_key = np.full(size, -1, np.int64)
+    table_node = np.empty(size, np.int32)
+    mask = np.uint64(size - 1)
     node_item[0] = -1
     node_parent[0] = -1
-    first_child[0] = -1
-    next_sibling[0] = -1
     n_nodes = 1
     for p in range(n_paths):
         w = path_weights[p]
         cur = 0
         for j in range(path_indptr[p], path_indptr[p + 1]):
             it = path_items[j]
-            child = first_child[cur]
-            while child != -1 and node_item[child] != it:
-                child = next_sibling[child]
-            if child == -1:
+            key = np.int64(cur) * n_items + it
+            slot = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(17) & mask
+            while table_key[slot] != -1 and table_key[slot] != key:
+                slot = (slot + np.uint64(1)) & mask
+            if table_key[slot] == -1:
                 child = n_nodes
                 n_nodes += 1
                 node_item[child] = it
                 node_parent[child] = cur
-                first_child[child] = -1
-                next_sibling[child] = first_child[cur]
-                first_child[cur] = child
+                table_key[slot] = key
+                table_node[slot] = child
+            else:
+                child = table_node[slot]
             node_count[child] += w
             cur = child
     # header table: the nodes of each item, grouped (counting sort by item)
@@ -115,11 +125,70 @@ def _build_tree(path_indptr, path_items, path_weights, n_items):  # pragma: no c
         it = node_item[nd]
         header_nodes[fill[it]] = nd
         fill[it] += 1
-    return node_item[:n_nodes], node_count[:n_nodes], node_parent[:n_nodes], header_indptr, header_nodes
+    return (
+        node_item[:n_nodes],
+        node_count[:n_nodes],
+        node_parent[:n_nodes],
+        header_indptr,
+        header_nodes,
+    )
 
 
 @numba.njit(cache=True, nogil=True)
-def fpgrowth_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):  # pragma: no cover - compiled
+def _is_chain(node_parent):  # pragma: no cover - compiled
+    # paths are inserted node by node, so a single-path tree has parent[k] == k - 1 throughout
+    for nd in range(1, node_parent.shape[0]):
+        if node_parent[nd] != nd - 1:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _emit_chain(
+    node_item,
+    node_count,
+    local_to_global,
+    prefix,
+    depth,
+    max_len,
+    max_itemsets,
+    out_items,
+    out_lengths,
+    out_counts,
+):  # pragma: no cover - compiled
+    """Emit ``prefix[:depth]`` plus each non-empty combination of the chain's nodes; 1 if stopped."""
+    length = node_item.shape[0] - 1
+    cap = min(length, max_len - depth)
+    if cap <= 0:
+        return 0
+    pos = np.empty(cap, np.int64)
+    size = 1
+    pos[0] = 0
+    while size > 0:
+        for d in range(depth):
+            out_items.append(prefix[d])
+        for q in range(size):
+            out_items.append(local_to_global[node_item[pos[q] + 1]])
+        out_lengths.append(depth + size)
+        out_counts.append(node_count[pos[size - 1] + 1])
+        if len(out_lengths) >= max_itemsets:
+            return 1
+        if size < cap and pos[size - 1] + 1 < length:
+            pos[size] = pos[size - 1] + 1
+            size += 1
+        else:
+            while size > 0:
+                pos[size - 1] += 1
+                if pos[size - 1] < length:
+                    break
+                size -= 1
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def fpgrowth_itemsets(
+    indptr, items, n_items, min_count, max_len, max_itemsets
+):  # pragma: no cover - compiled
     """Mine all itemsets with support count ``>= min_count`` and at most ``max_len`` items.
 
     The recursion of FP-growth runs on an explicit stack of conditional trees (numba cannot
@@ -166,6 +235,7 @@ def fpgrowth_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):
     prefix = np.empty(n_items + 1, np.int32)
     freq = np.zeros(n_items, np.int64)
     new_id = np.empty(n_items, np.int32)
+    touched = np.empty(n_items, np.int32)
     stopped = 0
     while len(s_next) > 0:
         top = len(s_next) - 1
@@ -203,29 +273,37 @@ def fpgrowth_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):
             break
         if depth + 1 >= max_len or j == 0:
             continue
-        # conditional pattern base of j: the prefix paths above each node of j
-        for k in range(j):
-            freq[k] = 0
+        # conditional pattern base of j: the prefix paths above each node of j; only the
+        # items met on those paths are touched, so the cost does not grow with j
         path_total = 0
+        n_touched = 0
         for h in range(header_indptr[j], header_indptr[j + 1]):
             nd = header_nodes[h]
             c = node_count[nd]
             a = node_parent[nd]
             while a > 0:
-                freq[node_item[a]] += c
+                it = node_item[a]
+                if freq[it] == 0:
+                    touched[n_touched] = it
+                    n_touched += 1
+                freq[it] += c
                 path_total += 1
                 a = node_parent[a]
+        seen = np.sort(touched[:n_touched])
         n_new = 0
-        for k in range(j):
+        for q in range(n_touched):
+            k = seen[q]
             if freq[k] >= min_count:
                 new_id[k] = n_new
                 n_new += 1
             else:
                 new_id[k] = -1
+            freq[k] = 0
         if n_new == 0:
             continue
         sub_global = np.empty(n_new, np.int32)
-        for k in range(j):
+        for q in range(n_touched):
+            k = seen[q]
             if new_id[k] >= 0:
                 sub_global[new_id[k]] = local_to_global[k]
         n_paths = header_indptr[j + 1] - header_indptr[j]
@@ -254,7 +332,27 @@ def fpgrowth_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):
                 hi -= 1
             p_weights[q] = node_count[nd]
             p_indptr[q + 1] = pos
-        c_item, c_count, c_parent, c_hptr, c_hnodes = _build_tree(p_indptr, p_items[:pos], p_weights, n_new)
+        c_item, c_count, c_parent, c_hptr, c_hnodes = _build_tree(
+            p_indptr, p_items[:pos], p_weights, n_new
+        )
+        if _is_chain(c_parent):
+            # single-path tree: every combination of its items is frequent, with the count of
+            # its deepest node (Han et al. 2000, Algorithm 2, first branch)
+            if _emit_chain(
+                c_item,
+                c_count,
+                sub_global,
+                prefix,
+                depth + 1,
+                max_len,
+                max_itemsets,
+                out_items,
+                out_lengths,
+                out_counts,
+            ):
+                stopped = 1
+                break
+            continue
         s_item.append(c_item)
         s_count.append(c_count)
         s_parent.append(c_parent)
@@ -306,7 +404,9 @@ def _level_contains(level, cand, skip, k):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def apriori_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets):  # pragma: no cover - compiled
+def apriori_itemsets(
+    indptr, items, n_items, min_count, max_len, max_itemsets
+):  # pragma: no cover - compiled
     """Level-wise Apriori with bitset support counting; same contract as :func:`fpgrowth_itemsets`."""
     n_tx = indptr.shape[0] - 1
     n_words = (n_tx + 63) // 64
@@ -390,7 +490,9 @@ def apriori_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets): 
                         out_lengths.append(k + 1)
                         out_counts.append(c)
                         if len(out_lengths) >= max_itemsets:
-                            o_indptr, o_items, o_counts = _list_to_arrays(out_items, out_lengths, out_counts)
+                            o_indptr, o_items, o_counts = _list_to_arrays(
+                                out_items, out_lengths, out_counts
+                            )
                             return o_indptr, o_items, o_counts, 1
             i = e
         k += 1
@@ -403,7 +505,12 @@ def apriori_itemsets(indptr, items, n_items, min_count, max_len, max_itemsets): 
 
 
 def frequent_itemsets_python(
-    indptr: np.ndarray, items: np.ndarray, n_items: int, min_count: int, max_len: int, max_itemsets: int
+    indptr: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    min_count: int,
+    max_len: int,
+    max_itemsets: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Plain-Python twin of :func:`fpgrowth_itemsets` and :func:`apriori_itemsets`.
 
@@ -472,7 +579,9 @@ def _lookup(table, mask, indptr, items, buf, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def rule_candidates(indptr, items, counts, n_transactions, min_confidence, min_lift, max_rules):  # pragma: no cover - compiled
+def rule_candidates(
+    indptr, items, counts, n_transactions, min_confidence, min_lift, max_consequent, max_rules
+):  # pragma: no cover - compiled
     """Enumerate rules ``A => Z \\ A`` from frequent itemsets, keeping those above both thresholds.
 
     Parameters
@@ -484,6 +593,8 @@ def rule_candidates(indptr, items, counts, n_transactions, min_confidence, min_l
     min_confidence, min_lift : float
         Keep a rule when :math:`\\sigma(Z)/\\sigma(A) \\ge` ``min_confidence`` and
         :math:`n\\,\\sigma(Z)/(\\sigma(A)\\sigma(C)) \\ge` ``min_lift``.
+    max_consequent : int
+        Largest consequent :math:`|C|`; 1 enumerates only the :math:`|Z|` single-item rules.
     max_rules : int
         Stop after this many rules.
 
@@ -502,7 +613,7 @@ def rule_candidates(indptr, items, counts, n_transactions, min_confidence, min_l
     mask = np.uint64(size - 1)
     for s in range(n):
         start = indptr[s]
-        slot = _hash_items(items[start:indptr[s + 1]], indptr[s + 1] - start) & mask
+        slot = _hash_items(items[start : indptr[s + 1]], indptr[s + 1] - start) & mask
         while table[slot] >= 0:
             slot = (slot + np.uint64(1)) & mask
         table[slot] = s
@@ -520,7 +631,16 @@ def rule_candidates(indptr, items, counts, n_transactions, min_confidence, min_l
         if k < 2 or k > 62:
             continue
         c_z = counts[s]
-        for m in range(1, (1 << k) - 1):
+        full = (np.int64(1) << k) - 1
+        # single-item consequents: the k masks with one bit cleared, not all 2**k - 2
+        n_masks = k if max_consequent == 1 else full - 1
+        for t in range(n_masks):
+            if max_consequent == 1:
+                m = full ^ (np.int64(1) << t)
+            else:
+                m = t + 1
+                if k - _popcount(np.uint64(m)) > max_consequent:
+                    continue
             na = 0
             nc = 0
             for p in range(k):
@@ -574,11 +694,13 @@ def rule_candidates_python(
     n_transactions: int,
     min_confidence: float,
     min_lift: float,
+    max_consequent: int,
     max_rules: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Plain-Python twin of :func:`rule_candidates` (a dict instead of the hash table)."""
     support = {
-        tuple(int(i) for i in items[indptr[s] : indptr[s + 1]]): int(counts[s]) for s in range(len(indptr) - 1)
+        tuple(int(i) for i in items[indptr[s] : indptr[s + 1]]): int(counts[s])
+        for s in range(len(indptr) - 1)
     }
     out: list[tuple[int, int, int, int]] = []
     for s in range(len(indptr) - 1):
@@ -586,7 +708,12 @@ def rule_candidates_python(
         k = len(row)
         if k < 2 or k > 62:
             continue
-        for m in range(1, (1 << k) - 1):
+        full = (1 << k) - 1
+        if max_consequent == 1:
+            masks = [full ^ (1 << t) for t in range(k)]
+        else:
+            masks = [m for m in range(1, full) if k - bin(m).count("1") <= max_consequent]
+        for m in masks:
             a = tuple(row[p] for p in range(k) if (m >> p) & 1)
             c = tuple(row[p] for p in range(k) if not (m >> p) & 1)
             if a not in support or c not in support:
@@ -611,7 +738,16 @@ def rule_candidates_python(
 
 @numba.njit(cache=True, nogil=True)
 def score_baskets(
-    basket_indptr, basket_indices, first_indptr, rule_order, ant_indptr, ant_indices, consequent, confidence, prior, out
+    basket_indptr,
+    basket_indices,
+    first_indptr,
+    rule_order,
+    ant_indptr,
+    ant_indices,
+    consequent,
+    confidence,
+    prior,
+    out,
 ):  # pragma: no cover - compiled
     """Best applicable rule confidence per (basket, item).
 
@@ -679,3 +815,78 @@ def score_baskets_python(
             if antecedent <= basket:
                 row[consequent[r]] = max(row[consequent[r]], np.float32(confidence[r]))
         out[b] = row
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical order of itemsets
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def sort_rows_and_pack(indptr, items, bits, per_key, keys):  # pragma: no cover - compiled
+    """Sort each CSR row in place and pack it into sort keys.
+
+    Row ``s`` holding ``x_0 < x_1 < ...`` sets ``keys[c, s]`` to the concatenation, most
+    significant first, of ``x_q + 1`` (``bits`` bits each) for ``q`` in
+    ``c * per_key .. (c + 1) * per_key - 1``, zero where the row is shorter; comparing the key
+    columns in order compares the rows lexicographically.
+    """
+    for s in range(indptr.shape[0] - 1):
+        a = indptr[s]
+        b = indptr[s + 1]
+        for p in range(a + 1, b):  # insertion sort: rows are short
+            v = items[p]
+            q = p - 1
+            while q >= a and items[q] > v:
+                items[q + 1] = items[q]
+                q -= 1
+            items[q + 1] = v
+        for c in range(keys.shape[0]):
+            keys[c, s] = 0
+        for p in range(a, b):
+            col = p - a
+            shift = np.uint64((per_key - 1 - col % per_key) * bits)
+            keys[col // per_key, s] |= np.uint64(items[p] + 1) << shift
+
+
+def sort_rows_and_pack_python(
+    indptr: np.ndarray, items: np.ndarray, bits: int, per_key: int, keys: np.ndarray
+) -> None:
+    """Plain-Python twin of :func:`sort_rows_and_pack`."""
+    for s in range(len(indptr) - 1):
+        row = sorted(int(x) for x in items[indptr[s] : indptr[s + 1]])
+        items[indptr[s] : indptr[s + 1]] = row
+        for c in range(keys.shape[0]):
+            value = 0
+            for q in range(per_key):
+                col = c * per_key + q
+                value = (value << bits) | (row[col] + 1 if col < len(row) else 0)
+            keys[c, s] = np.uint64(value)
+
+
+@numba.njit(cache=True, nogil=True)
+def take_rows(indptr, items, rows):  # pragma: no cover - compiled
+    """CSR rows ``rows`` of ``(indptr, items)``, in that order, as a new CSR."""
+    n = rows.shape[0]
+    out_indptr = np.zeros(n + 1, np.int64)
+    for k in range(n):
+        r = rows[k]
+        out_indptr[k + 1] = out_indptr[k] + indptr[r + 1] - indptr[r]
+    out_items = np.empty(out_indptr[n], items.dtype)
+    for k in range(n):
+        r = rows[k]
+        start = out_indptr[k]
+        for p in range(indptr[r], indptr[r + 1]):
+            out_items[start + p - indptr[r]] = items[p]
+    return out_indptr, out_items
+
+
+def take_rows_python(
+    indptr: np.ndarray, items: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-NumPy twin of :func:`take_rows`."""
+    parts = [items[indptr[r] : indptr[r + 1]] for r in rows]
+    out_indptr = np.zeros(len(rows) + 1, np.int64)
+    out_indptr[1:] = np.cumsum([len(p) for p in parts])
+    out_items = np.concatenate(parts).astype(items.dtype) if parts else np.zeros(0, items.dtype)
+    return out_indptr, out_items

@@ -16,7 +16,8 @@ with ``a = X[x]`` and ``b = X[y]``. Every measure is a function of them (``MEASU
 - ``JACCARD``: :math:`n / (|a| + |b| - n)` on the sparsity pattern;
 - ``EUCLIDEAN``: :math:`1 / (1 + \\sqrt{S_{aa} + S_{bb} - 2 S_{ab}})`;
 - ``MSD``: :math:`1 / (1 + (S_{aa} + S_{bb} - 2 S_{ab}) / n)`;
-- ``DOT``: :math:`S_{ab}`.
+- ``DOT``: :math:`S_{ab}`;
+- ``BINARY_COSINE``: ``COSINE`` for 0/1 rows, where :math:`S_{ab} = n`.
 
 Pairs with :math:`n < ` ``min_support`` get no similarity; with ``shrinkage`` :math:`\\lambda > 0`
 the similarity is multiplied by :math:`(n - o) / (n - o + \\lambda)` (``o`` = ``shrink_offset``).
@@ -32,6 +33,8 @@ from collections.abc import Iterator
 import numba
 import numpy as np
 
+from chuchun.kernels.knn import kth_largest
+
 MEASURE_COSINE = 0
 MEASURE_CORATED_COSINE = 1
 MEASURE_PEARSON = 2
@@ -39,6 +42,7 @@ MEASURE_JACCARD = 3
 MEASURE_EUCLIDEAN = 4
 MEASURE_MSD = 5
 MEASURE_DOT = 6
+MEASURE_BINARY_COSINE = 7  # cosine of 0/1 rows: S_ab = n, so only counts are accumulated
 
 
 def default_blocks() -> int:
@@ -79,6 +83,9 @@ def _measure(measure, n, sab, saa, sbb, sa, sb, norm_x, norm_y, nnz_x, nnz_y):  
     if measure == 5:
         d2 = saa + sbb - 2.0 * sab
         return 1.0 / (1.0 + (d2 if d2 > 0 else 0.0) / n)
+    if measure == 7:
+        den = norm_x * norm_y
+        return n / den if den > 0 else 0.0
     return sab
 
 
@@ -101,7 +108,8 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
     n_blocks = max(1, min(n_work, n_blocks))
     need_sq = measure == 1 or measure == 2 or measure == 4 or measure == 5
     need_s = measure == 2
-    width = 6 if need_s else (4 if need_sq else 2)
+    count_only = measure == 3 or measure == 7
+    width = 6 if need_s else (4 if need_sq else (1 if count_only else 2))
     for blk in numba.prange(n_blocks):
         lo = row_start + (blk * n_work) // n_blocks
         hi = row_start + ((blk + 1) * n_work) // n_blocks
@@ -111,6 +119,9 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
         cand_val = np.empty(n_rows)
         sel_idx = np.empty(k, np.int64)
         sel_val = np.empty(k)
+        tie_idx = np.empty(n_rows, np.int64)
+        work = np.empty(n_rows)
+        tie_key = np.empty(n_rows)
         for x in range(lo, hi):
             nt = 0
             for p in range(indptr[x], indptr[x + 1]):
@@ -127,14 +138,15 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                         touched[nt] = y
                         nt += 1
                     acc[y, 0] += 1.0
-                    acc[y, 1] += a * b
+                    if not count_only:
+                        acc[y, 1] += a * b
                     if need_sq:
                         acc[y, 2] += a * a
                         acc[y, 3] += b * b
                     if need_s:
                         acc[y, 4] += a
                         acc[y, 5] += b
-            order = touched[:nt] if upper_only else np.sort(touched[:nt])
+            order = touched[:nt]
             m = 0
             for t in range(nt):
                 y = order[t]
@@ -147,7 +159,8 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                         s = _measure(measure, n, acc[y, 1], acc[y, 2], acc[y, 3], 0.0, 0.0,
                                      norms[x], norms[y], nnz[x], nnz[y])
                     else:
-                        s = _measure(measure, n, acc[y, 1], 0.0, 0.0, 0.0, 0.0,
+                        s = _measure(measure, n, n if count_only else acc[y, 1], 0.0, 0.0,
+                                     0.0, 0.0,
                                      norms[x], norms[y], nnz[x], nnz[y])
                     if shrinkage > 0.0:
                         nn = n - shrink_offset
@@ -160,23 +173,38 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                     acc[y, w] = 0.0
             r = x - row_start
             if m > k:
-                # the k-th largest value, then everything above it and ties in index order
-                thr = np.partition(-cand_val[:m], k - 1)[k - 1]
+                # the k-th largest value; everything above it, then the lowest-index ties
+                thr = kth_largest(cand_val, m, k, work)
                 kept = 0
+                n_ties = 0
                 for j in range(m):
-                    if -cand_val[j] < thr:
+                    if cand_val[j] > thr:
                         sel_idx[kept] = cand_idx[j]
                         sel_val[kept] = cand_val[j]
                         kept += 1
-                for j in range(m):
-                    if kept < k and -cand_val[j] == thr:
-                        sel_idx[kept] = cand_idx[j]
-                        sel_val[kept] = cand_val[j]
+                    elif cand_val[j] == thr:
+                        tie_idx[n_ties] = cand_idx[j]
+                        n_ties += 1
+                need = k - kept
+                if n_ties > need:  # keep the ``need`` lowest indices among the ties
+                    for j in range(n_ties):
+                        tie_key[j] = -float(tie_idx[j])
+                    cut = -kth_largest(tie_key, n_ties, need, work)
+                    for j in range(n_ties):
+                        if tie_idx[j] <= cut:
+                            sel_idx[kept] = tie_idx[j]
+                            sel_val[kept] = thr
+                            kept += 1
+                else:
+                    for j in range(n_ties):
+                        sel_idx[kept] = tie_idx[j]
+                        sel_val[kept] = thr
                         kept += 1
-                best = np.argsort(-sel_val[:k], kind="mergesort")
+                by_idx = np.argsort(sel_idx)
+                by_val = np.argsort(-sel_val[by_idx], kind="mergesort")
                 for j in range(k):
-                    out_idx[r, j] = sel_idx[best[j]]
-                    out_val[r, j] = sel_val[best[j]]
+                    out_idx[r, j] = sel_idx[by_idx[by_val[j]]]
+                    out_val[r, j] = sel_val[by_idx[by_val[j]]]
                 out_cnt[r] = k
             elif upper_only:
                 for j in range(m):
@@ -184,11 +212,50 @@ def similarity_topk(indptr, indices, data, t_indptr, t_indices, t_data, norms, n
                     out_val[r, j] = cand_val[j]
                 out_cnt[r] = m
             else:
-                best = np.argsort(-cand_val[:m], kind="mergesort")
+                by_idx = np.argsort(cand_idx[:m])
+                by_val = np.argsort(-cand_val[:m][by_idx], kind="mergesort")
                 for j in range(m):
-                    out_idx[r, j] = cand_idx[best[j]]
-                    out_val[r, j] = cand_val[best[j]]
+                    out_idx[r, j] = cand_idx[by_idx[by_val[j]]]
+                    out_val[r, j] = cand_val[by_idx[by_val[j]]]
                 out_cnt[r] = m
+
+
+@numba.njit(cache=True)
+def mirror_upper(indptr, indices, data, out_indptr, out_indices, out_data):  # pragma: no cover
+    """Full symmetric CSR from its strict upper triangle (``out_*`` sized 2 x nnz, n + 1)."""
+    n = indptr.shape[0] - 1
+    counts = np.zeros(n, np.int64)
+    for r in range(n):
+        counts[r] += indptr[r + 1] - indptr[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            counts[indices[p]] += 1
+    out_indptr[0] = 0
+    for r in range(n):
+        out_indptr[r + 1] = out_indptr[r] + counts[r]
+    fill = out_indptr[:-1].copy()
+    for r in range(n):
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            v = data[p]
+            out_indices[fill[r]] = c
+            out_data[fill[r]] = v
+            fill[r] += 1
+            out_indices[fill[c]] = r
+            out_data[fill[c]] = v
+            fill[c] += 1
+
+
+def mirror_upper_numpy(indptr, indices, data, out_indptr, out_indices, out_data):
+    """SciPy twin of :func:`mirror_upper` (rows come out sorted)."""
+    import scipy.sparse as sp
+
+    n = len(indptr) - 1
+    u = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    full = (u + u.T).tocsr()
+    full.sort_indices()
+    out_indptr[:] = full.indptr
+    out_indices[:] = full.indices
+    out_data[:] = full.data
 
 
 def similarity_topk_numpy(indptr, indices, data, t_indptr, t_indices, t_data, norms, nnz,
@@ -214,7 +281,7 @@ def similarity_topk_numpy(indptr, indices, data, t_indptr, t_indices, t_data, no
     with np.errstate(divide="ignore", invalid="ignore"):
         nx = norms[rows][:, None]
         ny = norms[None, :]
-        if measure == MEASURE_COSINE:
+        if measure == MEASURE_COSINE or measure == MEASURE_BINARY_COSINE:
             s = np.where(nx * ny > 0, sab / (nx * ny), 0.0)
         elif measure == MEASURE_CORATED_COSINE:
             s = np.where(saa * sbb > 0, sab / np.sqrt(saa * sbb), 0.0)

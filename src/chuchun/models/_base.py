@@ -22,7 +22,8 @@ Unknown-id policy (argument ``unknown`` of ``predict`` and ``recommend``):
 
 ``"fallback"`` (default)
     ``predict`` returns the model's fallback estimate (baseline or global mean for rating models,
-    ``NaN`` for ranking-only models); ``recommend`` returns the most popular training items.
+    ``NaN`` for ranking-only models); ``recommend`` ranks items by that fallback estimate for
+    rating models that have one (e.g. :math:`\\mu + b_i`), else by training popularity.
 ``"empty"``
     ``predict`` returns ``NaN``; ``recommend`` returns an empty (fully padded) row.
 ``"error"``
@@ -31,6 +32,8 @@ Unknown-id policy (argument ``unknown`` of ``predict`` and ``recommend``):
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -98,6 +101,7 @@ class Recommender(HasParams):
         if len(data) == 0:
             raise DataError("cannot fit on an empty interaction log")
         self._validate_params()
+        self._check_fit_params(fit_params)
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)
         self.users_: Vocabulary = data.users
@@ -118,6 +122,21 @@ class Recommender(HasParams):
 
     def _fit(self, data: Interactions) -> None:
         raise NotImplementedError  # abstract hook; every registered model overrides it
+
+    def _check_fit_params(self, fit_params: dict[str, Any]) -> None:
+        sig = inspect.signature(self._fit)
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+            return
+        accepted = [n for n in sig.parameters if n != "data"]
+        for name in fit_params:
+            if name not in accepted:
+                hint = difflib.get_close_matches(name, accepted, n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                listed = ", ".join(accepted) or "none"
+                raise ConfigError(
+                    f"{type(self).__name__}.fit got an unexpected argument {name!r}{extra} "
+                    f"Arguments besides the data: {listed}"
+                )
 
     @property
     def is_fitted(self) -> bool:
@@ -160,6 +179,16 @@ class Recommender(HasParams):
     def _fallback_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         fill = self.global_mean_ if self.predicts_ratings else np.nan
         return np.full(len(user_idx), fill, dtype=np.float64)
+
+    def _fallback_ranking(self) -> np.ndarray:
+        """Scores of every item for a user unseen in training: the fallback estimate of each
+        item for rating models (e.g. the baseline :math:`\\mu + b_i`), popularity otherwise."""
+        if self.predicts_ratings:
+            n = len(self.items_)
+            est = self._fallback_pairs(np.full(n, -1, dtype=np.int32), np.arange(n, dtype=np.int32))
+            if np.isfinite(est).all() and np.ptp(est) > 0:
+                return est.astype(np.float32)
+        return self.item_popularity_.astype(np.float32).copy()
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         raise ConfigError(f"{type(self).__name__} cannot score users unseen in training")
@@ -258,7 +287,7 @@ class Recommender(HasParams):
             idx[rows, :k_eff], vals[rows, :k_eff] = _top_k(scores, k_eff)
         cold = np.flatnonzero(u < 0)
         if len(cold) and unknown == "fallback":
-            pop = self.item_popularity_.astype(np.float32).copy()
+            pop = self._fallback_ranking()
             if allowed is not None:
                 pop[~allowed] = -np.inf
             top_i, top_v = _top_k(pop[None, :], k_eff)
@@ -290,6 +319,15 @@ class Recommender(HasParams):
             raise ConfigError(
                 f"{type(self).__name__} cannot recommend for users unseen in training; "
                 "models with supports_fold_in=True can"
+            )
+        if self.predicts_ratings and (
+            ratings is None
+            if not isinstance(histories, Interactions)
+            else not histories.has_ratings
+        ):
+            raise DataError(
+                f"{type(self).__name__} predicts ratings, so folding in a user needs their "
+                "ratings: pass ratings=[[...], ...] parallel to the histories"
             )
         user_ids, history = self._history_matrix(histories, ratings)
         allowed = self._candidate_mask(candidates, "fallback")
@@ -402,7 +440,18 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n, m = scores.shape
     scores = np.where(np.isnan(scores), -np.inf, scores)
     if k < m:
+        # argpartition picks arbitrary members of a tie at the k-th score; keep the lowest
+        # indices among them so the documented tie rule holds for the whole list
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part_vals = np.take_along_axis(scores, part, axis=1)
+        kth = part_vals.min(axis=1, keepdims=True)
+        tied = scores == kth
+        split_tie = np.flatnonzero(tied.sum(axis=1) > (part_vals == kth).sum(axis=1))
+        if len(split_tie):
+            s, t = scores[split_tie], tied[split_tie]
+            need = k - (s > kth[split_tie]).sum(axis=1, keepdims=True)
+            chosen = (s > kth[split_tie]) | (t & (np.cumsum(t, axis=1) <= need))
+            part[split_tie] = np.nonzero(chosen)[1].reshape(len(split_tie), k)
     else:
         part = np.broadcast_to(np.arange(m), (n, m)).copy()
     part_vals = np.take_along_axis(scores, part, axis=1)

@@ -168,7 +168,7 @@ class ContentBased(Recommender):
         ----------
         user, item : external ids (the item may be a cold-start item)
         labels : mapping, pandas Series or callable, optional
-            Item names, e.g. movie titles.
+            Item names, e.g. movie titles; without them item reasons have an empty ``label``.
         n_items, n_features : int
             How many of each kind of reason to keep.
         """
@@ -191,7 +191,7 @@ class ContentBased(Recommender):
                 break
             item_id = _plain(self.items_.ids[rated[j]])
             reasons.append(Reason(kind="item", id=item_id, weight=float(contrib[j]),
-                                  label=label_of(labels, item_id),
+                                  label=label_of(labels, item_id) if labels is not None else "",
                                   detail={"rating": float(ratings[j]),
                                           "similarity": float(sims[j])}))
         prof = self.user_profiles_[u]
@@ -208,7 +208,7 @@ class ContentBased(Recommender):
                                   label=name, detail={"column": column, "value": value}))
             by_column.setdefault(column, []).append(value)
         parts = [
-            f"{r.label}, which you rated {fmt_rating(r.detail['rating'])}"
+            f"{r.label or r.id}, which you rated {fmt_rating(r.detail['rating'])}"
             for r in reasons if r.kind == "item"
         ]
         parts += [f"{col} {', '.join(vals)}" for col, vals in by_column.items()]

@@ -47,8 +47,11 @@ class _ExplicitKNN(Recommender):
                        "baseline.", choices=_PREDICTIONS)
     shrinkage = Param(float, 100.0, "Similarity shrinkage lambda (0: none).", low=0)
     min_support = Param(int, 1, "Minimum co-rating count for a similarity.", low=0)
-    max_stored = Param(int, None, "Neighbours kept per row after fit (None: every positive "
-                       "similarity).", low=1, nullable=True)
+    damping = Param(float, 0.0, "Added to the similarity sum in the denominator (0: none).",
+                    low=0)
+    max_stored = Param(int, 500, "Most similar rows kept per row after fit; memory is "
+                       "O(rows x max_stored) (None: every non-zero similarity, as Surprise).",
+                       low=1, nullable=True)
     user_regularization = Param(float, 15.0, "Baseline ALS regularisation of user biases.", low=0)
     item_regularization = Param(float, 10.0, "Baseline ALS regularisation of item biases.", low=0)
     bias_epochs = Param(int, 10, "Baseline ALS epochs.", low=1)
@@ -94,9 +97,7 @@ class _ExplicitKNN(Recommender):
             n_threads=self.n_threads,
             dtype=np.float64,
         )
-        sims.data[sims.data < 0] = 0  # non-positive similarities never contribute
-        sims.eliminate_zeros()
-        self.similarity_ = sims
+        self.similarity_ = sims  # non-positive similarities are skipped by the kernel
         self.raters_ = y_mat.astype(np.float32)
         counts = np.diff(x_mat.indptr)
         sums = np.add.reduceat(x_mat.data, x_mat.indptr[:-1]) if x_mat.nnz else np.zeros(0)
@@ -128,7 +129,9 @@ class _ExplicitKNN(Recommender):
         base = self.global_mean_ + bx
         return base, ones, base, ones, by
 
-    def _estimate(self, user_idx: np.ndarray, item_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _estimate(
+        self, user_idx: np.ndarray, item_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Estimates of known pairs and a mask of the pairs that used the fallback."""
         from chuchun.kernels.knn import knn_aggregate
         from chuchun.kernels.similarity import default_blocks, thread_limit
@@ -142,6 +145,7 @@ class _ExplicitKNN(Recommender):
         center, scale, nb_center, nb_scale, offset = self._terms()
         agg = np.zeros(len(xs))
         count = np.zeros(len(xs), dtype=np.int64)
+        weight = np.zeros(len(xs))
         s, c = self.similarity_, self.raters_
         with thread_limit(self.n_threads):
             knn_aggregate(
@@ -149,7 +153,10 @@ class _ExplicitKNN(Recommender):
                 s.data.astype(np.float64), c.indptr.astype(np.int64),
                 c.indices.astype(np.int64), c.data.astype(np.float64), xs, ys, bounds,
                 default_blocks(), int(self.n_neighbors), nb_center, nb_scale, offset, agg, count,
+                weight,
             )
+        if self.damping > 0:
+            agg *= weight / (weight + self.damping)
         est_sorted = center[xs] + offset[ys] + scale[xs] * agg
         fallback = count < max(self.min_neighbors, 1)
         if self.prediction == "plain":
@@ -208,7 +215,8 @@ class _ExplicitKNN(Recommender):
         ----------
         user, item : external ids (must be known to the model)
         labels : mapping, pandas Series or callable, optional
-            Item (ItemKNN) or user (UserKNN) names for the reasons, e.g. movie titles.
+            Item (ItemKNN) or user (UserKNN) names for the reasons, e.g. movie titles;
+            without them each reason's ``label`` is empty and the summary shows ids.
 
         Returns
         -------
@@ -229,13 +237,13 @@ class _ExplicitKNN(Recommender):
             nb_id = vocab.ids[nb]
             nb_id = nb_id.item() if hasattr(nb_id, "item") else nb_id
             reasons.append(Reason(kind=kind, id=nb_id, weight=float(s / total),
-                                  label=label_of(labels, nb_id),
+                                  label=label_of(labels, nb_id) if labels is not None else "",
                                   detail={"similarity": float(s), "rating": float(r)}))
         if self._user_based:
-            parts = [f"user {r.label} rated it {fmt_rating(r.detail['rating'])}"
+            parts = [f"user {r.label or r.id} rated it {fmt_rating(r.detail['rating'])}"
                      for r in reasons[:3]]
         else:
-            parts = [f"{r.label}, which you rated {fmt_rating(r.detail['rating'])}"
+            parts = [f"{r.label or r.id}, which you rated {fmt_rating(r.detail['rating'])}"
                      for r in reasons[:3]]
         if not reasons:
             parts = ["no neighbour qualified; the fallback estimate is used"]
@@ -247,7 +255,7 @@ class UserKNN(_ExplicitKNN):
     """User-based neighbourhood model for explicit ratings.
 
     .. math:: \\hat r_{ui} = c_u + o_i + d_u \\frac{\\sum_{v \\in N^k_i(u)} s_{uv}
-              (r_{vi} - c_v - o_i) / d_v}{\\sum_{v \\in N^k_i(u)} s_{uv}}
+              (r_{vi} - c_v - o_i) / d_v}{\\delta + \\sum_{v \\in N^k_i(u)} s_{uv}}
 
     where :math:`N^k_i(u)` are the ``n_neighbors`` users most similar to ``u`` among those who
     rated ``i``, counting only positive similarities, and ``prediction`` picks the terms:
@@ -259,6 +267,15 @@ class UserKNN(_ExplicitKNN):
     - ``"baseline"``: :math:`c_u = \\mu + b_u, o_i = b_i` with biases from
       :func:`~chuchun.models.baseline.fit_biases` (ALS; ``KNNBaseline``).
 
+    :math:`\\delta` (``damping``, default 0 as in Surprise) pulls estimates backed by little
+    similarity mass towards :math:`c_u + o_i`.
+
+    **Memory.** Fit keeps the ``max_stored`` most similar users of each user (default 500),
+    so memory is O(users x max_stored), and the ``n_neighbors`` used for a pair are the most
+    similar among those kept who rated the item. ``max_stored=None`` keeps every non-zero
+    similarity, which reproduces Surprise exactly (Surprise holds the dense matrix); see
+    ``benchmarks/results/knn.md`` for the effect of the default on MovieLens 100K.
+
     **Fallback.** When fewer than ``min_neighbors`` (at least 1) neighbours qualify, the
     prediction is :math:`c_u + o_i`: the global mean for ``"plain"``, the user's mean for
     ``"mean_centered"``/``"zscore"``, the baseline :math:`\\mu + b_u + b_i` for ``"baseline"``
@@ -268,14 +285,14 @@ class UserKNN(_ExplicitKNN):
 
     Parameters
     ----------
-    n_neighbors, min_neighbors, similarity, prediction, shrinkage, min_support, max_stored,
-    user_regularization, item_regularization, bias_epochs, clip, n_threads
+    n_neighbors, min_neighbors, similarity, prediction, shrinkage, min_support, damping,
+    max_stored, user_regularization, item_regularization, bias_epochs, clip, n_threads
         See the parameter declarations; ``similarity`` is any measure of
         :mod:`chuchun.similarity` but ``"dot"``.
 
     Attributes
     ----------
-    similarity_ : scipy.sparse.csr_matrix, positive user-user similarities
+    similarity_ : scipy.sparse.csr_matrix, user-user similarities (only positive ones are used)
     raters_ : scipy.sparse.csr_matrix, items x users ratings
     row_mean_, row_std_ : ndarray, per-user mean and standard deviation
     user_bias_, item_bias_ : ndarray, ALS baseline biases
@@ -293,7 +310,7 @@ class ItemKNN(_ExplicitKNN):
     """Item-based neighbourhood model for explicit ratings.
 
     .. math:: \\hat r_{ui} = c_i + o_u + d_i \\frac{\\sum_{j \\in N^k_u(i)} s_{ij}
-              (r_{uj} - c_j - o_u) / d_j}{\\sum_{j \\in N^k_u(i)} s_{ij}}
+              (r_{uj} - c_j - o_u) / d_j}{\\delta + \\sum_{j \\in N^k_u(i)} s_{ij}}
 
     where :math:`N^k_u(i)` are the ``n_neighbors`` items most similar to ``i`` among those
     ``u`` rated (positive similarities only); the terms per ``prediction`` and the fallback are
@@ -302,7 +319,7 @@ class ItemKNN(_ExplicitKNN):
 
     Attributes
     ----------
-    similarity_ : scipy.sparse.csr_matrix, positive item-item similarities
+    similarity_ : scipy.sparse.csr_matrix, item-item similarities (only positive ones are used)
     raters_ : scipy.sparse.csr_matrix, users x items ratings
     row_mean_, row_std_ : ndarray, per-item mean and standard deviation
     user_bias_, item_bias_ : ndarray
@@ -372,7 +389,10 @@ class _ImplicitKNN(Recommender):
         return s
 
 
-def _times(x: sp.csr_matrix, rows: np.ndarray, s: sp.csr_matrix, n_threads: int | None) -> np.ndarray:
+def _times(
+    x: sp.csr_matrix, rows: np.ndarray, s: sp.csr_matrix, n_threads: int | None
+) -> np.ndarray:
+    """Dense ``x[rows] @ s`` (float32) by the compiled kernel."""
     from chuchun.kernels.knn import rows_times_sparse
     from chuchun.kernels.similarity import thread_limit
 

@@ -214,7 +214,8 @@ class _EpochLoop:
         if _progress._ENABLED or getattr(model, "verbose", False):
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=n_epochs, desc=desc, leave=False, dynamic_ncols=True)
+            self.bar = tqdm(total=n_epochs, desc=desc, leave=False, dynamic_ncols=True,
+                            disable=None)
 
     def end_epoch(self, epoch: int, train_rmse: float, val_rmse: float, lr: float) -> bool:
         """Record one epoch; return True when training should stop. Sets ``improved``."""
@@ -313,6 +314,8 @@ class TruncatedSVD(_FactorModel):
     n_factors : int
         Rank :math:`k` (less than both matrix dimensions).
     center : {"none", "mean", "baseline"}
+        Default ``"baseline"``, so that ``predict`` estimates ratings; ``"none"`` is PureSVD
+        proper, the better top-N ranker, whose scores are not ratings.
     clip : bool
         Clip predicted ratings to the training scale (ignored for ``center="none"``).
     random_state : int or None
@@ -333,9 +336,9 @@ class TruncatedSVD(_FactorModel):
     """
 
     n_factors = Param(int, 50, "Number of singular triplets kept (rank).", low=1)
-    center = Param(str, "none", "Offset removed before the SVD.",
+    center = Param(str, "baseline", "Offset removed before the SVD (\"none\" = PureSVD ranking).",
                    choices=("none", "mean", "baseline"))
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     random_state = Param(int, 0, "Seed of the solver's starting vector.", low=0, nullable=True)
 
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 2}
@@ -456,7 +459,7 @@ class FunkSVD(_FactorModel):
     validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
                                 low=0, high=1, high_open=True)
     patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     n_threads = Param(int, 1, "DSGD threads (0: all); the result depends on this count.", low=0)
     random_state = Param(int, 0, "Seed for initialisation and shuffling.", low=0, nullable=True)
     verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
@@ -535,12 +538,28 @@ class SVDpp(_FactorModel):
     ratings. Single-threaded. Fold-in computes the implicit term from the new user's items and
     solves :math:`b_u, p_u` by regularised least squares.
 
+    The step sizes and L2 weights of the three parameter groups can differ (Koren 2008 already
+    weights the bias and factor penalties differently): per rating, with
+    :math:`e = r_{ui} - \\hat r_{ui}`,
+
+    .. math:: b_u \\mathrel{+}= \\gamma_b (e - \\lambda_b b_u), \\quad
+              p_u \\mathrel{+}= \\gamma (e q_i - \\lambda p_u), \\quad
+              y_j \\mathrel{+}= \\gamma_y (e |N(u)|^{-1/2} q_i - \\lambda_y y_j)
+              \\;\\; (j \\in N(u))
+
+    (:math:`b_i, q_i` alike), every step size multiplied by ``learning_rate_decay ** epoch``.
+    By default :math:`\\gamma_b = \\gamma_y = \\gamma` (``learning_rate``) and
+    :math:`\\lambda_b = \\lambda_y = \\lambda` (``regularization``), as in Surprise.
+
     Parameters
     ----------
     n_factors, n_epochs, learning_rate, learning_rate_decay, regularization,
     bias_regularization, init_std, validation_fraction, patience, clip, random_state, verbose
         As for :class:`FunkSVD` (``learning_rate`` and ``regularization`` also apply to
-        :math:`y_j`).
+        :math:`y_j` and the biases unless set separately).
+    bias_learning_rate, implicit_learning_rate, implicit_regularization
+        :math:`\\gamma_b`, :math:`\\gamma_y`, :math:`\\lambda_y` above (None: shared with the
+        factors).
 
     Attributes
     ----------
@@ -560,14 +579,24 @@ class SVDpp(_FactorModel):
     learning_rate = Param(float, 0.007, "SGD step size.", low=0, low_open=True)
     learning_rate_decay = Param(float, 1.0, "Step size multiplier per epoch (1: constant).",
                                 low=0, high=1, low_open=True)
-    regularization = Param(float, 0.02, "L2 weight of p_u, q_i and y_j.", low=0)
+    regularization = Param(float, 0.02, "L2 weight of p_u, q_i (and y_j by default).", low=0)
     bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
                                 low=0, nullable=True)
+    bias_learning_rate = Param(float, None, "SGD step size of the biases (None: learning_rate).",
+                               low=0, low_open=True, nullable=True)
+    implicit_regularization = Param(
+        float, None, "L2 weight of the implicit factors y_j (None: regularization).", low=0,
+        nullable=True,
+    )
+    implicit_learning_rate = Param(
+        float, None, "SGD step size of the implicit factors y_j (None: learning_rate).", low=0,
+        low_open=True, nullable=True,
+    )
     init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
     validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
                                 low=0, high=1, high_open=True)
     patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     random_state = Param(int, 0, "Seed for initialisation and user order.", low=0, nullable=True)
     verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
 
@@ -601,15 +630,22 @@ class SVDpp(_FactorModel):
         self._implicit_matrix = csr  # N(u) of the training users, for _user_vectors
         reg = float(self.regularization)
         breg = reg if self.bias_regularization is None else float(self.bias_regularization)
+        yreg = reg if self.implicit_regularization is None else float(
+            self.implicit_regularization)
+        lr0 = float(self.learning_rate)
+        blr0 = lr0 if self.bias_learning_rate is None else float(self.bias_learning_rate)
+        ylr0 = lr0 if self.implicit_learning_rate is None else float(self.implicit_learning_rate)
         loop = _EpochLoop(self, self.n_epochs, callbacks, self.patience if val else 0, "SVDpp")
         best: tuple[np.ndarray, ...] | None = None
         try:
             for epoch in range(self.n_epochs):
-                lr = self.learning_rate * self.learning_rate_decay**epoch
+                decay = float(self.learning_rate_decay) ** epoch
+                lr = lr0 * decay
                 order = rng.permutation(data.n_users).astype(np.int32)
                 sse = svdpp_epoch(indptr, indices, values, order, self.intercept_,
                                   self.user_bias_, self.item_bias_, self.user_factors_,
-                                  self.item_factors_, self.implicit_factors_, lr, lr, breg, reg)
+                                  self.item_factors_, self.implicit_factors_, blr0 * decay, lr,
+                                  breg, reg, ylr0 * decay, yreg)
                 val_rmse = float("nan")
                 if val:
                     est = self._predict_pairs(val[0], val[1])
@@ -704,7 +740,7 @@ class ALS(_FactorModel):
     weighted = Param(bool, True, "Weighted-λ: scale each row's penalty by its rating count.")
     biased = Param(bool, True, "Learn mu, b_u, b_i.")
     init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
-    clip = Param(bool, True, "Clip predicted ratings to the training rating scale.")
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
     n_threads = Param(int, 0, "Threads for the half-steps (0: all); results do not depend on it.",
                       low=0)
     random_state = Param(int, 0, "Seed for initialisation.", low=0, nullable=True)
@@ -881,10 +917,12 @@ class ALS(_FactorModel):
             for o in order
         ]
         summary = (
-            f"item {item!r} for user {user!r}: predicted {score:.4g} = baseline {base:.4g} "
+            f"item {_plain(item)!r} for user {_plain(user)!r}: predicted {score:.4g} = "
+            f"baseline {base:.4g} "
             f"+ contributions of {len(js)} rated items ({score - base:+.4g})"
         )
-        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
+        return Explanation(user=_plain(user), item=_plain(item), score=score, reasons=reasons,
+                           summary=summary)
 
 
 def _plain(x: Any) -> Any:

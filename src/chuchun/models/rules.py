@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -80,18 +80,26 @@ class AssociationRules(Recommender):
     recommendation algorithms for e-commerce. EC 2000 (rule-based top-N recommendation).
     """
 
-    min_support = Param(float, 0.01, "Itemset support: fraction of users in (0, 1] or an int count.",
-                        low=0, low_open=True)
+    # int first, so that "5" on the command line parses as a count and "0.05" as a fraction
+    min_support = Param(
+        (int, float),
+        0.01,
+        "Itemset support: fraction of users in (0, 1] or an int count.",
+        low=0,
+        low_open=True,
+    )
     min_confidence = Param(float, 0.1, "Smallest confidence of a rule.", low=0, high=1)
     min_lift = Param(float, None, "Smallest lift of a rule (None: no limit).", low=0, nullable=True)
-    max_len = Param(int, 3, "Longest itemset (antecedent + consequent); None: no limit.", low=2,
-                    nullable=True)
-    min_rating = Param(float, None, "Only ratings >= this form the baskets (None: all).",
-                       nullable=True)
+    max_len = Param(
+        int, 3, "Longest itemset (antecedent + consequent); None: no limit.", low=2, nullable=True
+    )
+    min_rating = Param(
+        float, None, "Only ratings >= this form the baskets (None: all).", nullable=True
+    )
     max_itemsets = Param(int, 5_000_000, "Stop mining after this many itemsets.", low=1)
 
     supports_fold_in = True
-    _test_params: dict[str, Any] = {"min_support": 0.1, "min_confidence": 0.2}
+    _test_params: ClassVar[dict[str, Any]] = {"min_support": 0.1, "min_confidence": 0.2}
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, data: Interactions) -> None:
@@ -99,9 +107,9 @@ class AssociationRules(Recommender):
         itemsets = FPGrowth(
             min_support=self.min_support, max_len=self.max_len, max_itemsets=self.max_itemsets
         ).mine(tx)
-        rules = itemsets.rules(min_confidence=self.min_confidence, min_lift=self.min_lift)
-        single = np.flatnonzero(np.diff(rules.consequent_indptr) == 1)
-        rules = rules.take(single)
+        rules = itemsets.rules(
+            min_confidence=self.min_confidence, min_lift=self.min_lift, max_consequent_len=1
+        )
         self.n_transactions_ = tx.n_transactions
         self.item_prior_ = tx.item_counts() / tx.n_transactions
         self.rule_antecedent_indptr_ = rules.antecedent_indptr
@@ -205,6 +213,11 @@ class AssociationRules(Recommender):
         (``"{yogurt, whole milk} → butter"``), the confidence as its weight and confidence, lift
         and support as details. With no applicable rule the score is the item's prior and the
         reasons are empty.
+
+        Raises
+        ------
+        UnknownIdError
+            If ``user`` or ``item`` was not seen in training.
         """
         self._check_fitted()
         u = int(self._map(self.users_, [user], "user", "error")[0])
@@ -212,8 +225,7 @@ class AssociationRules(Recommender):
         basket = set(self._baskets_of(np.array([u])).indices.tolist())
         candidates = np.flatnonzero(self.rule_consequent_ == i)
         applicable = [
-            r for r in candidates.tolist()
-            if basket.issuperset(self._antecedent(r).tolist())
+            r for r in candidates.tolist() if basket.issuperset(self._antecedent(r).tolist())
         ]
         applicable.sort(key=lambda r: (-self.rule_confidence_[r], -self.rule_lift_[r], r))
         item_label = self.items_.ids[i]

@@ -66,7 +66,9 @@ class Transactions:
 
     def baskets(self) -> list[list[Hashable]]:
         """The transactions as lists of item labels (deduplicated, in index order)."""
-        return [list(self.items[self.indices[a:b]]) for a, b in zip(self.indptr[:-1], self.indptr[1:])]
+        return [
+            list(self.items[self.indices[a:b]]) for a, b in zip(self.indptr[:-1], self.indptr[1:])
+        ]
 
     @classmethod
     def from_baskets(cls, baskets: Iterable[Iterable[Hashable]]) -> Transactions:
@@ -83,29 +85,41 @@ class Transactions:
                 f"expected an iterable of baskets (e.g. [['milk', 'bread'], ['milk']]); "
                 f"got a {type(baskets).__name__}"
             )
-        lists: list[list[Hashable]] = []
-        for pos, basket in enumerate(baskets):
-            if isinstance(basket, (str, bytes)):
-                raise DataError(
-                    f"basket {pos} is a {type(basket).__name__} ({basket!r:.40}); expected an iterable "
-                    "of items such as ['milk', 'bread'] (use read_baskets for delimited text)"
-                )
-            try:
-                lists.append(list(basket))
-            except TypeError:
-                raise DataError(
-                    f"basket {pos} is a {type(basket).__name__}; expected an iterable of items"
-                ) from None
-        lengths = np.fromiter((len(b) for b in lists), dtype=np.int64, count=len(lists))
+        lists: list[Any] = list(baskets)
+        try:
+            lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        except TypeError:  # a basket without len(): a generator, or not iterable at all
+            lists = [
+                b if hasattr(b, "__len__") else _materialise(b, pos) for pos, b in enumerate(lists)
+            ]
+            lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        kinds = set(map(type, lists))
+        if any(issubclass(kind, (str, bytes)) for kind in kinds):
+            pos = next(p for p, b in enumerate(lists) if isinstance(b, (str, bytes)))
+            basket = lists[pos]
+            raise DataError(
+                f"basket {pos} is a {type(basket).__name__} ({basket!r:.40}); expected an iterable "
+                "of items such as ['milk', 'bread'] (use read_baskets for delimited text)"
+            )
         _check_not_empty(lengths)
-        flat = np.fromiter(chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
+        try:
+            flat = np.fromiter(chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
+        except TypeError:
+            bad = next(pos for pos, b in enumerate(lists) if not _iterable(b))
+            raise DataError(
+                f"basket {bad} is a {type(lists[bad]).__name__}; expected an iterable of items"
+            ) from None
         codes, uniques = pd.factorize(flat, use_na_sentinel=True)
         if (codes < 0).any():
             bad = int(np.flatnonzero(codes < 0)[0])
             row = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
-            raise DataError(f"basket {row} holds a missing item (None or NaN); items must be actual values")
+            raise DataError(
+                f"basket {row} holds a missing item (None or NaN); items must be actual values"
+            )
         rows = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), lengths)
-        return cls._encode(rows, codes.astype(np.int64), lengths.shape[0], _as_label_array(uniques), None)
+        return cls._encode(
+            rows, codes.astype(np.int64), lengths.shape[0], _as_label_array(uniques), None
+        )
 
     @classmethod
     def from_frame(
@@ -145,7 +159,9 @@ class Transactions:
         for name, codes in ((transaction_col, t_codes), (item_col, i_codes)):
             if (codes < 0).any():
                 n_bad = int((codes < 0).sum())
-                raise DataError(f"column {name!r} has {n_bad} missing value(s); every row needs a value")
+                raise DataError(
+                    f"column {name!r} has {n_bad} missing value(s); every row needs a value"
+                )
         return cls._encode(
             t_codes.astype(np.int64),
             i_codes.astype(np.int64),
@@ -164,13 +180,36 @@ class Transactions:
         transaction_ids: np.ndarray | None,
     ) -> Transactions:
         n_items = max(int(items.shape[0]), 1)
-        # one sort removes duplicates inside a basket and orders each row by item index
-        keys = np.unique(rows * n_items + codes)
+        # one sort orders each row by item index and puts duplicates inside a basket side by side
+        keys = np.sort(rows * n_items + codes, kind="stable")  # rows come grouped: nearly sorted
+        if keys.shape[0] > 1:
+            distinct = np.empty(keys.shape[0], dtype=bool)
+            distinct[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+            if not distinct.all():
+                keys = keys[distinct]
         rows_u = keys // n_items
         indices = (keys - rows_u * n_items).astype(np.int32)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows_u, minlength=n_rows), out=indptr[1:])
         return cls(items=items, indptr=indptr, indices=indices, transaction_ids=transaction_ids)
+
+
+def _materialise(basket: Any, pos: int) -> list[Hashable]:
+    try:
+        return list(basket)
+    except TypeError:
+        raise DataError(
+            f"basket {pos} is a {type(basket).__name__}; expected an iterable of items"
+        ) from None
+
+
+def _iterable(value: Any) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _as_label_array(uniques: Any) -> np.ndarray:
@@ -191,7 +230,9 @@ def _check_not_empty(lengths: np.ndarray) -> None:
         )
 
 
-def read_baskets(path: str | os.PathLike[str], sep: str = ",", encoding: str = "utf-8") -> Transactions:
+def read_baskets(
+    path: str | os.PathLike[str], sep: str = ",", encoding: str = "utf-8"
+) -> Transactions:
     """Read a basket-per-line text file, e.g. the Groceries data set.
 
     Each non-blank line is one transaction; items are separated by ``sep``. Whitespace around
@@ -225,11 +266,15 @@ def read_baskets(path: str | os.PathLike[str], sep: str = ",", encoding: str = "
             if basket:
                 baskets.append(basket)
     if not baskets:
-        raise DataError(f"no transactions: {os.fspath(path)!r} holds no items (only blank lines or separators)")
+        raise DataError(
+            f"no transactions: {os.fspath(path)!r} holds no items (only blank lines or separators)"
+        )
     return Transactions.from_baskets(baskets)
 
 
-def as_transactions(data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]]) -> Transactions:
+def as_transactions(
+    data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]],
+) -> Transactions:
     """Turn any accepted input into :class:`Transactions`.
 
     Accepts :class:`Transactions` (returned as is), a two-column ``(transaction, item)``

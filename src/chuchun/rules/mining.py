@@ -14,6 +14,7 @@ same canonical order; only their speed profile differs (FP-growth is the default
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import numbers
@@ -35,7 +36,9 @@ __all__ = ["Apriori", "FPGrowth", "FrequentItemsets", "resolve_min_count"]
 
 logger = logging.getLogger(__name__)
 
-_Kernel = Callable[[np.ndarray, np.ndarray, int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]]
+_Kernel = Callable[
+    [np.ndarray, np.ndarray, int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]
+]
 
 
 def resolve_min_count(min_support: Any, n_transactions: int) -> int:
@@ -71,17 +74,22 @@ def resolve_min_count(min_support: Any, n_transactions: int) -> int:
         return count
     value = float(min_support)
     if not (0.0 < value <= 1.0):  # also rejects NaN
-        hint = f"; for a count of transactions pass the int {int(value)}" if value > 1 and value.is_integer() else ""
-        raise ConfigError(f"min_support must be a fraction in (0, 1] or an integer count >= 1; got {value!r}{hint}")
+        hint = (
+            f"; for a count of transactions pass the int {int(value)}"
+            if value > 1 and value.is_integer()
+            else ""
+        )
+        raise ConfigError(
+            f"min_support must be a fraction in (0, 1] or an integer count >= 1; got {value!r}{hint}"
+        )
     product = value * n_transactions
     return max(1, math.ceil(product - 1e-9 * product))
 
 
-def _check_int(name: str, value: Any, minimum: int, allow_none: bool) -> int | None:
-    if value is None and allow_none:
-        return None
+def _check_int(name: str, value: Any, minimum: int, nullable: bool) -> int:
+    """``value`` as an int >= ``minimum`` (``nullable`` only changes the message)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        expected = f"an integer >= {minimum}" + (" or None" if nullable else "")
         raise ConfigError(f"{name} must be {expected}; got {value!r}")
     return int(value)
 
@@ -165,17 +173,27 @@ class FrequentItemsets:
         )
 
     def rules(
-        self, min_confidence: float = 0.0, min_lift: float | None = None, max_rules: int = 10_000_000
+        self,
+        min_confidence: float = 0.0,
+        min_lift: float | None = None,
+        max_consequent_len: int | None = None,
+        max_rules: int = 10_000_000,
     ) -> RuleSet:
         """Association rules from these itemsets; see :func:`chuchun.rules.association_rules`."""
         from chuchun.rules.rules import association_rules
 
-        return association_rules(self, min_confidence=min_confidence, min_lift=min_lift, max_rules=max_rules)
+        return association_rules(
+            self,
+            min_confidence=min_confidence,
+            min_lift=min_lift,
+            max_consequent_len=max_consequent_len,
+            max_rules=max_rules,
+        )
 
     def _frozensets(self) -> list[frozenset[Hashable]]:
         labels = self.items[self.indices].tolist()
         bounds = self.indptr.tolist()
-        return [frozenset(labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [frozenset(labels[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 class _ItemsetMiner:
@@ -184,7 +202,7 @@ class _ItemsetMiner:
     _kernel: _Kernel
 
     def __init__(
-        self, *, min_support: float | int, max_len: int | None = None, max_itemsets: int = 5_000_000
+        self, *, min_support: float, max_len: int | None = None, max_itemsets: int = 5_000_000
     ) -> None:
         self.min_support = min_support
         self.max_len = max_len
@@ -198,9 +216,15 @@ class _ItemsetMiner:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, unchanged."""
-        return {"min_support": self.min_support, "max_len": self.max_len, "max_itemsets": self.max_itemsets}
+        return {
+            "min_support": self.min_support,
+            "max_len": self.max_len,
+            "max_itemsets": self.max_itemsets,
+        }
 
-    def mine(self, data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]]) -> FrequentItemsets:
+    def mine(
+        self, data: Transactions | pd.DataFrame | Iterable[Iterable[Hashable]]
+    ) -> FrequentItemsets:
         """Find every itemset with support count >= the ``min_support`` threshold.
 
         Parameters
@@ -228,15 +252,19 @@ class _ItemsetMiner:
         tx = as_transactions(data)
         n = tx.n_transactions
         min_count = resolve_min_count(self.min_support, n)
-        max_len = _check_int("max_len", self.max_len, 1, allow_none=True)
-        max_itemsets = _check_int("max_itemsets", self.max_itemsets, 1, allow_none=False)
-        assert max_itemsets is not None
+        max_len = None if self.max_len is None else _check_int("max_len", self.max_len, 1, True)
+        max_itemsets = _check_int("max_itemsets", self.max_itemsets, 1, False)
         limit_len = max_len if max_len is not None else np.iinfo(np.int32).max
 
         order, r_indptr, r_items = _rank_encode(tx, min_count)
         self._warn_if_explosive(r_indptr, r_items, min_count, n, max_len, max_itemsets)
         out_indptr, out_items, out_counts, stopped = type(self)._kernel(
-            r_indptr, r_items, int(order.shape[0]), int(min_count), int(limit_len), int(max_itemsets)
+            r_indptr,
+            r_items,
+            int(order.shape[0]),
+            int(min_count),
+            int(limit_len),
+            int(max_itemsets),
         )
         if stopped:
             warnings.warn(
@@ -247,8 +275,12 @@ class _ItemsetMiner:
                 stacklevel=2,
             )
         indptr, indices, counts = _canonical(order[out_items], out_indptr, out_counts, tx.n_items)
-        logger.debug("%s found %d itemsets (min_count=%d)", type(self).__name__, counts.shape[0], min_count)
-        return FrequentItemsets(tx.items, indptr, indices, counts, n, min_count, complete=not stopped)
+        logger.debug(
+            "%s found %d itemsets (min_count=%d)", type(self).__name__, counts.shape[0], min_count
+        )
+        return FrequentItemsets(
+            tx.items, indptr, indices, counts, n, min_count, complete=not stopped
+        )
 
     def _warn_if_explosive(
         self,
@@ -341,7 +373,7 @@ def _rank_encode(tx: Transactions, min_count: int) -> tuple[np.ndarray, np.ndarr
     ranks = rank_of[tx.indices]
     keep = ranks >= 0
     rows = np.repeat(np.arange(tx.n_transactions, dtype=np.int64), np.diff(tx.indptr))[keep]
-    keys = np.sort(rows * max(n_freq, 1) + ranks[keep])
+    keys = np.sort(rows * max(n_freq, 1) + ranks[keep], kind="stable")  # nearly sorted already
     rows = keys // max(n_freq, 1)
     items = (keys - rows * max(n_freq, 1)).astype(np.int32)
     indptr = np.zeros(tx.n_transactions + 1, dtype=np.int64)
@@ -349,7 +381,9 @@ def _rank_encode(tx: Transactions, min_count: int) -> tuple[np.ndarray, np.ndarr
     return order, indptr, items
 
 
-def _longest_repeated_basket(indptr: np.ndarray, items: np.ndarray, min_count: int) -> tuple[int, int]:
+def _longest_repeated_basket(
+    indptr: np.ndarray, items: np.ndarray, min_count: int
+) -> tuple[int, int]:
     """Length (and multiplicity) of the longest basket that occurs at least ``min_count`` times.
 
     Every subset of such a basket is frequent, which gives a cheap lower bound on the answer.
@@ -377,21 +411,16 @@ def _canonical(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort items within each itemset, then itemsets by (length, items)."""
     n_sets = counts.shape[0]
-    lengths = np.diff(indptr)
     if n_sets == 0:
         return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
-    rows = np.repeat(np.arange(n_sets, dtype=np.int64), lengths)
-    width = max(n_items, 1)
-    items = np.sort(rows * width + items.astype(np.int64)) - rows * width
-    max_len = int(lengths.max())
-    padded = np.full((n_sets, max_len), -1, dtype=np.int64)
-    cols = np.arange(items.shape[0], dtype=np.int64) - indptr[rows]
-    padded[rows, cols] = items
-    keys = [padded[:, c] for c in range(max_len - 1, -1, -1)]
-    perm = np.lexsort([*keys, lengths])
-    new_lengths = lengths[perm]
-    new_indptr = np.zeros(n_sets + 1, dtype=np.int64)
-    np.cumsum(new_lengths, out=new_indptr[1:])
-    sorted_padded = padded[perm]
-    new_items = sorted_padded[sorted_padded >= 0].astype(np.int32)
+    lengths = np.diff(indptr)
+    items = np.array(items, dtype=np.int32)  # a copy: sorted in place below
+    # several (item + 1) values per uint64 key make the lexicographic sort need few keys
+    bits = max(1, int(n_items + 1).bit_length())
+    per_key = max(1, 63 // bits)
+    n_keys = -(-int(lengths.max()) // per_key)
+    keys = np.empty((n_keys, n_sets), dtype=np.uint64)
+    _kernels.sort_rows_and_pack(indptr, items, bits, per_key, keys)
+    perm = np.lexsort([*keys[::-1], lengths])
+    new_indptr, new_items = _kernels.take_rows(indptr, items, perm)
     return new_indptr, new_items, counts[perm].astype(np.int64)

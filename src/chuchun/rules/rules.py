@@ -18,6 +18,7 @@ for lift, there called interest, and conviction; Piatetsky-Shapiro 1991 for leve
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import warnings
@@ -193,8 +194,12 @@ class RuleSet:
         supports, ``confidence``, ``lift``, ``leverage``, ``conviction`` and ``count``."""
         return pd.DataFrame(
             {
-                "antecedent": _frozensets(self.items, self.antecedent_indptr, self.antecedent_indices),
-                "consequent": _frozensets(self.items, self.consequent_indptr, self.consequent_indices),
+                "antecedent": _frozensets(
+                    self.items, self.antecedent_indptr, self.antecedent_indices
+                ),
+                "consequent": _frozensets(
+                    self.items, self.consequent_indptr, self.consequent_indices
+                ),
                 "antecedent_support": self.antecedent_support,
                 "consequent_support": self.consequent_support,
                 "support": self.support,
@@ -211,6 +216,7 @@ def association_rules(
     itemsets: FrequentItemsets,
     min_confidence: float = 0.0,
     min_lift: float | None = None,
+    max_consequent_len: int | None = None,
     max_rules: int = 10_000_000,
 ) -> RuleSet:
     """Every rule :math:`A \\Rightarrow Z \\setminus A` from the frequent itemsets :math:`Z`.
@@ -228,6 +234,9 @@ def association_rules(
         In [0, 1].
     min_lift : float, optional
         Non-negative; ``None`` keeps every lift.
+    max_consequent_len : int, optional
+        Keep only rules with at most this many items in the consequent (``1`` for the
+        "A → one item" rules a recommender uses; far fewer to enumerate). ``None``: no limit.
     max_rules : int, default 10_000_000
         Enumeration stops (with a :class:`~chuchun.SearchSpaceWarning`) after this many rules.
 
@@ -236,11 +245,25 @@ def association_rules(
     RuleSet
     """
     if not isinstance(itemsets, FrequentItemsets):
-        raise DataError(f"expected FrequentItemsets (from FPGrowth(...).mine(data)); got {type(itemsets).__name__}")
+        raise DataError(
+            f"expected FrequentItemsets (from FPGrowth(...).mine(data)); got {type(itemsets).__name__}"
+        )
     min_confidence = _check_float("min_confidence", min_confidence, 0.0, 1.0)
     lift_floor = 0.0 if min_lift is None else _check_float("min_lift", min_lift, 0.0, math.inf)
     if isinstance(max_rules, bool) or not isinstance(max_rules, numbers.Integral) or max_rules < 1:
         raise ConfigError(f"max_rules must be an integer >= 1; got {max_rules!r}")
+    if max_consequent_len is None:
+        max_consequent = np.iinfo(np.int32).max
+    elif (
+        isinstance(max_consequent_len, bool)
+        or not isinstance(max_consequent_len, numbers.Integral)
+        or max_consequent_len < 1
+    ):
+        raise ConfigError(
+            f"max_consequent_len must be an integer >= 1 or None; got {max_consequent_len!r}"
+        )
+    else:
+        max_consequent = int(max_consequent_len)
     r_set, r_mask, a_counts, c_counts, stopped = _kernels.rule_candidates(
         itemsets.indptr,
         itemsets.indices,
@@ -248,6 +271,7 @@ def association_rules(
         itemsets.n_transactions,
         float(min_confidence),
         float(lift_floor),
+        int(max_consequent),
         int(max_rules),
     )
     if stopped:
@@ -274,7 +298,11 @@ def association_rules(
 
 
 def _check_float(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low <= float(value) <= high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not (low <= float(value) <= high)
+    ):
         raise ConfigError(f"{name} must be a number in [{low:g}, {high:g}]; got {value!r}")
     return float(value)
 
@@ -300,16 +328,16 @@ def _split_sides(
     return a_ptr, a_idx.astype(np.int32), c_ptr, c_idx.astype(np.int32)
 
 
-def _take_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lengths = indptr[rows + 1] - indptr[rows]
-    new_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_ptr[1:])
-    owner = np.repeat(np.arange(rows.shape[0], dtype=np.int64), lengths)
-    pos = np.arange(owner.shape[0], dtype=np.int64) - new_ptr[owner]
-    return new_ptr, indices[indptr[rows][owner] + pos]
+def _take_csr(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    out_indptr, out_indices = _kernels.take_rows(indptr, indices, rows)
+    return out_indptr, out_indices
 
 
-def _frozensets(items: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> list[frozenset[Hashable]]:
+def _frozensets(
+    items: np.ndarray, indptr: np.ndarray, indices: np.ndarray
+) -> list[frozenset[Hashable]]:
     labels = items[indices].tolist()
     bounds = indptr.tolist()
-    return [frozenset(labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [frozenset(labels[a:b]) for a, b in itertools.pairwise(bounds)]

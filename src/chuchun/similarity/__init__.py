@@ -20,8 +20,8 @@ Measures (``a``, ``b`` two rows; :math:`C` the columns both rows have an entry i
     Pearson correlation over co-rated columns (means over :math:`C` too), as Surprise's
     ``pearson``.
 ``"pearson_baseline"``
-    corated cosine of the baseline residuals :math:`a_c - (\\mu + b_a + b_c)` (Koren 2010; Surprise's
-    ``pearson_baseline``); needs ``baselines=(mu, row_bias, col_bias)``, e.g. from
+    corated cosine of the baseline residuals :math:`a_c - (\\mu + b_a + b_c)` (Koren 2010;
+    Surprise's ``pearson_baseline``); needs ``baselines=(mu, row_bias, col_bias)``, e.g. from
     :func:`chuchun.models.baseline.fit_biases`. Shrinkage counts :math:`n - 1`, see below.
 ``"jaccard"``
     :math:`|A \\cap B| / |A \\cup B|` on the sparsity pattern.
@@ -123,9 +123,10 @@ def similarity(
     Returns
     -------
     scipy.sparse.csr_matrix of ``dtype``, shape (n_rows, n_rows)
-        Row ``x`` holds its neighbours: best first when ``k`` is given (column indices then
-        unsorted), in column order when ``k`` is None (the matrix is then exactly symmetric:
-        the upper triangle is computed and mirrored, half the work).
+        Row ``x`` holds its neighbours: best first when ``k`` is given; in no particular order
+        when ``k`` is None (the matrix is then exactly symmetric: the upper triangle is computed
+        and mirrored, half the work). Column indices are therefore not sorted; call
+        ``sort_indices()`` where sorted rows are needed.
     """
     from chuchun.kernels import similarity as kern
 
@@ -153,7 +154,7 @@ def similarity(
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()).astype(np.float64)
     nnz = np.diff(x.indptr).astype(np.float64)
     cap = n_rows if k is None else min(int(k), max(n_rows - 1, 1))
-    step = n_rows if k is not None else max(1, _BUFFER // max(cap, 1))
+    step = max(1, _BUFFER // max(cap, 1))  # rows per kernel call: bounded output buffer
     # every measure is symmetric: with k=None compute the upper triangle and mirror it
     upper_only = k is None
     x_indptr, x_indices = x.indptr.astype(np.int64), x.indices.astype(np.int64)
@@ -181,12 +182,15 @@ def similarity(
     indptr = np.concatenate(indptr_parts)
     indices = np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int32)
     values = np.concatenate(val_parts) if val_parts else np.empty(0, dtype)
-    out = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_rows))
     if upper_only:
-        out = (out + out.T).tocsr()
-        out.sort_indices()
-    else:
-        out.has_sorted_indices = False
+        mirror = kern.mirror_upper if engine == "numba" else kern.mirror_upper_numpy
+        full_indptr = np.empty(n_rows + 1, dtype=np.int64)
+        full_indices = np.empty(2 * len(indices), dtype=np.int32)
+        full_values = np.empty(2 * len(values), dtype=values.dtype)
+        mirror(indptr, indices, values, full_indptr, full_indices, full_values)
+        indptr, indices, values = full_indptr, full_indices, full_values
+    out = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_rows))
+    out.has_sorted_indices = False
     return out
 
 
@@ -240,6 +244,8 @@ def _prepare(
         return kern.MEASURE_CORATED_COSINE, 1
     if measure == "jaccard":
         x.data = np.ones_like(x.data)
+    if measure == "cosine" and x.nnz and np.all(x.data == 1):
+        return kern.MEASURE_BINARY_COSINE, 0
     codes = {
         "cosine": (kern.MEASURE_COSINE, 0),
         "corated_cosine": (kern.MEASURE_CORATED_COSINE, 0),

@@ -165,7 +165,8 @@ def check_fold_in(model: Recommender, data: Interactions) -> None:
         return
     m = _fit(clone(model), data)
     history = data.items.ids[:3]
-    recs = m.recommend_for_history([list(history), []], k=4)
+    ratings = [[5.0, 4.0, 1.0], []] if type(model).predicts_ratings else None
+    recs = m.recommend_for_history([list(history), []], k=4, ratings=ratings)
     assert recs.item_idx.shape == (2, 4)
     assert not set(m.items_.index(history).tolist()) & set(recs.item_idx[0].tolist())
 

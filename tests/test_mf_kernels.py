@@ -80,8 +80,8 @@ def test_svdpp_lazy_epoch_matches_literal_per_rating_updates(p):
     twin = [a.copy() for a in state]
     order = rng.permutation(n_users).astype(np.int32)
     csr = (m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data)
-    sse = svdpp_epoch(*csr, order, 3.0, *state, 0.02, 0.03, 0.05, 0.1)
-    sse_twin = svdpp_epoch_numpy(*csr, order, 3.0, *twin, 0.02, 0.03, 0.05, 0.1)
+    sse = svdpp_epoch(*csr, order, 3.0, *state, 0.02, 0.03, 0.05, 0.1, 0.01, 0.2)
+    sse_twin = svdpp_epoch_numpy(*csr, order, 3.0, *twin, 0.02, 0.03, 0.05, 0.1, 0.01, 0.2)
     for a, b in zip(state, twin, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(sse, sse_twin, rtol=1e-4)

@@ -63,7 +63,7 @@ def test_truncated_svd_is_exact_on_a_full_low_rank_matrix():
     full = rng.normal(size=(30, 3)) @ rng.normal(size=(3, 20))
     u, i = np.nonzero(np.ones_like(full))
     data = Interactions.from_arrays(u, i, full[u, i].astype(np.float32))
-    model = TruncatedSVD(n_factors=3).fit(data)
+    model = TruncatedSVD(n_factors=3, center="none").fit(data)
     np.testing.assert_allclose(model.predict(u, i), full[u, i], atol=1e-4)
     np.testing.assert_allclose(model.singular_values_, np.linalg.svd(full)[1][:3], rtol=1e-5)
 
@@ -126,6 +126,26 @@ def test_learning_rate_schedule_is_reported(synthetic):
         train, callbacks=[lambda m, e, logs: rates.append(logs["learning_rate"])]
     )
     np.testing.assert_allclose(rates, [0.01, 0.005, 0.0025])
+
+
+def test_svdpp_separate_step_sizes_and_penalties(synthetic):
+    train, _ = synthetic
+    base = dict(n_factors=3, n_epochs=5, learning_rate=0.01, regularization=0.05)
+    ref = SVDpp(**base).fit(train)
+    explicit = SVDpp(**base, bias_learning_rate=0.01, implicit_learning_rate=0.01,
+                     implicit_regularization=0.05).fit(train)
+    for name in ("user_factors_", "item_factors_", "implicit_factors_", "user_bias_"):
+        np.testing.assert_array_equal(getattr(ref, name), getattr(explicit, name))
+    # a heavy penalty on y_j shrinks them; the other groups keep their defaults
+    shrunk = SVDpp(**base, implicit_regularization=5.0).fit(train)
+    assert (np.linalg.norm(shrunk.implicit_factors_)
+            < 0.5 * np.linalg.norm(ref.implicit_factors_))
+    # a vanishing step size freezes y_j at its initialisation, and the biases at zero
+    frozen = SVDpp(**base, implicit_learning_rate=1e-12, bias_learning_rate=1e-12).fit(train)
+    init = SVDpp(**dict(base, n_epochs=1), implicit_learning_rate=1e-12).fit(train)
+    np.testing.assert_allclose(frozen.implicit_factors_, init.implicit_factors_, atol=1e-7)
+    assert not np.allclose(ref.implicit_factors_, init.implicit_factors_, atol=1e-3)
+    assert np.abs(frozen.user_bias_).max() < 1e-6 < np.abs(ref.user_bias_).max()
 
 
 # -- reproducibility ----------------------------------------------------------------------------
