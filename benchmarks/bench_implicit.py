@@ -272,16 +272,16 @@ def worker(lib: str, kind: str, path: str) -> None:
         del z
         t0 = time.perf_counter()
         params = {"alpha": 10.0} if kind == "als" else {}
+        # both libraries get the same user x item CSR built the same way from the pairs
+        csr = sp.csr_matrix(
+            (np.ones(len(user), dtype=np.float32), (user, item)), shape=(n_users, n_items)
+        )
+        del user, item
         if lib == "chuchun":
-            data = Interactions.from_arrays(user, item)
-            data.csr  # built once, cached (the model reads it)
-            del user, item
+            data = Interactions.from_sparse(csr)
+            del csr
             model = chuchun_model(kind, **params)
         else:
-            csr = sp.csr_matrix(
-                (np.ones(len(user), dtype=np.float32), (user, item)), shape=(n_users, n_items)
-            )
-            del user, item
             model = implicit_model(kind, **params)
         build = time.perf_counter() - t0
         # VmHWM, not ru_maxrss: the latter can carry the parent's peak over fork + exec
@@ -320,7 +320,7 @@ def warm_compile() -> None:
         chuchun_model(kind).set_params(n_factors=64).fit(d)
 
 
-def scale(sizes: list[int], out_lines: list[str]) -> None:
+def scale(sizes: list[int], out_lines: list[str], models: tuple[str, ...] = ("als", "bpr")) -> None:
     sys.path.insert(0, str(HERE))
     from synthetic import generate
 
@@ -331,7 +331,9 @@ def scale(sizes: list[int], out_lines: list[str]) -> None:
         "ImplicitALS/AlternatingLeastSquares: 64 factors, 15 iterations, alpha 10 (CG, 3 steps); "
         "BPR/BayesianPersonalizedRanking: 64 factors, 100 epochs, library defaults otherwise "
         "(chuchun lr 0.05, reg 0.01; implicit lr 0.01, reg 0.01). Each fit in its own "
-        "subprocess; peak RSS covers loading the pairs, building the input and fitting.",
+        "subprocess; peak RSS covers loading the pairs, building the input and fitting. "
+        "Input: both libraries get the same user x item CSR built by scipy from the pairs "
+        "(chuchun wraps it with `Interactions.from_sparse`, no copy).",
         "",
         "Peak RSS: whole subprocess (imports, loading the pairs, building the input, fitting). "
         "Fit increment: the peak during `fit` (the kernel's VmHWM watermark is reset just "
@@ -350,6 +352,8 @@ def scale(sizes: list[int], out_lines: list[str]) -> None:
             np.savez(path, user=u, item=i, n_users=100_000, n_items=20_000)
             del u, i
             for kind, label in (("als", "ImplicitALS"), ("bpr", "BPR")):
+                if kind not in models:
+                    continue
                 res = {}
                 for lib in ("chuchun", "implicit"):
                     proc = subprocess.run(
@@ -395,6 +399,8 @@ def main() -> None:
     ap.add_argument("part", choices=("quality", "scale", "all"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--models", nargs="+", choices=("als", "bpr"), default=["als", "bpr"],
+                    help="models of the scale part")
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -404,7 +410,7 @@ def main() -> None:
         if args.part in ("quality", "all"):
             quality(lines)
         if args.part in ("scale", "all"):
-            scale(args.sizes, lines)
+            scale(args.sizes, lines, tuple(args.models))
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)

@@ -96,3 +96,25 @@ def test_csv_and_parquet_round_trip(tmp_path):
 def test_datetime_timestamps():
     x = Interactions.from_arrays([1], [1], None, pd.to_datetime(["1970-01-02"]))
     assert x.timestamps.tolist() == [86400]
+
+
+def test_from_sparse_wraps_a_matrix():
+    import scipy.sparse as sp
+
+    m = sp.csr_matrix(np.array([[0, 3.0, 0], [1.0, 0, 0]], dtype=np.float32))
+    x = Interactions.from_sparse(m, user_ids=["b", "a"], item_ids=[30, 10, 20])
+    assert x.users.ids.tolist() == ["a", "b"] and x.items.ids.tolist() == [10, 20, 30]
+    # row "b" held item 10 (column 1) with 3; row "a" held item 30 (column 0) with 1
+    assert x.csr.toarray().tolist() == [[0, 0, 1.0], [3.0, 0, 0]]
+    assert sorted(zip(x.user_ids, x.item_ids, x.ratings)) == [("a", 30, 1.0), ("b", 10, 3.0)]
+    plain = Interactions.from_sparse(m, ratings=False)
+    assert not plain.has_ratings and plain.csr.data.tolist() == [1.0, 1.0]
+    assert Interactions.from_sparse(m).users.ids.tolist() == [0, 1]
+    with pytest.raises(DataError, match="distinct"):
+        Interactions.from_sparse(m, user_ids=["a", "a"])
+    with pytest.raises(DataError, match="length mismatch"):
+        Interactions.from_sparse(m, item_ids=[1, 2])
+    with pytest.raises(DataError, match="scipy sparse"):
+        Interactions.from_sparse(np.ones((2, 2)))
+    with pytest.raises(DataError, match="empty input"):
+        Interactions.from_sparse(sp.csr_matrix((2, 2)))

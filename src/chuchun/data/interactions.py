@@ -141,6 +141,56 @@ class Interactions:
         )
 
     @classmethod
+    def from_sparse(
+        cls,
+        matrix: Any,
+        *,
+        user_ids: Any = None,
+        item_ids: Any = None,
+        ratings: bool = True,
+        rating_scale: tuple[float, float] | None = None,
+    ) -> Interactions:
+        """Wrap an existing users x items sparse matrix without copying its rows into a table.
+
+        Parameters
+        ----------
+        matrix : scipy sparse matrix or array
+            Stored entries are interactions (explicit zeros are dropped; duplicates summed).
+        user_ids, item_ids : array-like, optional
+            External ids of the rows / columns (default ``0..n-1``); must be distinct.
+        ratings : bool
+            Whether the stored values are ratings or weights (``True``) or mere presence.
+        """
+        if not sp.issparse(matrix):
+            raise DataError(
+                f"from_sparse expects a scipy sparse matrix; got {type(matrix).__name__}"
+            )
+        m = sp.csr_matrix(matrix, dtype=np.float32)
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        if m.nnz == 0:
+            raise DataError("empty input: the matrix has no stored entries")
+        if not np.isfinite(m.data).all():
+            raise DataError("ratings must be finite numbers; the matrix holds NaN or infinity")
+        users, row_order = _axis_vocabulary(user_ids, m.shape[0], "user")
+        items, col_order = _axis_vocabulary(item_ids, m.shape[1], "item")
+        if row_order is not None:
+            m = m[row_order]
+        if col_order is not None:
+            m = m[:, col_order]
+        m.sort_indices()
+        m.indptr = m.indptr.astype(np.int64, copy=False)
+        m.indices = m.indices.astype(np.int32, copy=False)
+        if rating_scale is not None:
+            _as_ratings(m.data, m.nnz, rating_scale)
+        user_idx = np.repeat(np.arange(m.shape[0], dtype=np.int32), np.diff(m.indptr))
+        out = cls(users, items, user_idx, m.indices, m.data if ratings else None,
+                  rating_scale=rating_scale)
+        if ratings:
+            out.__dict__["csr"] = m  # the cached view is the given matrix itself
+        return out
+
+    @classmethod
     def from_pandas(
         cls,
         frame: pd.DataFrame,
@@ -286,10 +336,9 @@ class Interactions:
     def fingerprint(self) -> str:
         """SHA-256 over the mapped rows and vocabularies (identifies the training data)."""
         h = hashlib.sha256()
-        for arr in (self.users.ids, self.items.ids, self.user_idx, self.item_idx):
-            h.update(np.ascontiguousarray(arr).tobytes())
-        if self.ratings is not None:
-            h.update(self.ratings.tobytes())
+        for arr in (self.users.ids, self.items.ids, self.user_idx, self.item_idx, self.ratings):
+            if arr is not None:
+                h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy
         return h.hexdigest()
 
     def subset(self, mask_or_index: np.ndarray) -> Interactions:
@@ -317,6 +366,25 @@ class Interactions:
             f"Interactions({len(self)} rows, {self.n_users} users, {self.n_items} items, "
             f"{kind}{stamps})"
         )
+
+
+def _axis_vocabulary(
+    ids: Any, n: int, name: str
+) -> tuple[Vocabulary, np.ndarray | None]:
+    """Vocabulary of one matrix axis and the permutation that sorts it (None when sorted)."""
+    if ids is None:
+        return Vocabulary(np.arange(n, dtype=np.int64)), None
+    arr = _as_id_array(ids, name)
+    if arr.shape[0] != n:
+        raise DataError(f"length mismatch: the matrix has {n} {name} rows/columns but "
+                        f"{arr.shape[0]} {name} ids")
+    order = np.argsort(arr, kind="stable")
+    sorted_ids = arr[order]
+    if n > 1 and (sorted_ids[1:] == sorted_ids[:-1]).any():
+        raise DataError(f"{name} ids of a matrix must be distinct")
+    if np.array_equal(order, np.arange(n)):
+        return Vocabulary(sorted_ids), None
+    return Vocabulary(sorted_ids), order
 
 
 def _read_table(

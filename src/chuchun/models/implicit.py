@@ -188,8 +188,8 @@ class ImplicitALS(_FactorRecommender):
 
     def _iterate(self, csr: sp.csr_matrix, n_iterations: int) -> None:
         by_item = csr.T.tocsr()
-        by_item.indptr = by_item.indptr.astype(np.int64)
-        by_item.indices = by_item.indices.astype(np.int32)
+        by_item.indptr = by_item.indptr.astype(np.int64, copy=False)
+        by_item.indices = by_item.indices.astype(np.int32, copy=False)
         n_blocks = self._threads() * _BLOCKS_PER_THREAD
         user_blocks = _als.row_blocks(csr.indptr, n_blocks, self.n_factors / 2)
         item_blocks = _als.row_blocks(by_item.indptr, n_blocks, self.n_factors / 2)
