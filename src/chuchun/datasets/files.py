@@ -140,5 +140,7 @@ def load_baskets(
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise DataError(f"cannot read {os.fspath(p)!r} as {encoding} text: {exc}") from None
     if not baskets:
-        raise DataError(f"empty input: {os.fspath(p)!r} holds no baskets")
+        raise DataError(
+            f"empty input: {os.fspath(p)!r} holds no items (only blank lines or separators)"
+        )
     return baskets

@@ -254,21 +254,13 @@ def read_baskets(
     Raises
     ------
     DataError
-        If ``sep`` is empty or the file holds no items.
+        If ``sep`` is empty, the file is missing or unreadable, or it holds no items.
     """
+    from chuchun.datasets.files import load_baskets
+
     if not sep:
         raise DataError("sep must be a non-empty string, e.g. ',' or '\\t'; got ''")
-    baskets: list[list[str]] = []
-    with open(path, encoding=encoding) as fh:
-        for line in fh:
-            basket = [field.strip() for field in line.split(sep)]
-            basket = [field for field in basket if field]
-            if basket:
-                baskets.append(basket)
-    if not baskets:
-        raise DataError(
-            f"no transactions: {os.fspath(path)!r} holds no items (only blank lines or separators)"
-        )
+    baskets = load_baskets(path, sep, encoding=encoding)  # same parsing rules, .gz, clear errors
     return Transactions.from_baskets(baskets)
 
 
