@@ -26,7 +26,7 @@ from chuchun.datasets import load_movielens_latest_small
 from chuchun.io import load_model
 from chuchun.models import get_model_class
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _command() -> list[str]:

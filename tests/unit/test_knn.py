@@ -20,7 +20,7 @@ from chuchun.kernels.knn import (
 )
 from chuchun.models import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 
-ML100K = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "ml-100k")
+ML100K = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "ml-100k")
 
 
 @pytest.fixture(scope="module")
