@@ -5,6 +5,10 @@ similarity, neighbourhood and content-based models, latent factors, association 
 evaluation protocols, safe artifacts, a CLI.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from chuchun._exceptions import (
     ArtifactError,
     ChuchunError,
@@ -17,13 +21,28 @@ from chuchun._exceptions import (
     SearchSpaceWarning,
     UnknownIdError,
 )
-from chuchun.data import Interactions, Vocabulary
-from chuchun.models import Recommender
+from chuchun._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from chuchun.data import Interactions, Vocabulary
+    from chuchun.evaluation import evaluate
+    from chuchun.models import Recommender
 
-def load(path: str) -> "Recommender":
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Interactions": "chuchun.data.interactions",
+        "Vocabulary": "chuchun.data.vocabulary",
+        "Recommender": "chuchun.models._base",
+        "evaluate": "chuchun.evaluation",
+    },
+    globals(),
+)
+
+
+def load(path: str) -> Recommender:
     """Load a model artifact saved with ``model.save(path)`` (see :mod:`chuchun.io`)."""
     from chuchun.io import load_model
 
@@ -45,5 +64,6 @@ __all__ = [
     "UnknownIdError",
     "Vocabulary",
     "__version__",
+    "evaluate",
     "load",
 ]

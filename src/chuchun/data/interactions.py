@@ -10,11 +10,13 @@ from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from chuchun._exceptions import DataError
+from chuchun._lazy import LazyModule
 from chuchun.data.vocabulary import Vocabulary, _as_id_array
+
+pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
 
 __all__ = ["Interactions"]
 
@@ -75,14 +77,14 @@ class Interactions:
                 )
         self.users = users
         self.items = items
-        self.user_idx = np.ascontiguousarray(user_idx, dtype=np.int32)
+        self._user_idx: np.ndarray | None = np.ascontiguousarray(user_idx, dtype=np.int32)
         self.item_idx = np.ascontiguousarray(item_idx, dtype=np.int32)
         self.ratings = None if ratings is None else np.ascontiguousarray(ratings, dtype=np.float32)
         self.timestamps = (
             None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
         )
         self.rating_scale = rating_scale
-        if n and (self.user_idx.min() < 0 or self.user_idx.max() >= len(users)):
+        if n and (self._user_idx.min() < 0 or self._user_idx.max() >= len(users)):
             raise DataError("user_idx holds indices outside the user vocabulary")
         if n and (self.item_idx.min() < 0 or self.item_idx.max() >= len(items)):
             raise DataError("item_idx holds indices outside the item vocabulary")
@@ -183,11 +185,16 @@ class Interactions:
         m.indices = m.indices.astype(np.int32, copy=False)
         if rating_scale is not None:
             _as_ratings(m.data, m.nnz, rating_scale)
-        user_idx = np.repeat(np.arange(m.shape[0], dtype=np.int32), np.diff(m.indptr))
-        out = cls(users, items, user_idx, m.indices, m.data if ratings else None,
-                  rating_scale=rating_scale)
-        if ratings:
-            out.__dict__["csr"] = m  # the cached view is the given matrix itself
+        if not ratings:
+            m.data = np.ones_like(m.data)
+        out = cls.__new__(cls)
+        out.users, out.items = users, items
+        out._user_idx = None  # derived from the CSR when first asked for (saves memory)
+        out.item_idx = m.indices
+        out.ratings = m.data if ratings else None
+        out.timestamps = None
+        out.rating_scale = rating_scale
+        out.__dict__["csr"] = m  # the cached view is the given matrix itself
         return out
 
     @classmethod
@@ -265,8 +272,18 @@ class Interactions:
         return cls.from_pandas(frame, **kwargs)
 
     # -- views --------------------------------------------------------------------------------
+    @property
+    def user_idx(self) -> np.ndarray:
+        """User index of each row (``int32``)."""
+        if self._user_idx is None:
+            csr = self.csr
+            self._user_idx = np.repeat(
+                np.arange(csr.shape[0], dtype=np.int32), np.diff(csr.indptr)
+            )
+        return self._user_idx
+
     def __len__(self) -> int:
-        return int(self.user_idx.shape[0])
+        return int(self.item_idx.shape[0])
 
     @property
     def n_users(self) -> int:
@@ -334,11 +351,12 @@ class Interactions:
         return pd.DataFrame(cols)
 
     def fingerprint(self) -> str:
-        """SHA-256 over the mapped rows and vocabularies (identifies the training data)."""
+        """SHA-256 over the vocabularies and the users x items matrix (identifies the training
+        data, whatever the order of its rows)."""
         h = hashlib.sha256()
-        for arr in (self.users.ids, self.items.ids, self.user_idx, self.item_idx, self.ratings):
-            if arr is not None:
-                h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy
+        csr = self.csr  # row order does not matter: the same log gives the same hash
+        for arr in (self.users.ids, self.items.ids, csr.indptr, csr.indices, csr.data):
+            h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy
         return h.hexdigest()
 
     def subset(self, mask_or_index: np.ndarray) -> Interactions:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from chuchun._exceptions import DataError
+from chuchun._lazy import LazyModule
+
+pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
 
 __all__ = ["Vocabulary"]
 

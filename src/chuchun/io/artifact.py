@@ -249,7 +249,9 @@ def load_model(path: str | os.PathLike[str]) -> Recommender:
     if hashlib.sha256(payload).hexdigest() != manifest["arrays_sha256"]:
         raise ArtifactError(f"{path!r}: arrays.npz does not match its checksum (truncated or altered)")
     name = manifest["model_class"]
-    import chuchun.models  # noqa: F401
+    from chuchun.models import _import_all
+
+    _import_all()
 
     cls = _REGISTRY.get(name)
     if cls is None:

@@ -1,36 +1,54 @@
-"""Estimators. Every class here follows the contract of :class:`Recommender`."""
+"""Estimators. Every class here follows the contract of :class:`Recommender`.
 
+Model classes are imported lazily (``from chuchun.models import ImplicitALS`` loads only that
+model's module); :func:`registered_models` and :func:`get_model_class` load them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from chuchun._lazy import lazy_exports
 from chuchun.models._base import Recommender, clone, get_model_class, registered_models
 from chuchun.models._results import Explanation, Reason, Recommendations
-from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
-from chuchun.models.content import ContentBased
-from chuchun.models.implicit import BPR, ImplicitALS
-from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
-from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
-from chuchun.models.rules import AssociationRules
 
-__all__ = [
-    "ALS",
-    "AssociationRules",
-    "BPR",
-    "BaselineOnly",
-    "ContentBased",
-    "Explanation",
-    "FunkSVD",
-    "GlobalMean",
-    "ImplicitALS",
-    "ImplicitItemKNN",
-    "ImplicitUserKNN",
-    "ItemKNN",
-    "Popularity",
-    "Random",
-    "Reason",
-    "Recommendations",
-    "Recommender",
-    "SVDpp",
-    "TruncatedSVD",
-    "UserKNN",
-    "clone",
-    "get_model_class",
-    "registered_models",
-]
+if TYPE_CHECKING:
+    from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
+    from chuchun.models.content import ContentBased
+    from chuchun.models.implicit import BPR, ImplicitALS
+    from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
+    from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
+    from chuchun.models.rules import AssociationRules
+
+_MODELS = {
+    "ALS": "chuchun.models.mf",
+    "AssociationRules": "chuchun.models.rules",
+    "BPR": "chuchun.models.implicit",
+    "BaselineOnly": "chuchun.models.baseline",
+    "ContentBased": "chuchun.models.content",
+    "FunkSVD": "chuchun.models.mf",
+    "GlobalMean": "chuchun.models.baseline",
+    "ImplicitALS": "chuchun.models.implicit",
+    "ImplicitItemKNN": "chuchun.models.knn",
+    "ImplicitUserKNN": "chuchun.models.knn",
+    "ItemKNN": "chuchun.models.knn",
+    "Popularity": "chuchun.models.baseline",
+    "Random": "chuchun.models.baseline",
+    "SVDpp": "chuchun.models.mf",
+    "TruncatedSVD": "chuchun.models.mf",
+    "UserKNN": "chuchun.models.knn",
+}
+
+
+def _import_all() -> None:
+    """Import every built-in model module, which registers its classes."""
+    for module in sorted(set(_MODELS.values())):
+        importlib.import_module(module)
+
+
+__all__ = sorted(
+    [*_MODELS, "Explanation", "Reason", "Recommendations", "Recommender", "clone",
+     "get_model_class", "registered_models"]
+)
+__getattr__, __dir__ = lazy_exports(__name__, _MODELS, globals())

@@ -56,7 +56,9 @@ _REGISTRY: dict[str, type[Recommender]] = {}
 
 def get_model_class(name: str) -> type[Recommender]:
     """Look up a registered model class by name (case-insensitive)."""
-    import chuchun.models  # noqa: F401  (registers every built-in model)
+    from chuchun.models import _import_all
+
+    _import_all()  # registers every built-in model
 
     for key, cls in _REGISTRY.items():
         if key.lower() == name.lower():
@@ -72,7 +74,9 @@ def clone(model: Recommender) -> Recommender:
 
 def registered_models() -> dict[str, type[Recommender]]:
     """All registered model classes by name."""
-    import chuchun.models  # noqa: F401
+    from chuchun.models import _import_all
+
+    _import_all()
 
     return dict(sorted(_REGISTRY.items()))
 

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from chuchun._lazy import LazyModule
+
+pd = LazyModule("pandas")  # imported on first use (to_pandas)
 
 __all__ = ["Explanation", "Reason", "Recommendations"]
 
