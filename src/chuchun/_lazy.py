@@ -19,7 +19,14 @@ def lazy_exports(
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            if name.startswith("__"):
+                raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            try:  # a subpackage or submodule, e.g. chuchun.models after `import chuchun`
+                return importlib.import_module(f"{package}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{package}.{name}":
+                    raise
+                raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
         value = getattr(importlib.import_module(module), name)
         namespace[name] = value
         return value

@@ -90,6 +90,14 @@ class Vocabulary:
                 return out
         else:
             query = arr.astype(str) if arr.dtype.kind != "U" else arr
+        if self.numeric:
+            # sorted integer ids: binary search, no hash table needed
+            n = len(self)
+            pos = np.searchsorted(self.ids, query)
+            inside = pos < n
+            found = np.zeros(len(query), dtype=bool)
+            found[inside] = self.ids[pos[inside]] == query[inside]
+            return np.where(found, pos, -1).astype(np.int32)
         return self._lookup().get_indexer(query).astype(np.int32, copy=False)
 
     def to_ids(self, idx: Any) -> np.ndarray:
