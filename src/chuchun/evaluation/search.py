@@ -20,6 +20,7 @@ NeurIPS 2012).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import itertools
 import math
@@ -55,7 +56,7 @@ __all__ = [
 
 
 # -- search spaces -----------------------------------------------------------------------------
-class Dimension:
+class Dimension(abc.ABC):
     """One searchable hyperparameter range.
 
     Values are encoded into ``n_features`` numbers in ``[0, 1]`` for the surrogate model;
@@ -64,17 +65,17 @@ class Dimension:
 
     n_features: int = 1
 
+    @abc.abstractmethod
     def sample(self, rng: np.random.Generator, n: int) -> list[Any]:
         """``n`` values drawn from the dimension's prior."""
-        raise NotImplementedError  # abstract
 
+    @abc.abstractmethod
     def encode(self, values: Sequence[Any]) -> np.ndarray:
         """Values -> array ``(len(values), n_features)`` in ``[0, 1]``."""
-        raise NotImplementedError  # abstract
 
+    @abc.abstractmethod
     def decode(self, unit: np.ndarray) -> list[Any]:
         """Array ``(n, n_features)`` -> the nearest valid values."""
-        raise NotImplementedError  # abstract
 
     def values(self) -> list[Any] | None:
         """All values when the dimension is finite, else ``None``."""

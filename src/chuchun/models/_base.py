@@ -32,6 +32,7 @@ Unknown-id policy (argument ``unknown`` of ``predict`` and ``recommend``):
 
 from __future__ import annotations
 
+import abc
 import difflib
 import inspect
 from typing import Any, ClassVar, Literal, Self
@@ -81,7 +82,7 @@ def registered_models() -> dict[str, type[Recommender]]:
     return dict(sorted(_REGISTRY.items()))
 
 
-class Recommender(HasParams):
+class Recommender(HasParams, abc.ABC):
     """Base class of all chuchun models (see the module docstring for the contract)."""
 
     #: whether ``predict`` estimates ratings on the training scale (RMSE/MAE make sense)
@@ -124,8 +125,9 @@ class Recommender(HasParams):
         self._fit(data, **fit_params)
         return self
 
+    @abc.abstractmethod
     def _fit(self, data: Interactions) -> None:
-        raise NotImplementedError  # abstract hook; every registered model overrides it
+        """Learn from ``data`` (validated, with ``users_``/``items_``/``seen_`` already set)."""
 
     def _check_fit_params(self, fit_params: dict[str, Any]) -> None:
         sig = inspect.signature(self._fit)
@@ -163,8 +165,9 @@ class Recommender(HasParams):
         return len(self.items_)
 
     # -- hooks with defaults ------------------------------------------------------------------
+    @abc.abstractmethod
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        raise NotImplementedError  # abstract hook; every registered model overrides it
+        """Dense scores ``(len(user_idx), n_items)`` of known users."""
 
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         out = np.empty(len(user_idx), dtype=np.float64)
