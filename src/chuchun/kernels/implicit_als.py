@@ -30,6 +30,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from chuchun.kernels.linalg import cholesky_solve
+
 __all__ = [
     "als_cg_update",
     "als_cg_update_numpy",
@@ -188,29 +190,7 @@ def als_cholesky_update(indptr, indices, data, X, Y, YtY, alpha, bounds):  # pra
                     wa = w * ya
                     for c in range(a + 1):
                         A[a, c] += wa * Y[i, c]
-            # in-place lower Cholesky factor A = L L'
-            for j in range(f):
-                s = A[j, j]
-                for c in range(j):
-                    s -= A[j, c] * A[j, c]
-                s = np.sqrt(s) if s > 0 else 1e-12
-                A[j, j] = s
-                for a in range(j + 1, f):
-                    t = A[a, j]
-                    for c in range(j):
-                        t -= A[a, c] * A[j, c]
-                    A[a, j] = t / s
-            # forward then backward substitution
-            for a in range(f):
-                t = rhs[a]
-                for c in range(a):
-                    t -= A[a, c] * rhs[c]
-                rhs[a] = t / A[a, a]
-            for a in range(f - 1, -1, -1):
-                t = rhs[a]
-                for c in range(a + 1, f):
-                    t -= A[c, a] * rhs[c]
-                rhs[a] = t / A[a, a]
+            cholesky_solve(A, rhs, f, 0.0, 1e-12)
             for a in range(f):
                 X[u, a] = rhs[a]
 

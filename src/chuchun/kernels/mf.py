@@ -29,6 +29,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from chuchun.kernels.linalg import cholesky_solve
+
 __all__ = [
     "max_threads",
     "numba_threads",
@@ -279,28 +281,7 @@ def als_half_step(indptr, indices, data, Y, b_other, mu, reg_factor, reg_bias, w
             A[0, 0] += w * reg_bias
         for f in range(k):
             A[off + f, off + f] += w * reg_factor
-        # Cholesky A = L L^T in the lower triangle, then two triangular solves
-        for a in range(d):
-            s = A[a, a]
-            for c in range(a):
-                s -= A[a, c] * A[a, c]
-            s = math.sqrt(s) if s > 1e-300 else 1e-150
-            A[a, a] = s
-            for b in range(a + 1, d):
-                v = A[b, a]
-                for c in range(a):
-                    v -= A[b, c] * A[a, c]
-                A[b, a] = v / s
-        for a in range(d):
-            v = rhs[a]
-            for c in range(a):
-                v -= A[a, c] * rhs[c]
-            rhs[a] = v / A[a, a]
-        for a in range(d - 1, -1, -1):
-            v = rhs[a]
-            for c in range(a + 1, d):
-                v -= A[c, a] * rhs[c]
-            rhs[a] = v / A[a, a]
+        cholesky_solve(A, rhs, d, 1e-300, 1e-150)
         if fit_bias:
             b_out[uu] = rhs[0]
         for f in range(k):
