@@ -328,7 +328,7 @@ def test_recommend_explain(ratings_csv: Path, tmp_path: Path) -> None:
 def test_explain_needs_a_model_with_explain(fitted: Path) -> None:
     proc = invoke("recommend", "--model", fitted, "--user", "u00", "--explain")
     assert proc.returncode == 1
-    assert "BaselineOnly has no explain(); drop --explain" in one_error_line(proc)
+    assert "BaselineOnly cannot explain its scores" in one_error_line(proc)
 
 
 def test_debug_shows_the_traceback(ratings_csv: Path, tmp_path: Path) -> None:

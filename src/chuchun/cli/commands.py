@@ -99,7 +99,7 @@ def recommend_command(
                     "summary": str(expl).splitlines()[0],
                     "reasons": [
                         {"kind": r.kind, "id": _py(r.id), "label": r.label,
-                         "weight": float(r.weight), "detail": r.detail}
+                         "contribution": float(r.contribution), "detail": r.detail}
                         for r in expl.reasons
                     ],
                 }

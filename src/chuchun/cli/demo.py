@@ -234,7 +234,7 @@ def _show_sample(
         mark = "*" if _py(item) in held_out else " "
         click.echo(f"  {rank:>2}. {mark} {title}")
     explainers = sorted(
-        [entry for entry in fitted if hasattr(entry[1], "explain")],
+        [entry for entry in fitted if _can_explain(entry[1])],
         key=lambda entry: -best_key(entry),
     )
     if explainers:
@@ -254,7 +254,7 @@ def _show_sample(
                 if reason.kind == "rule" and not kwargs:  # "{318, 356} → 593": ids to titles
                     label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()),
                                    label)
-                click.echo(f"    - {label} (weight {reason.weight:.3g})")
+                click.echo(f"    - {label} (contribution {reason.contribution:.3g})")
 
 
 def _takes_labels(model: Any) -> bool:
@@ -266,3 +266,10 @@ def _takes_labels(model: Any) -> bool:
 
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def _can_explain(model: Any) -> bool:
+    from chuchun.models import Recommender
+
+    cls = type(model)
+    return cls._explain is not Recommender._explain or cls.explain is not Recommender.explain

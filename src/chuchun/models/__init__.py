@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 
 from chuchun._lazy import lazy_exports
 from chuchun.models._base import Recommender, clone, get_model_class, registered_models
-from chuchun.models._results import Explanation, Reason, Recommendations
+from chuchun.models._results import (
+    Explanation,
+    Explanations,
+    Reason,
+    Recommendations,
+    SimilarItems,
+)
 
 if TYPE_CHECKING:
     from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
@@ -48,7 +54,8 @@ def _import_all() -> None:
 
 
 __all__ = sorted(
-    [*_MODELS, "Explanation", "Reason", "Recommendations", "Recommender", "clone",
+    [*_MODELS, "Explanation", "Explanations", "Reason", "Recommendations", "Recommender",
+     "SimilarItems", "clone",
      "get_model_class", "registered_models"]
 )
 __getattr__, __dir__ = lazy_exports(__name__, _MODELS, globals())

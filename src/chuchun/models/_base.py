@@ -13,7 +13,15 @@ A model is a :class:`Recommender` subclass that declares its hyperparameters wit
     estimates for pairs whose user or item (index ``-1``) is unknown;
 ``_score_history(history)``
     scores for users not seen in training, from a CSR of their interactions (fold-in); models
-    that support it set ``supports_fold_in = True``.
+    that support it set ``supports_fold_in = True``;
+``_explain(user_idx, item_idx)``
+    the score of one known pair and every reason behind it (:class:`Reason` records with
+    external ids); ``explain`` sorts them, keeps the strongest and adds labels. Models whose
+    reasons add up to the score set ``explain_is_additive = True``;
+``_item_similarities(item_idx)`` / ``_user_similarities(user_idx)``
+    similarity rows ``(len(idx), n_items)`` (dense or CSR; larger is more similar) of models
+    that have an item (user) representation; ``similar_items`` / ``similar_users`` drop the
+    query itself, keep the ``k`` best positive ones and package them.
 
 The public methods take and return arrays of external ids and handle id mapping, unknown ids,
 seen-item exclusion, candidate restriction, batching and top-k selection once, here.
@@ -35,6 +43,8 @@ from __future__ import annotations
 import abc
 import difflib
 import inspect
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -44,7 +54,14 @@ from chuchun._exceptions import ConfigError, DataError, NotFittedError, UnknownI
 from chuchun._params import HasParams
 from chuchun.data.interactions import Interactions
 from chuchun.data.vocabulary import Vocabulary
-from chuchun.models._results import Recommendations
+from chuchun.models._labels import Labels, label_of
+from chuchun.models._results import (
+    Explanation,
+    Explanations,
+    Reason,
+    Recommendations,
+    SimilarItems,
+)
 
 __all__ = ["Recommender", "clone", "get_model_class", "registered_models"]
 
@@ -89,6 +106,10 @@ class Recommender(HasParams, abc.ABC):
     predicts_ratings: ClassVar[bool] = False
     #: whether ``recommend_for_history`` can score users unseen in training
     supports_fold_in: ClassVar[bool] = False
+    #: whether the contributions of all reasons returned by ``_explain`` sum to the score
+    explain_is_additive: ClassVar[bool] = False
+    #: one line saying how ``explain`` derives its reasons (shown with every explanation)
+    explain_method: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -415,12 +436,160 @@ class Recommender(HasParams, abc.ABC):
             items = self.items_.ids[idx]
         return Recommendations(user_ids=user_ids, item_ids=items, scores=vals, item_idx=idx)
 
+    # -- explanations and neighbours ----------------------------------------------------------
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        """Score of a known (user, item) pair and all the reasons behind it."""
+        raise ConfigError(f"{type(self).__name__} cannot explain its scores")
+
+    def explain(
+        self,
+        users: Any,
+        items: Any,
+        *,
+        labels: Labels = None,
+        n_reasons: int | None = 5,
+    ) -> Explanations:
+        """Why each ``items[j]`` is scored as it is for ``users[j]``.
+
+        Parameters
+        ----------
+        users, items : array-like of external ids, same length (a scalar is a batch of one)
+        labels : mapping, pandas Series or callable, optional
+            Item id -> readable name (e.g. titles), used for item reasons and the item itself.
+        n_reasons : int or None
+            Keep this many reasons with the largest absolute contribution (None: all).
+
+        Returns
+        -------
+        Explanations
+            One :class:`Explanation` per pair, in the order asked. Users and items must have
+            been seen in training (:class:`~chuchun.UnknownIdError` otherwise).
+        """
+        self._check_fitted()
+        if n_reasons is not None and (
+            isinstance(n_reasons, bool) or not isinstance(n_reasons, (int, np.integer))
+            or n_reasons < 0
+        ):
+            raise ConfigError(f"n_reasons must be a non-negative int or None; got {n_reasons!r}")
+        user_ids = np.asarray(users).reshape(-1)
+        item_ids = np.asarray(items).reshape(-1)
+        if len(user_ids) != len(item_ids):
+            raise DataError(
+                f"length mismatch: {len(user_ids)} users but {len(item_ids)} items in explain"
+            )
+        u = self._map(self.users_, user_ids, "user", "error")
+        i = self._map(self.items_, item_ids, "item", "error")
+        out = []
+        for j in range(len(u)):
+            score, reasons = self._explain(int(u[j]), int(i[j]))
+            reasons = sorted(reasons, key=lambda r: -abs(r.contribution))
+            shown = reasons if n_reasons is None else reasons[:n_reasons]
+            shown = [_with_label(r, labels) for r in shown]
+            additive = type(self).explain_is_additive
+            remainder = (
+                float(score) - float(sum(r.contribution for r in shown)) if additive
+                else float("nan")
+            )
+            item = _plain(item_ids[j])
+            out.append(Explanation(
+                user=_plain(user_ids[j]), item=item, score=float(score), reasons=tuple(shown),
+                additive=additive, remainder=remainder, method=type(self).explain_method,
+                label=label_of(labels, item) if labels is not None else "",
+            ))
+        return Explanations(tuple(out))
+
+    def _item_similarities(self, item_idx: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """Similarity rows ``(len(item_idx), n_items)`` of known items."""
+        raise ConfigError(f"{type(self).__name__} has no item representation to compare")
+
+    def _user_similarities(self, user_idx: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """Similarity rows ``(len(user_idx), n_users)`` of known users."""
+        raise ConfigError(f"{type(self).__name__} has no user representation to compare")
+
+    @classmethod
+    def has_similar_items(cls) -> bool:
+        """Whether the model can answer :meth:`similar_items`."""
+        return cls._item_similarities is not Recommender._item_similarities
+
+    @classmethod
+    def has_similar_users(cls) -> bool:
+        """Whether the model can answer :meth:`similar_users`."""
+        return cls._user_similarities is not Recommender._user_similarities
+
+    def similar_items(
+        self, items: Any, k: int = 10, *, unknown: UnknownPolicy = "fallback"
+    ) -> SimilarItems:
+        """The ``k`` items most similar to each of ``items`` (the query itself left out).
+
+        Unknown query items follow ``unknown``: ``"fallback"`` lists the most popular items,
+        ``"empty"`` gives an empty (padded) row, ``"error"`` raises
+        :class:`~chuchun.UnknownIdError`. Only positive similarities are listed.
+        """
+        self._check_fitted()
+        return self._similar(self.items_, items, k, unknown, "item", self._item_similarities)
+
+    def similar_users(
+        self, users: Any, k: int = 10, *, unknown: UnknownPolicy = "fallback"
+    ) -> SimilarItems:
+        """The ``k`` users most similar to each of ``users`` (``item_ids`` holds user ids).
+
+        Unknown query users follow ``unknown`` as in :meth:`similar_items` (``"fallback"``
+        gives an empty row: there is no popularity order of users).
+        """
+        self._check_fitted()
+        return self._similar(self.users_, users, k, unknown, "user", self._user_similarities)
+
+    def _similar(
+        self, vocab: Vocabulary, ids: Any, k: int, unknown: str, what: str,
+        rows_of: Callable[[np.ndarray], np.ndarray | sp.csr_matrix],
+    ) -> SimilarItems:
+        _check_k(k)
+        query = np.asarray(ids).reshape(-1)
+        q = self._map(vocab, query, what, unknown)
+        n = len(vocab)
+        k_eff = min(k, n)
+        idx = np.full((len(q), k), -1, dtype=np.int32)
+        vals = np.full((len(q), k), np.nan, dtype=np.float32)
+        known = np.flatnonzero(q >= 0)
+        step = max(1, min(4096, _SCORE_BUDGET // max(1, n)))
+        for c in range(0, len(known), step):
+            rows = known[c : c + step]
+            sims = rows_of(q[rows])
+            dense = sims.toarray() if sp.issparse(sims) else np.asarray(sims)
+            scores = np.array(dense, dtype=np.float32, copy=True)
+            scores[scores <= 0] = -np.inf
+            scores[np.arange(len(rows)), q[rows]] = -np.inf
+            idx[rows, :k_eff], vals[rows, :k_eff] = _top_k(scores, k_eff)
+        cold = np.flatnonzero(q < 0)
+        if len(cold) and unknown == "fallback" and what == "item":
+            top_i, top_v = _top_k(self.item_popularity_[None, :].astype(np.float32), k_eff)
+            idx[cold, :k_eff] = top_i[0]
+            vals[cold, :k_eff] = np.nan
+        vals = np.where(idx >= 0, vals, np.nan).astype(np.float32)
+        if (idx < 0).any():
+            out = np.empty(idx.shape, dtype=object)
+            ok = idx >= 0
+            out[ok] = vocab.ids[idx[ok]]
+        else:
+            out = vocab.ids[idx]
+        return SimilarItems(query_ids=query, item_ids=out, scores=vals, item_idx=idx)
+
     # -- artifacts ----------------------------------------------------------------------------
     def save(self, path: str, *, format: Literal["dir", "zip"] | None = None) -> None:
         """Save the fitted model as a safe artifact (see :func:`chuchun.io.save_model`)."""
         from chuchun.io import save_model
 
         save_model(self, path, format=format)
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _with_label(reason: Reason, labels: Labels) -> Reason:
+    if labels is None or reason.label or reason.kind != "item":
+        return reason
+    return replace(reason, label=label_of(labels, reason.id))
 
 
 def _check_k(k: Any) -> None:

@@ -2,61 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from chuchun._exceptions import ConfigError, UnknownIdError
 from chuchun.data.vocabulary import Vocabulary
+from chuchun.models._labels import Labels, label_of
+from chuchun.models._results import SimilarItems
 
-__all__ = ["SimilarItems"]
-
-Labels = Mapping[Any, str] | pd.Series | Callable[[Any], str] | None
-
-
-@dataclass(frozen=True)
-class SimilarItems:
-    """The most similar items of each query item, best first.
-
-    Attributes
-    ----------
-    query_ids : ndarray, shape (n_queries,)
-    item_ids : ndarray, shape (n_queries, k); ``None`` at padded positions (``object`` dtype)
-    scores : ndarray of float32, shape (n_queries, k); ``NaN`` at padded positions
-    item_idx : ndarray of int32, shape (n_queries, k); ``-1`` at padded positions
-    """
-
-    query_ids: np.ndarray
-    item_ids: np.ndarray
-    scores: np.ndarray
-    item_idx: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.query_ids.shape[0])
-
-    def to_lists(self) -> list[list[Any]]:
-        """Similar item ids per query, padding dropped."""
-        return [
-            [x.item() if hasattr(x, "item") else x for x in row[row_idx >= 0]]
-            for row, row_idx in zip(self.item_ids, self.item_idx, strict=True)
-        ]
-
-    def to_pandas(self) -> pd.DataFrame:
-        """Long table with columns query, rank (1-based), item, score; padding dropped."""
-        n, k = self.item_idx.shape
-        mask = self.item_idx >= 0
-        return pd.DataFrame(
-            {
-                "query": np.repeat(self.query_ids, k).reshape(n, k)[mask],
-                "rank": np.tile(np.arange(1, k + 1), n).reshape(n, k)[mask],
-                "item": self.item_ids[mask],
-                "score": self.scores[mask],
-            }
-        )
+__all__ = ["Labels", "SimilarItems", "label_of"]
 
 
 def map_query_items(vocab: Vocabulary, items: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -96,19 +52,6 @@ def top_from_rows(
     if ok.all():
         items = vocab.ids[idx]
     return SimilarItems(query_ids=query_ids, item_ids=items, scores=vals, item_idx=idx)
-
-
-def label_of(labels: Labels, item_id: Any) -> str:
-    """Human-readable name of an item from a mapping, a Series or a callable; the id otherwise."""
-    key = item_id.item() if hasattr(item_id, "item") else item_id
-    if labels is None:
-        return str(key)
-    if callable(labels) and not isinstance(labels, (Mapping, pd.Series)):
-        return str(labels(key))
-    try:
-        return str(labels[key])
-    except (KeyError, IndexError):
-        return str(key)
 
 
 def fmt_rating(r: float) -> str:

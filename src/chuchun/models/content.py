@@ -190,7 +190,7 @@ class ContentBased(Recommender):
             if contrib[j] <= 0:
                 break
             item_id = _plain(self.items_.ids[rated[j]])
-            reasons.append(Reason(kind="item", id=item_id, weight=float(contrib[j]),
+            reasons.append(Reason(kind="item", id=item_id, contribution=float(contrib[j]),
                                   label=label_of(labels, item_id) if labels is not None else "",
                                   detail={"rating": float(ratings[j]),
                                           "similarity": float(sims[j])}))
@@ -204,7 +204,7 @@ class ContentBased(Recommender):
             name = self.feature_names_[shared.col[o]]
             column = self.feature_columns_[shared.col[o]]
             value = name[len(column) + 1:] if len(name) > len(column) else name
-            reasons.append(Reason(kind="feature", id=name, weight=float(shared.data[o]),
+            reasons.append(Reason(kind="feature", id=name, contribution=float(shared.data[o]),
                                   label=name, detail={"column": column, "value": value}))
             by_column.setdefault(column, []).append(value)
         parts = [

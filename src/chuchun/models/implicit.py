@@ -354,9 +354,9 @@ class ImplicitALS(_FactorRecommender):
         score = float(self.user_factors_[u] @ self.item_factors_[i])
         reasons = [
             Reason(
-                kind="factor",
+                kind="item",
                 id=_plain(self.items_.ids[hist[j]]),
-                weight=float(contrib[j]),
+                contribution=float(contrib[j]),
                 detail={"similarity": float(s[j]), "confidence": float(conf[j])},
             )
             for j in order

@@ -236,7 +236,7 @@ class _ExplicitKNN(Recommender):
         for nb, s, r in zip(nbs, sims, rs, strict=True):
             nb_id = vocab.ids[nb]
             nb_id = nb_id.item() if hasattr(nb_id, "item") else nb_id
-            reasons.append(Reason(kind=kind, id=nb_id, weight=float(s / total),
+            reasons.append(Reason(kind=kind, id=nb_id, contribution=float(s / total),
                                   label=label_of(labels, nb_id) if labels is not None else "",
                                   detail={"similarity": float(s), "rating": float(r)}))
         if self._user_based:
@@ -478,7 +478,7 @@ class ImplicitItemKNN(_ImplicitKNN):
         reasons = []
         for o in order[:n_reasons]:
             j_id = _plain_id(self.items_.ids[history[o]])
-            reasons.append(Reason(kind="item", id=j_id, weight=float(terms[o]),
+            reasons.append(Reason(kind="item", id=j_id, contribution=float(terms[o]),
                                   label=label_of(labels, j_id) if labels is not None else "",
                                   detail={"similarity": float(column[history[o]]),
                                           "value": float(values[o])}))

@@ -912,7 +912,7 @@ class ALS(_FactorModel):
         score = base + float(contrib.sum())
         order = np.argsort(-contrib, kind="stable")[:n_reasons]
         reasons = [
-            Reason(kind="factor", id=_plain(self.items_.ids[js[o]]), weight=float(contrib[o]),
+            Reason(kind="item", id=_plain(self.items_.ids[js[o]]), contribution=float(contrib[o]),
                    detail={"rating": float(ratings[o]), "similarity": float(sims[o])})
             for o in order
         ]

@@ -236,7 +236,7 @@ class AssociationRules(Recommender):
                 Reason(
                     kind="rule",
                     id=int(r),
-                    weight=float(self.rule_confidence_[r]),
+                    contribution=float(self.rule_confidence_[r]),
                     label=f"{format_items(labels)} → {item_label}",
                     detail={
                         "confidence": float(self.rule_confidence_[r]),
