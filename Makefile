@@ -15,7 +15,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.full: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e ".[dev,bench]"
+	$(PIP) install --quiet -e ".[dev,bench,serve,deep,spark,federated,report,tune]"
 	touch $(VENV)/.core $@
 
 demo: $(VENV)/.core
