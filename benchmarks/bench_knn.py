@@ -59,19 +59,20 @@ def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
 # -- Surprise cross-checks -------------------------------------------------------------------
 CROSS = [
     ("KNNBasic, user cosine",
-     lambda: UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+     lambda: UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0, damping=0.0,
                      max_stored=None),
      "KNNBasic", {"name": "cosine", "user_based": True}),
     ("KNNWithMeans, item Pearson",
-     lambda: ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0,
+     lambda: ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0, damping=0.0,
                      max_stored=None),
      "KNNWithMeans", {"name": "pearson", "user_based": False}),
     ("KNNBaseline, item Pearson-baseline",
-     lambda: ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0,
+     lambda: ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0, damping=0.0,
                      max_stored=None),
      "KNNBaseline", {"name": "pearson_baseline", "user_based": False}),
     ("KNNBaseline, item Pearson-baseline; chuchun default max_stored=500",
-     lambda: ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0),
+     lambda: ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0,
+                     damping=0.0),
      "KNNBaseline", {"name": "pearson_baseline", "user_based": False}),
 ]
 

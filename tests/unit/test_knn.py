@@ -33,23 +33,28 @@ def tiny() -> Interactions:
 
 
 def test_user_knn_plain_by_hand(tiny: Interactions) -> None:
-    m = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
+    m = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+                damping=0.0).fit(tiny)
     # a and b co-rate x, y: (5*4 + 3*2) / sqrt(34 * 20); a and c co-rate x: 5/sqrt(25)/1 = 1
     s_ab = 26 / np.sqrt(34 * 20)
     pred = m.predict(["a"], ["z"])[0]
     assert pred == pytest.approx((s_ab * 5 + 1.0 * 2) / (s_ab + 1.0), rel=1e-6)
-    m1 = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+    # the default damping adds 1 to the similarity sum
+    damped = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
+    assert damped.predict(["a"], ["z"])[0] == pytest.approx(
+        max((s_ab * 5 + 1.0 * 2) / (1.0 + s_ab + 1.0), 1.0), rel=1e-6)
+    m1 = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0, damping=0.0,
                  n_neighbors=1).fit(tiny)
     assert m1.predict(["a"], ["z"])[0] == pytest.approx(2.0)  # c is the nearest (sim 1)
 
 
 def test_mean_centered_and_baseline_by_hand(tiny: Interactions) -> None:
     m = UserKNN(similarity="corated_cosine", prediction="mean_centered", shrinkage=0.0,
-                n_neighbors=1).fit(tiny)
+                damping=0.0, n_neighbors=1).fit(tiny)
     # mean(a) = 4, nearest rater of z is c (mean 1.5, rated 2): 4 + (2 - 1.5)
     assert m.predict(["a"], ["z"])[0] == pytest.approx(4.5)
     b = UserKNN(similarity="corated_cosine", prediction="baseline", shrinkage=0.0,
-                n_neighbors=1).fit(tiny)
+                damping=0.0, n_neighbors=1).fit(tiny)
     mu, bu, bi = b.global_mean_, b.user_bias_, b.item_bias_
     ua, uc, iz = tiny.users.index(["a", "c"]).tolist() + tiny.items.index(["z"]).tolist()
     expect = mu + bu[ua] + bi[iz] + (2 - (mu + bu[uc] + bi[iz]))
@@ -57,7 +62,7 @@ def test_mean_centered_and_baseline_by_hand(tiny: Interactions) -> None:
 
 
 def test_fallback_is_counted_and_documented(tiny: Interactions) -> None:
-    m = ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0,
+    m = ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0, damping=0.0,
                 min_neighbors=2).fit(tiny)
     pred = m.predict(["a", "a"], ["z", "x"])
     assert m.last_fallback_count >= 1
@@ -80,7 +85,8 @@ def test_zscore_prediction_runs(tiny: Interactions) -> None:
 
 
 def test_explain_item_knn(tiny: Interactions) -> None:
-    m = ItemKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
+    m = ItemKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+                damping=0.0).fit(tiny)
     ex = m.explain("a", "z", labels={"x": "Toy Story", "y": "Heat"})[0]
     assert ex.score == pytest.approx(m.predict(["a"], ["z"])[0])
     assert {r.id for r in ex.reasons} <= {"x", "y"}
@@ -200,15 +206,16 @@ def test_matches_surprise_on_a_subset() -> None:
     ts = Dataset.load_from_df(train[["user", "item", "rating"]],
                               Reader(rating_scale=(1, 5))).build_full_trainset()
     cases = [
-        (UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
+        (UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0, damping=0.0,
                  max_stored=None),
          KNNBasic(k=40, min_k=1, sim_options={"name": "cosine", "user_based": True},
                   verbose=False)),
-        (ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0,
+        (ItemKNN(similarity="pearson", prediction="mean_centered", shrinkage=0.0, damping=0.0,
                  max_stored=None),
          KNNWithMeans(k=40, min_k=1, sim_options={"name": "pearson", "user_based": False},
                       verbose=False)),
         (ItemKNN(similarity="pearson_baseline", prediction="baseline", shrinkage=100.0,
+                 damping=0.0,
                  max_stored=None),
          KNNBaseline(k=40, min_k=1, sim_options={"name": "pearson_baseline",
                                                  "user_based": False}, verbose=False)),

@@ -40,7 +40,8 @@ class _ExplicitKNN(Recommender):
                        "baseline.", choices=_PREDICTIONS)
     shrinkage = Param(float, 100.0, "Similarity shrinkage lambda (0: none).", low=0)
     min_support = Param(int, 1, "Minimum co-rating count for a similarity.", low=0)
-    damping = Param(float, 0.0, "Added to the similarity sum in the denominator (0: none).",
+    damping = Param(float, 1.0, "Added to the similarity sum in the denominator: shrinks "
+                    "estimates backed by little similarity towards the baseline (0: Surprise).",
                     low=0)
     max_stored = Param(int, 500, "Most similar rows kept per row after fit; memory is "
                        "O(rows x max_stored) (None: every non-zero similarity, as Surprise).",
@@ -312,8 +313,15 @@ class UserKNN(_ExplicitKNN):
     - ``"baseline"``: :math:`c_u = \\mu + b_u, o_i = b_i` with biases from
       :func:`~chuchun.models.baseline.fit_biases` (ALS; ``KNNBaseline``).
 
-    :math:`\\delta` (``damping``, default 0 as in Surprise) pulls estimates backed by little
-    similarity mass towards :math:`c_u + o_i`.
+    :math:`\\delta` (``damping``, default 1) pulls estimates backed by little similarity mass
+    towards :math:`c_u + o_i` (support-weighted shrinkage, Koren 2010, sec. 2.2): one weak
+    neighbour can no longer carry a prediction to the top of the scale. ``recommend`` ranks by
+    the unclipped estimate; ``predict`` clips. The Surprise-identical configuration is
+    ``damping=0, max_stored=None`` (cross-checked against Surprise in ``tests/unit/test_knn.py``
+    and ``benchmarks/bench_knn.py``). Chosen on a validation cut of the bundled data's
+    training part (each user's latest 20% of training ratings): ``damping=1`` lowers RMSE
+    (ItemKNN 0.882 -> 0.873, UserKNN 0.913 -> 0.874) and raises NDCG@10 (0.011 -> 0.060,
+    0.002 -> 0.061) against ``damping=0``.
 
     **Memory.** Fit keeps the ``max_stored`` most similar users of each user (default 500),
     so memory is O(users x max_stored), and the ``n_neighbors`` used for a pair are the most
