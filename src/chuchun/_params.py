@@ -134,12 +134,15 @@ class Param:
         if not bad and self.choices is not None:
             bad = value not in self.choices
         if not bad and isinstance(value, numbers.Real) and not isinstance(value, bool):
-            if value != value:  # NaN
+            number = float(value)
+            if number != number:  # NaN
                 bad = True
-            if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            if self.low is not None and (
+                number < self.low or (self.low_open and number == self.low)
+            ):
                 bad = True
             if self.high is not None and (
-                value > self.high or (self.high_open and value == self.high)
+                number > self.high or (self.high_open and number == self.high)
             ):
                 bad = True
         if bad:

@@ -7,7 +7,7 @@ import os
 import warnings
 import zlib
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,7 +16,10 @@ from chuchun._exceptions import DataError
 from chuchun._lazy import LazyModule
 from chuchun.data.vocabulary import Vocabulary, _as_id_array
 
-pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
 
 __all__ = ["Interactions"]
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chuchun._exceptions import DataError
 from chuchun._lazy import LazyModule
 
-pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
 
 __all__ = ["Vocabulary"]
 

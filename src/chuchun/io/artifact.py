@@ -72,7 +72,8 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, format: str 
               for k, v in model.get_params().items()}
     _check_json(params, "hyperparameters")
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    savez: Any = np.savez  # the stubs type **kwds as the allow_pickle flag
+    savez(buf, **arrays)
     payload = buf.getvalue()
     manifest = {
         "format": FORMAT_NAME,
@@ -154,7 +155,8 @@ def _encode(name: str, value: Any, arrays: dict[str, np.ndarray]) -> dict[str, A
         arrays[name] = _plain(name, value.ids)
         return {"type": "vocabulary"}
     if sp.issparse(value):
-        m = value.tocsr() if value.format not in _SPARSE else value
+        sparse: Any = value
+        m = sparse.tocsr() if sparse.format not in _SPARSE else sparse
         for part in ("data", "indices", "indptr"):
             arrays[f"{name}.{part}"] = _plain(name, getattr(m, part))
         return {"type": "sparse", "format": m.format, "shape": list(m.shape)}

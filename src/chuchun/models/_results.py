@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chuchun._lazy import LazyModule
 
-pd = LazyModule("pandas")  # imported on first use (to_pandas)
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")  # imported on first use (to_pandas)
 
 __all__ = ["REASON_KINDS", "Explanation", "Explanations", "Reason", "Recommendations", "SimilarItems"]
 

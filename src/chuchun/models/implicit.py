@@ -37,6 +37,10 @@ class _FactorRecommender(Recommender):
 
     n_threads = n_threads_param("Worker threads for the compiled loops.")
 
+    # fitted state, set by each model's _fit
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
     def _check_values(self, data: Interactions) -> None:
         values = data.values
         if not np.isfinite(values).all() or (values < 0).any():
@@ -503,9 +507,9 @@ class BPR(_FactorRecommender):
         return score, reasons
 
 
-def _as_kernel_csr(m: sp.spmatrix) -> sp.csr_matrix:
+def _as_kernel_csr(matrix: Any) -> sp.csr_matrix:
     """CSR with sorted int32 indices, int64 indptr and float32 data (what the kernels take)."""
-    m = sp.csr_matrix(m, dtype=np.float32)
+    m = sp.csr_matrix(matrix, dtype=np.float32)
     if not m.has_sorted_indices:
         m = m.copy()
         m.sort_indices()

@@ -52,6 +52,18 @@ EpochCallback = Callable[[Recommender, int, dict[str, float]], Any]
 class _FactorModel(Recommender):
     """Shared scoring, fold-in and similarity for the models of this module."""
 
+    # fitted state, set by each model's _fit
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
+    intercept_: float
+    fit_bias_: bool
+    # hyperparameters every model of this module declares
+    regularization: Any
+    bias_regularization: Any
+    init_std: Any
+
     predicts_ratings = True
     supports_fold_in = True
     explain_method = ("bias terms plus the user's rated items, weighted by a ridge fit of the "
@@ -67,12 +79,12 @@ class _FactorModel(Recommender):
     def _scores_from(self, bu: np.ndarray, pu: np.ndarray) -> np.ndarray:
         scores = pu @ self.item_factors_.T
         scores += self.item_bias_[None, :]
-        scores += (bu.astype(np.float32) + np.float32(self.intercept_))[:, None]
+        scores += (bu.astype(np.float32) + float(self.intercept_))[:, None]
         return scores.astype(np.float32, copy=False)
 
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         pu = self._user_vectors(user_idx).astype(np.float64)
-        est = np.einsum("nk,nk->n", pu, self.item_factors_[item_idx].astype(np.float64))
+        est = (pu * self.item_factors_[item_idx].astype(np.float64)).sum(axis=1)
         est += self.intercept_ + self.user_bias_[user_idx] + self.item_bias_[item_idx]
         return self._clip(est)
 
@@ -247,7 +259,7 @@ def _validation_rows(
         keep = (vu >= 0) & (vi >= 0)
         if not keep.any():
             raise DataError("validation shares no (user, item) ids with the training data")
-        return np.arange(n), (vu[keep], vi[keep], validation.ratings[keep])
+        return np.arange(n), (vu[keep], vi[keep], validation.values[keep])
     frac = float(model.validation_fraction)
     if frac <= 0:
         return np.arange(n), None
@@ -259,7 +271,7 @@ def _validation_rows(
         )
     perm = rng.permutation(n)
     val = np.sort(perm[:n_val])
-    return np.sort(perm[n_val:]), (data.user_idx[val], data.item_idx[val], data.ratings[val])
+    return np.sort(perm[n_val:]), (data.user_idx[val], data.item_idx[val], data.values[val])
 
 
 def _strata(
@@ -418,6 +430,8 @@ class _SGDFactorModel(_FactorModel):
     random_state = random_state_param("Seed for initialisation and the visiting order.")
     verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
 
+    learning_rate: Any  # declared by each subclass (the defaults differ)
+
     #: the learned arrays, saved at the best validation epoch and restored after training
     _STATE: ClassVar[tuple[str, ...]] = ("user_factors_", "item_factors_", "user_bias_",
                                          "item_bias_")
@@ -533,7 +547,7 @@ class FunkSVD(_SGDFactorModel):
         rng = check_random_state(self.random_state)
         train, val = _validation_rows(self, data, validation, rng)
         u, i = data.user_idx[train], data.item_idx[train]
-        r = data.ratings[train]
+        r = data.values[train]
         k = int(self.n_factors)
         self.fit_bias_ = bool(self.biased)
         self.intercept_ = float(r.mean()) if self.biased else 0.0
@@ -648,7 +662,7 @@ class SVDpp(_SGDFactorModel):
         rng = check_random_state(self.random_state)
         train, val = _validation_rows(self, data, validation, rng)
         csr = sp.csr_matrix(
-            (data.ratings[train], (data.user_idx[train], data.item_idx[train])),
+            (data.values[train], (data.user_idx[train], data.item_idx[train])),
             shape=(data.n_users, data.n_items), dtype=np.float32,
         )
         csr.sort_indices()
