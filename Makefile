@@ -22,6 +22,7 @@ demo: $(VENV)/.core
 	$(BIN)/chuchun demo
 
 test: $(VENV)/.full
+	$(BIN)/python -m mypy src/chuchun
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.full

@@ -208,8 +208,9 @@ class _Features:
             docs = [tokenize(str(v)) if not _missing(v) else [] for v in frame[col]]
             _add_tfidf(blocks, names, columns, col, docs, row_of, n, weights.get(col, 1.0),
                        min_df)
+        empty: Any = (n, 0)
         matrix = sp.hstack(blocks, format="csr", dtype=np.float32) if blocks else sp.csr_matrix(
-            (n, 0), dtype=np.float32
+            empty, dtype=np.float32
         )
         out = cls(table_vocab, matrix, names, columns)
         return out.align(vocabulary) if vocabulary is not None else out
@@ -224,8 +225,8 @@ class _Features:
             (np.ones(int(have.sum()), np.float32), (np.flatnonzero(have), src[have])),
             shape=(len(vocabulary), len(self.ids)),
         )
-        return type(self)(vocabulary, (pick @ self.matrix).tocsr(), self.feature_names,
-                          self.feature_columns)
+        return type(self)(vocabulary, (pick @ self.matrix).tocsr(), list(self.feature_names),
+                          list(self.feature_columns))
 
     def rows(self, ids: Any) -> sp.csr_matrix:
         """Feature rows of external ``ids`` (all-zero rows for ids without features)."""

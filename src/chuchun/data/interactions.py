@@ -170,7 +170,8 @@ class Interactions:
             raise DataError(
                 f"from_sparse expects a scipy sparse matrix; got {type(matrix).__name__}"
             )
-        m = sp.csr_matrix(matrix, dtype=np.float32)
+        source: Any = matrix
+        m = sp.csr_matrix(source, dtype=np.float32)
         m.sum_duplicates()
         m.eliminate_zeros()
         if m.nnz == 0:
@@ -359,7 +360,7 @@ class Interactions:
         h = hashlib.sha256()
         csr = self.csr  # row order does not matter: the same log gives the same hash
         for arr in (self.users.ids, self.items.ids, csr.indptr, csr.indices, csr.data):
-            h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy
+            h.update(np.ascontiguousarray(arr).data.cast("B"))  # no copy
         return h.hexdigest()
 
     def subset(self, mask_or_index: np.ndarray) -> Interactions:

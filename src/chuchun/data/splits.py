@@ -441,7 +441,7 @@ def _seed_repr(random_state: RandomState) -> int | str | None:
 
 def _as_seconds(at: Any) -> int:
     if isinstance(at, numbers.Real) and not isinstance(at, bool):
-        return int(np.floor(at))
+        return int(np.floor(float(at)))
     try:
         stamp = pd.Timestamp(at)
     except (ValueError, TypeError) as exc:

@@ -101,7 +101,8 @@ class Vocabulary:
             found = np.zeros(len(query), dtype=bool)
             found[inside] = self.ids[pos[inside]] == query[inside]
             return np.where(found, pos, -1).astype(np.int32)
-        return self._lookup().get_indexer(query).astype(np.int32, copy=False)
+        lookup: Any = self._lookup()
+        return np.asarray(lookup.get_indexer(query)).astype(np.int32, copy=False)
 
     def to_ids(self, idx: Any) -> np.ndarray:
         """Map indices back to external ids."""

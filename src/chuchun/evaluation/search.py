@@ -492,7 +492,7 @@ class _Search:
             )
         table["rank"] = scores.rank(ascending=self.minimize, method="min").astype("Int64")
         self.trials_ = table
-        best = int(scores.idxmin() if self.minimize else scores.idxmax())
+        best = int(str(scores.idxmin() if self.minimize else scores.idxmax()))
         self.best_params_ = {n: _plain(rows[best - 1][n]) for n in names}
         self.best_score_ = float(scores.loc[best])
         if self.refit:

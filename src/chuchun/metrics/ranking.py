@@ -57,7 +57,8 @@ def _check_k(k: Any) -> int:
 
 def _as_relevant(relevant: Any, n_users: int) -> sp.csr_matrix:
     if sp.issparse(relevant):
-        m = sp.csr_matrix(relevant, copy=True)
+        source: Any = relevant
+        m = sp.csr_matrix(source, copy=True)
         m.eliminate_zeros()
     elif isinstance(relevant, np.ndarray) and relevant.ndim == 2:
         m = sp.csr_matrix(relevant != 0)
@@ -111,7 +112,7 @@ def _hits(recommended_idx: Any, relevant: Any, k: Any) -> tuple[np.ndarray, np.n
     rel_keys = rows * n_cols + rel.indices  # sorted: CSR rows ascending, indices sorted
     query = np.arange(n, dtype=np.int64)[:, None] * n_cols + np.where(valid, rec, 0)
     pos = np.searchsorted(rel_keys, query)
-    found = np.zeros(rec.shape, dtype=bool)
+    found: np.ndarray = np.zeros(rec.shape, dtype=bool)
     inside = pos < len(rel_keys)
     found[inside] = rel_keys[pos[inside]] == query[inside]
     found &= valid
@@ -145,11 +146,13 @@ def _f1(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
     p = _precision(hits, n_rel, k)
     r = _recall(hits, n_rel, k)
     denom = p + r
-    return np.divide(2 * p * r, denom, out=np.zeros_like(p, dtype=np.float64), where=denom > 0)
+    out = np.zeros_like(p, dtype=np.float64)
+    np.divide(2 * p * r, denom, out=out, where=denom > 0)
+    return out
 
 
 def _hit_rate(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
-    return hits.any(axis=1).astype(np.float64)
+    return np.asarray(hits.any(axis=1), dtype=np.float64)
 
 
 def _ndcg(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
