@@ -104,9 +104,10 @@ def recommend_command(
     else:
         if table.empty:
             click.echo("(no recommendations)")
-        rows = [
+        frame: Any = table
+        rows: list[dict[str, Any]] = [
             {"user": r.user, "rank": int(r.rank), "item": r.item, "score": float(r.score)}
-            for r in table.itertuples(index=False)
+            for r in frame.itertuples(index=False)
         ]
         if rows:
             click.echo(format_table(rows))
