@@ -168,3 +168,108 @@ def test_als_similar_items_have_one_result_type(blocks):
     assert type(sim).__name__ == "SimilarItems" and list(sim.query_ids) == list(
         blocks.items.ids[:2])
     assert set(sim.to_pandas().columns) == {"query", "rank", "item", "score"}
+
+
+# -- registry, failed fits, parameter names ------------------------------------------------------
+def test_a_users_class_named_like_a_builtin_does_not_shadow_it(blocks, tmp_path):
+    import json
+    import types
+
+    import chuchun
+    from chuchun.models import get_model_class
+
+    module = types.ModuleType("user_script")
+    exec("from chuchun.models import ALS\nclass ALS(ALS):\n    pass\n", module.__dict__)
+    assert get_model_class("ALS") is ALS
+    built_in = ALS(n_factors=2, n_epochs=1).fit(blocks)
+    built_in.save(tmp_path / "m")
+    assert type(chuchun.load(tmp_path / "m")) is ALS
+    # an artifact written before the qualified name was stored loads the built-in
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["model_qualname"] == "chuchun.models.mf.ALS"
+    del manifest["model_qualname"]
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    assert type(chuchun.load(tmp_path / "m")) is ALS
+    # the user's class is registered under its own qualified name and saves as itself
+    mine = module.ALS(n_factors=2, n_epochs=1).fit(blocks)
+    mine.save(tmp_path / "mine")
+    assert type(chuchun.load(tmp_path / "mine")) is module.ALS
+    assert get_model_class("user_script.ALS") is module.ALS
+
+
+def test_a_second_class_under_a_taken_name_is_an_error():
+    import types
+
+    from chuchun import ConfigError
+
+    source = "from chuchun.models import Popularity\nclass Twice(Popularity):\n    pass\n"
+    first = types.ModuleType("twice_module")
+    exec(source, first.__dict__)
+    second = types.ModuleType("twice_module")
+    with pytest.raises(ConfigError, match="already registered"):
+        exec(source, second.__dict__)
+
+
+def test_funk_svd_without_ratings_leaves_the_model_as_it_was(blocks, tmp_path):
+    from chuchun import DataError, NotFittedError
+
+    implicit = Interactions.from_arrays(["a", "b"], ["x", "y"])
+    m = FunkSVD(n_factors=2, n_epochs=1)
+    with pytest.raises(DataError):
+        m.fit(implicit)
+    assert not m.is_fitted
+    with pytest.raises(NotFittedError):
+        m.save(tmp_path / "m")
+    m.fit(blocks)
+    before = m.recommend(blocks.users.ids[:3], k=3).item_idx
+    with pytest.raises(DataError):
+        m.fit(implicit)
+    assert np.array_equal(m.recommend(blocks.users.ids[:3], k=3).item_idx, before)
+
+
+def test_old_parameter_names_and_values_warn(blocks):
+    from chuchun.models import ImplicitALS
+
+    with pytest.warns(DeprecationWarning, match="n_iterations"):
+        m = ImplicitALS(n_factors=2, n_iterations=3)
+    assert m.n_epochs == 3 and "n_iterations" not in m.get_params()
+    with pytest.warns(DeprecationWarning, match="n_threads=0"):
+        b = BPR(n_threads=0)
+    assert b.n_threads is None
+    with pytest.warns(DeprecationWarning):
+        m.set_params(n_iterations=2)
+    assert m.n_epochs == 2
+
+
+def test_random_state_accepts_a_generator(blocks):
+    a = FunkSVD(n_factors=2, n_epochs=2, random_state=np.random.default_rng(5)).fit(blocks)
+    b = FunkSVD(n_factors=2, n_epochs=2, random_state=np.random.default_rng(5)).fit(blocks)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+
+
+def test_bpr_does_not_depend_on_the_machines_cores(blocks):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from chuchun.models import BPR\n"
+        "from chuchun.testing import block_interactions\n"
+        "d = block_interactions(n_users=30, n_items=18)\n"
+        "m = BPR(n_factors=4, n_epochs=3, n_threads=2, random_state=1).fit(d)\n"
+        "print(repr(m.item_factors_.tobytes().hex()[:4000]))\n"
+    )
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    one_core = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True).stdout
+    here = BPR(n_factors=4, n_epochs=3, n_threads=2, random_state=1).fit(blocks)
+    assert one_core.strip() == repr(here.item_factors_.tobytes().hex()[:4000])
+
+
+def test_help_shows_each_parameters_type_default_and_doc():
+    import pydoc
+
+    text = pydoc.render_doc(FunkSVD, renderer=pydoc.plaintext)
+    assert "n_factors = Param(int >= 1, default=100): Number of latent factors." in text
+    assert "<chuchun._params.Param object" not in text
