@@ -28,12 +28,21 @@ def test_baseline_als_matches_closed_form_on_tiny_data():
 
 
 def test_baseline_matches_surprise_on_ml100k_fold(ml100k_dir):
-    """Surprise BaselineOnly (ALS, reg_i=10, reg_u=15, 10 epochs) on u1: RMSE 0.9599
-    (scikit-surprise 1.1.5, this repository's benchmarks/bench_baselines.py)."""
+    """Live against Surprise's BaselineOnly defaults (ALS, reg_i=10, reg_u=15, 10 epochs) on
+    u1: every prediction equal to 1e-6, so a changed default regularisation fails."""
+    from surprise import BaselineOnly as SurpriseBaseline
+    from surprise import Dataset, Reader
+
+    cols = ["user", "item", "rating", "timestamp"]
+    frame = pd.read_csv(ml100k_dir / "u1.base", sep="\t", names=cols)
     train, test = _fold(ml100k_dir, 1)
+    trainset = Dataset.load_from_df(frame[["user", "item", "rating"]],
+                                    Reader(rating_scale=(1, 5))).build_full_trainset()
+    algo = SurpriseBaseline(verbose=False).fit(trainset)
+    expected = np.array([algo.predict(u, i).est for u, i in zip(test.user, test.item,
+                                                                 strict=True)])
     pred = BaselineOnly().fit(train).predict(test.user, test.item)
-    rmse = float(np.sqrt(np.mean((pred - test.rating.to_numpy()) ** 2)))
-    assert abs(rmse - 0.9599) < 0.001
+    np.testing.assert_allclose(pred, expected, atol=1e-6)
 
 
 def test_baseline_sgd_is_close_to_als(ml100k_dir):
