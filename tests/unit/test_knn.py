@@ -79,9 +79,15 @@ def test_fallback_is_counted_and_documented(tiny: Interactions) -> None:
 
 
 def test_zscore_prediction_runs(tiny: Interactions) -> None:
-    m = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0).fit(tiny)
-    p = m.predict(["a", "b", "c"], ["z", "x", "y"])
-    assert np.all((p >= 1) & (p <= 5))
+    raw = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0, clip=False).fit(tiny)
+    users, items = ["a", "b", "c"], ["z", "x", "y"]
+    p = raw.predict(users, items)
+    # the z-score rule term by term: item mean + item std x weighted neighbour z-scores
+    for e, value in zip(raw.explain(users, items, n_reasons=None), p, strict=True):
+        assert sum(r.contribution for r in e.reasons) == pytest.approx(value, rel=1e-9)
+        assert "item mean" in {r.id for r in e.reasons}
+    clipped = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0).fit(tiny)
+    np.testing.assert_allclose(clipped.predict(users, items), np.clip(p, 1, 5))
 
 
 def test_explain_item_knn(tiny: Interactions) -> None:
