@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
+import signal
+from types import FrameType
 from typing import Any
 
 import click
@@ -29,6 +32,10 @@ def _model_names(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, st
             raise ConfigError(f"invalid model name {name!r}")
         out[name] = os.path.abspath(path)
     return out
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    logging.getLogger("chuchun.serve").info("stopped (signal %d)", signum)
 
 
 @click.command("serve")
@@ -100,6 +107,9 @@ def serve_command(
         "host": host, "port": port, "log_config": None, "access_log": False,
         "timeout_graceful_shutdown": graceful_timeout, "server_header": False,
     }
+    # uvicorn re-raises SIGTERM once it has shut down gracefully; with this handler in place
+    # the re-raise ends the command normally (exit status 0) instead of killing the process
+    signal.signal(signal.SIGTERM, _terminated)
     if workers == 1:
         app = create_app(config)
         uvicorn.run(app, **options)

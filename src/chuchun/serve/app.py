@@ -415,7 +415,7 @@ class Service:
         for n in names:
             try:
                 sm = self.registry.reload(n)
-                results.append({"name": n, "ok": True, "version": sm.version})
+                results.append({"name": n, "ok": True, "version": sm.version, "error": None})
             except (ArtifactError, ConfigError) as exc:
                 old = self.registry.get(n)
                 log.warning("reload of %r failed, still serving version %s: %s", n,
