@@ -342,7 +342,9 @@ class Service:
         rows: list[tuple[Any, Any, Any]] = []
         dropped = np.fromiter(drop, dtype=np.int64, count=len(drop))
         for user, u in zip(users, u_idx, strict=True):
-            if u < 0:
+            n_seen = int(model.seen_.indptr[u + 1] - model.seen_.indptr[u]) if u >= 0 else 0
+            if u < 0 or 2 * (req.k + len(drop) + n_seen) > len(model.items_) // 4:
+                # unknown users, and lists that reach deep into the catalogue: exact search
                 recs = model.recommend([user], k=min(req.k + len(drop), len(model.items_)),
                                        exclude_seen=req.exclude_seen, unknown=req.unknown)
                 rows.append((recs.item_ids[0], recs.scores[0], recs.item_idx[0]))
