@@ -89,7 +89,7 @@ def serve_command(
     import uvicorn
 
     from chuchun.io import read_manifest
-    from chuchun.serve.app import ENV_CONFIG, ServeConfig, create_app
+    from chuchun.serve.app import ENV_CONFIG, ServeConfig, create_app, limit_native_threads
     from chuchun.serve.logs import configure_logging
 
     config = ServeConfig(
@@ -103,6 +103,7 @@ def serve_command(
     )
     config.admin_token()  # an unreadable token file is an error now, not at the first reload
     configure_logging(log_level, access=not no_access_log)
+    limit_native_threads()
     options: dict[str, Any] = {
         "host": host, "port": port, "log_config": None, "access_log": False,
         "timeout_graceful_shutdown": graceful_timeout, "server_header": False,

@@ -40,7 +40,7 @@ from chuchun.serve import schemas as S
 from chuchun.serve._registry import ModelRegistry, ServedModel, read_labels
 from chuchun.serve.metrics import Metrics
 
-__all__ = ["ServeConfig", "app_from_env", "create_app"]
+__all__ = ["ServeConfig", "app_from_env", "create_app", "limit_native_threads"]
 
 log = logging.getLogger("chuchun.serve")
 access_log = logging.getLogger("chuchun.serve.access")
@@ -619,10 +619,22 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
     return app
 
 
+def limit_native_threads(n: int = 1) -> None:
+    """One BLAS thread per request thread: the service answers many small requests at once,
+    and a multi-threaded BLAS under each of them oversubscribes the cores (spinning threads
+    turn milliseconds into seconds on a busy machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without threadpoolctl the BLAS keeps its own setting
+        return
+    threadpool_limits(limits=n)
+
+
 def app_from_env() -> FastAPI:
     """Application factory for worker processes (``--workers N``): config from the environment."""
     from chuchun.serve.logs import configure_logging
 
+    limit_native_threads()
     configure_logging(os.environ.get("CHUCHUN_SERVE_LOG_LEVEL", "info"),
                       access=os.environ.get("CHUCHUN_SERVE_ACCESS_LOG", "1") == "1")
     return create_app(ServeConfig.from_env())
