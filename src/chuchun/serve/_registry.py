@@ -9,6 +9,7 @@ freed when the last such request ends.
 from __future__ import annotations
 
 import csv
+import gzip
 import datetime as _dt
 import logging
 import os
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def read_labels(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Item labels from a CSV file with an id column and a label column.
+    """Item labels from a CSV file (optionally gzip-compressed) with an id and a label column.
 
     The id column is the first of ``item``, ``id``, ``item_id``, ``movieId`` present (else the
     first column); the label column the first of ``label``, ``title``, ``name`` (else the second
@@ -37,7 +38,8 @@ def read_labels(path: str | os.PathLike[str]) -> dict[str, str]:
     """
     path = os.fspath(path)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None or len(header) < 2:
@@ -54,8 +56,8 @@ def read_labels(path: str | os.PathLike[str]) -> dict[str, str]:
                     labels[row[id_col].strip()] = row[label_col]
     except OSError as exc:
         raise DataError(f"cannot read labels file {path!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"labels file {path!r} is not UTF-8 text ({exc})") from None
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+        raise DataError(f"labels file {path!r} is not UTF-8 CSV text ({exc})") from None
     return labels
 
 

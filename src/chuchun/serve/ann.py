@@ -147,7 +147,7 @@ class FactorIndex:
         want = min(self.n_items, 2 * (k + n_excluded))
         cand = self.query(self._user_vectors[user_idx], want)[0]
         cand = cand[cand >= 0]
-        if n_excluded:
+        if exclude is not None and n_excluded:
             cand = cand[~np.isin(cand, exclude)]
         scores = self.user_scores(user_idx, cand)
         order = np.lexsort((cand, -scores))[:k]

@@ -554,7 +554,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
     ) -> dict[str, Any]:
         """Top-k items for one user."""
         req = S.RecommendRequest(users=[user], k=k, exclude_seen=exclude_seen,
-                                 candidates=candidates, exclude=exclude, explain=explain,
+                                 candidates=list(candidates) if candidates else None,
+                                 exclude=list(exclude) if exclude else None, explain=explain,
                                  n_reasons=n_reasons, unknown=unknown)
         return service.recommend(name, req)
 
