@@ -98,7 +98,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(artifacts: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Server]:
     """One service over the three models, with labels and an admin token."""
