@@ -56,7 +56,7 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
               help="HNSW graph degree (--index ann).")
 @click.option("--ann-ef-construction", default=200, show_default=True,
               type=click.IntRange(1, 10_000), help="HNSW build candidate list (--index ann).")
-@click.option("--ann-ef-search", default=100, show_default=True, type=click.IntRange(1, 10_000),
+@click.option("--ann-ef-search", default=400, show_default=True, type=click.IntRange(1, 10_000),
               help="HNSW search candidate list (--index ann).")
 @click.option("--admin-token-file", default=None, metavar="FILE",
               help="File holding the bearer token of /v1/admin/* (else $CHUCHUN_ADMIN_TOKEN; "

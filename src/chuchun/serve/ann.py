@@ -72,7 +72,7 @@ class FactorIndex:
         *,
         M: int = 16,
         ef_construction: int = 200,
-        ef_search: int = 100,
+        ef_search: int = 400,
         n_threads: int | None = None,
         random_state: int = 0,
     ) -> None:
