@@ -97,6 +97,8 @@ for _command in (demo_command, fit_command, recommend_command, evaluate_command,
                  models_command):
     cli.add_command(_command)
 
+cli.add_command(importlib.import_module("chuchun.cli.serve").serve_command)
+
 if importlib.util.find_spec("chuchun.cli.rules") is not None:
     from chuchun.cli.rules import rules_command  # type: ignore[attr-defined]
 
