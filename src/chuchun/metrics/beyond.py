@@ -13,7 +13,7 @@ Popularity is the training interaction count :math:`c_i` of each item (as in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -143,20 +143,21 @@ def item_vectors_from_interactions(interactions: Any) -> sp.csr_matrix:
 
     ``interactions`` is a users x items sparse matrix or a chuchun ``Interactions``.
     """
-    csr = getattr(interactions, "csr", interactions)
+    csr: Any = getattr(interactions, "csr", interactions)
     if not sp.issparse(csr):
         raise DataError(
             "item_vectors_from_interactions expects a users x items sparse matrix or an "
             f"Interactions; got {type(interactions).__name__}"
         )
-    binary = sp.csr_matrix(csr, dtype=np.float32, copy=True)
+    binary = sp.csr_matrix(cast(Any, csr), dtype=np.float32, copy=True)
     binary.data[:] = 1.0
     return sp.csr_matrix(binary.T)
 
 
-def _unit_rows(vectors: Any) -> np.ndarray | sp.csr_matrix:
+def _unit_rows(vectors: Any) -> Any:
+    """Rows scaled to unit length (all-zero rows stay zero), dense or CSR as given."""
     if sp.issparse(vectors):
-        m = sp.csr_matrix(vectors, dtype=np.float64, copy=True)
+        m = sp.csr_matrix(cast(Any, vectors), dtype=np.float64, copy=True)
         norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         return sp.csr_matrix(sp.diags(scale) @ m)
@@ -205,8 +206,8 @@ def intra_list_diversity_at_k(
         return np.clip(out, 0.0, 2.0)
     for u in np.flatnonzero(counts >= 2):
         items = rec[u][valid[u]]
-        x = unit[items]
-        gram = np.asarray((x @ x.T).todense()) if sp.issparse(x) else x @ x.T
+        rows: Any = unit[items]
+        gram = np.asarray((rows @ rows.T).todense()) if sp.issparse(rows) else rows @ rows.T
         iu = np.triu_indices(len(items), 1)
         out[u] = float(np.mean(1.0 - gram[iu]))
     return np.clip(out, 0.0, 2.0)
