@@ -207,8 +207,7 @@ def intra_list_diversity_at_k(
     for u in np.flatnonzero(counts >= 2):
         items = rec[u][valid[u]]
         rows: Any = unit[items]
-        gram = (np.asarray(cast(Any, rows @ rows.T).todense()) if sp.issparse(rows)
-                else rows @ rows.T)
+        gram = rows @ rows.T if isinstance(rows, np.ndarray) else (rows @ rows.T).toarray()
         iu = np.triu_indices(len(items), 1)
         out[u] = float(np.mean(1.0 - gram[iu]))
     return np.clip(out, 0.0, 2.0)
