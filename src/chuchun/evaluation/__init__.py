@@ -1,7 +1,7 @@
 """Evaluation protocols: score a model on a split, cross-validate it, search hyperparameters."""
 
 from chuchun.evaluation._evaluate import RATING_METRICS, cross_validate, evaluate
-#REPORT
+from chuchun.evaluation.report import report
 from chuchun.evaluation.search import (
     BayesianSearch,
     Choice,
@@ -23,5 +23,5 @@ __all__ = [
     "Real",
     "cross_validate",
     "evaluate",
-#REPORTALL
+    "report",
 ]

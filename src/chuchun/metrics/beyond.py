@@ -183,33 +183,34 @@ def intra_list_diversity_at_k(
     vs. diversity", ICCBR 2001; Ziegler et al., "Improving recommendation lists through topic
     diversification", WWW 2005.)
     """
-    unit = _unit_rows(item_vectors)
+    unit: Any = _unit_rows(item_vectors)
     rec, k = _lists(recommended_idx, k, unit.shape[0])
     out = np.full(rec.shape[0], np.nan)
-    valid = rec >= 0
-    counts = valid.sum(axis=1)
-    if not sp.issparse(unit) and rec.size:
-        # pad with an all-zero row so every list has the same shape; padding is masked out
+    if rec.size == 0:
+        return out
+    n_items, width = unit.shape[0], rec.shape[1]
+    # one all-zero row stands in for padding, which the pair mask leaves out anyway
+    padded: Any
+    if isinstance(unit, np.ndarray):
         padded = np.vstack([unit, np.zeros((1, unit.shape[1]))])
-        for start in range(0, rec.shape[0], 1024):
-            block = rec[start : start + 1024]
-            x = padded[np.where(block >= 0, block, unit.shape[0])]
-            gram = np.einsum("uid,ujd->uij", x, x)
-            mask = (block >= 0)[:, :, None] & (block >= 0)[:, None, :]
-            upper = np.triu(np.ones((block.shape[1], block.shape[1]), dtype=bool), 1)
-            pairs = mask & upper[None, :, :]
-            dist = np.where(pairs, 1.0 - gram, 0.0).sum(axis=(1, 2))
-            n_pairs = pairs.sum(axis=(1, 2))
-            out[start : start + len(block)] = np.divide(
-                dist, n_pairs, out=np.full(len(block), np.nan), where=n_pairs > 0
-            )
-        return np.clip(out, 0.0, 2.0)
-    for u in np.flatnonzero(counts >= 2):
-        items = rec[u][valid[u]]
-        rows: Any = unit[items]
-        gram = rows @ rows.T if isinstance(rows, np.ndarray) else (rows @ rows.T).toarray()
-        iu = np.triu_indices(len(items), 1)
-        out[u] = float(np.mean(1.0 - gram[iu]))
+    else:
+        zero = sp.csr_matrix(np.zeros((1, unit.shape[1])))
+        padded = sp.vstack([unit, zero]).tocsr()
+    upper = np.triu(np.ones((width, width), dtype=bool), 1)
+    step = max(1, 2048 // width)  # users per block: Gram blocks of at most ~2048^2
+    for start in range(0, rec.shape[0], step):
+        block = rec[start : start + step]
+        b = len(block)
+        rows = np.where(block >= 0, block, n_items).ravel()
+        x: Any = padded[rows]
+        full = x @ x.T if isinstance(x, np.ndarray) else (x @ x.T).toarray()
+        # the diagonal (b, width, width) blocks: each user's list against itself
+        gram = full.reshape(b, width, b, width)[np.arange(b), :, np.arange(b), :]
+        mask = (block >= 0)[:, :, None] & (block >= 0)[:, None, :] & upper[None]
+        dist = np.where(mask, 1.0 - gram, 0.0).sum(axis=(1, 2))
+        n_pairs = mask.sum(axis=(1, 2))
+        out[start : start + b] = np.divide(dist, n_pairs, out=np.full(b, np.nan),
+                                           where=n_pairs > 0)
     return np.clip(out, 0.0, 2.0)
 
 
