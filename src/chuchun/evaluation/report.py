@@ -171,6 +171,9 @@ class EvaluationReport:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from others
             os.replace(tmp, path)
         except BaseException:
             with _suppress():
@@ -824,6 +827,7 @@ figcaption{font-size:.85em;color:#5a6270;margin-top:4px}
 ol{padding-left:22px;margin:4px 0}li.hit{font-weight:600;color:#166534}
 .why{color:#5a6270;font-size:.92em}
 .note{font-size:.85em;color:#5a6270}
+.wide{overflow-x:auto}
 """
 
 
@@ -864,11 +868,15 @@ def _render_html(rep: EvaluationReport, plots: Mapping[str, str]) -> str:
         f"{_f(m['n_items'])} items. Cut-off k = {k}. chuchun {_e(m['chuchun_version'])}, "
         f"{_e(m['created'])}.</p>",
         "<h2>Comparison</h2>",
-        _comparison_table(rep),
+        "<h3>Accuracy</h3>",
+        _comparison_table(rep, ACCURACY, with_rating=True),
+        "<h3>Beyond accuracy</h3>",
+        _comparison_table(rep, BEYOND, with_rating=False),
         f"<p class='note'>Means over the ranked test users with 95&nbsp;% bootstrap confidence "
         f"intervals (over users). Bold: the best model on the metric. Stars mark models that "
-        f"differ from the best one on the same users (Wilcoxon signed-rank test, Holm-corrected "
-        f"over the comparisons with the best; * p&lt;0.05, ** p&lt;0.01, *** p&lt;0.001). "
+        f"differ from the best one on the same users (accuracy metrics; Wilcoxon signed-rank test, "
+        f"Holm-corrected over the comparisons with the best; * p&lt;0.05, ** p&lt;0.01, "
+        f"*** p&lt;0.001). "
         f"Diversity is measured on {_e(m['diversity_from'])}; serendipity against the "
         f"popularity ranking; ARP is the mean training count of recommended items.</p>",
         _catalogue_table(rep),
@@ -912,11 +920,11 @@ def _render_html(rep: EvaluationReport, plots: Mapping[str, str]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _comparison_table(rep: EvaluationReport) -> str:
+def _comparison_table(rep: EvaluationReport, group: Sequence[str], with_rating: bool) -> str:
     k = rep.meta["k"]
     first = next(iter(rep.models.values()))
-    metrics = [f"{x}@{k}" for x in (*ACCURACY, *BEYOND) if f"{x}@{k}" in first.summary]
-    rating = sorted({n for r in rep.models.values() for n in r.rating})
+    metrics = [f"{x}@{k}" for x in group if f"{x}@{k}" in first.summary]
+    rating = sorted({n for r in rep.models.values() for n in r.rating}) if with_rating else []
     head = "<tr><th class='l'>model</th>" + "".join(
         f"<th>{_e(x)}</th>" for x in [*rating, *metrics]) + "</tr>"
     best = {}
@@ -947,7 +955,7 @@ def _comparison_table(rep: EvaluationReport) -> str:
             cells.append(f"<td{cls}>{_f(s['mean'])}{mark}<br><span class='ci'>"
                          f"[{_f(s['low'])}, {_f(s['high'])}]</span></td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table>{head}{''.join(body)}</table>"
+    return f"<div class='wide'><table>{head}{''.join(body)}</table></div>"
 
 
 def _catalogue_table(rep: EvaluationReport) -> str:
