@@ -18,6 +18,7 @@ from chuchun.evaluation import (
     Integer,
     RandomSearch,
     Real,
+    evaluate,
 )
 from chuchun.models import BaselineOnly, Popularity, Random
 from chuchun.testing import block_interactions
@@ -143,10 +144,14 @@ def test_pruning_stops_weak_trials_through_the_model_callbacks() -> None:
     assert pruned["rank"].isna().all()  # never chosen
     states = {t.state.name for t in search.study_.trials}
     assert states == {"COMPLETE", "PRUNED"}
-    # intermediate values are the validation RMSE after each epoch
+    # intermediate values: the validation RMSE after epochs 1, 2, 4 and 8
     first = search.study_.trials[0]
-    assert len(first.intermediate_values) == 12
-    assert first.intermediate_values[11] == pytest.approx(table.loc[1, "rmse"])
+    assert sorted(first.intermediate_values) == [0, 1, 3, 7]
+    check = FunkSVD(n_factors=4, n_epochs=8, random_state=0,
+                    learning_rate=table.loc[1, "learning_rate"])
+    split = search._validation_split(ratings)
+    assert first.intermediate_values[7] == pytest.approx(
+        evaluate(check, split, metrics=["rmse"])["rmse"])
     unpruned = BayesianSearch(model, space, n_trials=5, n_initial=3, pruner=None,
                               refit=False).fit(ratings)
     assert unpruned.trials_["state"].eq("complete").all()

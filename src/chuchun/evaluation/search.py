@@ -517,9 +517,10 @@ class BayesianSearch(_Search):
     Pruning: when the model reports per-epoch progress (its ``fit`` takes ``callbacks``, e.g.
     :class:`~chuchun.models.FunkSVD`, :class:`~chuchun.models.SVDpp`,
     :class:`~chuchun.models.ALS`), the trial's ``scoring`` metric is measured on the validation
-    part after every epoch and reported to the ``pruner``; a trial it prunes stops fitting, is
-    recorded with ``state == "pruned"`` and the score of its last epoch, and is never chosen as
-    best. Other models run every trial to the end.
+    part after epochs 1, 2, 4, 8, ... (each check is a full validation pass) and reported to
+    the ``pruner``; a trial it prunes stops fitting, is recorded with ``state == "pruned"`` and
+    the score of its last check, and is never chosen as best. Other models run every trial to
+    the end.
 
     Parameters
     ----------
@@ -630,9 +631,12 @@ class BayesianSearch(_Search):
         state = {"pruned": False, "epochs": 0, "last": float("nan")}
 
         def report(model: Recommender, epoch: int, logs: Mapping[str, float]) -> bool:
+            state["epochs"] = epoch + 1
+            if (epoch + 1) & epoch:  # score after epochs 1, 2, 4, 8, ... only: each costs
+                return False         # a full validation pass
             value = evaluate(model, split, metrics=[self.scoring], k=self.k, fit=False,
                              relevance_threshold=self.relevance_threshold)[self.metric_key]
-            state["epochs"], state["last"] = epoch + 1, value
+            state["last"] = value
             trial.report(float(value), epoch)
             if trial.should_prune():
                 state["pruned"] = True
