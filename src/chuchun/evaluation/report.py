@@ -649,9 +649,8 @@ def _svg(fig: Any, key: str) -> str:
     with matplotlib.rc_context({"svg.hashsalt": key, "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg")
     text = _SVG_HEAD.sub("", buf.getvalue(), count=1)
-    # make the figure scale with the page
-    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
-                  r'<svg\1 style="max-width:100%;height:auto"', text, count=1)
+    # natural size, shrinking with a narrow page (the viewBox keeps the aspect ratio)
+    return text.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)
 
 
 def _colors(names: Sequence[str]) -> dict[str, Any]:

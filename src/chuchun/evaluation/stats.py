@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from chuchun._exceptions import ConfigError, DataError
 from chuchun._random import RandomState, check_random_state
@@ -103,6 +102,8 @@ def _rank_biserial(d: np.ndarray) -> float:
     """Matched-pairs rank-biserial correlation (Kerby, "The simple difference formula",
     Comprehensive Psychology 3, 2014): (R+ - R-) / (R+ + R-) over the ranks of |d|, zeros
     dropped as in Wilcoxon's test."""
+    from scipy import stats
+
     nz = d[d != 0]
     if len(nz) == 0:
         return 0.0
@@ -138,6 +139,8 @@ def paired_tests(
         (:math:`\\bar d / s_d`, Cohen 1988) and ``rank_biserial`` (Kerby 2014). The Holm
         adjustment (:func:`holm`) runs over all rows of the table, per test.
     """
+    from scipy import stats  # imported here: scipy.stats is slow to import
+
     names = list(per_user)
     vectors = {n: _vector(per_user[n], f"per-user values of {n!r}") for n in names}
     lengths = {len(v) for v in vectors.values()}
