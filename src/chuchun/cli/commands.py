@@ -59,7 +59,7 @@ def fit_command(model_name: str, params: tuple[str, ...], out: str, **data_kw: A
 @click.option("--include-seen", is_flag=True, help="Do not drop items seen in training.")
 @click.option("--unknown", type=click.Choice(["fallback", "empty", "error"]), default="error",
               show_default=True, help="Policy for users not in the model.")
-@click.option("--explain", is_flag=True, help="Explain each recommendation (models with explain).")
+@click.option("--explain", is_flag=True, help="Explain each recommendation.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
 def recommend_command(
@@ -76,8 +76,6 @@ def recommend_command(
 
     model = load_model(model_path)
     user_ids = _as_model_ids(users, model.users_.numeric)
-    if explain and not hasattr(model, "explain"):
-        raise ConfigError(f"{type(model).__name__} has no explain(); drop --explain")
     recs = model.recommend(
         user_ids, k=k, exclude_seen=not include_seen, unknown=unknown  # type: ignore[arg-type]
     )
@@ -85,9 +83,8 @@ def recommend_command(
     table["user"] = [_py(u) for u in table["user"]]
     table["item"] = [_py(i) for i in table["item"]]
     explanations: list[Any] = []
-    if explain:
-        for row in table.itertuples(index=False):
-            explanations.append(model.explain(row.user, row.item))  # type: ignore[attr-defined]
+    if explain and not table.empty:
+        explanations = list(model.explain(table["user"].to_numpy(), table["item"].to_numpy()))
     if fmt == "csv":
         click.echo(table.to_csv(index=False), nl=False)
     elif fmt == "json":

@@ -6,10 +6,8 @@ class is not registered are skipped, so the list may name models that are not me
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
-import re
 import time
 import warnings
 from collections.abc import Callable
@@ -77,8 +75,8 @@ DEMO_MODELS: list[DemoEntry] = [
     DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("SVDpp", {"n_factors": 20, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
     DemoEntry("ALS", {"n_factors": 50, "n_epochs": 15, "random_state": 0}, {"n_epochs": 3}),
-    DemoEntry("ImplicitALS", {"n_factors": 64, "n_iterations": 15, "random_state": 0},
-              {"n_iterations": 3}),
+    DemoEntry("ImplicitALS", {"n_factors": 64, "n_epochs": 15, "random_state": 0},
+              {"n_epochs": 3}),
     DemoEntry("BPR", {"n_factors": 64, "n_epochs": 50, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("AssociationRules", {"min_support": 0.05, "max_len": 2}, {"min_support": 0.1}),
 ]
@@ -233,43 +231,24 @@ def _show_sample(
     for rank, (item, title) in enumerate(zip(items, ml.titles(items), strict=True), start=1):
         mark = "*" if _py(item) in held_out else " "
         click.echo(f"  {rank:>2}. {mark} {title}")
-    explainers = sorted(
-        [entry for entry in fitted if _can_explain(entry[1])],
-        key=lambda entry: -best_key(entry),
-    )
-    if explainers:
-        ename, emodel, _ = explainers[0]
-        labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
+    labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
+    # the best model whose reasons name items, neighbours, features or rules
+    for ename, emodel, _ in sorted(fitted, key=lambda entry: -best_key(entry)):
         erecs = emodel.recommend([user_id], k=3)
+        shown = [_py(x) for x in erecs.item_ids[0] if x is not None]
+        explanations = emodel.explain([user_id] * len(shown), shown, labels=labels, n_reasons=3)
+        if not any(r.kind in _NAMED_REASONS for e in explanations for r in e.reasons):
+            continue
         click.echo(f"\nwhy, according to {ename}:")
-        for item in [x for x in erecs.item_ids[0] if x is not None]:
-            kwargs = {"labels": labels} if _takes_labels(emodel) else {}
-            explanation = emodel.explain(user_id, _py(item), **kwargs)
+        for item, explanation in zip(shown, explanations, strict=True):
             click.echo(f"  {ml.titles([item])[0]}:")
-            for reason in list(explanation.reasons)[:3]:
-                label = reason.label or (
-                    ml.titles([reason.id])[0] if reason.kind in ("item", "factor")
-                    else str(reason.id)
-                )
-                if reason.kind == "rule" and not kwargs:  # "{318, 356} → 593": ids to titles
-                    label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()),
-                                   label)
-                click.echo(f"    - {label} (contribution {reason.contribution:.3g})")
+            for reason in explanation.reasons:
+                click.echo(f"    - {reason.name} (contribution {reason.contribution:.3g})")
+        break
 
 
-def _takes_labels(model: Any) -> bool:
-    try:
-        return "labels" in inspect.signature(model.explain).parameters
-    except (TypeError, ValueError):
-        return False
+_NAMED_REASONS = ("item", "user", "feature", "interaction", "rule")
 
 
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def _can_explain(model: Any) -> bool:
-    from chuchun.models import Recommender
-
-    cls = type(model)
-    return cls._explain is not Recommender._explain or cls.explain is not Recommender.explain
