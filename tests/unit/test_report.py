@@ -79,6 +79,12 @@ def test_beyond_accuracy_statistics_and_learning_curves(rep: EvaluationReport) -
     user = rep.sample_users[0]
     assert len(user["recommendations"]["ItemKNN"]) == 10 and user["history"]  # top-10
     assert user["history"][0]["title"].startswith("Title ")
+    for name in ("Popularity", "ItemKNN", "FunkSVD"):  # every model explains its top-10
+        first = user["recommendations"][name][0]["explanation"]
+        assert first["reasons"] and first["method"]
+    item_reasons = [r for e in user["recommendations"]["ItemKNN"]
+                    for r in e["explanation"]["reasons"] if r["kind"] == "item"]
+    assert item_reasons and all(r["name"].startswith("Title ") for r in item_reasons)
 
 
 def test_json_is_plain_and_complete(rep: EvaluationReport, tmp_path: Path) -> None:
