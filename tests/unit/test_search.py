@@ -135,7 +135,7 @@ def test_pruning_stops_weak_trials_through_the_model_callbacks() -> None:
     space = {"learning_rate": Real(1e-4, 0.05, log=True)}
     model = FunkSVD(n_factors=4, n_epochs=12, random_state=0)
     search = BayesianSearch(model, space, n_trials=14, n_initial=3, random_state=0,
-                            refit=False).fit(ratings)
+                            pruner="median", refit=False).fit(ratings)
     table = search.trials_
     pruned = table[table["state"] == "pruned"]
     assert len(pruned) >= 1 and (pruned["epochs"] < 12).all()
@@ -152,8 +152,7 @@ def test_pruning_stops_weak_trials_through_the_model_callbacks() -> None:
     split = search._validation_split(ratings)
     assert first.intermediate_values[7] == pytest.approx(
         evaluate(check, split, metrics=["rmse"])["rmse"])
-    unpruned = BayesianSearch(model, space, n_trials=5, n_initial=3, pruner=None,
-                              refit=False).fit(ratings)
+    unpruned = BayesianSearch(model, space, n_trials=5, n_initial=3, refit=False).fit(ratings)
     assert unpruned.trials_["state"].eq("complete").all()
 
 

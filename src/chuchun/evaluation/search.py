@@ -514,7 +514,7 @@ class BayesianSearch(_Search):
     so far. Trials run exactly as in the other searches (a clone fitted on the validation
     split's training part, scored on its validation part).
 
-    Pruning: when the model reports per-epoch progress (its ``fit`` takes ``callbacks``, e.g.
+    Pruning (``pruner="median"``): when the model reports per-epoch progress (its ``fit`` takes ``callbacks``, e.g.
     :class:`~chuchun.models.FunkSVD`, :class:`~chuchun.models.SVDpp`,
     :class:`~chuchun.models.ALS`), the trial's ``scoring`` metric is measured on the validation
     part after epochs 1, 2, 4, 8, ... (each check is a full validation pass) and reported to
@@ -533,8 +533,11 @@ class BayesianSearch(_Search):
         ``"tpe"`` (default): :class:`optuna.samplers.TPESampler`; ``"random"``: Optuna's random
         sampler; or any ``optuna.samplers.BaseSampler`` (then seeding is up to it).
     pruner : {"median"} or optuna pruner or None
-        ``"median"`` (default): :class:`optuna.pruners.MedianPruner` (after ``n_initial``
-        complete trials and one warm-up epoch); ``None``: no pruning.
+        ``None`` (default): every trial runs to the end; ``"median"``:
+        :class:`optuna.pruners.MedianPruner` (after ``n_initial`` complete trials and one
+        warm-up epoch). Pruning pays when an epoch costs much more than a validation pass; it
+        is off by default because it also stops slow starters (small learning rates) that
+        would have ended best (see ``benchmarks/results/search.md``).
     **options
         ``scoring``, ``k``, ``validation``, ``relevance_threshold``, ``refit``,
         ``random_state`` (also seeds the sampler), ``fit_params``, ``verbose``: as in
@@ -555,7 +558,7 @@ class BayesianSearch(_Search):
     """
 
     def __init__(self, model: Recommender, space: Mapping[str, Any], n_trials: int = 20,
-                 n_initial: int = 5, *, sampler: Any = "tpe", pruner: Any = "median",
+                 n_initial: int = 5, *, sampler: Any = "tpe", pruner: Any = None,
                  **options: Any) -> None:
         super().__init__(model, **options)
         optuna = _optuna()
