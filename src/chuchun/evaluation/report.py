@@ -21,6 +21,7 @@ The report is a front-end: it uses the public estimator API only (``fit``, ``rec
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import inspect
@@ -69,8 +70,7 @@ __all__ = ["EvaluationReport", "report"]
 ACCURACY = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
 #: per-user beyond-accuracy metrics in the comparison table (at k), when available
 BEYOND = ("novelty", "diversity", "serendipity", "arp", "popularity_lift", "personalisation")
-#: metrics where smaller is "better" for the significance arrows (none: marks say only
-#: "differs from the best model")
+#: metrics drawn for every cut-off from 1 to max_k
 _CURVE_METRICS = ("precision", "recall", "ndcg")
 
 
@@ -176,18 +176,10 @@ class EvaluationReport:
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from others
             os.replace(tmp, path)
         except BaseException:
-            with _suppress():
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         return path
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return True
 
 
 def _jsonable(x: Any) -> Any:
