@@ -1,4 +1,4 @@
-"""Hyperparameter search: spaces, the GP/EI optimiser, and the three searches on tiny data."""
+"""Hyperparameter search: spaces, the Optuna engine, and the three searches on tiny data."""
 
 from __future__ import annotations
 
@@ -8,20 +8,18 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import approx_fprime
 
 from chuchun import ConfigError, DataError, DataWarning, Interactions
 from chuchun.data.splits import Split, user_holdout
 from chuchun.evaluation import (
-    BayesianOptimizer,
     BayesianSearch,
     Choice,
     GridSearch,
     Integer,
     RandomSearch,
     Real,
+    evaluate,
 )
-from chuchun.evaluation.search import _GaussianProcess, expected_improvement
 from chuchun.models import BaselineOnly, Popularity, Random
 from chuchun.testing import block_interactions
 
@@ -76,69 +74,106 @@ def test_dimension_errors() -> None:
         Choice([1, 2]).encode([3])
 
 
-# -- surrogate and acquisition ----------------------------------------------------------------
+# -- the Optuna engine ------------------------------------------------------------------------
 
 
-def test_gp_interpolates_and_is_uncertain_far_from_data() -> None:
-    x = np.linspace(0, 0.5, 8)[:, None]
-    y = np.sin(6 * x[:, 0])
-    gp = _GaussianProcess().fit(x, y, np.random.default_rng(0))
-    mean, std = gp.predict(x)
-    np.testing.assert_allclose(mean, y, atol=0.05)
-    _, std_far = gp.predict(np.array([[1.0]]))
-    assert std_far[0] > 5 * std.max()
+def test_dimensions_map_to_optuna_distributions() -> None:
+    import optuna
+
+    real = Real(1e-3, 1.0, log=True).to_optuna()
+    assert isinstance(real, optuna.distributions.FloatDistribution) and real.log
+    ints = Integer(2, 9).to_optuna()
+    assert isinstance(ints, optuna.distributions.IntDistribution)
+    assert (ints.low, ints.high, ints.log) == (2, 9, False)
+    marker = object()
+    choice = Choice(["als", None, marker])
+    assert choice.to_optuna().choices == (0, 1, 2)
+    assert [choice.from_optuna(j) for j in (0, 1, 2)] == ["als", None, marker]
 
 
-def test_gp_likelihood_gradient_matches_finite_differences() -> None:
-    rng = np.random.default_rng(0)
-    gp = _GaussianProcess()
-    gp.x, gp.y = rng.random((12, 3)), rng.normal(size=12)
-    for _ in range(3):
-        theta = rng.normal(size=5) * 0.5
-        numeric = approx_fprime(theta, lambda t: gp._nll(t)[0], 1e-6)
-        np.testing.assert_allclose(gp._nll(theta)[1], numeric, rtol=1e-4, atol=1e-5)
+def _ratings(n_users: int = 60, n_items: int = 40, seed: int = 0) -> Interactions:
+    """Low-rank ratings on a 1-5 scale, 40 % of the pairs observed."""
+    rng = np.random.default_rng(seed)
+    p, q = rng.normal(size=(n_users, 2)), rng.normal(size=(n_items, 2))
+    u, i = np.nonzero(rng.random((n_users, n_items)) < 0.4)
+    r = np.clip(np.round(3 + (p[u] * q[i]).sum(axis=1) + rng.normal(0, 0.3, len(u))), 1, 5)
+    frame = pd.DataFrame({"user": u, "item": i, "rating": r})
+    return Interactions.from_pandas(frame, rating_scale=(1.0, 5.0))
 
 
-def test_expected_improvement_by_formula() -> None:
-    ei = expected_improvement(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 1e-15]), best=1.0,
-                              xi=0.0)
-    # mean 0, std 1, best 1: z = 1 -> 1 * Phi(1) + phi(1)
-    assert ei[0] == pytest.approx(0.8413447460685429 + 0.24197072451914337)
-    assert ei[1] == pytest.approx(1 / math.sqrt(2 * math.pi))  # z = 0 -> phi(0)
-    assert ei[2] == 0.0  # certain and worse than best
+def test_bayesian_search_is_seeded_and_uses_tpe(data: Interactions) -> None:
+    import optuna
+
+    space = {"user_regularization": Real(0.01, 100.0, log=True), "method": ["als", "sgd"]}
+    a = BayesianSearch(BaselineOnly(), space, n_trials=7, n_initial=3, random_state=5,
+                       refit=False).fit(data)
+    b = BayesianSearch(BaselineOnly(), space, n_trials=7, n_initial=3, random_state=5,
+                       refit=False).fit(data)
+    cols = ["user_regularization", "method", "rmse"]
+    assert a.trials_[cols].equals(b.trials_[cols])
+    assert isinstance(a.study_.sampler, optuna.samplers.TPESampler)
+    assert len(a.study_.trials) == 7 and a.trials_["state"].eq("complete").all()
+    c = BayesianSearch(BaselineOnly(), space, n_trials=7, n_initial=3, random_state=6,
+                       refit=False).fit(data)
+    assert not a.trials_[cols].equals(c.trials_[cols])
 
 
-def _toy(p: dict) -> float:  # type: ignore[type-arg]
-    return (math.log10(p["x"]) + 2) ** 2 + (p["y"] - 3) ** 2 / 4 + (p["c"] != "b")
+def test_tpe_finds_a_better_region_than_its_random_start(data: Interactions) -> None:
+    # user/item regularisation of BaselineOnly: the optimum is a small interior region
+    space = {"user_regularization": Real(0.01, 1000.0, log=True),
+             "item_regularization": Real(0.01, 1000.0, log=True)}
+    search = BayesianSearch(BaselineOnly(), space, n_trials=24, n_initial=6, random_state=0,
+                            refit=False).fit(data)
+    scores = search.trials_["rmse"].to_numpy()
+    assert scores[6:].mean() < scores[:6].mean()  # proposals beat the random start-up draws
 
 
-def test_bayesian_optimizer_beats_random_on_a_known_function() -> None:
-    space = {"x": Real(1e-4, 1.0, log=True), "y": Integer(0, 10), "c": Choice(["a", "b", "c"])}
+def test_pruning_stops_weak_trials_through_the_model_callbacks() -> None:
+    from chuchun.models import FunkSVD
 
-    def run(n_initial: int) -> BayesianOptimizer:
-        opt = BayesianOptimizer(space, n_initial=n_initial, n_candidates=300, random_state=1)
-        for _ in range(16):
-            point = opt.ask()
-            opt.tell(point, _toy(point))
-        return opt
+    ratings = _ratings()
+    space = {"learning_rate": Real(1e-4, 0.05, log=True)}
+    model = FunkSVD(n_factors=4, n_epochs=12, random_state=0)
+    search = BayesianSearch(model, space, n_trials=14, n_initial=3, random_state=0,
+                            pruner="median", refit=False).fit(ratings)
+    table = search.trials_
+    pruned = table[table["state"] == "pruned"]
+    assert len(pruned) >= 1 and (pruned["epochs"] < 12).all()
+    assert (table.loc[table["state"] == "complete", "epochs"] == 12).all()
+    assert search.trials_.loc[search.trials_["rank"] == 1, "state"].item() == "complete"
+    assert pruned["rank"].isna().all()  # never chosen
+    states = {t.state.name for t in search.study_.trials}
+    assert states == {"COMPLETE", "PRUNED"}
+    # intermediate values: the validation RMSE after epochs 1, 2, 4 and 8
+    first = search.study_.trials[0]
+    assert sorted(first.intermediate_values) == [0, 1, 3, 7]
+    check = FunkSVD(n_factors=4, n_epochs=8, random_state=0,
+                    learning_rate=table.loc[1, "learning_rate"])
+    split = search._validation_split(ratings)
+    assert first.intermediate_values[7] == pytest.approx(
+        evaluate(check, split, metrics=["rmse"])["rmse"])
+    unpruned = BayesianSearch(model, space, n_trials=5, n_initial=3, refit=False).fit(ratings)
+    assert unpruned.trials_["state"].eq("complete").all()
 
-    bayes, rand = run(5), run(100)  # n_initial >= trials: pure random search
-    assert min(bayes.losses) < 0.1 < min(rand.losses)
-    best = bayes.points[int(np.argmin(bayes.losses))]
-    assert best["y"] == 3 and best["c"] == "b" and 0.005 < best["x"] < 0.02
-    again = run(5)
-    assert again.points == bayes.points  # seeded
+
+def test_without_optuna_the_search_says_how_to_install_it(
+    data: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
+    with pytest.raises(ConfigError, match=r"install the tune extra: pip install 'chuchun\[tune\]'"):
+        BayesianSearch(BaselineOnly(), {"user_regularization": Real(0.1, 1.0)})
+    # grid and random search need nothing extra
+    GridSearch(BaselineOnly(), {"method": ["als"]}, refit=False).fit(data)
 
 
-def test_bayesian_optimizer_tolerates_failed_trials() -> None:
-    opt = BayesianOptimizer({"x": Real(0, 1)}, n_initial=2, n_candidates=50, random_state=0)
-    for loss in (float("nan"), 1.0, 0.5, float("nan")):
-        opt.tell(opt.ask(), loss)
-    assert 0.0 <= opt.ask()["x"] <= 1.0
-    with pytest.raises(ConfigError, match="search space is empty"):
-        BayesianOptimizer({})
-    with pytest.raises(ConfigError, match="n_initial must be a positive int; got 0"):
-        BayesianOptimizer({"x": Real(0, 1)}, n_initial=0)
+def test_bayesian_search_option_errors() -> None:
+    space = {"user_regularization": Real(0.1, 1.0)}
+    with pytest.raises(ConfigError, match="sampler must be 'tpe', 'random' or an optuna"):
+        BayesianSearch(BaselineOnly(), space, sampler="gp")
+    with pytest.raises(ConfigError, match="pruner must be 'median', None or an optuna pruner"):
+        BayesianSearch(BaselineOnly(), space, pruner="hyperband")
 
 
 # -- searches on a tiny model -----------------------------------------------------------------

@@ -104,6 +104,10 @@ if importlib.util.find_spec("chuchun.cli.rules") is not None:
 
     cli.add_command(rules_command)
 
+from chuchun.cli.report import report_command  # noqa: E402
+
+cli.add_command(report_command)
+
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``chuchun`` script; exits with the documented status."""

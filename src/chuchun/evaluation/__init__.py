@@ -1,8 +1,8 @@
 """Evaluation protocols: score a model on a split, cross-validate it, search hyperparameters."""
 
 from chuchun.evaluation._evaluate import RATING_METRICS, cross_validate, evaluate
+from chuchun.evaluation.report import report
 from chuchun.evaluation.search import (
-    BayesianOptimizer,
     BayesianSearch,
     Choice,
     Dimension,
@@ -14,7 +14,6 @@ from chuchun.evaluation.search import (
 
 __all__ = [
     "RATING_METRICS",
-    "BayesianOptimizer",
     "BayesianSearch",
     "Choice",
     "Dimension",
@@ -24,4 +23,5 @@ __all__ = [
     "Real",
     "cross_validate",
     "evaluate",
+    "report",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,16 @@ from chuchun._random import RandomState
 from chuchun.data.interactions import Interactions
 from chuchun.data.splits import Split, kfold
 from chuchun.metrics import rating as rating_metrics
-from chuchun.metrics.ranking import RANKING_METRICS, _check_k, ranking_metrics
+from chuchun.metrics.ranking import (
+    _FROM_HITS,
+    RANKING_METRICS,
+    _check_k,
+    _hits,
+    ranking_metrics,
+)
 from chuchun.models._base import Recommender, clone
 
-__all__ = ["cross_validate", "evaluate"]
+__all__ = ["cross_validate", "evaluate", "per_user_ranking_metrics", "relevance_matrix"]
 
 RATING_METRICS = ("rmse", "mae", "mse")
 UnknownHandling = Literal["fallback", "skip"]
@@ -52,6 +58,24 @@ def _split_metric_names(
     return rating, ranking
 
 
+@overload
+def evaluate(
+    model: Recommender, split: Split, metrics: Sequence[str] | None = ..., k: int = ...,
+    fit: bool = ..., relevance_threshold: float | None = ..., *,
+    unknown: UnknownHandling = ..., fit_params: Mapping[str, Any] | None = ...,
+    return_per_user: Literal[False] = ...,
+) -> dict[str, float]: ...
+
+
+@overload
+def evaluate(
+    model: Recommender, split: Split, metrics: Sequence[str] | None = ..., k: int = ...,
+    fit: bool = ..., relevance_threshold: float | None = ..., *,
+    unknown: UnknownHandling = ..., fit_params: Mapping[str, Any] | None = ...,
+    return_per_user: Literal[True],
+) -> tuple[dict[str, float], pd.DataFrame]: ...
+
+
 def evaluate(
     model: Recommender,
     split: Split,
@@ -62,7 +86,8 @@ def evaluate(
     *,
     unknown: UnknownHandling = "fallback",
     fit_params: Mapping[str, Any] | None = None,
-) -> dict[str, float]:
+    return_per_user: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
     """Fit ``model`` on ``split.train`` (unless ``fit=False``) and score it on ``split.test``.
 
     Rating metrics (``rmse``, ``mae``, ``mse``; for models with ``predicts_ratings``) compare
@@ -103,16 +128,23 @@ def evaluate(
     unknown : {"fallback", "skip"}
     fit_params : mapping, optional
         Extra keyword arguments for ``model.fit`` (e.g. side features).
+    return_per_user : bool
+        Also return the per-user values behind the ranking metrics (for confidence intervals
+        and paired tests, see :mod:`chuchun.evaluation.stats`).
 
     Returns
     -------
-    dict
+    dict, or (dict, pandas.DataFrame) with ``return_per_user=True``
         Metric values keyed ``"rmse"``, ``"mae"``, ``"precision@10"``, ... followed by counts:
         ``n_train``, ``n_test``, ``n_test_unknown_user``, ``n_test_unknown_item``,
         ``n_test_unknown`` (pairs with either, relative to the model's vocabularies),
         ``n_rating_pairs`` and ``n_rating_fallback`` (pairs scored, and of those scored by the
         fallback), ``n_users_evaluated`` and ``n_users_unknown`` (ranking users, and of those
         unseen in training), and timings ``fit_seconds`` (when fitting) and ``eval_seconds``.
+        The per-user frame has one row per evaluated user (index: external user ids, in
+        increasing order of the test part's user index), one column per ranking metric except
+        coverage (``"ndcg@10"``, ...) and ``n_relevant``; its column means are the dict's
+        values.
     """
     if not isinstance(model, Recommender):
         raise ConfigError(f"evaluate expects a chuchun Recommender; got {type(model).__name__}")
@@ -173,39 +205,79 @@ def evaluate(
         else:
             result.update({name: float("nan") for name in rating_names})
 
+    per_user = pd.DataFrame()
     if ranking_names:
-        relevant = np.ones(len(test), dtype=bool)
-        if relevance_threshold is not None:
-            relevant &= test.values >= relevance_threshold
-        if unknown == "skip":
-            relevant &= ~pair_unknown
-        rows = np.flatnonzero(relevant)
-        eval_users, user_pos = np.unique(test.user_idx[rows], return_inverse=True)
+        eval_user_ids, rel = relevance_matrix(model, split, relevance_threshold, unknown)
         n_items = len(model.items_)
-        # unknown test items get their own columns past the catalogue: relevant, never hit
-        cols = i[rows].astype(np.int64)
-        extra = cols < 0
-        if extra.any():
-            _, extra_code = np.unique(test.item_idx[rows][extra], return_inverse=True)
-            cols[extra] = n_items + extra_code
-        n_cols = n_items + (int(cols[extra].max()) - n_items + 1 if extra.any() else 0)
-        rel = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (user_pos, cols)),
-            shape=(len(eval_users), n_cols),
-        )
-        eval_user_ids = test.users.ids[eval_users]
-        counts["n_users_evaluated"] = len(eval_users)
+        counts["n_users_evaluated"] = len(eval_user_ids)
         counts["n_users_unknown"] = int((model.users_.index(eval_user_ids) < 0).sum())
-        if len(eval_users):
+        if len(eval_user_ids):
             recs = model.recommend(eval_user_ids, k, exclude_seen=True, unknown="fallback")
             result.update(
                 ranking_metrics(recs.item_idx, rel, k, ranking_names, n_items=n_items)
             )
+            if return_per_user:
+                per_user = per_user_ranking_metrics(recs.item_idx, rel, k, ranking_names)
+                per_user.index = pd.Index(eval_user_ids, name="user")
         else:
             result.update({f"{name}@{k}": float("nan") for name in ranking_names})
 
     timings["eval_seconds"] = time.perf_counter() - start
-    return {**result, **counts, **timings}
+    summary = {**result, **counts, **timings}
+    return (summary, per_user) if return_per_user else summary
+
+
+def relevance_matrix(
+    model: Recommender,
+    split: Split,
+    relevance_threshold: float | None = None,
+    unknown: UnknownHandling = "fallback",
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The users :func:`evaluate` ranks for and their relevant test items.
+
+    Returns the external ids of the test users with at least one relevant item (in increasing
+    order of the test part's user index) and a CSR matrix, row for row, whose columns are the
+    fitted ``model``'s item indices; relevant test items unknown to the model get columns past
+    the catalogue (relevant, never hit), or are dropped with ``unknown="skip"``.
+    """
+    test = split.test
+    i = model.items_.index(test.item_ids)
+    relevant = np.ones(len(test), dtype=bool)
+    if relevance_threshold is not None:
+        relevant &= test.values >= relevance_threshold
+    if unknown == "skip":
+        relevant &= (model.users_.index(test.user_ids) >= 0) & (i >= 0)
+    rows = np.flatnonzero(relevant)
+    eval_users, user_pos = np.unique(test.user_idx[rows], return_inverse=True)
+    n_items = len(model.items_)
+    cols = i[rows].astype(np.int64)
+    extra = cols < 0
+    if extra.any():
+        _, extra_code = np.unique(test.item_idx[rows][extra], return_inverse=True)
+        cols[extra] = n_items + extra_code
+    n_cols = n_items + (int(cols[extra].max()) - n_items + 1 if extra.any() else 0)
+    rel = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (user_pos, cols)),
+        shape=(len(eval_users), n_cols),
+    )
+    return test.users.ids[eval_users], rel
+
+
+def per_user_ranking_metrics(
+    recommended_idx: np.ndarray, relevant: sp.csr_matrix, k: int,
+    metrics: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Per-user values of the ranking metrics (all but coverage) at ``k``, plus ``n_relevant``;
+    ``NaN`` rows for users without relevant items."""
+    hits, n_rel, k = _hits(recommended_idx, relevant, k)
+    names = [m for m in (metrics or RANKING_METRICS) if m != "coverage"]
+    cols: dict[str, np.ndarray] = {}
+    for name in names:
+        values = _FROM_HITS[name](hits, n_rel, k).astype(np.float64)
+        values[n_rel == 0] = np.nan
+        cols[f"{name}@{k}"] = values
+    cols["n_relevant"] = n_rel
+    return pd.DataFrame(cols)
 
 
 def cross_validate(

@@ -10,29 +10,28 @@ fold of an outer evaluation is therefore never seen by the search.
 ``scoring`` names a metric of :func:`~chuchun.evaluation.evaluate`: ``"rmse"``, ``"mae"`` and
 ``"mse"`` are minimised, ranking metrics (``"ndcg"``, ``"precision"``, ... at ``k``) maximised.
 
-:class:`BayesianSearch` fits a Gaussian-process surrogate (Matérn 5/2 kernel with one length
-scale per encoded dimension, hyperparameters by maximum marginal likelihood) to the trials so
-far and picks the next configuration by expected improvement (Jones, Schonlau & Welch, "Efficient
-global optimization of expensive black-box functions", J. Global Optim. 13, 1998; Snoek,
-Larochelle & Adams, "Practical Bayesian optimization of machine learning algorithms",
-NeurIPS 2012).
+:class:`BayesianSearch` runs on Optuna (the ``tune`` extra): the tree-structured Parzen
+estimator (TPE) proposes each next configuration from the trials so far (Bergstra, Bardenet,
+Bengio & Kégl, "Algorithms for hyper-parameter optimization", NeurIPS 2011; Akiba et al.,
+"Optuna: a next-generation hyperparameter optimization framework", KDD 2019), and trials of
+models that report per-epoch progress through ``fit(..., callbacks=...)`` are pruned early when
+their validation score falls behind the median of earlier trials at the same epoch.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import inspect
 import itertools
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Self
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Self, cast
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
-from scipy.optimize import minimize
-from scipy.stats import norm
 
 from chuchun._exceptions import ChuchunError, ConfigError, DataError
 from chuchun._progress import progress
@@ -44,7 +43,6 @@ from chuchun.metrics.ranking import RANKING_METRICS
 from chuchun.models._base import Recommender, clone
 
 __all__ = [
-    "BayesianOptimizer",
     "BayesianSearch",
     "Choice",
     "Dimension",
@@ -59,8 +57,9 @@ __all__ = [
 class Dimension(abc.ABC):
     """One searchable hyperparameter range.
 
-    Values are encoded into ``n_features`` numbers in ``[0, 1]`` for the surrogate model;
-    :meth:`decode` maps any point of the unit cube back to a valid value.
+    Values are encoded into ``n_features`` numbers in ``[0, 1]``; :meth:`decode` maps any point
+    of the unit cube back to a valid value. :meth:`to_optuna` gives the matching Optuna
+    distribution and :meth:`from_optuna` maps its values back.
     """
 
     n_features: int = 1
@@ -80,6 +79,14 @@ class Dimension(abc.ABC):
     def values(self) -> list[Any] | None:
         """All values when the dimension is finite, else ``None``."""
         return None
+
+    @abc.abstractmethod
+    def to_optuna(self) -> Any:
+        """The equivalent ``optuna.distributions`` object."""
+
+    def from_optuna(self, value: Any) -> Any:
+        """A value drawn from :meth:`to_optuna`'s distribution, as a value of this dimension."""
+        return value
 
 
 def _check_bounds(low: Any, high: Any, log: bool, who: str, integral: bool) -> None:
@@ -120,6 +127,12 @@ class Real(Dimension):
             x = self.low + u * (self.high - self.low)
         return [float(v) for v in np.clip(x, self.low, self.high)]
 
+    def to_optuna(self) -> Any:
+        return _optuna().distributions.FloatDistribution(self.low, self.high, log=self.log)
+
+    def from_optuna(self, value: Any) -> Any:
+        return float(value)
+
     def __repr__(self) -> str:
         return f"Real({self.low!r}, {self.high!r}{', log=True' if self.log else ''})"
 
@@ -149,6 +162,12 @@ class Integer(Dimension):
 
     def values(self) -> list[Any] | None:
         return list(range(self.low, self.high + 1))
+
+    def to_optuna(self) -> Any:
+        return _optuna().distributions.IntDistribution(self.low, self.high, log=self.log)
+
+    def from_optuna(self, value: Any) -> Any:
+        return int(value)
 
     def __repr__(self) -> str:
         return f"Integer({self.low!r}, {self.high!r}{', log=True' if self.log else ''})"
@@ -190,6 +209,14 @@ class Choice(Dimension):
     def values(self) -> list[Any] | None:
         return list(self.options)
 
+    def to_optuna(self) -> Any:
+        # options may be any objects; Optuna stores only plain values, so it sees positions
+        # (TPE treats categorical choices as unordered, so nothing is lost)
+        return _optuna().distributions.CategoricalDistribution(list(range(len(self.options))))
+
+    def from_optuna(self, value: Any) -> Any:
+        return self.options[int(value)]
+
     def __repr__(self) -> str:
         return f"Choice({self.options!r})"
 
@@ -205,186 +232,42 @@ def _as_dimension(name: str, spec: Any) -> Dimension:
     )
 
 
-# -- Gaussian-process surrogate and expected improvement -------------------------------------
-def _matern52(a: np.ndarray, b: np.ndarray, lengths: np.ndarray, variance: float) -> np.ndarray:
-    """Matérn 5/2 kernel :math:`\\sigma^2 (1 + \\sqrt5 r + \\tfrac53 r^2) e^{-\\sqrt5 r}` with
-    :math:`r^2 = \\sum_d (a_d - b_d)^2 / \\ell_d^2`."""
-    d = (a[:, None, :] - b[None, :, :]) / lengths
-    r = np.sqrt(np.maximum((d * d).sum(axis=-1), 0.0))
-    s5r = math.sqrt(5.0) * r
-    return variance * (1.0 + s5r + 5.0 / 3.0 * r * r) * np.exp(-s5r)
-
-
-class _GaussianProcess:
-    """GP regression on standardised targets; hyperparameters by maximum likelihood."""
-
-    # bounds of log length scale, log signal variance, log noise variance
-    _BOUNDS = ((math.log(0.03), math.log(5.0)), (math.log(0.05), math.log(20.0)),
-               (math.log(1e-6), math.log(0.5)))
-
-    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> _GaussianProcess:
-        self.x = x
-        self.y_mean = float(y.mean())
-        self.y_std = float(y.std()) or 1.0
-        self.y = (y - self.y_mean) / self.y_std
-        dim = x.shape[1]
-        bounds = [self._BOUNDS[0]] * dim + [self._BOUNDS[1], self._BOUNDS[2]]
-        starts = [np.r_[np.full(dim, math.log(0.5)), 0.0, math.log(1e-3)]]
-        starts += [np.array([rng.uniform(lo, hi) for lo, hi in bounds]) for _ in range(2)]
-        best: tuple[float, np.ndarray] | None = None
-        for theta0 in starts:
-            res = minimize(self._nll, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                           options={"maxiter": 200})
-            if np.isfinite(res.fun) and (best is None or res.fun < best[0]):
-                best = (float(res.fun), res.x)
-        theta = best[1] if best is not None else starts[0]
-        self._set(theta)
-        return self
-
-    def _set(self, theta: np.ndarray) -> None:
-        dim = self.x.shape[1]
-        self.lengths = np.exp(theta[:dim])
-        self.variance = float(np.exp(theta[dim]))
-        self.noise = float(np.exp(theta[dim + 1]))
-        k = _matern52(self.x, self.x, self.lengths, self.variance)
-        k[np.diag_indices_from(k)] += self.noise + 1e-9
-        self.chol = sla.cho_factor(k, lower=True)
-        self.alpha = sla.cho_solve(self.chol, self.y)
-
-    def _nll(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """Negative log marginal likelihood (up to a constant) and its gradient in ``theta``.
-
-        With :math:`W = K^{-1} - \\alpha\\alpha^T`,
-        :math:`\\partial\\,\\mathrm{NLL} / \\partial\\theta
-        = \\tfrac12 \\mathrm{tr}(W\\,\\partial K/\\partial\\theta)`; for the Matérn 5/2
-        kernel :math:`\\partial k / \\partial \\log\\ell_d = \\sigma^2 \\tfrac53 (1 + \\sqrt5 r)
-        e^{-\\sqrt5 r} \\Delta_d^2 / \\ell_d^2` (Rasmussen & Williams 2006, eq. 5.9).
-        """
-        dim = self.x.shape[1]
-        lengths = np.exp(theta[:dim])
-        variance = float(np.exp(theta[dim]))
-        noise = float(np.exp(theta[dim + 1]))
-        sq = ((self.x[:, None, :] - self.x[None, :, :]) / lengths) ** 2  # (n, n, dim)
-        r = np.sqrt(sq.sum(axis=-1))
-        e = np.exp(-math.sqrt(5.0) * r)
-        k_f = variance * (1.0 + math.sqrt(5.0) * r + 5.0 / 3.0 * r * r) * e
-        k = k_f + (noise + 1e-9) * np.eye(len(r))
-        try:
-            c, low = sla.cho_factor(k, lower=True)
-        except np.linalg.LinAlgError:
-            return 1e25, np.zeros_like(theta)
-        alpha = sla.cho_solve((c, low), self.y)
-        nll = float(0.5 * self.y @ alpha + np.log(np.diag(c)).sum())
-        w = sla.cho_solve((c, low), np.eye(len(r))) - np.outer(alpha, alpha)
-        g_len = 0.5 * np.einsum("ij,ijd->d", w * (variance * 5.0 / 3.0 * (1.0 + math.sqrt(5.0) * r)
-                                                  * e), sq)
-        grad = np.r_[g_len, 0.5 * (w * k_f).sum(), 0.5 * noise * np.trace(w)]
-        return nll, grad
-
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and standard deviation, in the original units of ``y``."""
-        ks = _matern52(x, self.x, self.lengths, self.variance)
-        mean = ks @ self.alpha
-        v = sla.cho_solve(self.chol, ks.T)
-        var = np.maximum(self.variance - (ks * v.T).sum(axis=1), 1e-12)
-        return mean * self.y_std + self.y_mean, np.sqrt(var) * self.y_std
-
-
-def _single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
-    """Limit BLAS to one thread while fitting the surrogate: its matrices are tiny and
-    multi-threaded BLAS makes each call several times slower (threadpoolctl, when installed)."""
+# -- Optuna ----------------------------------------------------------------------------------
+def _optuna() -> Any:
+    """Import Optuna, or say how to install it."""
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed-up
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        import optuna
+    except ImportError as exc:
+        raise ConfigError(
+            "BayesianSearch runs on Optuna, which is not installed; install the tune extra: "
+            "pip install 'chuchun[tune]' (or pip install optuna)"
+        ) from exc
+    return optuna
 
 
-def expected_improvement(
-    mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.01
-) -> np.ndarray:
-    """Expected improvement below ``best`` for a minimisation problem.
-
-    .. math:: \\mathrm{EI}(x) = (f^* - \\mu(x) - \\xi)\\,\\Phi(z) + \\sigma(x)\\,\\varphi(z),
-              \\qquad z = \\frac{f^* - \\mu(x) - \\xi}{\\sigma(x)}
-    """
-    std = np.maximum(std, 1e-12)
-    gap = best - mean - xi
-    z = gap / std
-    return np.maximum(gap * norm.cdf(z) + std * norm.pdf(z), 0.0)
+@contextlib.contextmanager
+def _quiet_optuna(optuna: Any) -> Iterator[None]:
+    """Silence Optuna's per-trial INFO logging for the duration of a search only."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
-class BayesianOptimizer:
-    """Ask/tell minimiser over a dict of :class:`Dimension`\\s with a GP surrogate and EI.
+def _seed_of(random_state: RandomState) -> int | None:
+    """An integer seed for Optuna's sampler from chuchun's ``random_state``."""
+    if random_state is None:
+        return None
+    rng = check_random_state(random_state)  # validates
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    return int(rng.integers(0, 2**31 - 1))
 
-    The first ``n_initial`` points are drawn at random from the space; after that each
-    :meth:`ask` fits the GP to every told (point, loss) and returns the candidate with the
-    largest expected improvement among ``n_candidates`` random points and as many Gaussian
-    perturbations of the best points so far (encoded in the unit cube, then decoded to valid
-    values, so integers and choices stay discrete). Failed trials (``loss`` NaN) are told as
-    the worst loss seen so far.
-    """
 
-    def __init__(
-        self,
-        space: Mapping[str, Dimension],
-        *,
-        n_initial: int = 5,
-        n_candidates: int = 1000,
-        xi: float = 0.01,
-        random_state: RandomState = 0,
-    ) -> None:
-        if not space:
-            raise ConfigError("the search space is empty; give at least one dimension")
-        self.space = {name: _as_dimension(name, d) for name, d in space.items()}
-        self.n_initial = _positive_int(n_initial, "n_initial")
-        self.n_candidates = _positive_int(n_candidates, "n_candidates")
-        self.xi = float(xi)
-        self.rng = check_random_state(random_state)
-        self.points: list[dict[str, Any]] = []
-        self.losses: list[float] = []
-
-    def _encode(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        return np.hstack([d.encode([p[n] for p in points]) for n, d in self.space.items()])
-
-    def _decode(self, unit: np.ndarray) -> list[dict[str, Any]]:
-        cols, start = {}, 0
-        for name, d in self.space.items():
-            cols[name] = d.decode(unit[:, start : start + d.n_features])
-            start += d.n_features
-        return [{n: cols[n][r] for n in self.space} for r in range(unit.shape[0])]
-
-    def _random(self, n: int) -> list[dict[str, Any]]:
-        cols = {name: d.sample(self.rng, n) for name, d in self.space.items()}
-        return [{name: cols[name][r] for name in self.space} for r in range(n)]
-
-    def ask(self) -> dict[str, Any]:
-        """The next point to evaluate."""
-        finite = [v for v in self.losses if math.isfinite(v)]
-        if len(self.points) < self.n_initial or len(finite) < 2:
-            return self._random(1)[0]
-        worst = max(finite)
-        y = np.array([v if math.isfinite(v) else worst for v in self.losses])
-        x = self._encode(self.points)
-        with _single_threaded_blas():
-            gp = _GaussianProcess().fit(x, y, self.rng)
-        best_rows = x[np.argsort(y)[: min(5, len(y))]]
-        local = best_rows[self.rng.integers(0, len(best_rows), self.n_candidates)]
-        local = np.clip(local + self.rng.normal(0.0, 0.1, local.shape), 0.0, 1.0)
-        candidates = self._random(self.n_candidates) + self._decode(local)
-        cx = self._encode(candidates)
-        mean, std = gp.predict(cx)
-        ei = expected_improvement(mean, std, float(y.min()), self.xi)
-        seen = {tuple(np.round(row, 9)) for row in x}
-        fresh = np.array([tuple(np.round(row, 9)) not in seen for row in cx])
-        if fresh.any():
-            ei = np.where(fresh, ei, -1.0)
-        return candidates[int(np.argmax(ei))]
-
-    def tell(self, point: Mapping[str, Any], loss: float) -> None:
-        """Record the loss (lower is better; NaN for a failed trial) of ``point``."""
-        self.points.append(dict(point))
-        self.losses.append(float(loss))
+def _accepts_callbacks(model: Recommender) -> bool:
+    return "callbacks" in inspect.signature(model._fit).parameters
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -486,13 +369,15 @@ class _Search:
         table = pd.DataFrame(rows)
         table.index = pd.RangeIndex(1, len(table) + 1, name="trial")
         scores = table[self.metric_key].astype(float)
+        if "state" in table:  # pruned trials stopped early: their scores are not comparable
+            scores = scores.where(table["state"] == "complete")
         if scores.isna().all():
             raise ConfigError(
                 f"every trial failed; the first error was: {table['error'].iloc[0]}"
             )
         table["rank"] = scores.rank(ascending=self.minimize, method="min").astype("Int64")
         self.trials_ = table
-        best = int(str(scores.idxmin() if self.minimize else scores.idxmax()))
+        best = int(cast(Any, scores.idxmin() if self.minimize else scores.idxmax()))
         self.best_params_ = {n: _plain(rows[best - 1][n]) for n in names}
         self.best_score_ = float(scores.loc[best])
         if self.refit:
@@ -622,36 +507,165 @@ class RandomSearch(_Search):
 
 
 class BayesianSearch(_Search):
-    """Sequential model-based search: a GP surrogate with expected improvement.
+    """Sequential model-based search on Optuna: TPE proposals and pruning of weak trials.
 
     ``space`` is as ``param_distributions`` in :class:`RandomSearch`. The first ``n_initial``
-    trials are random; each later one maximises expected improvement under a Gaussian process
-    fitted to the trials so far (see :class:`BayesianOptimizer`). Other options and the fitted
-    attributes are as in :class:`GridSearch`; ``random_state`` also seeds the optimiser.
+    trials are drawn at random; each later one is proposed by the ``sampler`` from all trials
+    so far. Trials run exactly as in the other searches (a clone fitted on the validation
+    split's training part, scored on its validation part).
+
+    Pruning (``pruner="median"``): when the model reports per-epoch progress (its ``fit`` takes ``callbacks``, e.g.
+    :class:`~chuchun.models.FunkSVD`, :class:`~chuchun.models.SVDpp`,
+    :class:`~chuchun.models.ALS`), the trial's ``scoring`` metric is measured on the validation
+    part after epochs 1, 2, 4, 8, ... (each check is a full validation pass) and reported to
+    the ``pruner``; a trial it prunes stops fitting, is recorded with ``state == "pruned"`` and
+    the score of its last check, and is never chosen as best. Other models run every trial to
+    the end.
+
+    Parameters
+    ----------
+    model, space, n_trials
+        As in :class:`RandomSearch`.
+    n_initial : int
+        Random start-up trials before the sampler models the results (TPE's
+        ``n_startup_trials``; also the trials the median pruner waits for).
+    sampler : {"tpe", "random"} or optuna sampler
+        ``"tpe"`` (default): :class:`optuna.samplers.TPESampler`; ``"random"``: Optuna's random
+        sampler; or any ``optuna.samplers.BaseSampler`` (then seeding is up to it).
+    pruner : {"median"} or optuna pruner or None
+        ``None`` (default): every trial runs to the end; ``"median"``:
+        :class:`optuna.pruners.MedianPruner` (after ``n_initial`` complete trials and one
+        warm-up epoch). Pruning pays when an epoch costs much more than a validation pass; it
+        is off by default because it also stops slow starters (small learning rates) that
+        would have ended best (see ``benchmarks/results/search.md``).
+    **options
+        ``scoring``, ``k``, ``validation``, ``relevance_threshold``, ``refit``,
+        ``random_state`` (also seeds the sampler), ``fit_params``, ``verbose``: as in
+        :class:`GridSearch`.
+
+    Attributes
+    ----------
+    trials_, best_params_, best_score_, best_model_
+        As in :class:`GridSearch`; ``trials_`` also has ``state`` (``"complete"``,
+        ``"pruned"`` or ``"failed"``) and ``epochs`` (epochs run, for models with callbacks).
+    study_ : optuna.Study
+        The Optuna study (every trial with its intermediate values).
+
+    Raises
+    ------
+    ConfigError
+        When Optuna is not installed (install the ``tune`` extra).
     """
 
     def __init__(self, model: Recommender, space: Mapping[str, Any], n_trials: int = 20,
-                 n_initial: int = 5, **options: Any) -> None:
+                 n_initial: int = 5, *, sampler: Any = "tpe", pruner: Any = None,
+                 **options: Any) -> None:
         super().__init__(model, **options)
+        optuna = _optuna()
         specs = self._check_names(list(space))
         self.space = {n: _as_dimension(n, d) for n, d in space.items()}
         _check_space(self.space, specs)
         self.n_trials = _positive_int(n_trials, "n_trials")
         self.n_initial = _positive_int(n_initial, "n_initial")
+        if not (sampler in ("tpe", "random")
+                or isinstance(sampler, optuna.samplers.BaseSampler)):
+            raise ConfigError(
+                f"sampler must be 'tpe', 'random' or an optuna sampler; got {sampler!r}"
+            )
+        if not (pruner is None or pruner == "median"
+                or isinstance(pruner, optuna.pruners.BasePruner)):
+            raise ConfigError(
+                f"pruner must be 'median', None or an optuna pruner; got {pruner!r}"
+            )
+        self.sampler = sampler
+        self.pruner = pruner
+
+    def _make_study(self, optuna: Any) -> Any:
+        seed = _seed_of(self.random_state)
+        if self.sampler == "tpe":
+            sampler = optuna.samplers.TPESampler(n_startup_trials=self.n_initial, seed=seed)
+        elif self.sampler == "random":
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+        else:
+            sampler = self.sampler
+        if self.pruner == "median":
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=self.n_initial,
+                                                 n_warmup_steps=1)
+        elif self.pruner is None:
+            pruner = optuna.pruners.NopPruner()
+        else:
+            pruner = self.pruner
+        return optuna.create_study(direction="minimize" if self.minimize else "maximize",
+                                   sampler=sampler, pruner=pruner)
 
     def fit(self, data: Interactions) -> Self:
         """Run ``n_trials`` sequential trials on a validation split; returns ``self``."""
+        optuna = _optuna()
         split = self._validation_split(data)
-        opt = BayesianOptimizer(self.space, n_initial=self.n_initial,
-                                random_state=check_random_state(self.random_state))
+        distributions = {n: d.to_optuna() for n, d in self.space.items()}
+        prunable = self.pruner is not None and _accepts_callbacks(self.model)
         rows = []
-        for _ in progress(range(self.n_trials), total=self.n_trials, desc="bayes",
-                          verbose=self.verbose):
-            params = opt.ask()
-            row = self._trial(params, split)
-            rows.append(row)
-            opt.tell(params, self._loss(row))
+        with _quiet_optuna(optuna):
+            study = self._make_study(optuna)
+            for _ in progress(range(self.n_trials), total=self.n_trials, desc="bayes",
+                              verbose=self.verbose):
+                trial = study.ask(distributions)
+                params = {n: d.from_optuna(trial.params[n]) for n, d in self.space.items()}
+                if prunable:
+                    row = self._pruned_trial(params, split, trial)
+                else:
+                    row = self._trial(params, split)
+                    row["state"] = "complete" if not row["error"] else "failed"
+                rows.append(row)
+                if row["state"] == "complete":
+                    study.tell(trial, float(row[self.metric_key]))
+                elif row["state"] == "pruned":
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self.study_ = study
         return self._finish(rows, data, list(self.space))
+
+    def _pruned_trial(self, params: Mapping[str, Any], split: Split,
+                      trial: Any) -> dict[str, Any]:
+        """One trial whose model reports each epoch: score the validation part after every
+        epoch, report it to the pruner, stop the fit when the pruner says so."""
+        row: dict[str, Any] = dict(params)
+        state = {"pruned": False, "epochs": 0, "last": float("nan")}
+
+        def report(model: Recommender, epoch: int, logs: Mapping[str, float]) -> bool:
+            state["epochs"] = epoch + 1
+            if (epoch + 1) & epoch:  # score after epochs 1, 2, 4, 8, ... only: each costs
+                return False         # a full validation pass
+            value = evaluate(model, split, metrics=[self.scoring], k=self.k, fit=False,
+                             relevance_threshold=self.relevance_threshold)[self.metric_key]
+            state["last"] = value
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                state["pruned"] = True
+                return True
+            return False
+
+        fit_params = dict(self.fit_params)
+        fit_params["callbacks"] = [*fit_params.get("callbacks", []), report]
+        try:
+            model = clone(self.model).set_params(**params)
+            start = time.perf_counter()
+            model.fit(split.train, **fit_params)
+            fit_seconds = time.perf_counter() - start
+            if state["pruned"]:
+                score = float(state["last"])
+            else:
+                score = evaluate(model, split, metrics=[self.scoring], k=self.k, fit=False,
+                                 relevance_threshold=self.relevance_threshold)[self.metric_key]
+        except ChuchunError as exc:
+            row.update({self.metric_key: float("nan"), "fit_seconds": float("nan"),
+                        "error": str(exc), "state": "failed", "epochs": state["epochs"]})
+            return row
+        row.update({self.metric_key: score, "fit_seconds": fit_seconds, "error": "",
+                    "state": "pruned" if state["pruned"] else "complete",
+                    "epochs": state["epochs"]})
+        return row
 
 
 def _check_space(space: Mapping[str, Dimension], specs: Mapping[str, Any]) -> None:
