@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
     from chuchun.models.content import ContentBased
     from chuchun.models.fm import FactorizationMachine
+    from chuchun.models.hybrid import HybridMF
     from chuchun.models.implicit import BPR, ImplicitALS
     from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
     from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
@@ -37,6 +38,7 @@ _MODELS = {
     "FactorizationMachine": "chuchun.models.fm",
     "FunkSVD": "chuchun.models.mf",
     "GlobalMean": "chuchun.models.baseline",
+    "HybridMF": "chuchun.models.hybrid",
     "ImplicitALS": "chuchun.models.implicit",
     "ImplicitItemKNN": "chuchun.models.knn",
     "ImplicitUserKNN": "chuchun.models.knn",
