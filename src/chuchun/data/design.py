@@ -283,7 +283,7 @@ class FeatureSpace:
             blk = _sqrt_normalised(h)
             parts.append(sp.hstack([sp.csr_matrix((n, start)), blk,
                                     sp.csr_matrix((n, hi - lo - start - h.shape[1]))]).tocsr())
-        m = sp.csr_matrix((n, hi - lo), dtype=np.float32)
+        m = _empty(n, hi - lo)
         for p in parts:
             m = m + p
         m = sp.csr_matrix(m, dtype=np.float32)
@@ -329,10 +329,11 @@ def _check_features(f: Any, kind: type, name: str, vocab: Vocabulary) -> None:
         return
     if not isinstance(f, kind):
         raise DataError(f"{name} must be chuchun.data.{kind.__name__}; got {type(f).__name__}")
-    a, b = f.ids.ids.dtype.kind in "iu", vocab.ids.dtype.kind in "iu"
+    ids: Vocabulary = getattr(f, "ids")  # noqa: B009 - narrowed by the isinstance check
+    a, b = ids.ids.dtype.kind in "iu", vocab.ids.dtype.kind in "iu"
     if a != b:
         raise DataError(
-            f"ids of {name} ({f.ids.ids.dtype}) and of the interactions ({vocab.ids.dtype}) "
+            f"ids of {name} ({ids.ids.dtype}) and of the interactions ({vocab.ids.dtype}) "
             "are of different kinds"
         )
 
@@ -356,9 +357,14 @@ def _sqrt_normalised(m: sp.csr_matrix) -> sp.csr_matrix:
     return (sp.diags(scale) @ m).tocsr()
 
 
+def _empty(n: int, m: int) -> sp.csr_matrix:
+    return sp.csr_matrix((np.zeros(0, np.float32), np.zeros(0, np.int32),
+                          np.zeros(n + 1, np.int64)), shape=(n, m))
+
+
 def _hstack(blocks: list[sp.csr_matrix], n: int) -> sp.csr_matrix:
     if not blocks:
-        m = sp.csr_matrix((n, 0), dtype=np.float32)
+        m = _empty(n, 0)
     else:
         m = sp.hstack(blocks, format="csr", dtype=np.float32)
     m.sort_indices()

@@ -582,23 +582,23 @@ class _Problem:
 
     def feature_counts(self) -> np.ndarray:
         """Number of training rows in which each feature is non-zero."""
-        u = (self.U != 0).T @ self.cnt_u
-        i = (self.I != 0).T @ self.cnt_i
-        c = np.asarray((self.C != 0).sum(axis=0)).ravel()
+        u = _pattern(self.U).T @ self.cnt_u
+        i = _pattern(self.I).T @ self.cnt_i
+        c = np.asarray(_pattern(self.C).sum(axis=0)).ravel()
         return np.r_[u, i, c].astype(np.float64)
 
     def terms(self, w0: np.ndarray, w: np.ndarray, V: np.ndarray) -> dict[str, np.ndarray]:
         k = V.shape[1]
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for name, m, off in (("u", self.U, 0), ("i", self.I, self.pu),
                              ("c", self.C, self.pu + self.pi)):
             n = m.shape[0]
-            lin, q, qq = np.empty(n), np.empty((n, k)), np.empty((n, k))
-            K.block_terms(m.indptr, m.indices, m.data, off, w, V, lin, q, qq)
-            out["lin_" + name], out["q_" + name], out["qq_" + name] = lin, q, qq
+            lin_b, q_b, qq_b = np.empty(n), np.empty((n, k)), np.empty((n, k))
+            K.block_terms(m.indptr, m.indices, m.data, off, w, V, lin_b, q_b, qq_b)
+            out["lin_" + name], out["q_" + name], out["qq_" + name] = lin_b, q_b, qq_b
             # factor-major views for the sweeps (see kernels.fm.cd_sweep)
-            out["qT_" + name] = np.ascontiguousarray(q.T)
-            out["qqT_" + name] = np.ascontiguousarray(qq.T)
+            out["qT_" + name] = np.ascontiguousarray(q_b.T)
+            out["qqT_" + name] = np.ascontiguousarray(qq_b.T)
         return out
 
     def predict(self, w0: np.ndarray, t: dict[str, np.ndarray]) -> np.ndarray:
@@ -715,7 +715,12 @@ def _csc64(m: sp.csr_matrix) -> sp.csc_matrix:
     return c
 
 
-def _csr64(m: sp.spmatrix) -> sp.csr_matrix:
+def _pattern(m: sp.csr_matrix) -> sp.csr_matrix:
+    """The non-zero pattern of ``m`` as ones."""
+    return sp.csr_matrix((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape)
+
+
+def _csr64(m: Any) -> sp.csr_matrix:
     m = sp.csr_matrix(m, dtype=np.float64)
     m.sort_indices()
     m.indptr = m.indptr.astype(np.int64)

@@ -136,7 +136,7 @@ class HybridMF(Recommender):
         self.user_rows_ = fu.astype(np.float32)
         self.item_rows_ = fi.astype(np.float32)
         self.feature_names_ = fs.feature_names
-        self.fs_meta_ = {"group_names": list(fs.group_names), "context_spec": [],
+        self.fs_meta_: dict[str, Any] = {"group_names": list(fs.group_names), "context_spec": [],
                          "options": fs.options}
         self.feature_groups_ = fs.feature_groups
         self._cache: dict[str, Any] = {}
