@@ -117,6 +117,7 @@ def test_explain_is_exact_and_names_features():
         assert e.score == pytest.approx(p, abs=1e-4)
         kinds = {r.kind for r in e.reasons}
         assert {"bias", "interaction", "item", "feature"} <= kinds
+        assert any(str(r.id).startswith("user's own") for r in e.reasons)
         ids = [str(r.id) for r in e.reasons if r.kind == "interaction"]
         assert any("taste=" in x and "kind=" in x for x in ids)
     short = m.explain(u[:1], i[:1], n_reasons=3)[0]

@@ -500,7 +500,16 @@ class FactorizationMachine(Recommender):
         reasons = [Reason(kind="bias", id="w0", contribution=w0)]
         for j in range(len(f)):
             reasons.append(self._feature_reason(fs, int(f[j]), float(lin[j]), float(x[j])))
-        order = np.argsort(-np.abs(pair), kind="stable")
+        # pairs within the user's (item's) own features shift every item's (user's) score
+        # alike: one reason each; the user x item pairs are the personal part, listed
+        side_a, side_b = a < len(ur.indices), b < len(ur.indices)
+        for mask, label in ((side_a & side_b, "user's own pairwise terms (same for every item)"),
+                            (~side_a & ~side_b, "item's own pairwise terms (same for every user)")):
+            if mask.any():
+                reasons.append(Reason(kind="bias", id=label, contribution=float(pair[mask].sum()),
+                                      detail={"n_terms": int(mask.sum())}))
+        cross = np.flatnonzero(side_a != side_b)
+        order = cross[np.argsort(-np.abs(pair[cross]), kind="stable")]
         top, rest = order[:_N_EXPLAIN_TERMS], order[_N_EXPLAIN_TERMS:]
         for t in top:
             fa, fb = int(f[a[t]]), int(f[b[t]])
