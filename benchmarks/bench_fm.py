@@ -31,6 +31,7 @@ Sections, all in one process:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -340,7 +341,8 @@ def main() -> None:
     path = write_results(
         topic, "Factorization machines and HybridMF", out, libraries=["myfm"],
         notes="Times are single wall-clock fits on a 2-core machine shared with seven other "
-              "developers' jobs during the run (load average 4-9): they are noisy, and the "
+              "developers' jobs during the run (load average at the end of the run: "
+              f"{os.getloadavg()[0]:.0f}): they are noisy, and the "
               "chuchun/myFM ratio, measured in the same process one fit after the other, is "
               "the number to read. chuchun's kernels are loaded from the numba cache.")
     print(path)
