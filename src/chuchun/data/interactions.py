@@ -59,6 +59,11 @@ class Interactions:
         Time of each row (seconds since the epoch when converted from datetimes).
     rating_scale : (float, float), optional
         Declared (min, max) of the ratings, kept for models that clip predictions.
+    context : mapping of str to ndarray, optional
+        Named per-interaction columns (a device, a time-of-day bucket, any categorical or
+        numeric value of the event), one value per row. Feature-aware models (factorization
+        machines) use them as context features; the others ignore them. Build them with
+        ``from_pandas(..., context_cols=[...])`` or ``from_arrays(..., context={...})``.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class Interactions:
         timestamps: np.ndarray | None = None,
         *,
         rating_scale: tuple[float, float] | None = None,
+        context: dict[str, np.ndarray] | None = None,
     ) -> None:
         n = len(user_idx)
         for name, arr in (("item_idx", item_idx), ("ratings", ratings), ("timestamps", timestamps)):
@@ -87,6 +93,7 @@ class Interactions:
             None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
         )
         self.rating_scale = rating_scale
+        self.context: dict[str, np.ndarray] = _as_context(context, n)
         if n and (self._user_idx.min() < 0 or self._user_idx.max() >= len(users)):
             raise DataError("user_idx holds indices outside the user vocabulary")
         if n and (self.item_idx.min() < 0 or self.item_idx.max() >= len(items)):
@@ -103,6 +110,7 @@ class Interactions:
         *,
         duplicates: DuplicatePolicy = "error",
         rating_scale: tuple[float, float] | None = None,
+        context: dict[str, Any] | None = None,
     ) -> Interactions:
         """Build from parallel arrays of user ids, item ids and optional ratings / timestamps.
 
@@ -114,6 +122,9 @@ class Interactions:
             ratings by mean or sum (the latest timestamp is kept).
         rating_scale : (min, max), optional
             Ratings outside this closed range are an error.
+        context : mapping of column name to array-like, optional
+            Per-interaction context columns (see the class docstring); combined duplicates keep
+            the context of the row they keep (the latest one for ``"mean"`` and ``"sum"``).
         """
         if duplicates not in _DUPLICATE_POLICIES:
             raise DataError(
@@ -132,9 +143,12 @@ class Interactions:
         item_vocab, i_idx = np.unique(i_raw, return_inverse=True)
         u_idx = u_idx.astype(np.int32)
         i_idx = i_idx.astype(np.int32)
-        u_idx, i_idx, r, t = _resolve_duplicates(
+        ctx = _as_context(context, n)
+        u_idx, i_idx, r, t, kept = _resolve_duplicates(
             u_idx, i_idx, r, t, len(item_vocab), duplicates, u_raw, i_raw
         )
+        if kept is not None:
+            ctx = {name: col[kept] for name, col in ctx.items()}
         return cls(
             Vocabulary(user_vocab),
             Vocabulary(item_vocab),
@@ -143,6 +157,7 @@ class Interactions:
             r,
             t,
             rating_scale=rating_scale,
+            context=ctx,
         )
 
     @classmethod
@@ -198,6 +213,7 @@ class Interactions:
         out.ratings = m.data if ratings else None
         out.timestamps = None
         out.rating_scale = rating_scale
+        out.context = {}
         out.__dict__["csr"] = m  # the cached view is the given matrix itself
         return out
 
@@ -212,11 +228,13 @@ class Interactions:
         timestamp_col: str | None = AUTO,
         duplicates: DuplicatePolicy = "error",
         rating_scale: tuple[float, float] | None = None,
+        context_cols: list[str] | tuple[str, ...] = (),
     ) -> Interactions:
         """Build from a table (pandas, or anything with ``to_pandas()`` such as pyarrow/polars).
 
         ``rating_col`` and ``timestamp_col`` default to ``"rating"`` and ``"timestamp"`` when
         those columns exist; pass ``None`` to ignore a column, or a name to require it.
+        ``context_cols`` names per-interaction columns kept as :attr:`context`.
         """
         if not isinstance(frame, pd.DataFrame):
             if hasattr(frame, "to_pandas"):
@@ -241,8 +259,12 @@ class Interactions:
             timestamp_col = "timestamp" if "timestamp" in frame.columns else None
         ratings = need(rating_col, "rating") if rating_col is not None else None
         stamps = need(timestamp_col, "timestamp") if timestamp_col is not None else None
+        if isinstance(context_cols, str):
+            raise DataError(f"context_cols must be a list of column names; got {context_cols!r}")
+        context = {str(c): need(c, "context").to_numpy() for c in context_cols}
         return cls.from_arrays(
-            users, items, ratings, stamps, duplicates=duplicates, rating_scale=rating_scale
+            users, items, ratings, stamps, duplicates=duplicates, rating_scale=rating_scale,
+            context=context,
         )
 
     @classmethod
@@ -352,6 +374,8 @@ class Interactions:
             cols["rating"] = self.ratings
         if self.timestamps is not None:
             cols["timestamp"] = self.timestamps
+        for name, col in self.context.items():
+            cols.setdefault(name, col)
         return pd.DataFrame(cols)
 
     def fingerprint(self) -> str:
@@ -379,6 +403,7 @@ class Interactions:
             None if self.ratings is None else self.ratings[sel],
             None if self.timestamps is None else self.timestamps[sel],
             rating_scale=self.rating_scale,
+            context={name: col[sel] for name, col in self.context.items()},
         )
 
     def __repr__(self) -> str:
@@ -495,6 +520,29 @@ def _as_timestamps(values: Any, n: int) -> np.ndarray:
     return parsed.astype("datetime64[s, UTC]").astype(np.int64).to_numpy()
 
 
+def _as_context(context: Any, n: int) -> dict[str, np.ndarray]:
+    """Validated per-interaction context columns: names are strings, one value per row."""
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        raise DataError(f"context must be a dict of column name -> values; got "
+                        f"{type(context).__name__}")
+    out: dict[str, np.ndarray] = {}
+    for name, values in context.items():
+        if not isinstance(name, str) or not name:
+            raise DataError(f"context column names must be non-empty strings; got {name!r}")
+        arr = np.asarray(values)
+        if arr.ndim != 1 or len(arr) != n:
+            raise DataError(
+                f"context column {name!r} must hold one value per interaction ({n}); got "
+                f"shape {arr.shape}"
+            )
+        if arr.dtype.kind not in "biufUSO":
+            raise DataError(f"context column {name!r} has unsupported dtype {arr.dtype}")
+        out[name] = arr
+    return out
+
+
 def _resolve_duplicates(
     u: np.ndarray,
     i: np.ndarray,
@@ -504,7 +552,8 @@ def _resolve_duplicates(
     policy: str,
     u_raw: np.ndarray,
     i_raw: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Combine repeated pairs; the last value is the rows kept (None when nothing changed)."""
     key = u.astype(np.int64) * n_items + i
     # stable order: by key, then by time (or row order) so "last" means latest
     order = np.lexsort((t, key)) if t is not None else np.argsort(key, kind="stable")
@@ -512,7 +561,7 @@ def _resolve_duplicates(
     first = np.ones(len(key_sorted), dtype=bool)
     first[1:] = key_sorted[1:] != key_sorted[:-1]
     if first.all():
-        return u, i, r, t
+        return u, i, r, t, None
     n_dup = int(len(first) - first.sum())
     if policy == "error":
         pos = order[np.flatnonzero(~first)[0]]
@@ -542,4 +591,4 @@ def _resolve_duplicates(
             r_new = r[take]
     elif policy == "sum":
         r_new = np.diff(np.r_[starts, len(order)]).astype(np.float32)
-    return u_new, i_new, r_new, t_new
+    return u_new, i_new, r_new, t_new, take

@@ -22,6 +22,8 @@ from chuchun.models._results import (
 if TYPE_CHECKING:
     from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
     from chuchun.models.content import ContentBased
+    from chuchun.models.fm import FactorizationMachine
+    from chuchun.models.hybrid import HybridMF
     from chuchun.models.implicit import BPR, ImplicitALS
     from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
     from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
@@ -33,8 +35,10 @@ _MODELS = {
     "BPR": "chuchun.models.implicit",
     "BaselineOnly": "chuchun.models.baseline",
     "ContentBased": "chuchun.models.content",
+    "FactorizationMachine": "chuchun.models.fm",
     "FunkSVD": "chuchun.models.mf",
     "GlobalMean": "chuchun.models.baseline",
+    "HybridMF": "chuchun.models.hybrid",
     "ImplicitALS": "chuchun.models.implicit",
     "ImplicitItemKNN": "chuchun.models.knn",
     "ImplicitUserKNN": "chuchun.models.knn",
