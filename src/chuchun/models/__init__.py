@@ -22,8 +22,10 @@ from chuchun.models._results import (
 if TYPE_CHECKING:
     from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
     from chuchun.models.content import ContentBased
+    from chuchun.models.graph import RP3beta
     from chuchun.models.implicit import BPR, ImplicitALS
     from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
+    from chuchun.models.linear import EASE, SLIM
     from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
     from chuchun.models.rules import AssociationRules
 
@@ -33,6 +35,7 @@ _MODELS = {
     "BPR": "chuchun.models.implicit",
     "BaselineOnly": "chuchun.models.baseline",
     "ContentBased": "chuchun.models.content",
+    "EASE": "chuchun.models.linear",
     "FunkSVD": "chuchun.models.mf",
     "GlobalMean": "chuchun.models.baseline",
     "ImplicitALS": "chuchun.models.implicit",
@@ -40,6 +43,8 @@ _MODELS = {
     "ImplicitUserKNN": "chuchun.models.knn",
     "ItemKNN": "chuchun.models.knn",
     "Popularity": "chuchun.models.baseline",
+    "RP3beta": "chuchun.models.graph",
+    "SLIM": "chuchun.models.linear",
     "Random": "chuchun.models.baseline",
     "SVDpp": "chuchun.models.mf",
     "TruncatedSVD": "chuchun.models.mf",
