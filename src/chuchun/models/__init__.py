@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from chuchun.models.implicit import BPR, ImplicitALS
     from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
     from chuchun.models.linear import EASE, SLIM
+    from chuchun.models.neural.lightgcn import LightGCN
+    from chuchun.models.neural.vae import MultVAE
     from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
     from chuchun.models.rules import AssociationRules
 
@@ -42,6 +44,8 @@ _MODELS = {
     "ImplicitItemKNN": "chuchun.models.knn",
     "ImplicitUserKNN": "chuchun.models.knn",
     "ItemKNN": "chuchun.models.knn",
+    "LightGCN": "chuchun.models.neural.lightgcn",
+    "MultVAE": "chuchun.models.neural.vae",
     "Popularity": "chuchun.models.baseline",
     "RP3beta": "chuchun.models.graph",
     "SLIM": "chuchun.models.linear",
