@@ -22,6 +22,8 @@ from chuchun.models._results import Reason
 
 __all__ = ["EASE", "SLIM"]
 
+_GRAM_BUDGET = 25_000_000  # dense floats per chunk of users when forming X^T X (100 MB)
+
 
 class _ItemWeights(Recommender):
     """Shared parts of models scoring :math:`\\hat x_u = x_u B` with item-item weights ``B``.
@@ -173,7 +175,14 @@ def ease_weights(x: sp.csr_matrix, regularization: float) -> np.ndarray:
     from scipy.linalg import lapack
 
     n = x.shape[1]
-    gram = (x.T @ x).toarray().astype(np.float32)
+    gram = np.zeros((n, n), dtype=np.float32)
+    # sparse x dense products over user chunks: the sparse Gram product is slower and its
+    # result is nearly dense anyway
+    xt = x.T.tocsr()
+    step = max(1, _GRAM_BUDGET // max(1, n))
+    for start in range(0, x.shape[0], step):
+        gram += np.asarray(xt[:, start : start + step] @ x[start : start + step].toarray(),
+                           dtype=np.float32)
     gram[np.diag_indices(n)] += np.float32(regularization)
     factor, info = lapack.spotrf(gram, lower=True, overwrite_a=True, clean=False)
     if info != 0:

@@ -204,11 +204,9 @@ class MultVAE(Recommender):
         score = float(self._logits(row)[0, item_idx])
         if len(hist) == 0:
             return score, []
-        without = sp.csr_matrix(np.repeat(row.toarray(), len(hist), axis=0))
-        without = sp.lil_matrix(without)
-        for r, j in enumerate(hist):
-            without[r, j] = 0.0
-        drop = self._logits(sp.csr_matrix(without))[:, item_idx]
+        dense = np.repeat(row.toarray(), len(hist), axis=0)
+        dense[np.arange(len(hist)), hist] = 0.0  # row r: the history without its r-th item
+        drop = self._logits(sp.csr_matrix(dense))[:, item_idx]
         reasons = [
             Reason(kind="item", id=_plain(self.items_.ids[j]), contribution=float(score - d),
                    detail={"score_without": float(d)})
