@@ -154,13 +154,22 @@ class MultVAE(Recommender):
             total = 0.0
             for start in range(0, n_users, self.batch_size):
                 rows = order[start : start + self.batch_size]
-                xb = torch.from_numpy(x[rows].toarray()).to(device)
-                norm = xb.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                inp = xb / norm
+                batch = x[rows]
+                xb = torch.from_numpy(batch.toarray()).to(device)
+                # the encoder reads the sparse input: normalise and drop out its non-zeros only
+                counts = np.diff(batch.indptr)
+                vals = torch.from_numpy(
+                    (batch.data / np.sqrt(np.maximum(np.repeat(counts, counts), 1))).astype(np.float32)
+                ).to(device)
                 if self.dropout > 0:
-                    mask = torch.rand(inp.shape, generator=gen, device=device) < keep
-                    inp = inp * mask / keep
-                hid = torch.tanh(inp @ w1.T + b1)
+                    mask = torch.rand(vals.shape, generator=gen, device=device) < keep
+                    vals = vals * mask / keep
+                coords = np.vstack([np.repeat(np.arange(len(rows)), counts), batch.indices])
+                inp = torch.sparse_coo_tensor(
+                    torch.from_numpy(coords.astype(np.int64)).to(device), vals,
+                    (len(rows), n_items), check_invariants=True,
+                )
+                hid = torch.tanh(torch.sparse.mm(inp, w1.T) + b1)
                 stats = hid @ w2.T + b2
                 mu, logvar = stats[:, :f], stats[:, f:]
                 eps = torch.randn(mu.shape, generator=gen, device=device)
