@@ -158,9 +158,8 @@ class MultVAE(Recommender):
                 xb = torch.from_numpy(batch.toarray()).to(device)
                 # the encoder reads the sparse input: normalise and drop out its non-zeros only
                 counts = np.diff(batch.indptr)
-                vals = torch.from_numpy(
-                    (batch.data / np.sqrt(np.maximum(np.repeat(counts, counts), 1))).astype(np.float32)
-                ).to(device)
+                scale = 1.0 / np.sqrt(np.maximum(np.repeat(counts, counts), 1))
+                vals = torch.from_numpy((batch.data * scale).astype(np.float32)).to(device)
                 if self.dropout > 0:
                     mask = torch.rand(vals.shape, generator=gen, device=device) < keep
                     vals = vals * mask / keep
