@@ -136,6 +136,10 @@ class EASE(_ItemWeights):
         interaction values (counts, ratings) themselves.
     max_items : int
         Largest catalogue fitted.
+    n_threads : int or None
+        BLAS threads for forming and factorising :math:`X^\\top X + \\lambda I` (None: the
+        BLAS library's default). On a machine shared with other work, a small number avoids
+        oversubscription.
 
     Attributes
     ----------
@@ -154,6 +158,8 @@ class EASE(_ItemWeights):
     binary = _ItemWeights.binary
     max_items = Param(int, 20_000, "Refuse to fit larger catalogues (B is n_items^2 floats).",
                       low=1)
+    n_threads = Param(int, None, "BLAS threads of the factorisation (None: the BLAS default, "
+                      "normally all cores).", low=1, nullable=True)
 
     _test_params: ClassVar[dict[str, Any]] = {"regularization": 10.0}
 
@@ -167,7 +173,10 @@ class EASE(_ItemWeights):
             )
         x = self._matrix(data)
         self.interactions_ = x
-        self.weights_ = ease_weights(x, self.regularization)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(self.n_threads, user_api="blas"):
+            self.weights_ = ease_weights(x, self.regularization)
 
 
 def ease_weights(x: sp.csr_matrix, regularization: float) -> np.ndarray:
