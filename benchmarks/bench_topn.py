@@ -62,6 +62,11 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "MultVAE": [{"n_epochs": 50, "beta_cap": b} for b in (0.2, 0.5)],
     "LightGCN": [{"n_epochs": 60, "regularization": 1e-4}],
 }
+# --single: one candidate per neural model (the published defaults), for a loaded machine
+SINGLE: dict[str, list[dict[str, Any]]] = {
+    "MultVAE": [{"n_epochs": 50, "beta_cap": 0.2}],
+    "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
+}
 # --reduced (the larger catalogue of ml-latest-small on two shared cores): fewer candidates
 REDUCED: dict[str, list[dict[str, Any]]] = {
     "EASE": [{"regularization": 200.0}],
@@ -69,7 +74,7 @@ REDUCED: dict[str, list[dict[str, Any]]] = {
     "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0}],
     "ImplicitALS": [GRIDS["ImplicitALS"][0], GRIDS["ImplicitALS"][2]],
     "MultVAE": [GRIDS["MultVAE"][0]],
-    "LightGCN": [GRIDS["LightGCN"][0]],
+    "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
 }
 FIXED: dict[str, dict[str, Any]] = {
     "EASE": {},
@@ -191,8 +196,12 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--topic", default="topn")
     ap.add_argument("--reduced", action="store_true", help="fewer candidates per model")
+    ap.add_argument("--single", action="store_true",
+                    help="one candidate per neural model (MultVAE, LightGCN)")
     args = ap.parse_args()
     ACTIVE.update(REDUCED if args.reduced else GRIDS)
+    if args.single:
+        ACTIVE.update(SINGLE)
     cornac_version = None if args.no_reference else cornac_available()
     summary = ["| data | model | chosen on validation | validation | test | fit (s) |",
                "|---|---|---|---|---|---|"]
