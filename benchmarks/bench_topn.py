@@ -77,7 +77,7 @@ REDUCED: dict[str, list[dict[str, Any]]] = {
     "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
 }
 FIXED: dict[str, dict[str, Any]] = {
-    "EASE": {},
+    "EASE": {"n_threads": 1},
     "RP3beta": {},
     "SLIM": {"n_threads": THREADS},
     "ImplicitALS": {"n_factors": 64, "n_iterations": 15, "n_threads": THREADS,
@@ -189,6 +189,29 @@ def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float
             "fit": statistics.median(times)}
 
 
+def ease_timing(rounds: int) -> None:
+    """EASE fit times on the whole ml-100k training part, chuchun and Cornac interleaved."""
+    _, final = problems(load("ml-100k"))
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(run_chuchun("EASE", final, {"regularization": 200.0})[0])
+        if cornac_available():
+            theirs.append(run_cornac("EASE", final, {"regularization": 200.0})[0])
+    body = [f"EASE (regularization 200) on the ml-100k training part "
+            f"({final.data.n_items} items), {rounds} interleaved rounds, BLAS on one thread:",
+            "", "| library | median fit (s) | all fits (s) |", "|---|---|---|",
+            f"| chuchun EASE | {statistics.median(ours):.3f} | "
+            + ", ".join(f"{t:.2f}" for t in ours) + " |"]
+    if theirs:
+        body.append(f"| Cornac EASE | {statistics.median(theirs):.3f} | "
+                    + ", ".join(f"{t:.2f}" for t in theirs) + " |")
+        body += ["", f"Ratio chuchun / Cornac (medians): "
+                 f"{statistics.median(ours) / statistics.median(theirs):.2f}"]
+    write_results("topn_ease_timing", "EASE fit time on MovieLens 100K",
+                  [("Interleaved fits", "\n".join(body))], libraries=["cornac"])
+    print("\n".join(body), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
@@ -196,9 +219,14 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--topic", default="topn")
     ap.add_argument("--reduced", action="store_true", help="fewer candidates per model")
+    ap.add_argument("--ease-timing", type=int, default=0, metavar="ROUNDS",
+                    help="only time EASE fits (chuchun and Cornac interleaved)")
     ap.add_argument("--single", action="store_true",
                     help="one candidate per neural model (MultVAE, LightGCN)")
     args = ap.parse_args()
+    if args.ease_timing:
+        ease_timing(args.ease_timing)
+        return
     ACTIVE.update(REDUCED if args.reduced else GRIDS)
     if args.single:
         ACTIVE.update(SINGLE)
