@@ -24,8 +24,13 @@ if TYPE_CHECKING:
     from chuchun.models.content import ContentBased
     from chuchun.models.fm import FactorizationMachine
     from chuchun.models.hybrid import HybridMF
+
+    from chuchun.models.graph import RP3beta
     from chuchun.models.implicit import BPR, ImplicitALS
     from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
+    from chuchun.models.linear import EASE, SLIM
+    from chuchun.models.neural.lightgcn import LightGCN
+    from chuchun.models.neural.vae import MultVAE
     from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
     from chuchun.models.rules import AssociationRules
 
@@ -36,6 +41,8 @@ _MODELS = {
     "BaselineOnly": "chuchun.models.baseline",
     "ContentBased": "chuchun.models.content",
     "FactorizationMachine": "chuchun.models.fm",
+
+    "EASE": "chuchun.models.linear",
     "FunkSVD": "chuchun.models.mf",
     "GlobalMean": "chuchun.models.baseline",
     "HybridMF": "chuchun.models.hybrid",
@@ -43,7 +50,11 @@ _MODELS = {
     "ImplicitItemKNN": "chuchun.models.knn",
     "ImplicitUserKNN": "chuchun.models.knn",
     "ItemKNN": "chuchun.models.knn",
+    "LightGCN": "chuchun.models.neural.lightgcn",
+    "MultVAE": "chuchun.models.neural.vae",
     "Popularity": "chuchun.models.baseline",
+    "RP3beta": "chuchun.models.graph",
+    "SLIM": "chuchun.models.linear",
     "Random": "chuchun.models.baseline",
     "SVDpp": "chuchun.models.mf",
     "TruncatedSVD": "chuchun.models.mf",

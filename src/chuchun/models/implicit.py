@@ -84,6 +84,24 @@ class ImplicitALS(_FactorRecommender):
     and the item side (see :mod:`chuchun.kernels.implicit_als`). Scores are
     :math:`\\hat p_{ui} = x_u^\\top y_i`.
 
+    **Revisited iALS** (Rendle et al. 2022). ``unobserved_weight`` :math:`\\alpha_0` and
+    ``regularization_exponent`` :math:`\\nu` generalise the objective to
+
+    .. math::
+
+        \\sum_{u,i} c_{ui} (p_{ui} - x_u^\\top y_i)^2
+        + \\sum_u \\lambda_u \\lVert x_u\\rVert^2 + \\sum_i \\lambda_i \\lVert y_i\\rVert^2,
+        \\qquad c_{ui} = \\alpha_0 + \\alpha r_{ui},
+        \\quad \\lambda_u = \\lambda (n_u + \\alpha_0 n_\\text{items})^\\nu,
+
+    (:math:`n_u` the user's interactions; items alike with :math:`n_\\text{users}`), which is
+    the defaults' objective for :math:`\\alpha_0 = 1, \\nu = 0`. ``solver="block"`` is the
+    iALS++ subspace solver (Rendle et al. 2021): exact solves over ``block_size`` factor
+    dimensions at a time, one sweep per half-step, for large ``n_factors``
+    (:mod:`chuchun.kernels.ials`). With the default :math:`\\alpha_0` and :math:`\\nu` and
+    ``solver`` ``"cg"`` or ``"cholesky"`` the original kernels run, so default fits are
+    unchanged.
+
     Parameters
     ----------
     n_factors : int
@@ -94,11 +112,18 @@ class ImplicitALS(_FactorRecommender):
         :math:`\\lambda`.
     alpha : float
         Confidence slope :math:`\\alpha`.
-    solver : {"cg", "cholesky"}
+    solver : {"cg", "cholesky", "block"}
         ``"cg"``: ``cg_steps`` conjugate-gradient steps per row, warm-started from the previous
-        factors (Takács et al. 2011); ``"cholesky"``: the exact solve per row.
+        factors (Takács et al. 2011); ``"cholesky"``: the exact solve per row; ``"block"``:
+        iALS++ subspace solves (see above).
     cg_steps : int
         Conjugate-gradient steps per row and half-step.
+    unobserved_weight : float
+        :math:`\\alpha_0`, the weight of every unobserved pair.
+    regularization_exponent : float
+        :math:`\\nu` of the frequency-scaled regularisation (Rendle et al. 2022 use 1).
+    block_size : int
+        Dimensions per subspace solve of ``solver="block"``.
     random_state : int or None
         Seed of the initial factors.
     n_threads : int or None
@@ -126,6 +151,10 @@ class ImplicitALS(_FactorRecommender):
     ICDM 2008.
     G. Takács, I. Pilászy, D. Tikk. Applications of the conjugate gradient method for implicit
     feedback collaborative filtering. RecSys 2011.
+    S. Rendle, W. Krichene, L. Zhang, Y. Koren. Revisiting the performance of iALS on item
+    recommendation benchmarks. RecSys 2022.
+    S. Rendle, W. Krichene, L. Zhang, Y. Koren. iALS++: Speeding up matrix factorization with
+    subspace optimization. arXiv:2110.14044, 2021.
     """
 
     n_factors = Param(int, 64, "Number of latent factors.", low=1)
@@ -133,8 +162,14 @@ class ImplicitALS(_FactorRecommender):
                      "half-step each).", low=0)
     regularization = Param(float, 0.01, "L2 weight lambda of the factors.", low=0)
     alpha = Param(float, 1.0, "Confidence slope: c = 1 + alpha * r.", low=0)
-    solver = Param(str, "cg", "Row solver.", choices=("cg", "cholesky"))
+    solver = Param(str, "cg", "Row solver.", choices=("cg", "cholesky", "block"))
     cg_steps = Param(int, 3, "Conjugate-gradient steps per row (solver='cg').", low=1)
+    unobserved_weight = Param(float, 1.0, "Weight alpha_0 of each unobserved pair "
+                              "(c = alpha_0 + alpha * r when observed).", low=0, low_open=True)
+    regularization_exponent = Param(float, 0.0, "nu: lambda scaled by (n_u + alpha_0 * "
+                                    "n_items) ** nu per row (0: plain lambda).", low=0)
+    block_size = Param(int, 32, "Factor dimensions per subspace solve (solver='block').",
+                       low=1)
     random_state = random_state_param("Seed of the initial factors.")
     n_threads = _FactorRecommender.n_threads
     verbose = Param(bool, False, "Show a progress bar over iterations.")
@@ -182,9 +217,15 @@ class ImplicitALS(_FactorRecommender):
         self, csr: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, blocks: np.ndarray,
         solver: str | None = None,
     ) -> None:
+        solver = solver or self.solver
+        if solver == "block" or self.unobserved_weight != 1.0 or (
+            self.regularization_exponent != 0.0
+        ):
+            _ials_half_step(self, csr, X, Y, blocks, solver)
+            return
         yty = self._gram(Y)
         data = np.asarray(csr.data, dtype=np.float32)
-        if (solver or self.solver) == "cg":
+        if solver == "cg":
             _als.als_cg_update(csr.indptr, csr.indices, data, X, Y, yty,
                                np.float32(self.alpha), self.cg_steps, blocks)
         else:
@@ -505,6 +546,31 @@ class BPR(_FactorRecommender):
         reasons = bias_reasons(item_bias=self.item_bias_[item_idx])
         reasons += history_reasons(self.items_.ids[js], contrib, weight=weights)
         return score, reasons
+
+
+def _ials_half_step(
+    model: ImplicitALS, csr: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, blocks: np.ndarray,
+    solver: str,
+) -> None:
+    """Revisited iALS half-step (Rendle et al. 2022): unobserved weight, per-row
+    frequency-scaled regularisation, and the iALS++ block solver (:mod:`chuchun.kernels.ials`)."""
+    from chuchun.kernels import ials
+
+    w0 = float(model.unobserved_weight)
+    gram = (Y.T.astype(np.float64) @ Y.astype(np.float64))
+    data = np.asarray(csr.data, dtype=np.float32)
+    counts = np.add.reduceat((data > 0).astype(np.float64), csr.indptr[:-1].astype(np.int64)) \
+        if len(data) else np.zeros(X.shape[0])
+    counts = np.where(np.diff(csr.indptr) > 0, counts, 0.0)
+    reg = model.regularization * (counts + w0 * Y.shape[0]) ** model.regularization_exponent / w0
+    alpha = float(model.alpha) / w0
+    args = (csr.indptr, csr.indices, data, X, Y, gram, alpha, reg)
+    if solver == "block":
+        ials.ials_block_update(*args, min(int(model.block_size), X.shape[1]), blocks)
+    elif solver == "cg":
+        ials.ials_cg_update(*args, int(model.cg_steps), blocks)
+    else:
+        ials.ials_cholesky_update(*args, blocks)
 
 
 def _as_kernel_csr(matrix: Any) -> sp.csr_matrix:

@@ -1,0 +1,290 @@
+"""Top-N models (EASE, RP3beta, SLIM, revisited iALS, MultVAE, LightGCN) on temporal splits,
+with Cornac's EASE, VAECF and LightGCN side by side where Cornac imports.
+
+Protocol (the one of ``bench_implicit.py``): per user, interactions sorted by (timestamp, item
+id), the last floor(n/5) are test; every rating is an interaction (value 1); top-10 lists
+exclude the user's training items; NDCG@10 averaged over users with test items. Every
+hyperparameter is chosen on a validation split cut from the training part the same way (the last
+floor(n/5) of each user's training interactions): each candidate is fitted on the rest of the
+training part and scored on the validation part, and also refitted on the whole training part and
+scored on the test part, so both numbers are reported for every candidate; the chosen one is the
+best on validation. Fit times are of the refit on the whole training part (median of three for
+the chosen settings when a fit takes under 5 s, else one fit; BLAS limited to one thread,
+kernels and torch to two), on a machine shared with other jobs: read them as rough.
+
+Datasets: MovieLens 100K (``../shared/datasets/ml-100k``) and the bundled ml-latest-small.
+
+Usage::
+
+    PYTHONPATH=src nice -n 5 python benchmarks/bench_topn.py [--datasets ml-100k ml-latest-small]
+        [--models EASE RP3beta ...] [--no-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from bench_implicit import K, Problem, load_ml100k, ndcg_at_k, temporal_split  # noqa: E402
+from common import write_results  # noqa: E402
+
+THREADS = 2
+
+# Small grids: the machine is two shared cores.
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "EASE": [{"regularization": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)],
+    "RP3beta": [{"alpha": a, "beta": b} for a in (0.2, 0.4, 0.6) for b in (0.5, 0.6)],
+    "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0},
+             {"l1_regularization": 3.0, "l2_regularization": 20.0}],
+    "ImplicitALS": [
+        {"alpha": 5.0, "regularization": 0.1},
+        {"alpha": 1.0, "regularization": 0.001, "regularization_exponent": 1.0,
+         "unobserved_weight": 0.1},
+        {"alpha": 1.0, "regularization": 0.002, "regularization_exponent": 1.0,
+         "unobserved_weight": 0.1},
+        {"alpha": 1.0, "regularization": 0.002, "regularization_exponent": 1.0,
+         "unobserved_weight": 0.03},
+    ],
+    "MultVAE": [{"n_epochs": 50, "beta_cap": b} for b in (0.2, 0.5)],
+    "LightGCN": [{"n_epochs": 60, "regularization": 1e-4}],
+}
+# --single: one candidate per neural model (the published defaults), for a loaded machine
+SINGLE: dict[str, list[dict[str, Any]]] = {
+    "MultVAE": [{"n_epochs": 50, "beta_cap": 0.2}],
+    "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
+}
+# --reduced (the larger catalogue of ml-latest-small on two shared cores): fewer candidates
+REDUCED: dict[str, list[dict[str, Any]]] = {
+    "EASE": [{"regularization": 200.0}],
+    "RP3beta": [{"alpha": a, "beta": 0.5} for a in (0.2, 0.4)],
+    "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0}],
+    "ImplicitALS": [GRIDS["ImplicitALS"][0], GRIDS["ImplicitALS"][2]],
+    "MultVAE": [GRIDS["MultVAE"][0]],
+    "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
+}
+FIXED: dict[str, dict[str, Any]] = {
+    "EASE": {"n_threads": 1},
+    "RP3beta": {},
+    "SLIM": {"n_threads": THREADS},
+    "ImplicitALS": {"n_factors": 64, "n_iterations": 15, "n_threads": THREADS,
+                    "random_state": 0, "solver": "cholesky"},
+    "MultVAE": {"n_threads": THREADS, "random_state": 0},
+    "LightGCN": {"n_threads": THREADS, "random_state": 0, "batch_size": 8192},
+}
+ACTIVE: dict[str, list[dict[str, Any]]] = {}
+CORNAC = {"EASE": "EASE", "MultVAE": "VAECF", "LightGCN": "LightGCN"}
+
+
+# -- data --------------------------------------------------------------------------------------
+def load(name: str) -> np.ndarray:
+    """(user, item, timestamp) integer rows."""
+    if name == "ml-100k":
+        return load_ml100k()
+    from chuchun.datasets import load_dataset
+
+    r = load_dataset(name).ratings
+    return np.c_[r.users.ids[r.user_idx], r.items.ids[r.item_idx], r.timestamps].astype(np.int64)
+
+
+def problems(rows: np.ndarray) -> tuple[Problem, Problem]:
+    train, test = temporal_split(rows)
+    sub, val = temporal_split(rows[train])
+    return Problem(rows[train][sub], rows[train][val]), Problem(rows[train], rows[test])
+
+
+# -- chuchun -----------------------------------------------------------------------------------
+def run_chuchun(name: str, problem: Problem, params: dict[str, Any]) -> tuple[float, float]:
+    from chuchun.models import get_model_class
+
+    model = get_model_class(name)(**FIXED[name], **params)
+    t0 = time.perf_counter()
+    model.fit(problem.data)
+    elapsed = time.perf_counter() - t0
+    return elapsed, problem.ndcg_chuchun(model)
+
+
+# -- Cornac ------------------------------------------------------------------------------------
+def cornac_available() -> str | None:
+    try:
+        import cornac
+    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        return None
+    return str(cornac.__version__)
+
+
+def cornac_model(name: str, params: dict[str, Any]) -> Any:
+    import cornac.models as cm
+
+    if name == "EASE":
+        return cm.EASE(lamb=params["regularization"], posB=False, verbose=False)
+    if name == "MultVAE":
+        return cm.VAECF(k=200, autoencoder_structure=[600], act_fn="tanh",
+                        n_epochs=params["n_epochs"], batch_size=128,
+                        learning_rate=1e-3, beta=params["beta_cap"], likelihood="mult",
+                        seed=0, verbose=False, use_gpu=False)  # beta: fixed KL weight
+    return cm.LightGCN(emb_size=64, num_epochs=params["n_epochs"], num_layers=3,
+                       learning_rate=1e-2, batch_size=8192, lambda_reg=params["regularization"],
+                       seed=0, verbose=False)
+
+
+def run_cornac(name: str, problem: Problem, params: dict[str, Any]) -> tuple[float, float]:
+    from cornac.data import Dataset
+
+    d = problem.data
+    triples = list(zip(d.user_idx.tolist(), d.item_idx.tolist(), [1.0] * len(d), strict=True))
+    train_set = Dataset.from_uir(triples, seed=0)
+    model = cornac_model(name, params)
+    t0 = time.perf_counter()
+    model.fit(train_set)
+    elapsed = time.perf_counter() - t0
+    # map cornac's internal indices back to chuchun's
+    u_map = np.array([train_set.uid_map[u] for u in range(d.n_users)])
+    i_order = np.array([train_set.iid_map[i] for i in range(d.n_items)])
+    users = problem.users
+    scores = np.vstack([model.score(int(u_map[u])) for u in users])[:, i_order]
+    seen = problem.csr[users]
+    for r in range(len(users)):
+        scores[r, seen.indices[seen.indptr[r] : seen.indptr[r + 1]]] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+    return elapsed, ndcg_at_k(top, [problem.relevant[u] for u in users])
+
+
+# -- the run -----------------------------------------------------------------------------------
+def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]], name: str,
+             validation: Problem, final: Problem, lines: list[str], label: str) -> dict[str, Any]:
+    grid = ACTIVE[name]
+    rows = []
+    for params in grid:
+        _, val = runner(name, validation, params)
+        fit_s, test = runner(name, final, params)
+        rows.append((params, val, test, fit_s))
+        print(f"  {label} {params} val {val:.4f} test {test:.4f} fit {fit_s:.2f}s", flush=True)
+    best = max(range(len(rows)), key=lambda r: rows[r][1])
+    lines += [f"**{label}**", "", "| setting | validation NDCG@10 | test NDCG@10 | fit (s) |",
+              "|---|---|---|---|"]
+    for r, (params, val, test, fit_s) in enumerate(rows):
+        mark = " (chosen)" if r == best else ""
+        setting = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in params.items())
+        lines.append(f"| {setting}{mark} | {val:.4f} | {test:.4f} | {fit_s:.2f} |")
+    lines.append("")
+    params = rows[best][0]
+    times = [rows[best][3]]
+    if times[0] < 5.0:  # slow fits are timed once
+        times += [runner(name, final, params)[0] for _ in range(2)]
+    return {"params": params, "val": rows[best][1], "test": rows[best][2],
+            "fit": statistics.median(times)}
+
+
+def ease_timing(rounds: int) -> None:
+    """EASE fit times on the whole ml-100k training part, chuchun and Cornac interleaved."""
+    _, final = problems(load("ml-100k"))
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(run_chuchun("EASE", final, {"regularization": 200.0})[0])
+        if cornac_available():
+            theirs.append(run_cornac("EASE", final, {"regularization": 200.0})[0])
+    body = [f"EASE (regularization 200) on the ml-100k training part "
+            f"({final.data.n_items} items), {rounds} interleaved rounds, BLAS on one thread:",
+            "", "| library | median fit (s) | all fits (s) |", "|---|---|---|",
+            f"| chuchun EASE | {statistics.median(ours):.3f} | "
+            + ", ".join(f"{t:.2f}" for t in ours) + " |"]
+    if theirs:
+        body.append(f"| Cornac EASE | {statistics.median(theirs):.3f} | "
+                    + ", ".join(f"{t:.2f}" for t in theirs) + " |")
+        body += ["", f"Ratio chuchun / Cornac (medians): "
+                 f"{statistics.median(ours) / statistics.median(theirs):.2f}"]
+    write_results("topn_ease_timing", "EASE fit time on MovieLens 100K",
+                  [("Interleaved fits", "\n".join(body))], libraries=["cornac"])
+    print("\n".join(body), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
+    ap.add_argument("--models", nargs="+", default=list(GRIDS))
+    ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--topic", default="topn")
+    ap.add_argument("--reduced", action="store_true", help="fewer candidates per model")
+    ap.add_argument("--ease-timing", type=int, default=0, metavar="ROUNDS",
+                    help="only time EASE fits (chuchun and Cornac interleaved)")
+    ap.add_argument("--reference-only", action="store_true",
+                    help="run only the Cornac side (its chuchun rows come from another run)")
+    ap.add_argument("--single", action="store_true",
+                    help="one candidate per neural model (MultVAE, LightGCN)")
+    args = ap.parse_args()
+    if args.ease_timing:
+        ease_timing(args.ease_timing)
+        return
+    ACTIVE.update(REDUCED if args.reduced else GRIDS)
+    if args.single:
+        ACTIVE.update(SINGLE)
+    cornac_version = None if args.no_reference else cornac_available()
+    summary = ["| data | model | chosen on validation | validation | test | fit (s) |",
+               "|---|---|---|---|---|---|"]
+    sections: list[tuple[str, str]] = []
+
+    def save() -> None:
+        # rewritten after every model so an interrupted run still leaves its tables
+        write_results(args.topic, "Top-N models on temporal splits (NDCG@10)",
+                      [("Protocol", __doc__.split("Usage::")[0].strip()
+                        + ("\n\nReference: Cornac " + cornac_version if cornac_version else
+                           "\n\nReference: Cornac not run.")),
+                       ("Chosen settings", "\n".join(summary)), *sections],
+                      libraries=["torch", "cornac"])
+
+    for ds in args.datasets:
+        rows = load(ds)
+        validation, final = problems(rows)
+        lines: list[str] = []
+        title = f"{ds}: {final.data.n_users} users, {final.data.n_items} items in training"
+        sections.append((title + ", every candidate", ""))
+        print(ds, flush=True)
+        for name in args.models:
+            if not args.reference_only:
+                if name in ("EASE", "RP3beta", "SLIM", "ImplicitALS"):
+                    run_chuchun(name, validation, ACTIVE[name][0])  # compile / warm up
+                res = evaluate(run_chuchun, name, validation, final, lines, f"chuchun {name}")
+                summary.append(f"| {ds} | chuchun {name} | {_fmt(res['params'])} | "
+                               f"{res['val']:.4f} | {res['test']:.4f} | {res['fit']:.2f} |")
+                sections[-1] = (sections[-1][0], "\n".join(lines))
+                save()
+            if cornac_version and name in CORNAC:
+                try:
+                    ref = evaluate(run_cornac, name, validation, final, lines,
+                                   f"Cornac {CORNAC[name]}")
+                except Exception as exc:  # noqa: BLE001 - report and continue
+                    lines += [f"Cornac {CORNAC[name]} failed: `{type(exc).__name__}: {exc}`", ""]
+                else:
+                    summary.append(f"| {ds} | Cornac {CORNAC[name]} | {_fmt(ref['params'])} | "
+                                   f"{ref['val']:.4f} | {ref['test']:.4f} | {ref['fit']:.2f} |")
+                sections[-1] = (sections[-1][0], "\n".join(lines))
+                save()
+
+
+def _fmt(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())
+
+
+if __name__ == "__main__":
+    from threadpoolctl import threadpool_limits
+
+    # BLAS on one thread for every library: on a shared machine a spinning multi-threaded
+    # BLAS measures the neighbours, not the code
+    with threadpool_limits(1):
+        main()

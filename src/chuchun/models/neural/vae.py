@@ -1,0 +1,243 @@
+"""Variational autoencoder for collaborative filtering: Mult-VAE (Liang et al. 2018)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from chuchun._exceptions import DataError
+from chuchun._params import Param
+from chuchun._progress import progress
+from chuchun._random import check_random_state
+from chuchun.data.interactions import Interactions
+from chuchun.models._base import Recommender
+from chuchun.models._results import Reason
+
+__all__ = ["MultVAE"]
+
+
+class MultVAE(Recommender):
+    """Variational autoencoder with a multinomial likelihood (Liang et al. 2018).
+
+    A user's binary history :math:`x_u` is encoded, after L2 normalisation and input dropout,
+    by :math:`h = \\tanh(W_1 \\tilde x_u + b_1)`, :math:`[\\mu_u, \\log \\sigma_u^2] =
+    W_2 h + b_2`; a latent :math:`z_u \\sim \\mathcal N(\\mu_u, \\sigma_u^2)` is decoded to
+    item logits :math:`f(z_u) = W_4 \\tanh(W_3 z_u + b_3) + b_4` and
+    :math:`\\pi(z_u) = \\operatorname{softmax}(f(z_u))`. Training maximises the annealed
+    evidence lower bound (eq. 5 of the paper)
+
+    .. math::
+
+        \\mathcal L_\\beta(x_u) = \\mathbb E_{q(z_u \\mid x_u)}\\Big[\\sum_i x_{ui}
+        \\log \\pi_i(z_u)\\Big] - \\beta\\, \\mathrm{KL}\\big(q(z_u \\mid x_u) \\,\\|\\,
+        \\mathcal N(0, I)\\big),
+
+    with Adam, :math:`\\beta` rising linearly from 0 to ``beta_cap`` over the first
+    ``anneal_fraction`` of the update steps. Scores are the logits of the mean,
+    :math:`f(\\mu_u)` (no dropout, no sampling), so a user unseen in training is folded in
+    exactly: the encoder reads any history.
+
+    Trained on PyTorch (``device``), kept and scored as NumPy arrays: loading and
+    recommending need no torch.
+
+    Parameters
+    ----------
+    n_factors : int
+        Latent dimension (paper: 200).
+    n_hidden : int
+        Width of the encoder's and decoder's hidden layer (paper: 600).
+    dropout : float
+        Input dropout rate (paper: 0.5).
+    beta_cap : float
+        Largest KL weight :math:`\\beta` (paper: 0.2).
+    anneal_fraction : float
+        Fraction of the update steps over which :math:`\\beta` rises to ``beta_cap``.
+    n_epochs, batch_size, learning_rate : int, int, float
+        Adam over shuffled user batches.
+    regularization : float
+        L2 weight decay of the weights.
+    device : str
+        Torch device for training ("cpu", "cuda", "cuda:1", ...).
+    random_state : int or None
+        Seeds initialisation, batches, dropout and the reparameterisation noise.
+    n_threads : int or None
+        Torch CPU threads during fit (None: torch's setting).
+
+    Attributes
+    ----------
+    enc_weights_, enc_biases_ : ndarray of float32
+        :math:`W_1` (n_hidden, n_items) and :math:`b_1`; ``enc_mu_weights_`` etc. hold
+        :math:`W_2, b_2` (mean and log-variance halves stacked).
+    dec_hidden_weights_, dec_hidden_biases_, dec_weights_, dec_biases_ : ndarray of float32
+        :math:`W_3, b_3, W_4, b_4`; the rows of :math:`W_4` are the item vectors compared by
+        ``similar_items`` (cosine).
+    interactions_ : scipy.sparse.csr_matrix, the binary users x items matrix
+    loss_history_ : ndarray, mean negative ELBO per epoch
+
+    References
+    ----------
+    D. Liang, R. G. Krishnan, M. D. Hoffman, T. Jebara. Variational autoencoders for
+    collaborative filtering. WWW 2018.
+    """
+
+    n_factors = Param(int, 200, "Latent dimension.", low=1)
+    n_hidden = Param(int, 600, "Hidden layer width of encoder and decoder.", low=1)
+    dropout = Param(float, 0.5, "Input dropout rate.", low=0, high=1, high_open=True)
+    beta_cap = Param(float, 0.2, "Largest KL weight beta.", low=0)
+    anneal_fraction = Param(float, 0.8, "Share of update steps over which beta reaches its cap.",
+                            low=0, high=1, low_open=True)
+    n_epochs = Param(int, 100, "Passes over the users.", low=1)
+    batch_size = Param(int, 128, "Users per update.", low=1)
+    learning_rate = Param(float, 1e-3, "Adam step size.", low=0, low_open=True)
+    regularization = Param(float, 0.0, "L2 weight decay.", low=0)
+    device = Param(str, "cpu", "Torch device used for training.")
+    random_state = Param(int, 0, "Seed of every random draw.", low=0, nullable=True)
+    n_threads = Param(int, None, "Torch CPU threads during fit (None: torch's setting).", low=1,
+                      nullable=True)
+    verbose = Param(bool, False, "Show a progress bar over epochs.")
+
+    supports_fold_in = True
+    explain_is_additive = False
+    explain_method = ("leave-one-out: each history item's contribution is how much the item's "
+                      "score falls when that item is removed from the user's history")
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_hidden": 16, "n_epochs": 5,
+                                              "batch_size": 16}
+
+    interactions_: sp.csr_matrix
+
+    # -- fitting ------------------------------------------------------------------------------
+    def _fit(self, data: Interactions) -> None:
+        from chuchun.models.neural._torch import (
+            import_torch,
+            make_generator,
+            resolve_device,
+            torch_threads,
+        )
+
+        torch = import_torch()
+        device = resolve_device(torch, self.device)
+        x = _binary(data.csr)
+        rng = check_random_state(self.random_state)
+        gen = make_generator(torch, rng, device)
+        with torch_threads(torch, self.n_threads):
+            self._train(torch, x, rng, gen, device)
+        self.interactions_ = x
+
+    def _train(self, torch: Any, x: sp.csr_matrix, rng: np.random.Generator, gen: Any,
+               device: Any) -> None:
+        n_users, n_items = x.shape
+        f, h = self.n_factors, self.n_hidden
+
+        def layer(n_in: int, n_out: int) -> tuple[Any, Any]:
+            # Xavier-uniform weights, small normal biases (the paper's initialisation)
+            bound = float(np.sqrt(6.0 / (n_in + n_out)))
+            w = (torch.rand((n_out, n_in), generator=gen, device=device) * 2 - 1) * bound
+            b = torch.randn((n_out,), generator=gen, device=device) * 0.001
+            return w.requires_grad_(), b.requires_grad_()
+
+        w1, b1 = layer(n_items, h)
+        w2, b2 = layer(h, 2 * f)
+        w3, b3 = layer(f, h)
+        w4, b4 = layer(h, n_items)
+        params = [w1, b1, w2, b2, w3, b3, w4, b4]
+        opt = torch.optim.Adam(params, lr=self.learning_rate, weight_decay=self.regularization)
+        steps_per_epoch = -(-n_users // self.batch_size)
+        anneal_steps = max(1.0, self.anneal_fraction * steps_per_epoch * self.n_epochs)
+        keep = 1.0 - self.dropout
+        step = 0
+        losses = []
+        for _ in progress(range(self.n_epochs), total=self.n_epochs, desc="MultVAE",
+                          verbose=self.verbose):
+            order = rng.permutation(n_users)
+            total = 0.0
+            for start in range(0, n_users, self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = x[rows]
+                xb = torch.from_numpy(batch.toarray()).to(device)
+                # the encoder reads the sparse input: normalise and drop out its non-zeros only
+                counts = np.diff(batch.indptr)
+                scale = 1.0 / np.sqrt(np.maximum(np.repeat(counts, counts), 1))
+                vals = torch.from_numpy((batch.data * scale).astype(np.float32)).to(device)
+                if self.dropout > 0:
+                    mask = torch.rand(vals.shape, generator=gen, device=device) < keep
+                    vals = vals * mask / keep
+                coords = np.vstack([np.repeat(np.arange(len(rows)), counts), batch.indices])
+                inp = torch.sparse_coo_tensor(
+                    torch.from_numpy(coords.astype(np.int64)).to(device), vals,
+                    (len(rows), n_items), check_invariants=True,
+                )
+                hid = torch.tanh(torch.sparse.mm(inp, w1.T) + b1)
+                stats = hid @ w2.T + b2
+                mu, logvar = stats[:, :f], stats[:, f:]
+                eps = torch.randn(mu.shape, generator=gen, device=device)
+                z = mu + eps * torch.exp(0.5 * logvar)
+                logits = torch.tanh(z @ w3.T + b3) @ w4.T + b4
+                nll = -(torch.log_softmax(logits, dim=1) * xb).sum(dim=1).mean()
+                kl = (0.5 * (-logvar + torch.exp(logvar) + mu**2 - 1.0)).sum(dim=1).mean()
+                beta = min(self.beta_cap, self.beta_cap * step / anneal_steps)
+                loss = nll + beta * kl
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+                total += float(loss.detach()) * len(rows)
+            losses.append(total / n_users)
+        arrays = [p.detach().cpu().numpy().astype(np.float32) for p in params]
+        (self.enc_weights_, self.enc_biases_, self.enc_mu_weights_, self.enc_mu_biases_,
+         self.dec_hidden_weights_, self.dec_hidden_biases_, self.dec_weights_,
+         self.dec_biases_) = arrays
+        self.loss_history_ = np.asarray(losses)
+
+    # -- scoring (NumPy) ----------------------------------------------------------------------
+    def _logits(self, x: sp.csr_matrix) -> np.ndarray:
+        x = sp.csr_matrix(x, dtype=np.float32)
+        norm = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        x = sp.diags((1.0 / np.where(norm > 0, norm, 1.0)).astype(np.float32)) @ x
+        hid = np.tanh(np.asarray(x @ self.enc_weights_.T) + self.enc_biases_)
+        mu = hid @ self.enc_mu_weights_[: self.n_factors].T + self.enc_mu_biases_[: self.n_factors]
+        dec = np.tanh(mu @ self.dec_hidden_weights_.T + self.dec_hidden_biases_)
+        return np.asarray(dec @ self.dec_weights_.T + self.dec_biases_, dtype=np.float32)
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self._logits(self.interactions_[np.asarray(user_idx)])
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._logits(_binary(history))
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        row = self.interactions_[[user_idx]]
+        hist = row.indices
+        score = float(self._logits(row)[0, item_idx])
+        if len(hist) == 0:
+            return score, []
+        dense = np.repeat(row.toarray(), len(hist), axis=0)
+        dense[np.arange(len(hist)), hist] = 0.0  # row r: the history without its r-th item
+        drop = self._logits(sp.csr_matrix(dense))[:, item_idx]
+        reasons = [
+            Reason(kind="item", id=_plain(self.items_.ids[j]), contribution=float(score - d),
+                   detail={"score_without": float(d)})
+            for j, d in zip(hist, drop, strict=True)
+        ]
+        return score, reasons
+
+    def _item_similarities(self, item_idx: np.ndarray) -> np.ndarray:
+        v = self.dec_weights_
+        unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return unit[np.asarray(item_idx)] @ unit.T
+
+
+def _binary(csr: sp.csr_matrix) -> sp.csr_matrix:
+    x = sp.csr_matrix(csr, dtype=np.float32, copy=True)
+    if x.nnz and (x.data < 0).any():
+        raise DataError("MultVAE reads interactions as implicit feedback; negative values "
+                        f"such as {x.data[x.data < 0][:3].tolist()} are not allowed")
+    x.data = (x.data > 0).astype(np.float32)
+    x.eliminate_zeros()
+    x.sort_indices()
+    return x
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v

@@ -1,0 +1,141 @@
+"""MultVAE and LightGCN: training, NumPy scoring, fold-in, explanations, seeds, no torch at load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chuchun import ConfigError
+from chuchun.models import LightGCN, MultVAE
+from chuchun.testing import block_interactions
+
+VAE = {"n_factors": 8, "n_hidden": 32, "n_epochs": 40, "batch_size": 16, "learning_rate": 3e-3}
+GCN = {"n_factors": 16, "n_layers": 2, "n_epochs": 40, "batch_size": 128,
+       "learning_rate": 2e-2}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return block_interactions(n_users=60, n_items=30, random_state=2)
+
+
+@pytest.fixture(scope="module")
+def vae(data):
+    return MultVAE(**VAE).fit(data)
+
+
+@pytest.fixture(scope="module")
+def gcn(data):
+    return LightGCN(**GCN).fit(data)
+
+
+def _in_block_share(model, data) -> float:
+    recs = model.recommend(data.users.ids[:30], k=3)
+    users = np.array([int(str(u)[1:]) for u in recs.user_ids]) % 3
+    items = np.vectorize(lambda i: int(str(i)[1:]))(recs.item_ids) % 3
+    return float((items == users[:, None]).mean())
+
+
+@pytest.mark.parametrize("which", ["vae", "gcn"])
+def test_training_learns_the_blocks(which, request, data):
+    model = request.getfixturevalue(which)
+    assert model.loss_history_[-1] < model.loss_history_[0]
+    assert _in_block_share(model, data) > 0.7  # chance: 1/3
+
+
+def test_vae_scores_are_the_decoded_mean_in_numpy(vae, data):
+    import torch
+
+    u = np.array([0, 5])
+    x = torch.from_numpy(vae.interactions_[u].toarray())
+    x = x / x.norm(dim=1, keepdim=True)
+    h = torch.tanh(x @ torch.from_numpy(vae.enc_weights_).T + torch.from_numpy(vae.enc_biases_))
+    mu = (h @ torch.from_numpy(vae.enc_mu_weights_).T
+          + torch.from_numpy(vae.enc_mu_biases_))[:, : vae.n_factors]
+    d = torch.tanh(mu @ torch.from_numpy(vae.dec_hidden_weights_).T
+                   + torch.from_numpy(vae.dec_hidden_biases_))
+    logits = d @ torch.from_numpy(vae.dec_weights_).T + torch.from_numpy(vae.dec_biases_)
+    np.testing.assert_allclose(vae._score(u), logits.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_vae_fold_in_is_exact(vae, data):
+    users = data.users.ids[:5]
+    hist = [list(data.items.ids[vae.interactions_[r].indices]) for r in data.users.index(users)]
+    folded = vae.recommend_for_history(hist, k=5)
+    direct = vae.recommend(users, k=5)
+    np.testing.assert_array_equal(folded.item_idx, direct.item_idx)
+    np.testing.assert_allclose(folded.scores, direct.scores, rtol=1e-5)
+
+
+def test_vae_explain_is_leave_one_out(vae, data):
+    user, item = data.users.ids[1], data.items.ids[4]
+    e = vae.explain([user], [item], n_reasons=None)[0]
+    assert not e.additive
+    u = int(data.users.index([user])[0])
+    hist = vae.interactions_[u].indices
+    assert len(e.reasons) == len(hist)
+    r = e.reasons[0]
+    j = int(data.items.index([r.id])[0])
+    row = vae.interactions_[u].toarray()
+    row[0, j] = 0
+    import scipy.sparse as sp
+
+    without = vae._logits(sp.csr_matrix(row))[0, 4]
+    assert r.contribution == pytest.approx(e.score - without, rel=1e-4, abs=1e-5)
+
+
+def test_gcn_fold_in_approximates_training_users(gcn, data):
+    # a training user's embedding minus its own ego term is what fold-in computes
+    u = np.arange(10)
+    folded = gcn._fold_in(gcn.interactions_[u])
+    expected = gcn.user_factors_[u] - gcn.user_ego_[u] / (gcn.n_layers + 1)
+    np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-5)
+    users = data.users.ids[:20]
+    hist = [list(data.items.ids[gcn.interactions_[r].indices]) for r in data.users.index(users)]
+    overlap = (gcn.recommend_for_history(hist, k=3).item_idx
+               == gcn.recommend(users, k=3).item_idx).mean()
+    assert overlap > 0.4
+
+
+def test_gcn_explain_adds_up_exactly(gcn, data):
+    user = data.users.ids[3]
+    recs = gcn.recommend([user], k=2)
+    for item, score in zip(recs.item_ids[0], recs.scores[0], strict=True):
+        e = gcn.explain([user], [item], n_reasons=None)[0]
+        assert e.additive
+        assert {r.kind for r in e.reasons} == {"user", "item"}
+        assert sum(r.contribution for r in e.reasons) == pytest.approx(float(score), rel=1e-4)
+
+
+@pytest.mark.parametrize("cls", [MultVAE, LightGCN])
+def test_same_seed_same_weights_other_seed_differs(cls, data):
+    params = {**cls._test_params, "n_threads": 1}
+    a = cls(**params).fit(data)
+    b = cls(**params).fit(data)
+    c = cls(**{**params, "random_state": 7}).fit(data)
+    key = "dec_weights_" if cls is MultVAE else "item_factors_"
+    np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    assert not np.allclose(getattr(a, key), getattr(c, key))
+
+
+@pytest.mark.parametrize("cls", [MultVAE, LightGCN])
+def test_unavailable_device_is_a_clear_error(cls, data):
+    with pytest.raises(ConfigError, match="device"):
+        cls(**cls._test_params, device="not-a-device").fit(data)
+
+
+def test_loading_and_scoring_need_no_torch(vae, tmp_path):
+    path = tmp_path / "vae.zip"
+    vae.save(str(path))
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from chuchun.io import load_model\n"
+        f"m = load_model({str(path)!r})\n"
+        "print(m.recommend(m.users_.ids[:2], k=3).item_idx.tolist())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == str(vae.recommend(vae.users_.ids[:2], k=3).item_idx.tolist())
