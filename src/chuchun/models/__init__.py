@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
     from chuchun.models.content import ContentBased
     from chuchun.models.implicit import BPR, ImplicitALS
+    from chuchun.models.item2vec import Item2Vec
     from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
     from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
+    from chuchun.models.neural.sequential import GRU4Rec, SASRec
     from chuchun.models.rules import AssociationRules
 
 _MODELS = {
@@ -34,13 +36,16 @@ _MODELS = {
     "BaselineOnly": "chuchun.models.baseline",
     "ContentBased": "chuchun.models.content",
     "FunkSVD": "chuchun.models.mf",
+    "GRU4Rec": "chuchun.models.neural.sequential",
     "GlobalMean": "chuchun.models.baseline",
     "ImplicitALS": "chuchun.models.implicit",
     "ImplicitItemKNN": "chuchun.models.knn",
     "ImplicitUserKNN": "chuchun.models.knn",
+    "Item2Vec": "chuchun.models.item2vec",
     "ItemKNN": "chuchun.models.knn",
     "Popularity": "chuchun.models.baseline",
     "Random": "chuchun.models.baseline",
+    "SASRec": "chuchun.models.neural.sequential",
     "SVDpp": "chuchun.models.mf",
     "TruncatedSVD": "chuchun.models.mf",
     "UserKNN": "chuchun.models.knn",

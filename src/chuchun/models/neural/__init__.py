@@ -1,0 +1,1 @@
+"""Neural models (PyTorch, optional `deep` extra); nothing outside this package imports torch."""
