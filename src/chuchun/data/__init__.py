@@ -13,6 +13,17 @@ from chuchun._lazy import lazy_exports
 if TYPE_CHECKING:
     from chuchun.data.features import ItemFeatures, UserFeatures
     from chuchun.data.interactions import Interactions
+    from chuchun.data.sequences import (
+        LeaveLastOut,
+        Sequences,
+        SessionSplit,
+        baskets,
+        leave_last_out,
+        pad_sequences,
+        session_split,
+        sessions,
+        user_sequences,
+    )
     from chuchun.data.splits import (
         Split,
         holdout,
@@ -27,6 +38,15 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Interactions": "chuchun.data.interactions",
     "ItemFeatures": "chuchun.data.features",
+    "LeaveLastOut": "chuchun.data.sequences",
+    "Sequences": "chuchun.data.sequences",
+    "SessionSplit": "chuchun.data.sequences",
+    "baskets": "chuchun.data.sequences",
+    "leave_last_out": "chuchun.data.sequences",
+    "pad_sequences": "chuchun.data.sequences",
+    "session_split": "chuchun.data.sequences",
+    "sessions": "chuchun.data.sequences",
+    "user_sequences": "chuchun.data.sequences",
     "Split": "chuchun.data.splits",
     "UserFeatures": "chuchun.data.features",
     "Vocabulary": "chuchun.data.vocabulary",

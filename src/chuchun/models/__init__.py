@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
     from chuchun.models.graph import RP3beta
     from chuchun.models.implicit import BPR, ImplicitALS
+    from chuchun.models.item2vec import Item2Vec
     from chuchun.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
     from chuchun.models.linear import EASE, SLIM
     from chuchun.models.neural.lightgcn import LightGCN
     from chuchun.models.neural.vae import MultVAE
     from chuchun.models.mf import ALS, FunkSVD, SVDpp, TruncatedSVD
+    from chuchun.models.neural.sequential import GRU4Rec, SASRec
     from chuchun.models.rules import AssociationRules
 
 _MODELS = {
@@ -44,11 +46,13 @@ _MODELS = {
 
     "EASE": "chuchun.models.linear",
     "FunkSVD": "chuchun.models.mf",
+    "GRU4Rec": "chuchun.models.neural.sequential",
     "GlobalMean": "chuchun.models.baseline",
     "HybridMF": "chuchun.models.hybrid",
     "ImplicitALS": "chuchun.models.implicit",
     "ImplicitItemKNN": "chuchun.models.knn",
     "ImplicitUserKNN": "chuchun.models.knn",
+    "Item2Vec": "chuchun.models.item2vec",
     "ItemKNN": "chuchun.models.knn",
     "LightGCN": "chuchun.models.neural.lightgcn",
     "MultVAE": "chuchun.models.neural.vae",
@@ -56,6 +60,7 @@ _MODELS = {
     "RP3beta": "chuchun.models.graph",
     "SLIM": "chuchun.models.linear",
     "Random": "chuchun.models.baseline",
+    "SASRec": "chuchun.models.neural.sequential",
     "SVDpp": "chuchun.models.mf",
     "TruncatedSVD": "chuchun.models.mf",
     "UserKNN": "chuchun.models.knn",

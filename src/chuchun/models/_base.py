@@ -14,6 +14,10 @@ A model is a :class:`Recommender` subclass that declares its hyperparameters wit
 ``_score_history(history)``
     scores for users not seen in training, from a CSR of their interactions (fold-in); models
     that support it set ``supports_fold_in = True``;
+``_score_sequences(sequences)``
+    scores for users not seen in training from their *ordered* histories (a list of item-index
+    arrays, oldest first); sequence models set ``uses_order = True`` and
+    ``recommend_for_history`` then calls this hook instead of ``_score_history``;
 ``_explain(user_idx, item_idx)``
     the score of one known pair and every reason behind it (:class:`Reason` records with
     external ids); ``explain`` sorts them, keeps the strongest and adds labels. Models whose
@@ -145,6 +149,8 @@ class Recommender(HasParams, abc.ABC):
     predicts_ratings: ClassVar[bool] = False
     #: whether ``recommend_for_history`` can score users unseen in training
     supports_fold_in: ClassVar[bool] = False
+    #: whether ``recommend_for_history`` passes ordered histories to ``_score_sequences``
+    uses_order: ClassVar[bool] = False
     #: whether the contributions of all reasons returned by ``_explain`` sum to the score
     explain_is_additive: ClassVar[bool] = False
     #: one line saying how ``explain`` derives its reasons (shown with every explanation)
@@ -410,6 +416,7 @@ class Recommender(HasParams, abc.ABC):
                 "ratings: pass ratings=[[...], ...] parallel to the histories"
             )
         user_ids, history = self._history_matrix(histories, ratings)
+        ordered = self._history_sequences(histories) if type(self).uses_order else None
         allowed = self._candidate_mask(candidates, "fallback")
         k_eff = min(k, len(self.items_))
         idx = np.full((history.shape[0], k), -1, dtype=np.int32)
@@ -417,7 +424,11 @@ class Recommender(HasParams, abc.ABC):
         step = self._chunk_size()
         for c in range(0, history.shape[0], step):
             block = history[c : c + step]
-            scores = np.array(self._score_history(block), dtype=np.float32, copy=True)
+            raw = (
+                self._score_history(block) if ordered is None
+                else self._score_sequences(ordered[c : c + step])
+            )
+            scores = np.array(raw, dtype=np.float32, copy=True)
             if exclude_seen:
                 _mask_seen(scores, block, np.arange(block.shape[0]))
             if allowed is not None:
@@ -469,6 +480,22 @@ class Recommender(HasParams, abc.ABC):
         )
         m.sort_indices()
         return np.arange(n), m
+
+    def _history_sequences(self, histories: Any) -> list[np.ndarray]:
+        """Each history as item indices in the order given (Interactions: by timestamp, see
+        :func:`chuchun.data.sequences.user_sequences`); items unknown to the model dropped."""
+        if isinstance(histories, Interactions):
+            from chuchun.data.sequences import user_sequences
+
+            seqs = user_sequences(histories)
+            remap = self.items_.index(seqs.item_vocab.ids)
+            mapped = [remap[seqs[s]] for s in range(len(seqs))]
+        else:
+            mapped = [self.items_.index(np.asarray(list(items))) for items in histories]
+        return [m[m >= 0].astype(np.int32) for m in mapped]
+
+    def _score_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
+        raise ConfigError(f"{type(self).__name__} does not score ordered histories")
 
     def _candidate_mask(self, candidates: Any, unknown: str) -> np.ndarray | None:
         if candidates is None:

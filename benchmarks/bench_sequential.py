@@ -1,0 +1,342 @@
+"""Next-item recommendation: sequence models against set-based ones, leave-last-out, full ranking.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_sequential.py [--datasets ml-100k ml-latest-small] \
+        [--epochs 20] [--threads 2] [--skip-groceries]
+
+Protocol (per data set): :func:`chuchun.data.leave_last_out` — each user's last item is the test
+item, the one before the validation item (users with fewer than 3 items only train).
+Hyperparameters are chosen on the validation item with models fitted on ``train``; the test
+item is then scored with
+
+* set-based models (Popularity, ItemKNN on the last item, ImplicitALS) refitted on
+  ``train + validation`` with the chosen hyperparameters;
+* sequence models (Item2Vec, GRU4Rec, SASRec) fitted on ``train`` (neural ones stopped early on
+  the validation NDCG@10) and given each user's whole ordered ``train + validation`` sequence
+  through ``recommend_for_history``.
+
+Every metric ranks the whole catalogue (never a sample of negatives: Krichene & Rendle 2020);
+the user's earlier items are excluded from the ranking (MovieLens has no repeated pairs).
+HR@10 is the share of users whose test item is in the top 10; NDCG@10 is ``1 / log2(rank + 1)``
+for a hit at ``rank`` (1-based), else 0, averaged over users.
+
+Side by side: gensim ``Word2Vec`` (skip-gram, negative sampling) on the same training sequences
+and parameters as the chosen Item2Vec; both vector sets are scored with the same
+recency-weighted rule, and the top-10 similar-item lists of the 200 most popular items are
+compared (overlap), beside gensim against itself with another seed (the noise floor).
+
+Groceries: baskets split 80/20 at random (seeded); for every test basket with at least 2 items
+one random item is hidden and the rest is the history; Item2Vec (``context="basket"``) against
+the association-rules recommender, P@10 and NDCG@10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATASETS, markdown_table, write_results  # noqa: E402
+
+from chuchun.data import Interactions, leave_last_out, user_sequences  # noqa: E402
+from chuchun.data.sequences import LeaveLastOut  # noqa: E402
+from chuchun.datasets import load_dataset, load_movielens  # noqa: E402
+from chuchun.models import (  # noqa: E402
+    GRU4Rec,
+    ImplicitALS,
+    Item2Vec,
+    Popularity,
+    SASRec,
+)
+from chuchun.models._base import _mask_seen, _top_k  # noqa: E402
+from chuchun.models.rules import AssociationRules  # noqa: E402
+from chuchun.similarity import similarity  # noqa: E402
+
+K = 10
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def hit_ndcg(top: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    match = top == target[:, None]
+    found = match.any(axis=1)
+    pos = np.argmax(match, axis=1)
+    return float(found.mean()), float((found / np.log2(pos + 2.0)).mean())
+
+
+def rank_dense(scores: np.ndarray, seen: Any, rows: np.ndarray) -> np.ndarray:
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    _mask_seen(scores, seen, rows)
+    return _top_k(scores, K)[0]
+
+
+# -- set-based models --------------------------------------------------------------------------
+def targets(part: Interactions, data: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    return part.user_idx.copy(), part.item_idx.copy()
+
+
+def eval_model(model: Any, train: Interactions, part: Interactions) -> tuple[float, float]:
+    users, items = targets(part, train)
+    recs = model.recommend(train.users.ids[users], k=K)
+    return hit_ndcg(recs.item_idx, items)
+
+
+def item_knn_last(train: Interactions, part: Interactions, k_neighbors: int) -> tuple[float, float]:
+    """Scores of every item: cosine similarity to the user's last training item."""
+    sims = similarity(train.csr.T.tocsr(), "cosine", k=k_neighbors)
+    seqs = user_sequences(train)
+    users, items = targets(part, train)
+    last = np.array([seqs[u][-1] for u in users])
+    scores = sims[last].toarray()
+    return hit_ndcg(rank_dense(scores, train.csr, users), items)
+
+
+# -- sequence models ---------------------------------------------------------------------------
+def eval_sequence(model: Any, split: LeaveLastOut, part: str) -> tuple[float, float]:
+    """Validation: the model's own training sequences; test: the train+validation sequences."""
+    if part == "validation":
+        return eval_model(model, split.train, split.validation)
+    seqs = user_sequences(split.train_validation)
+    users, items = split.test.user_idx, split.test.item_idx
+    hist = [seqs.item_vocab.ids[seqs[u]].tolist() for u in users]
+    recs = model.recommend_for_history(hist, k=K)
+    return hit_ndcg(recs.item_idx, model.items_.index(split.test.items.ids[items]))
+
+
+def run_dataset(name: str, data: Interactions, args: argparse.Namespace,
+                ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    split = leave_last_out(data)
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+
+    def record(model: str, chosen: str, val: tuple[float, float], test: tuple[float, float],
+               seconds: float) -> None:
+        rows.append({"model": model, "chosen on validation": chosen, "val NDCG@10": val[1],
+                     "HR@10": test[0], "NDCG@10": test[1], "fit s": seconds})
+        print(name, rows[-1], flush=True)
+
+    if args.only == "neural":
+        return run_neural(name, split, args, record, rows), extra
+
+    # Popularity
+    t = time.perf_counter()
+    val = eval_model(Popularity().fit(split.train), split.train, split.validation)
+    test = eval_model(Popularity().fit(split.train_validation), split.train_validation,
+                      split.test)
+    record("Popularity", "-", val, test, time.perf_counter() - t)
+
+    # ItemKNN on the last item
+    t = time.perf_counter()
+    grid = {kn: item_knn_last(split.train, split.validation, kn) for kn in (20, 100, 400)}
+    best_k = max(grid, key=lambda kn: grid[kn][1])
+    test = item_knn_last(split.train_validation, split.test, best_k)
+    record("ItemKNN (last item)", f"k={best_k}", grid[best_k], test, time.perf_counter() - t)
+
+    # ImplicitALS
+    t = time.perf_counter()
+    als_grid = [dict(n_factors=64, regularization=0.01, alpha=a, n_iterations=15)
+                for a in (1.0, 10.0)]
+    scored = [(eval_model(ImplicitALS(**p).fit(split.train), split.train, split.validation), p)
+              for p in als_grid]
+    val, p_als = max(scored, key=lambda s: s[0][1])
+    test = eval_model(ImplicitALS(**p_als).fit(split.train_validation),
+                      split.train_validation, split.test)
+    record("ImplicitALS", f"reg={p_als['regularization']}, alpha={p_als['alpha']}", val, test,
+           time.perf_counter() - t)
+
+    # Item2Vec: fitted per window; history_length / recency_decay act at scoring time only
+    t = time.perf_counter()
+    best: tuple[float, Any, dict[str, Any]] | None = None
+    for window in (3, 10):
+        i2v = Item2Vec(n_factors=64, window=window, n_epochs=args.i2v_epochs,
+                       n_threads=args.threads).fit(split.train)
+        for hl in (1, 3, 10):
+            for decay in (0.7, 1.0):
+                i2v.set_params(history_length=hl, recency_decay=decay)
+                v = eval_sequence(i2v, split, "validation")
+                if best is None or v[1] > best[0]:
+                    best = (v[1], copy.deepcopy(i2v),
+                            {"window": window, "history_length": hl, "recency_decay": decay})
+    assert best is not None
+    _, i2v_best, p_i2v = best
+    record("Item2Vec", ", ".join(f"{k}={v}" for k, v in p_i2v.items()),
+           eval_sequence(i2v_best, split, "validation"), eval_sequence(i2v_best, split, "test"),
+           time.perf_counter() - t)
+    extra["gensim"] = compare_gensim(i2v_best, split, args)
+    return run_neural(name, split, args, record, rows), extra
+
+
+def run_neural(name: str, split: LeaveLastOut, args: argparse.Namespace, record: Any,
+               rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """GRU4Rec and SASRec, stopped early on the validation item."""
+    for cls, params in (
+        (GRU4Rec, dict(n_factors=64, n_epochs=args.epochs, batch_size=64, learning_rate=2e-3,
+                       dropout=0.1, patience=2, n_threads=args.threads)),
+        (SASRec, dict(n_factors=64, n_epochs=args.epochs, max_len=50, n_blocks=2,
+                      batch_size=128, learning_rate=2e-3, dropout=0.2, patience=2,
+                      n_threads=args.threads)),
+    ):
+        t = time.perf_counter()
+        model = cls(**params).fit(split.train, validation=split.validation)
+        seconds = time.perf_counter() - t
+        record(cls.__name__, f"epoch {model.best_epoch_ + 1} of {len(model.history_['loss'])}",
+               eval_sequence(model, split, "validation"), eval_sequence(model, split, "test"),
+               seconds)
+    return pd.DataFrame(rows).set_index("model")
+
+
+# -- gensim side by side -----------------------------------------------------------------------
+def compare_gensim(model: Item2Vec, split: LeaveLastOut, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    from gensim.models import Word2Vec
+
+    seqs = user_sequences(split.train)
+    sentences = [[str(i) for i in s] for s in (seqs[u] for u in range(len(seqs))) if len(s)]
+    p = model.get_params()
+    common = dict(vector_size=p["n_factors"], window=p["window"], negative=p["negative"], sg=1,
+                  hs=0, min_count=1, sample=p["sample"], alpha=p["learning_rate"],
+                  min_alpha=p["min_learning_rate"], epochs=p["n_epochs"], ns_exponent=0.75,
+                  workers=1)
+    times: dict[str, list[float]] = {"chuchun": [], "gensim": []}
+    gensim_models = []
+    for seed in (0, 1):  # interleaved runs; one thread each
+        t = time.perf_counter()
+        gensim_models.append(Word2Vec(sentences, seed=seed, **common))
+        times["gensim"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        Item2Vec(**{**p, "n_threads": 1, "random_state": seed}).fit(split.train)
+        times["chuchun"].append(time.perf_counter() - t)
+
+    def as_item2vec(w2v: Any) -> Item2Vec:
+        twin = copy.deepcopy(model)
+        vectors = np.zeros_like(model.item_factors_)
+        for idx in range(len(model.items_)):
+            key = str(idx)
+            if key in w2v.wv.key_to_index:
+                vectors[idx] = w2v.wv[key]
+        twin.item_factors_ = vectors
+        return twin
+
+    g0, g1 = as_item2vec(gensim_models[0]), as_item2vec(gensim_models[1])
+    top_items = np.argsort(-model.item_popularity_, kind="stable")[:200]
+    ids = model.items_.ids[top_items]
+
+    def overlap(a: Item2Vec, b: Item2Vec) -> float:
+        x, y = a.similar_items(ids, k=K).item_idx, b.similar_items(ids, k=K).item_idx
+        return float(np.mean([len(set(r) & set(s)) / K for r, s in zip(x, y, strict=True)]))
+
+    return {
+        "chuchun_val": eval_sequence(model, split, "validation"),
+        "chuchun_test": eval_sequence(model, split, "test"),
+        "gensim_val": eval_sequence(g0, split, "validation"),
+        "gensim_test": eval_sequence(g0, split, "test"),
+        "overlap_chuchun_gensim": overlap(model, g0),
+        "overlap_gensim_gensim": overlap(g0, g1),
+        "seconds_chuchun": float(np.median(times["chuchun"])),
+        "seconds_gensim": float(np.median(times["gensim"])),
+    }
+
+
+# -- groceries ---------------------------------------------------------------------------------
+def groceries(args: argparse.Namespace) -> pd.DataFrame:
+    lines = (DATASETS / "groceries" / "groceries.csv").read_text().strip().splitlines()
+    baskets = [sorted(set(x.strip() for x in line.split(",") if x.strip())) for line in lines]
+    rng = np.random.default_rng(0)
+    is_test = rng.random(len(baskets)) < 0.2
+    train_b = [b for b, t in zip(baskets, is_test, strict=True) if not t]
+    test_b = [b for b, t in zip(baskets, is_test, strict=True) if t and len(b) >= 2]
+    users = [str(n) for n, b in enumerate(train_b) for _ in b]
+    items = [i for b in train_b for i in b]
+    train = Interactions.from_arrays(users, items)
+    hidden, history = [], []
+    for b in test_b:
+        j = int(rng.integers(len(b)))
+        hidden.append(b[j])
+        history.append(b[:j] + b[j + 1:])
+    rows = []
+    models = {
+        "Item2Vec (basket context)": Item2Vec(context="basket", n_factors=32,
+                                              n_epochs=args.i2v_epochs, n_threads=args.threads,
+                                              recency_decay=1.0, history_length=40),
+        "AssociationRules": AssociationRules(),
+        "Popularity": Popularity(),
+    }
+    for name, model in models.items():
+        t = time.perf_counter()
+        model.fit(train)
+        seconds = time.perf_counter() - t
+        recs = model.recommend_for_history(history, k=K)
+        target = model.items_.index(np.array(hidden))
+        hr, ndcg = hit_ndcg(recs.item_idx, target)
+        rows.append({"model": name, "P@10": hr / K, "HR@10": hr, "NDCG@10": ndcg,
+                     "fit s": seconds})
+        print("groceries", rows[-1], flush=True)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--datasets", nargs="*", default=["ml-100k", "ml-latest-small"])
+    ap.add_argument("--epochs", type=int, default=20, help="maximum epochs of the neural models")
+    ap.add_argument("--i2v-epochs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-groceries", action="store_true")
+    ap.add_argument("--only", choices=("all", "neural"), default="all",
+                    help="'neural': GRU4Rec and SASRec only (no comparison table)")
+    ap.add_argument("--topic", default="sequential")
+    args = ap.parse_args()
+
+    sections = []
+    for name in args.datasets:
+        data = (load_movielens(DATASETS / "ml-100k") if name == "ml-100k"
+                else load_dataset(name)).ratings
+        table, extra = run_dataset(name, data, args)
+        if args.only == "neural":
+            sections.append((f"{name}, leave-last-out, full ranking (neural only)",
+                             markdown_table(table)))
+            continue
+        best_set = table.loc[["Popularity", "ItemKNN (last item)", "ImplicitALS"], "NDCG@10"].max()
+        table["x best set-based"] = table["NDCG@10"] / best_set
+        sections.append((f"{name}, leave-last-out, full ranking", markdown_table(table)))
+        g = extra["gensim"]
+        gtab = pd.DataFrame(
+            {
+                "val NDCG@10": [g["chuchun_val"][1], g["gensim_val"][1]],
+                "test HR@10": [g["chuchun_test"][0], g["gensim_test"][0]],
+                "test NDCG@10": [g["chuchun_test"][1], g["gensim_test"][1]],
+                "fit s (1 thread, median of 2)": [g["seconds_chuchun"], g["seconds_gensim"]],
+            },
+            index=["chuchun Item2Vec", "gensim Word2Vec"],
+        )
+        gtab.index.name = "SGNS"
+        ratio = g["chuchun_test"][1] / g["gensim_test"][1] if g["gensim_test"][1] else np.nan
+        body = markdown_table(gtab) + (
+            f"\n\nTest NDCG@10 ratio chuchun / gensim: {ratio:.3f}. Time ratio chuchun / gensim: "
+            f"{g['seconds_chuchun'] / g['seconds_gensim']:.2f}. Top-10 similar-item overlap "
+            f"(200 most popular items): chuchun vs gensim {g['overlap_chuchun_gensim']:.3f}; "
+            f"gensim seed 0 vs seed 1 {g['overlap_gensim_gensim']:.3f} (noise floor)."
+        )
+        sections.append((f"{name}: Item2Vec against gensim Word2Vec", body))
+    if not args.skip_groceries:
+        sections.append(("Groceries, leave one item out per test basket",
+                         markdown_table(groceries(args))))
+    notes = (
+        f"Neural models: at most {args.epochs} epochs, early stopping with patience 2 on the "
+        f"validation NDCG@10, {args.threads} torch threads, CPU. The machine's 2 cores were "
+        "shared with other jobs during the run: fit times are noisy and only indicative."
+    )
+    path = write_results(args.topic, "Sequence models: next-item recommendation", sections,
+                         libraries=["torch", "gensim", "numba"], notes=notes)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""GRU4Rec and SASRec learn a planted next-item rule, use order, explain, stop early, save."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+from chuchun import ConfigError
+from chuchun.data import leave_last_out
+from chuchun.io import load_model
+from chuchun.models import GRU4Rec, SASRec
+from chuchun.testing.sequences import planted_sequences
+
+N_ITEMS = 20
+FAST = {
+    GRU4Rec: dict(n_factors=16, n_epochs=6, batch_size=16, learning_rate=0.02, n_threads=1),
+    SASRec: dict(n_factors=16, n_epochs=8, max_len=8, n_blocks=1, batch_size=16,
+                 learning_rate=0.01, dropout=0.0, n_threads=1),
+}
+
+
+def _windows():
+    """Histories [r, r+1, a, a+1] and [a, a+1, r, r+1] (the same set in two orders) and the
+    items the planted rule says come next (a+2 and r+2)."""
+    hist, want = [], []
+    for r in range(0, N_ITEMS, 2):
+        a = (r + 7) % N_ITEMS
+        for x, y in ((r, a), (a, r)):
+            hist.append([f"i{x}", f"i{(x + 1) % N_ITEMS}", f"i{y}", f"i{(y + 1) % N_ITEMS}"])
+            want.append(f"i{(y + 2) % N_ITEMS}")
+    return hist, np.array(want)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return planted_sequences(n_users=100, n_items=N_ITEMS)
+
+
+@pytest.fixture(scope="module", params=[GRU4Rec, SASRec], ids=lambda c: c.__name__)
+def fitted(request, data):
+    cls = request.param
+    return cls(**FAST[cls]).fit(data)
+
+
+def test_learns_the_planted_next_item(fitted):
+    hist, want = _windows()
+    got = fitted.recommend_for_history(hist, k=1).item_ids[:, 0]
+    # each set appears in both orders with different answers: a set-based model scores <= 0.5
+    assert np.mean(got == want) >= 0.8
+
+
+def test_recommend_uses_each_users_training_sequence(fitted, data):
+    users = data.users.ids
+    recs = fitted.recommend(users, k=1).item_ids[:, 0]
+    # every training sequence ends a run, so its next item is a fresh start: what the model
+    # must not do is recommend from an older point of the sequence
+    first = [fitted.items_.ids[fitted._user_sequence(u)[0]] for u in range(len(users))]
+    after_first = np.array([f"i{(int(x[1:]) + 4) % N_ITEMS}" for x in first])
+    assert np.mean(recs == after_first) <= 0.2
+    sequences = [list(fitted.items_.ids[fitted._user_sequence(u)]) for u in range(len(users))]
+    folded = fitted.recommend_for_history(sequences, k=1).item_ids[:, 0]
+    assert np.array_equal(folded, recs)
+
+
+def test_explain_names_recent_items(fitted, data):
+    user = data.users.ids[0]
+    seq = fitted.items_.ids[fitted._user_sequence(0)]
+    item = fitted.recommend([user], k=1).item_ids[0, 0]
+    exp = fitted.explain([user], [item], n_reasons=None)[0]
+    assert exp.reasons and {r.id for r in exp.reasons} <= set(seq.tolist())
+    assert np.isclose(exp.score, fitted.predict([user], [item])[0], atol=1e-5)
+    assert not exp.additive
+    if isinstance(fitted, SASRec):
+        assert np.isclose(sum(r.contribution for r in exp.reasons), 1.0, atol=1e-4)
+    else:
+        # occluding the latest item hurts the planted next item most
+        top = max(exp.reasons, key=lambda r: r.contribution)
+        assert top.id == seq[-1] and top.contribution > 0
+
+
+def test_save_load_restores_the_network(fitted, data):
+    users = data.users.ids[:10]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.zip")
+        fitted.save(path)
+        loaded = load_model(path)
+    np.testing.assert_allclose(loaded.predict(users, data.items.ids[:10]),
+                               fitted.predict(users, data.items.ids[:10]), rtol=1e-5)
+    hist, _ = _windows()
+    assert np.array_equal(loaded.recommend_for_history(hist, k=3).item_idx,
+                          fitted.recommend_for_history(hist, k=3).item_idx)
+
+
+@pytest.mark.parametrize("cls,extra", [
+    (GRU4Rec, {"loss": "bpr-max", "n_negatives": 4}),
+    (GRU4Rec, {"loss": "ce", "n_negatives": 4}),
+    (SASRec, {"loss": "bce", "n_negatives": 2}),
+    (SASRec, {"loss": "ce", "n_negatives": 4}),
+])
+def test_sampled_losses_learn_too(cls, extra, data):
+    model = cls(**{**FAST[cls], "n_epochs": FAST[cls]["n_epochs"] + 4, **extra}).fit(data)
+    hist, want = _windows()
+    got = model.recommend_for_history(hist, k=3).item_ids
+    assert np.mean([w in row for w, row in zip(want, got, strict=True)]) >= 0.8
+
+
+def test_early_stopping_keeps_the_best_epoch_and_calls_back(data):
+    split = leave_last_out(data)
+    seen = []
+    model = SASRec(**{**FAST[SASRec], "n_epochs": 12, "patience": 2}).fit(
+        split.train, validation=split.validation,
+        callbacks=[lambda m, epoch, logs: seen.append((epoch, logs["val_ndcg"]))],
+    )
+    hist = model.history_
+    assert len(seen) == len(hist["loss"]) and all(np.isfinite(v) for _, v in seen)
+    assert model.best_epoch_ == int(np.argmax(hist["val_ndcg"]))
+    stopped_early = len(hist["loss"]) < 12
+    assert stopped_early or model.best_epoch_ >= 10
+    assert hist["val_ndcg"][model.best_epoch_] > 0.5
+    with pytest.raises(ConfigError, match="loss"):
+        SASRec(loss="bpr-max").fit(data)
+
+
+def test_same_seed_same_model(data):
+    a = GRU4Rec(**{**FAST[GRU4Rec], "n_epochs": 2}).fit(data)
+    b = GRU4Rec(**{**FAST[GRU4Rec], "n_epochs": 2}).fit(data)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
