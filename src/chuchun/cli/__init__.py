@@ -102,6 +102,10 @@ if importlib.util.find_spec("chuchun.cli.rules") is not None:
 
     cli.add_command(rules_command)
 
+from chuchun.cli.spark import install as _install_spark  # noqa: E402
+
+_install_spark(cli)  # --engine spark on fit and evaluate
+
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``chuchun`` script; exits with the documented status."""
