@@ -415,7 +415,7 @@ def _resolve_duplicates(
     if policy == "error":
         dup = (clean.groupBy(*keys).count().filter(F.col("count") > 1)
                .agg(F.count(F.lit(1)).alias("pairs"), F.sum(F.col("count") - 1).alias("extra"),
-                    F.first(F.struct(*keys)).alias("example"))
+                    F.min(F.struct(*keys)).alias("example"))  # the first pair in id order, as locally
                .collect()[0])
         if dup["pairs"]:
             ex = dup["example"]
@@ -457,7 +457,7 @@ def _dense_index(values: DataFrame, col: str, name: str) -> tuple[DataFrame, int
     tagged = values.orderBy(col).select(
         col, F.spark_partition_id().alias("_p"), F.monotonically_increasing_id().alias("_m")
     ).persist()
-    sizes = dict(tagged.groupBy("_p").count().collect())
+    sizes: dict[int, int] = dict(tagged.groupBy("_p").count().collect())  # type: ignore[arg-type]
     n_parts = max(sizes) + 1 if sizes else 0
     offsets = np.zeros(n_parts, dtype=np.int64)
     if n_parts:

@@ -59,7 +59,7 @@ def _positions(frame: DataFrame, order: list[Any]) -> DataFrame:
     F = _f()
     tagged = frame.orderBy(*order).withColumn("_p", F.spark_partition_id()).withColumn(
         "_m", F.monotonically_increasing_id()).persist()
-    sizes = dict(tagged.groupBy("_p").count().collect())
+    sizes: dict[int, int] = dict(tagged.groupBy("_p").count().collect())  # type: ignore[arg-type]
     n_parts = max(sizes) + 1 if sizes else 1
     counts = np.array([sizes.get(p, 0) for p in range(n_parts)], dtype=np.int64)
     offsets = np.r_[0, np.cumsum(counts)[:-1]]
@@ -71,7 +71,7 @@ def _positions(frame: DataFrame, order: list[Any]) -> DataFrame:
 def _split(data: SparkInteractions, is_test: Any, **info: Any) -> SparkSplit:
     F = _f()
     marked = data.frame.withColumn("_test", is_test).persist()
-    counts = dict(marked.groupBy("_test").count().collect())
+    counts: dict[bool, int] = dict(marked.groupBy("_test").count().collect())  # type: ignore[arg-type]
     n_test, n_train = int(counts.get(True, 0)), int(counts.get(False, 0))
     method = info.get("method", "split")
     if n_test == 0:
@@ -259,13 +259,12 @@ def _fallback_list(model: SparkRecommender, k: int) -> DataFrame:
     F = _f()
     from chuchun.spark.models import BaselineOnly
 
+    scores: DataFrame | None = None
     if isinstance(model, BaselineOnly):
         est = model._clip_column(F.lit(model.global_mean_) + F.col("bi"))
         scores = model.item_bias_frame_.select("item_idx", est.alias("score"))
         if scores.agg(F.max("score") - F.min("score")).collect()[0][0] == 0:
             scores = None
-    else:
-        scores = None
     if scores is None:
         scores = model.data_.frame.groupBy("item_idx").agg(
             F.count(F.lit(1)).cast("double").alias("score"))

@@ -205,7 +205,7 @@ class SparkRecommender(HasParams, abc.ABC):
         return {k: v for k, v in self.get_params().items() if k in names}
 
     @abc.abstractmethod
-    def _export(self, model: Recommender, data: Interactions) -> None:
+    def _export(self, model: Any, data: Interactions) -> None:
         """Set the fitted attributes of the local ``model`` (base attributes are set)."""
 
     @classmethod
@@ -237,7 +237,7 @@ class SparkRecommender(HasParams, abc.ABC):
         out._import(model, spark)
         return out
 
-    def _import(self, model: Recommender, spark: Any) -> None:
+    def _import(self, model: Any, spark: Any) -> None:
         raise ConfigError(f"{type(self).__name__} cannot be built from a local model")
 
 
@@ -274,7 +274,7 @@ def _factor_matrix(frame: DataFrame, n: int, n_factors: int) -> np.ndarray:
     table = frame.toPandas()
     out = np.zeros((n, n_factors), dtype=np.float32)
     if len(table):
-        out[table["id"].to_numpy(np.int64)] = np.stack(table["features"].to_numpy()).astype(
+        out[table["id"].to_numpy(np.int64)] = np.stack(list(table["features"])).astype(
             np.float32
         )
     return out
@@ -332,7 +332,7 @@ class _MLlibALS(SparkRecommender):
         return (_factor_matrix(self.mllib_model_.userFactors, self.n_users_, k),
                 _factor_matrix(self.mllib_model_.itemFactors, self.n_items_, k))
 
-    def _import(self, model: Recommender, spark: Any) -> None:
+    def _import(self, model: Any, spark: Any) -> None:
         from pyspark.ml.recommendation import ALSModel
 
         users = _factor_frame(spark, model.user_factors_)
@@ -395,7 +395,7 @@ class ALS(_MLlibALS):
     def _local_params(self) -> dict[str, Any]:
         return {**super()._local_params(), "biased": False, "weighted": True}
 
-    def _export(self, model: Recommender, data: Interactions) -> None:
+    def _export(self, model: Any, data: Interactions) -> None:
         pu, qi = self._factors()
         model.fit_bias_ = False
         model.weighted_ = True
@@ -406,7 +406,7 @@ class ALS(_MLlibALS):
         model.history_ = {"train_rmse": [], "val_rmse": []}
         model.best_epoch_ = int(self.n_epochs) - 1
 
-    def _import(self, model: Recommender, spark: Any) -> None:
+    def _import(self, model: Any, spark: Any) -> None:
         if getattr(model, "fit_bias_", False):
             raise ConfigError("a biased ALS has no MLlib counterpart (MLlib's ALS has no "
                               "biases); train it with biased=False to score it on Spark")
@@ -464,7 +464,7 @@ class ImplicitALS(_MLlibALS):
         params[epochs] = int(self.n_epochs)
         return params
 
-    def _export(self, model: Recommender, data: Interactions) -> None:
+    def _export(self, model: Any, data: Interactions) -> None:
         model.user_factors_, model.item_factors_ = self._factors()
 
 
@@ -490,10 +490,10 @@ class Popularity(SparkRecommender):
             F.col("_r") <= n).drop("_r")
         return user_idx.crossJoin(F.broadcast(top))
 
-    def _export(self, model: Recommender, data: Interactions) -> None:
+    def _export(self, model: Any, data: Interactions) -> None:
         return None  # item_popularity_ is the whole state
 
-    def _import(self, model: Recommender, spark: Any) -> None:
+    def _import(self, model: Any, spark: Any) -> None:
         import pandas as pd
 
         pop = model.item_popularity_
@@ -535,7 +535,7 @@ class BaselineOnly(SparkRecommender):
         rows = data.frame.select("user_idx", "item_idx",
                                  (F.col("rating") - F.lit(mu)).alias("r")).persist()
         bu = rows.select("user_idx").distinct().withColumn("bu", F.lit(0.0))
-        bi = None
+        bi: DataFrame = bu
         for _ in range(int(self.n_epochs or 10)):
             bi = (rows.join(bu, "user_idx").groupBy("item_idx")
                   .agg((F.sum(F.col("r") - F.col("bu")) / (F.count(F.lit(1)) + lam_i))
@@ -577,7 +577,7 @@ class BaselineOnly(SparkRecommender):
     def _local_params(self) -> dict[str, Any]:
         return {**super()._local_params(), "n_epochs": self.n_epochs}
 
-    def _export(self, model: Recommender, data: Interactions) -> None:
+    def _export(self, model: Any, data: Interactions) -> None:
         bu = self.user_bias_frame_.toPandas()
         bi = self.item_bias_frame_.toPandas()
         model.user_bias_ = np.zeros(data.n_users)
@@ -585,7 +585,7 @@ class BaselineOnly(SparkRecommender):
         model.user_bias_[bu["user_idx"].to_numpy(np.int64)] = bu["bu"].to_numpy(np.float64)
         model.item_bias_[bi["item_idx"].to_numpy(np.int64)] = bi["bi"].to_numpy(np.float64)
 
-    def _import(self, model: Recommender, spark: Any) -> None:
+    def _import(self, model: Any, spark: Any) -> None:
         import pandas as pd
 
         self.user_bias_frame_ = spark.createDataFrame(pd.DataFrame(
@@ -740,14 +740,14 @@ class ImplicitItemKNN(SparkRecommender):
         m.sort_indices()
         return m
 
-    def _export(self, model: Recommender, data: Interactions) -> None:
+    def _export(self, model: Any, data: Interactions) -> None:
         x = data.csr.astype(np.float32)
         if self.binary or not data.has_ratings:
             x.data = np.ones_like(x.data)
         model.interactions_ = x
         model.similarity_ = self.similarity_matrix()
 
-    def _import(self, model: Recommender, spark: Any) -> None:
+    def _import(self, model: Any, spark: Any) -> None:
         import pandas as pd
 
         s = model.similarity_.tocoo()
@@ -833,7 +833,7 @@ class AssociationRules(SparkRecommender):
         return (rule_pairs.unionByName(prior_pairs).groupBy("user_idx", "item_idx")
                 .agg(F.max("score").alias("score")))
 
-    def _export(self, model: Recommender, data: Interactions) -> None:
+    def _export(self, model: Any, data: Interactions) -> None:
         table = self.rules_frame_.toPandas()
         prior = self.item_prior_frame_.toPandas()
         n_items = data.n_items
