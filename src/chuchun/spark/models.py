@@ -283,9 +283,10 @@ def _factor_matrix(frame: DataFrame, n: int, n_factors: int) -> np.ndarray:
 def _factor_frame(spark: Any, factors: np.ndarray) -> DataFrame:
     import pandas as pd
 
-    return spark.createDataFrame(pd.DataFrame(
+    frame = spark.createDataFrame(pd.DataFrame(
         {"id": np.arange(len(factors), dtype=np.int32),
          "features": [row.astype(np.float64).tolist() for row in factors]}))
+    return frame.select("id", _f().col("features").cast("array<float>").alias("features"))
 
 
 # -- matrix factorisation on MLlib's ALS -------------------------------------------------------
