@@ -123,12 +123,12 @@ def user_holdout(
     if order == "time":
         if not data.has_timestamps:
             raise DataError("user_holdout(order='time') needs timestamps; the log has none")
-        keys = [F.col("timestamp"), F.col("item_idx")]
+        frame = data.frame.withColumn("_key", F.col("timestamp"))
     else:
-        keys = [F.rand(int(random_state)), F.col("item_idx")]
+        frame = data.frame.withColumn("_key", F.rand(int(random_state)))
     by_user = Window.partitionBy("user_idx")
-    ranked = data.frame.withColumn("_n", F.count(F.lit(1)).over(by_user)).withColumn(
-        "_r", F.row_number().over(by_user.orderBy(*keys)))
+    ranked = frame.withColumn("_n", F.count(F.lit(1)).over(by_user)).withColumn(
+        "_r", F.row_number().over(by_user.orderBy("_key", "item_idx"))).drop("_key")
     if last_k is None:
         n_test = F.floor(F.col("_n") * F.lit(frac) + F.lit(1e-9))
     else:
