@@ -51,7 +51,7 @@ def test_distributed_index_is_the_sorted_order_over_many_partitions(spark):
     [
         (RAW, {}, "duplicate (user, item) pairs, e.g. user 'a' item 10"),
         (RAW, {"user_col": "who", "duplicates": "last"}, "user column 'who' not found"),
-        (RAW.assign(rating=["x", 1, 2, 3, 4, 5, 6]), {"duplicates": "last"},
+        (RAW.assign(rating=["x", "1", "2", "3", "4", "5", "6"]), {"duplicates": "last"},
          "non-numeric values such as 'x'"),
         (RAW.assign(user=[None, "a", "a", "c", "b", "zz", "a"]), {"duplicates": "last"},
          "user column has 1 missing"),
