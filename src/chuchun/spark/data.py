@@ -123,7 +123,7 @@ class SparkInteractions:
         item = _id_column(F.col(item_col), types[item_col])
         exprs = [user.alias("user_id"), item.alias("item_id")]
         if rating_col is not None:
-            exprs.append(F.col(rating_col).cast("double").alias("rating"))
+            exprs.append(_try_cast(F.col(rating_col), "double").alias("rating"))
         if timestamp_col is not None:
             exprs.append(_timestamp_column(F.col(timestamp_col), types[timestamp_col]))
         exprs.append(F.monotonically_increasing_id().alias("_row"))
@@ -318,6 +318,12 @@ def _id_column(col: Any, dtype: str) -> Any:
     return col.cast("string")
 
 
+def _try_cast(col: Any, dtype: str) -> Any:
+    """Cast giving NULL for malformed values (Spark 4 runs in ANSI mode, where a plain cast
+    raises); the NULLs are then counted and reported by :func:`_validate`."""
+    return col.try_cast(dtype) if hasattr(col, "try_cast") else col.cast(dtype)
+
+
 def _timestamp_column(col: Any, dtype: str) -> Any:
     F = _f()
     if dtype in ("timestamp", "timestamp_ntz", "date"):
@@ -326,7 +332,8 @@ def _timestamp_column(col: Any, dtype: str) -> Any:
         return F.floor(col).cast("long").alias("timestamp")
     if dtype in ("tinyint", "smallint", "int", "bigint"):
         return col.cast("long").alias("timestamp")
-    return F.unix_timestamp(F.to_timestamp(col)).cast("long").alias("timestamp")
+    parse = getattr(F, "try_to_timestamp", F.to_timestamp)  # ANSI mode: NULL, not an error
+    return F.unix_timestamp(parse(col)).cast("long").alias("timestamp")
 
 
 def _validate(
