@@ -108,6 +108,10 @@ from chuchun.cli.report import report_command  # noqa: E402
 
 cli.add_command(report_command)
 
+from chuchun.cli.spark import install as _install_spark  # noqa: E402
+
+_install_spark(cli)  # --engine spark on fit and evaluate
+
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``chuchun`` script; exits with the documented status."""

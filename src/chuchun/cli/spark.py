@@ -1,0 +1,146 @@
+"""``--engine spark``: run ``chuchun fit`` and ``chuchun evaluate`` on Spark.
+
+:func:`install` adds ``--engine {local,spark}`` and ``--spark-master URL`` to the ``fit`` and
+``evaluate`` commands and, when ``--engine spark`` is given, sends them here: the data is read
+into Spark (Parquet, CSV/TSV, a MovieLens 100K directory, or a bundled data set name), the
+``chuchun.spark`` model of the same name is fitted there, and ``fit`` saves its ``to_local()``
+model as an ordinary artifact. The local path of both commands is left untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chuchun._exceptions import ConfigError
+
+__all__ = ["install"]
+
+logger = logging.getLogger(__name__)
+
+_SPARK_MODELS = ("ALS", "AssociationRules", "BaselineOnly", "ImplicitALS", "ImplicitItemKNN",
+                 "Popularity")
+
+
+def install(group: click.Group) -> None:
+    """Give ``group``'s ``fit`` and ``evaluate`` commands the ``--engine`` options."""
+    for name, runner in (("fit", _fit), ("evaluate", _evaluate)):
+        command = group.commands.get(name)
+        if command is None or command.callback is None:
+            continue
+        command.params.append(click.Option(
+            ["--engine"], type=click.Choice(["local", "spark"]), default="local",
+            show_default=True, help="Run in this process, or on Spark (pyspark extra)."))
+        command.params.append(click.Option(
+            ["--spark-master"], default=None, metavar="URL",
+            help="Spark master for --engine spark, e.g. local[4] or spark://host:7077 "
+            "(default: the session spark-submit created, else local[*])."))
+        command.callback = _dispatch(command.callback, runner)
+
+
+def _dispatch(local: Any, runner: Any) -> Any:
+    def callback(*args: Any, engine: str, spark_master: str | None, **kwargs: Any) -> Any:
+        if engine == "spark":
+            return runner(spark_master=spark_master, **kwargs)
+        if spark_master is not None:
+            raise ConfigError("--spark-master applies to --engine spark only")
+        return local(*args, **kwargs)
+
+    callback.__doc__ = local.__doc__
+    return callback
+
+
+def _model(name: str, pairs: tuple[str, ...]) -> Any:
+    from chuchun import spark as chuchun_spark
+    from chuchun.cli._common import parse_params
+
+    match = [m for m in _SPARK_MODELS if m.lower() == name.lower()]
+    if not match:
+        raise ConfigError(f"model {name!r} has no Spark implementation; Spark models are: "
+                          f"{', '.join(_SPARK_MODELS)}")
+    cls = getattr(chuchun_spark, match[0])
+    model = cls(**parse_params(cls, pairs))
+    model._validate_params()
+    return model
+
+
+def _read(spark_master: str | None, data_path: str, *, user_col: str, item_col: str,
+          rating_col: str | None, timestamp_col: str | None, implicit: bool, sep: str | None,
+          duplicates: str, rating_scale: tuple[float, float] | None) -> Any:
+    from chuchun.data.interactions import AUTO
+    from chuchun.spark import SparkInteractions, get_session
+
+    spark = get_session(spark_master or "local[*]")
+    path = Path(data_path)
+    cols: dict[str, Any] = {
+        "user_col": user_col, "item_col": item_col,
+        "rating_col": None if implicit else (rating_col or AUTO),
+        "timestamp_col": timestamp_col or AUTO, "duplicates": duplicates,
+        "rating_scale": rating_scale,
+    }
+    name = path.name.lower()
+    if path.is_dir() and (path / "u.data").exists():  # MovieLens 100K
+        return SparkInteractions.from_csv(
+            path / "u.data", spark=spark, sep="\t", header=False,
+            names=["user", "item", "rating", "timestamp"],
+            **{**cols, "user_col": "user", "item_col": "item"})
+    if name.endswith(".parquet") or path.is_dir() or name.endswith(".pq"):
+        return SparkInteractions.from_parquet(path, spark=spark, **cols)
+    if path.exists():
+        default_sep = "\t" if ".tsv" in name else ","
+        return SparkInteractions.from_csv(path, spark=spark, sep=sep or default_sep, **cols)
+    from chuchun.cli._common import load_data  # a bundled data set name
+
+    local = load_data(data_path, user_col=user_col, item_col=item_col, rating_col=rating_col,
+                      timestamp_col=timestamp_col, implicit=implicit, sep=sep,
+                      duplicates=duplicates, rating_scale=rating_scale)
+    return SparkInteractions.from_local(local, spark=spark)
+
+
+def _fit(*, spark_master: str | None, model_name: str, params: tuple[str, ...], out: str,
+         **data_kw: Any) -> None:
+    from chuchun.cli._common import check_output_dir
+    from chuchun.io import save_model
+
+    model = _model(model_name, params)
+    check_output_dir(out)
+    data = _read(spark_master, **data_kw).persist()
+    start = time.perf_counter()
+    model.fit(data)
+    local = model.to_local()
+    seconds = time.perf_counter() - start
+    save_model(local, out)
+    click.echo(
+        f"fitted {type(model).__name__} on Spark on {data.count():,} interactions "
+        f"({data.n_users:,} users, {data.n_items:,} items) in {seconds:.2f} s; saved to {out}"
+    )
+
+
+def _evaluate(*, spark_master: str | None, model_name: str, params: tuple[str, ...],
+              split_kind: str, test_fraction: float, folds: int, k: int, seed: int,
+              metrics: tuple[str, ...], **data_kw: Any) -> None:
+    from chuchun.cli._common import format_table
+    from chuchun.spark import evaluation
+
+    model = _model(model_name, params)
+    data = _read(spark_master, **data_kw).persist()
+    if split_kind == "kfold":
+        raise ConfigError("--split kfold is not available with --engine spark; use temporal "
+                          "or holdout")
+    if split_kind == "temporal":
+        if not data.has_timestamps:
+            raise ConfigError("--split temporal needs timestamps; the data has none "
+                              "(use --split holdout or --timestamp-col)")
+        split = evaluation.user_holdout(data, test_fraction=test_fraction, order="time",
+                                        random_state=seed)
+    else:
+        split = evaluation.holdout(data, test_fraction=test_fraction, random_state=seed)
+    result = evaluation.evaluate(model, split, metrics=list(metrics) or None, k=k)
+    rows = [{"metric": name, "value": int(v) if float(v).is_integer() and "@" not in name
+             and name not in ("rmse", "mae", "mse") else float(v)}
+            for name, v in result.items()]
+    click.echo(format_table(rows))

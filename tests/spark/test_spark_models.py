@@ -1,0 +1,94 @@
+"""Spark models against the local ones: same state, same lists, artifacts that load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chuchun.io import load_model, save_model
+from chuchun.models import ALS as LocalALS
+from chuchun.models import AssociationRules as LocalRules
+from chuchun.models import BaselineOnly as LocalBaseline
+from chuchun.models import Popularity as LocalPopularity
+from chuchun.spark import (
+    ALS,
+    AssociationRules,
+    BaselineOnly,
+    ImplicitALS,
+    ImplicitItemKNN,
+    Popularity,
+    SparkInteractions,
+)
+
+
+@pytest.fixture(scope="module")
+def data(spark, small_log):
+    return SparkInteractions.from_local(small_log, spark=spark).persist()
+
+
+def _lists(frame, k):
+    table = frame.toPandas().sort_values(["user_id", "rank"])
+    return {u: list(g["item_id"]) for u, g in table.groupby("user_id")}
+
+
+def _local_lists(model, users, k):
+    recs = model.recommend(users, k)
+    return {u: [x for x in row if x is not None] for u, row in zip(users, recs.item_ids.tolist())}
+
+
+def test_als_to_local_saves_loads_and_scores_like_spark(data, small_log, tmp_path):
+    model = ALS(n_factors=4, n_epochs=5, random_state=1).fit(data)
+    local = model.to_local()
+    assert isinstance(local, LocalALS) and local.get_params()["biased"] is False
+    save_model(local, tmp_path / "als")
+    loaded = load_model(tmp_path / "als")
+    users = small_log.users.ids
+    spark_lists = _lists(model.recommend(k=5), 5)
+    assert spark_lists == _local_lists(loaded, users, 5)
+    pairs = small_log.to_pandas().head(50)
+    frame = data.frame.sparkSession.createDataFrame(
+        pairs.rename(columns={"user": "user_id", "item": "item_id"})[["user_id", "item_id"]])
+    got = model.predict(frame).toPandas().sort_values(["user_id", "item_id"])
+    want = loaded.predict(got["user_id"], got["item_id"])
+    np.testing.assert_allclose(got["prediction"], want, rtol=1e-5, atol=1e-5)
+    # and back: the local model scores on Spark with the same numbers
+    again = ALS.from_local(loaded, spark=data.frame.sparkSession)
+    back = again.predict(frame).toPandas().sort_values(["user_id", "item_id"])
+    np.testing.assert_allclose(back["prediction"], want, rtol=1e-5, atol=1e-5)
+
+
+def test_popularity_and_baseline_equal_local_fits(data, small_log):
+    users = small_log.users.ids
+    pop = Popularity().fit(data)
+    assert _lists(pop.recommend(k=4), 4) == _local_lists(LocalPopularity().fit(small_log),
+                                                         users, 4)
+    base = BaselineOnly(n_epochs=5).fit(data)
+    local = base.to_local()
+    ref = LocalBaseline(n_epochs=5).fit(small_log)
+    np.testing.assert_allclose(local.user_bias_, ref.user_bias_, atol=1e-9)
+    np.testing.assert_allclose(local.item_bias_, ref.item_bias_, atol=1e-9)
+    assert _lists(base.recommend(k=4), 4) == _local_lists(ref, users, 4)
+
+
+def test_item_knn_and_implicit_als_recommend_like_their_local_models(data, small_log):
+    users = small_log.users.ids
+    knn = ImplicitItemKNN(n_neighbors=5, shrinkage=2.0).fit(data)
+    assert _lists(knn.recommend(k=3), 3) == _local_lists(knn.to_local(), users, 3)
+    ials = ImplicitALS(n_factors=3, n_epochs=3, random_state=0).fit(data)
+    local = ials.to_local()
+    assert local.user_factors_.shape == (small_log.n_users, 3)
+    assert _lists(ials.recommend(k=3), 3) == _local_lists(local, users, 3)
+
+
+def test_association_rules_equal_local(data, small_log):
+    params = {"min_support": 0.15, "min_confidence": 0.2, "max_len": 3}
+    ours = AssociationRules(**params).fit(data)
+    local = ours.to_local()
+    ref = LocalRules(**params).fit(small_log)
+    a = local.rules_.to_pandas().sort_values(["confidence", "lift"]).reset_index(drop=True)
+    b = ref.rules_.to_pandas().sort_values(["confidence", "lift"]).reset_index(drop=True)
+    assert len(b) > 0
+    assert set(zip(a["antecedent"], a["consequent"])) == set(zip(b["antecedent"],
+                                                                 b["consequent"]))
+    users = small_log.users.ids
+    assert _lists(ours.recommend(k=3), 3) == _local_lists(ref, users, 3)
