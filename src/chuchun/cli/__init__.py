@@ -164,7 +164,7 @@ def cli_wording(message: str) -> str:
         name, value = match.group(1), match.group(2)
         if value[:1] in "'\"" and value[-1:] == value[:1]:
             value = value[1:-1]
-            value = f"'{value}'" if not value or any(c in value for c in " \t;|") else value
+            value = f"'{value}'" if not value or any(c in value for c in " \t;|\\") else value
         elif value.startswith("["):
             value = "A,B,..."
         return f"{_FLAGS[name]} {value}"

@@ -241,16 +241,19 @@ def _side_tables(
     if given and item_path is None and user_path is None:
         raise ConfigError("--categorical, --multi-valued, --numeric and --text describe the "
                           "columns of --item-features / --user-features; give one of those")
-    used: set[str] = set()
-    for path, cls, default_id, attr in ((item_path, ItemFeatures, item_col, "item_features"),
-                                         (user_path, UserFeatures, user_col, "user_features")):
-        if path is None:
-            continue
-        key = id_col or default_id
-        columns = [str(c) for c in read_table(path, sep=unescape(sep), text_cols=[key]).columns]
+    tables = [(path, cls, id_col or default_id, attr) for path, cls, default_id, attr in (
+        (item_path, ItemFeatures, item_col, "item_features"),
+        (user_path, UserFeatures, user_col, "user_features")) if path is not None]
+    found = {path: [str(c) for c in read_table(path, sep=unescape(sep), text_cols=[key]).columns]
+             for path, _, key, _ in tables}
+    unused = [c for c in given if not any(c in cols for cols in found.values())]
+    if unused:
+        raise ConfigError(f"feature column(s) {unused} are in none of the feature tables "
+                          f"({', '.join(f'{p!r}: {c}' for p, c in found.items())})")
+    for path, cls, key, attr in tables:
+        columns = found[path]
         pick = {kind: [c for c in cols if c in columns] for kind, cols in kinds.items()}
         multi = {c: v for c, v in separators.items() if c in columns}
-        used.update(*pick.values(), multi)
         if not any(pick.values()) and not multi:
             flags = "--categorical, --multi-valued, --numeric or --text"
             raise ConfigError(f"say which columns of {path!r} are features with {flags}; "
@@ -260,9 +263,6 @@ def _side_tables(
                                  multi_valued=multi, **pick)
         setattr(out, attr, features)
         out.flagged.add(attr)
-    unused = [c for c in given if c not in used]
-    if unused:
-        raise ConfigError(f"feature column(s) {unused} are in none of the feature tables")
 
 
 def _read_labels(path: str, label_col: str, item_col: str, id_type: str) -> pd.Series:

@@ -30,12 +30,12 @@ _state: dict[str, Any] = {"announced": False, "warmed": set()}
 def _cache_dirs() -> list[Path]:
     import chuchun.kernels as kernels
 
-    source = Path(kernels.__file__).resolve().parent
-    dirs = [source / "__pycache__"]
     env = os.environ.get("NUMBA_CACHE_DIR")
-    if env:
-        dirs.append(Path(env))
-    return dirs
+    if env:  # numba then caches there only
+        return [Path(env)]
+    source = Path(kernels.__file__).resolve().parent
+    # beside the sources, or numba's user-wide cache when the package is not writable
+    return [source / "__pycache__", Path.home() / ".cache" / "numba"]
 
 
 def cached_kernels() -> set[str]:
@@ -44,11 +44,11 @@ def cached_kernels() -> set[str]:
     for directory in _cache_dirs():
         if not directory.is_dir():
             continue
-        if directory.name == "__pycache__":
+        if directory.name == "__pycache__" and directory.parent.name == "kernels":
             found.update(p.name for p in directory.glob("*.nbi"))
             continue
         for root, _, files in os.walk(directory):
-            if "chuchun" in root and "kernels" in root:
+            if "kernels" in os.path.basename(root):  # numba names it kernels_<hash>
                 found.update(f for f in files if f.endswith(".nbi"))
     return found
 

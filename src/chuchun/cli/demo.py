@@ -21,7 +21,7 @@ import numpy as np
 
 from chuchun._exceptions import ConfigError, DataError, DataWarning
 from chuchun._progress import progress
-from chuchun.cli._common import format_table
+from chuchun.cli._common import explain_pairs, format_table
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
 
@@ -54,15 +54,7 @@ class DemoEntry:
 
 def _movie_features(ml: Any, train: Interactions) -> dict[str, Any]:
     """Genres (multi-valued), title words and the users' free-text tags of each movie."""
-    from chuchun.data.features import ItemFeatures
-
-    items = ml.items[["item", "title", "genres"]].copy()
-    if ml.tags is not None:
-        tags = ml.tags.groupby("item")["tag"].agg(lambda t: " ".join(map(str, t)))
-        items["tags"] = items["item"].map(tags).fillna("")
-    text = ["title", "tags"] if "tags" in items else ["title"]
-    features = ItemFeatures.from_pandas(items, id_col="item", multi_valued=["genres"], text=text)
-    return {"item_features": features}
+    return {"item_features": ml.item_features()}
 
 
 #: The models the demo trains, in display order (skipped when not registered).
@@ -131,6 +123,7 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
     Each user's most recent 20% of ratings form the test set. Prints RMSE/MAE (rating models)
     and precision/recall/NDCG@k (all models), then the top-k for a sample user with titles.
     """
+    from chuchun.cli._feedback import warm_up
     from chuchun.data.splits import user_holdout
     from chuchun.datasets import load_movielens_latest_small
     from chuchun.evaluation import evaluate
@@ -161,14 +154,17 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[str, Any, dict[str, float]]] = []
     failures: list[str] = []
+    labels = ml.labels()
     for entry in progress(entries, total=len(entries), desc="models"):
         cls = get_model_class(entry.name)
         model = cls(**_params_for(entry, cls, quick))
         try:
             extra = entry.fit_kwargs(ml, train) if entry.fit_kwargs is not None else {}
+            warm_up(model, train, extra)  # kernel compilation is not part of the fit time
             start = time.perf_counter()
             model.fit(train, **extra)
             seconds = time.perf_counter() - start
+            model.set_item_labels(labels)
             scores = evaluate(model, split, k=k, fit=False)
         except Exception as exc:  # keep the demo going; reported and exit status 1 below
             logger.debug("demo: %s failed", entry.name, exc_info=True)
@@ -219,7 +215,10 @@ def _show_sample(
         value = _metric(entry[2], "ndcg", k)
         return -math.inf if value is None or value != value else value
 
-    name, model, _ = max(fitted, key=best_key)
+    explainers = [entry for entry in fitted if _can_explain(entry[1])]
+    # the list shown comes from the best model that can say why (the best overall otherwise)
+    name, model, _ = max(explainers or fitted, key=best_key)
+    best_name = max(fitted, key=best_key)[0]
     click.echo(f"\nuser {user_id}: {len(seen_items)} training ratings, {len(held_out)} held out")
     top_seen = np.argsort(-seen_ratings, kind="stable")[:5]
     click.echo("  liked in training: " + "; ".join(
@@ -228,33 +227,35 @@ def _show_sample(
     ))
     recs = model.recommend([user_id], k=k)
     items = [x for x in recs.item_ids[0] if x is not None]
-    click.echo(f"\ntop-{k} for user {user_id} from {name} (best NDCG@{k}; * = in the user's "
+    why = "best NDCG@%d" % k if name == best_name else (
+        f"the best NDCG@{k} of the models that explain their scores")
+    click.echo(f"\ntop-{k} for user {user_id} from {name} ({why}; * = in the user's "
                "held-out ratings):")
+    reasons: list[str] = [""] * len(items)
+    if explainers and items:
+        reasons = [_because(e, ml) for e in
+                   explain_pairs(model, [user_id] * len(items), items, 2)]
     for rank, (item, title) in enumerate(zip(items, ml.titles(items), strict=True), start=1):
         mark = "*" if _py(item) in held_out else " "
         click.echo(f"  {rank:>2}. {mark} {title}")
-    explainers = sorted(
-        [entry for entry in fitted if _can_explain(entry[1])],
-        key=lambda entry: -best_key(entry),
-    )
-    if explainers:
-        ename, emodel, _ = explainers[0]
-        labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
-        erecs = emodel.recommend([user_id], k=3)
-        click.echo(f"\nwhy, according to {ename}:")
-        for item in [x for x in erecs.item_ids[0] if x is not None]:
-            kwargs = {"labels": labels} if _takes_labels(emodel) else {}
-            explanation = emodel.explain(user_id, _py(item), **kwargs)
-            click.echo(f"  {ml.titles([item])[0]}:")
-            for reason in list(explanation.reasons)[:3]:
-                label = reason.label or (
-                    ml.titles([reason.id])[0] if reason.kind in ("item", "factor")
-                    else str(reason.id)
-                )
-                if reason.kind == "rule" and not kwargs:  # "{318, 356} → 593": ids to titles
-                    label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()),
-                                   label)
-                click.echo(f"    - {label} (contribution {reason.contribution:.3g})")
+        if reasons[rank - 1]:
+            click.echo(f"         because: {reasons[rank - 1]}")
+    if not explainers:
+        click.echo("\n(none of these models can explain its scores; add e.g. --model ItemKNN)")
+
+
+def _because(explanation: Any, ml: Any) -> str:
+    """The reasons of one explanation in a line, with titles for items and rules."""
+    labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
+    parts = []
+    for reason in explanation.reasons:
+        label = reason.label or (
+            ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
+        )
+        if reason.kind == "rule":  # "{318, 356} -> 593": ids to titles
+            label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()), label)
+        parts.append(f"{label} ({reason.contribution:+.3g})")
+    return "; ".join(parts)
 
 
 def _takes_labels(model: Any) -> bool:

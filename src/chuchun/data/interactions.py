@@ -478,6 +478,8 @@ def _read_table(
         if not os.path.isfile(path_str):
             raise DataError(f"not a file: {path_str!r}")
         source: Any = path_str
+    elif isinstance(path, io.BytesIO):
+        source = path
     else:  # a stream (standard input) is read once into memory so it can be scanned again
         source = io.BytesIO(path.read())
     where = _name_of(path)

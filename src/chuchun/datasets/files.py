@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from pathlib import Path
 from typing import IO, Any
@@ -89,7 +90,8 @@ def load_interactions(
     suffix = f".{fmt}" if fmt is not None else (suffixes[-1] if suffixes else "")
     if fmt == "tsv":
         suffix = ".tsv"
-    source: Any = path if stream else p
+    # a stream (standard input) is read whole: Parquet needs to seek, text is scanned twice
+    source: Any = io.BytesIO(path.read()) if stream else p  # type: ignore[union-attr]
     columns: dict[str, Any] = {"user_col": user_col, "item_col": item_col,
                                "context_cols": list(context_cols)}
     if rating_col != "auto":
