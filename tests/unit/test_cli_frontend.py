@@ -349,7 +349,8 @@ def test_similar_items_and_users(work: Path, knn_model: Path, movies: dict[str, 
     table = invoke("similar", "--model", knn_model, "--item", "m02", "-k", "3")
     assert table.stdout.startswith("m02: Movie number 2")
     user_model = work / "uknn"
-    invoke("fit", "--data", movies["ratings"], "--model", "UserKNN", "--out", user_model)
+    invoke("fit", "--data", movies["ratings"], "--model", "ALS:n_factors=4,n_epochs=3",
+           "--out", user_model)
     users = invoke("similar", "--model", user_model, "--user", "u00", "-k", "2",
                    "--format", "csv")
     assert users.returncode == 0, users.stderr

@@ -339,7 +339,7 @@ def explain_pairs(
         kwargs: dict[str, Any] = {}
         if "labels" in params and labels is not None:
             kwargs["labels"] = labels
-        expl = model.explain(user, item, **kwargs)  # type: ignore[call-arg]
+        expl: Any = model.explain(user, item, **kwargs)
         reasons = sorted(expl.reasons, key=lambda r: -abs(r.contribution))
         if n_reasons is not None:
             reasons = reasons[:n_reasons]

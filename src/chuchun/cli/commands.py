@@ -181,7 +181,8 @@ def _read_history(history: str | None, path: str | None) -> tuple[list[str], lis
                 lines = [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
         except OSError as exc:
             raise DataError(f"cannot read --history-file {path!r}: {exc.strerror}") from None
-        split = [tuple(x.strip() for x in (ln.split(",", 1) + [""])[:2]) for ln in lines]
+        fields = [[x.strip() for x in ln.split(",", 1)] + [""] for ln in lines]
+        split = [(f[0], f[1]) for f in fields]
         where = f"--history-file {path!r}"
     if not split:
         raise DataError(f"{where} holds no items")
@@ -277,13 +278,13 @@ def evaluate_command(
         warm_up(model, split.train, extra)
         if split_kind == "kfold":
             table = cross_validate(model, folds_list, metrics=chosen, k=k, fit_params=extra)
-            scores = {}
+            scores: dict[str, Any] = {}
             for c in table.columns:
                 scores[c] = table.loc["mean", c]
                 if not c.startswith(("n_", "fit_", "eval_")):
                     scores[f"{c} (std)"] = table.loc["std", c]
         else:
-            scores = evaluate(model, split, metrics=chosen, k=k, fit_params=extra)
+            scores = dict(evaluate(model, split, metrics=chosen, k=k, fit_params=extra))
         row: dict[str, Any] = {"model": type(model).__name__,
                                "params": _changed_params(model)}
         row.update({name: _number(name, value) for name, value in scores.items()})
@@ -319,12 +320,12 @@ def _print_results(results: list[dict[str, Any]], described: str, data_name: str
     for name in columns:
         if name in ("model", "params"):
             continue
-        row: dict[str, Any] = {"metric": name}
+        line: dict[str, Any] = {"metric": name}
         for head, result in zip(heads, results, strict=True):
             value = result.get(name)
-            row[head] = f"{value:.2f}" if name.endswith("_seconds") and value is not None \
+            line[head] = f"{value:.2f}" if name.endswith("_seconds") and value is not None \
                 else value
-        table.append(row)
+        table.append(line)
     text = f"data: {data_name}\nsplit: {described}\n\n" + format_table(table)
     write_output(text, output)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
 import click
+import numpy as np
 
 from chuchun._exceptions import ConfigError
 from chuchun.cli._common import explain_pairs, format_table
 from chuchun.cli.commands import _as_model_ids, _py
+from chuchun.models._base import Recommender
 
 __all__ = ["explain_command", "similar_command"]
 
@@ -77,30 +80,42 @@ def similar_command(model_path: str, items: tuple[str, ...], users: tuple[str, .
         raise click.UsageError("give --item (repeatable) or --user (repeatable), not both")
     model = load_model(model_path)
     name = type(model).__name__
+    cls = type(model)
     if items:
-        if not model.has_similar_items():
+        if not (model.has_similar_items() or cls.similar_items is not Recommender.similar_items):
             raise ConfigError(f"{name} has no item representation to compare; "
                               "use a model such as ItemKNN, ALS or ImplicitALS")
-        result = model.similar_items(_as_model_ids(items, model.items_.numeric), k=k,
-                                     unknown=unknown)  # type: ignore[arg-type]
+        method: Any = model.similar_items
+        query: Any = _as_model_ids(items, model.items_.numeric)
         labels = model._stored_labels()
         what = "item"
     else:
-        if not model.has_similar_users():
+        if not (model.has_similar_users() or cls.similar_users is not Recommender.similar_users):
             raise ConfigError(f"{name} has no user representation to compare; "
                               "use --item, or a model such as UserKNN or ALS")
-        result = model.similar_users(_as_model_ids(users, model.users_.numeric), k=k,
-                                     unknown=unknown)  # type: ignore[arg-type]
+        method = model.similar_users
+        query = _as_model_ids(users, model.users_.numeric)
         labels = None
         what = "user"
+    if "unknown" in inspect.signature(method).parameters:
+        result = method(query, k=k, unknown=unknown)
+    else:  # a model whose own similar_items has no policy: unknown ids are an error
+        vocab = model.items_ if what == "item" else model.users_
+        model._map(vocab, query, what, "error" if unknown == "error" else "empty")
+        result = method(query, k=k)
+    queries = getattr(result, "query_ids", None)
+    if queries is None:
+        queries = result.user_ids
     rows: list[dict[str, Any]] = []
-    for r in result.to_pandas().itertuples(index=False):
-        row: dict[str, Any] = {"query": _py(r.query), "rank": int(r.rank), what: _py(r.item)}
-        if labels is not None:
-            row["label"] = labels.get(_py(r.item), "")
-        score = float(r.score)
-        row["similarity"] = None if score != score else score  # NaN: a fallback neighbour
-        rows.append(row)
+    for q, query_id in enumerate(queries):
+        for j in np.flatnonzero(result.item_idx[q] >= 0):
+            row: dict[str, Any] = {"query": _py(query_id), "rank": int(j) + 1,
+                                   what: _py(result.item_ids[q, j])}
+            if labels is not None:
+                row["label"] = labels.get(row[what], "")
+            score = float(result.scores[q, j])
+            row["similarity"] = None if score != score else score  # NaN: a fallback neighbour
+            rows.append(row)
     if fmt == "json":
         if labels is not None:
             for row in rows:
