@@ -71,7 +71,7 @@ class _LogLines:
 
     def _line(self, now: float, done: bool = False) -> None:
         where = f"{self.n}/{self.total}" if self.total else f"{self.n}"
-        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items() if str(v) != "nan")
         state = "done, " if done else ""
         self.lines += 1
         print(f"chuchun: {self.desc}: {where}, {state}{now - self.start:.1f} s elapsed{extra}",
