@@ -466,3 +466,15 @@ def test_labels_survive_save_and_reach_explain(movies: dict[str, Path]) -> None:
     assert not hasattr(model, "item_labels_")
     model.set_item_labels(titles.to_dict())
     assert os.fspath(model.item_labels_[0]) == "Movie number 0"
+
+
+def test_context_follows_duplicates_and_subsets() -> None:
+    frame = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "x", "y"],
+                          "timestamp": [2, 1, 3], "device": ["tv", "phone", "tv"]})
+    data = Interactions.from_pandas(frame, duplicates="last", context_cols=["device"])
+    table = data.to_pandas().sort_values(["user", "item"])
+    assert table["device"].tolist() == ["tv", "tv"]  # the latest of the two (a, x) rows
+    first = Interactions.from_pandas(frame, duplicates="first", context_cols=["device"])
+    assert sorted(first.context["device"].tolist()) == ["phone", "tv"]
+    sub = data.subset(data.user_idx == data.users.index(["b"])[0])
+    assert sub.context["device"].tolist() == ["tv"]
