@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from chuchun import _progress
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender, clone
 
@@ -70,11 +71,15 @@ def warm_up(model: Recommender, data: Interactions, fit_args: dict[str, Any]) ->
         click.echo("chuchun: compiling kernels, first run only (cached for later runs)",
                    err=True)
     start = time.perf_counter()
+    shown = _progress._ENABLED
+    _progress.set_progress(False)  # the warm-up is not the work the user waits for
     try:
         small = data.subset(data.user_idx < min(_WARM_USERS, data.n_users))
         clone(model).fit(small, **fit_args)
     except Exception:  # a slice too small for some setting: the real fit will tell
         logger.debug("warm-up of %s skipped", cls.__name__, exc_info=True)
+    finally:
+        _progress.set_progress(shown)
     seconds = time.perf_counter() - start
     compiled = cached_kernels() - before
     if compiled:
