@@ -181,16 +181,16 @@ def ids_from_text(values: Any, id_type: str, name: str) -> np.ndarray:
     if series.isna().any():
         n = int(series.isna().sum())
         raise DataError(f"{name} column has {n} missing (empty) ids; every row needs an id")
-    text = series.astype(str)
+    codes, distinct = pd.factorize(series)  # the checks below run once per distinct id
+    uniq = pd.Series(np.asarray(distinct, dtype=object), dtype=object).astype(str)
     if id_type == "str":
-        return text.to_numpy(dtype=str)
-    uniq = pd.Series(pd.unique(text.to_numpy(dtype=object)), dtype=object)
+        return uniq.to_numpy(dtype=str)[codes]
     if id_type == "auto":
         if not uniq.str.fullmatch(_CANONICAL_INT).all():
-            return text.to_numpy(dtype=str)
+            return uniq.to_numpy(dtype=str)[codes]
         numbers = [int(v) for v in uniq]
         if not all(-_INT64_MAX - 1 <= v <= _INT64_MAX for v in numbers):
-            return text.to_numpy(dtype=str)  # a 19-digit id beyond int64: keep the text
+            return uniq.to_numpy(dtype=str)[codes]  # a 19-digit id beyond int64: keep the text
     else:
         stripped = uniq.str.strip()
         bad = ~stripped.str.fullmatch(r"[+-]?[0-9]+")
@@ -206,5 +206,4 @@ def ids_from_text(values: Any, id_type: str, name: str) -> np.ndarray:
                     f"id_type='int' but {name} id {text_value} lies outside the 64-bit integer "
                     "range; pass id_type='str' to keep such ids exactly"
                 )
-    lookup = dict(zip(uniq.tolist(), numbers, strict=True))
-    return text.map(lookup).to_numpy(dtype=np.int64)
+    return np.array(numbers, dtype=np.int64)[codes]
