@@ -133,7 +133,7 @@ def chuchun_model(kind: str, **params):
     from chuchun.models import BPR, ImplicitALS
 
     if kind == "als":
-        return ImplicitALS(n_factors=64, n_iterations=15, n_threads=THREADS, random_state=0,
+        return ImplicitALS(n_factors=64, n_epochs=15, n_threads=THREADS, random_state=0,
                            **params)
     return BPR(n_factors=64, n_epochs=100, n_threads=THREADS, random_state=0, **params)
 

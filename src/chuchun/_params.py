@@ -15,12 +15,13 @@ from __future__ import annotations
 import difflib
 import inspect
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self, overload
 
 from chuchun._exceptions import ConfigError
 
-__all__ = ["HasParams", "Param"]
+__all__ = ["HasParams", "Param", "n_threads_param", "random_state_param"]
 
 _MISSING = object()
 
@@ -43,6 +44,9 @@ class Param:
         Allowed values.
     nullable : bool
         Whether ``None`` is allowed.
+    replaced : dict, optional
+        Old values still accepted for one release, with a :class:`DeprecationWarning`, and the
+        value each now stands for (e.g. ``{0: None}`` when ``None`` took over from ``0``).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class Param:
         high_open: bool = False,
         choices: Sequence[Any] | None = None,
         nullable: bool = False,
+        replaced: dict[Any, Any] | None = None,
     ) -> None:
         self.kinds: tuple[type, ...] = kind if isinstance(kind, tuple) else (kind,)
         self.default = default
@@ -67,7 +72,11 @@ class Param:
         self.high_open = high_open
         self.choices = tuple(choices) if choices is not None else None
         self.nullable = nullable
+        self.replaced = dict(replaced or {})
         self.name = ""
+
+    def __repr__(self) -> str:
+        return f"Param({self.expected()}, default={self.default!r}): {self.doc}"
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -162,10 +171,29 @@ class Param:
         raise ConfigError(f"{self.name} must be {self.expected()}; got {text!r}")
 
 
+def random_state_param(doc: str, default: int | None = 0) -> Param:
+    """The ``random_state`` declaration every model shares: an int seed, ``None`` (fresh OS
+    entropy) or a :class:`numpy.random.Generator` (used as is, so successive fits advance it)."""
+    import numpy as np
+
+    return Param((int, np.random.Generator), default,
+                 f"{doc} An int seed, None (fresh entropy) or a numpy Generator.",
+                 low=0, nullable=True)
+
+
+def n_threads_param(doc: str, default: int | None = None) -> Param:
+    """The ``n_threads`` declaration every model shares: a positive count, or ``None`` for all
+    cores (``0``, the former spelling of "all cores", is accepted with a DeprecationWarning)."""
+    return Param(int, default, f"{doc} None: all cores.", low=1, nullable=True,
+                 replaced={0: None})
+
+
 class HasParams:
     """Mixin that turns :class:`Param` class attributes into a keyword-only constructor."""
 
     _params: ClassVar[dict[str, Param]] = {}
+    #: old parameter names still accepted for one release (with a DeprecationWarning)
+    _renamed_params: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -186,9 +214,40 @@ class HasParams:
         )
 
     def __init__(self, **params: Any) -> None:
+        params = self._upgrade(params)
         self._check_names(params)
         for name, p in self._params.items():
             setattr(self, name, params.get(name, p.default))
+
+    @classmethod
+    def _upgrade(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Translate deprecated parameter names and values, warning once per use."""
+        out = dict(params)
+        for old, new in cls._renamed_params.items():
+            if old in out:
+                warnings.warn(
+                    f"{cls.__name__}: parameter {old!r} is now called {new!r}; the old name "
+                    "will be removed in the next release",
+                    DeprecationWarning, stacklevel=4,
+                )
+                value = out.pop(old)
+                out.setdefault(new, value)
+        for name, value in list(out.items()):
+            p = cls._params.get(name)
+            if p is None or not p.replaced or isinstance(value, bool):
+                continue
+            try:
+                hit = value in p.replaced
+            except TypeError:  # unhashable value: never a replaced one
+                hit = False
+            if hit:
+                warnings.warn(
+                    f"{cls.__name__}: {name}={value!r} is deprecated; use "
+                    f"{name}={p.replaced[value]!r} (same meaning)",
+                    DeprecationWarning, stacklevel=4,
+                )
+                out[name] = p.replaced[value]
+        return out
 
     @classmethod
     def _check_names(cls, params: dict[str, Any]) -> None:
@@ -206,12 +265,14 @@ class HasParams:
         """The declared hyperparameters, in declaration order."""
         return dict(cls._params)
 
-    def get_params(self) -> dict[str, Any]:
-        """Current hyperparameter values."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Current hyperparameter values (scikit-learn's signature; hyperparameters are plain
+        values, so ``deep`` changes nothing)."""
         return {name: getattr(self, name) for name in self._params}
 
     def set_params(self, **params: Any) -> Self:
         """Set hyperparameters (validated in ``fit``); unknown names are an error."""
+        params = self._upgrade(params)
         self._check_names(params)
         for name, value in params.items():
             setattr(self, name, value)

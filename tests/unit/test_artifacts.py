@@ -87,6 +87,11 @@ def test_foreign_and_unknown_class_rejected(fitted, tmp_path):
     path = tmp_path / "m"
     fitted.save(path)
     manifest = json.loads((path / "manifest.json").read_text())
+    manifest["model_qualname"] = "os.system"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="not a registered"):
+        chuchun.load(path)
+    del manifest["model_qualname"]  # an artifact written before qualified names
     manifest["model_class"] = "os.system"
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="not a registered"):

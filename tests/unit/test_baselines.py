@@ -103,8 +103,10 @@ def test_recommend_for_history_folds_in_a_new_user():
                                    ratings=[[5.0], [3.0]])
     assert recs.lengths.tolist() == [3, 3]
     assert x.items.ids[0] not in recs.to_lists()[0]
-    with pytest.raises(ConfigError, match="cannot recommend for users unseen"):
+    with pytest.raises(DataError, match="needs their ratings"):
         GlobalMean().fit(x).recommend_for_history([[x.items.ids[0]]])
+    flat = GlobalMean().fit(x).recommend_for_history([[x.items.ids[0]]], ratings=[[1.0]], k=2)
+    np.testing.assert_allclose(flat.scores[0], x.values.mean(), rtol=1e-6)
 
 
 def test_k_must_be_positive():

@@ -21,11 +21,9 @@ import pytest
 import chuchun
 from chuchun import _progress
 from chuchun.cli import main
-from chuchun.cli._common import explain_pairs
 from chuchun.cli.demo import available_entries
 from chuchun.datasets import load_movielens_latest_small
 from chuchun.io import load_model
-from chuchun.models import get_model_class
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -331,20 +329,25 @@ def test_recommend_explain(ratings_csv: Path, tmp_path: Path) -> None:
     records = json.loads(proc.stdout)
     model = load_model(out)
     for rec in records:
-        expected = explain_pairs(model, ["u00"], [rec["item"]], 3)[0]
+        expected = model.explain(["u00"], [rec["item"]], n_reasons=3)[0]
         got = rec["explanation"]
         assert got["summary"] == str(expected).splitlines()[0]
         assert [r["id"] for r in got["reasons"]] == [r.id for r in expected.reasons]
-        assert all(r["kind"] == "item" and r["detail"]["rating"] in (1.0, 5.0)
-                   for r in got["reasons"])
+        items = [r for r in got["reasons"] if r["kind"] == "item"]
+        assert items and all(r["detail"]["rating"] in (1.0, 5.0) for r in items)
+        assert {r["kind"] for r in got["reasons"]} <= {"item", "bias"}
     table = invoke("recommend", "--model", out, "--user", "u00", "-k", "1", "--explain")
     assert f"user u00, rank 1, item {records[0]['item']}: " in table.stdout
 
 
-def test_explain_needs_a_model_with_explain(fitted: Path) -> None:
-    proc = invoke("recommend", "--model", fitted, "--user", "u00", "--explain")
-    assert proc.returncode == 1
-    assert "BaselineOnly cannot explain its scores" in one_error_line(proc)
+def test_explain_baseline_terms(fitted: Path) -> None:
+    proc = invoke("recommend", "--model", fitted, "--user", "u00", "-k", "1", "--explain",
+                  "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = json.loads(proc.stdout)
+    reasons = record["explanation"]["reasons"]
+    assert {r["id"] for r in reasons} == {"global mean", "user bias", "item bias"}
+    assert sum(r["contribution"] for r in reasons) == pytest.approx(record["score"], rel=1e-5)
 
 
 def test_debug_shows_the_traceback(ratings_csv: Path, tmp_path: Path) -> None:
@@ -470,8 +473,7 @@ def test_demo_full_run() -> None:
     assert rows["Popularity"][2:4] == ["-", "-"]  # no RMSE/MAE for a ranking model
     assert 0.8 < float(rows["BaselineOnly"][2]) < 1.1  # RMSE on the 0.5-5 scale
     assert "top-10 for user 414" in out
-    if any(hasattr(get_model_class(name), "explain") for name in entries):
-        assert "why, according to " in out
+    assert "why, according to " in out
 
 
 def test_demo_rejects_unknown_model() -> None:

@@ -406,7 +406,7 @@ def test_recommend_explain_csv_has_the_reasons(knn_model: Path) -> None:
     assert set(frame["rank"]) == {1, 2} and len(frame) == 4
     model = load_model(knn_model)
     first = frame[frame["rank"] == 1]
-    expected = model.explain("u00", first["item"].iloc[0])
+    expected = model.explain("u00", first["item"].iloc[0])[0]
     top = sorted(expected.reasons, key=lambda r: -abs(r.contribution))[:2]
     assert first["reason_id"].tolist() == [r.id for r in top]
     assert first["reason_label"].str.startswith("Movie number").all()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chuchun import ConfigError, DataError, Interactions
+from chuchun import ConfigError, DataError, Interactions, UnknownIdError
 from chuchun.data import ItemFeatures
 from chuchun.models import ContentBased
 
@@ -77,17 +77,14 @@ def test_similar_items_by_content(ratings: Interactions, features: ItemFeatures)
 def test_explain_cold_start(ratings: Interactions, features: ItemFeatures) -> None:
     m = ContentBased().fit(ratings, item_features=features)
     titles = dict(zip(MOVIES.item, MOVIES.title, strict=True))
-    ex = m.explain("a", 5, labels=titles)
+    ex = m.explain("a", 5, labels=titles)[0]
     assert ex.score == pytest.approx(m.predict(["a"], [5])[0], rel=1e-5)
-    items = [r for r in ex.reasons if r.kind == "item"]
-    feats = [r for r in ex.reasons if r.kind == "feature"]
-    assert [r.label for r in items] == ["Toy Story", "Toy Story 2"]
-    assert items[0].detail["rating"] == 5.0
-    assert {r.id for r in feats} == {"genres=Animation", "genres=Children"}
-    assert "Toy Story, which you rated 5" in ex.summary
-    assert "genres Animation, Children" in ex.summary
-    # the item reasons add up to the score (Heat shares no feature with Cars: contribution 0)
-    assert sum(r.weight for r in items) == pytest.approx(ex.score, rel=1e-5)
+    assert ex.label == titles[5] and ex.additive
+    assert all(r.kind == "feature" for r in ex.reasons)
+    # Cars shares Animation and Children with the profile; its other genres add nothing
+    assert {r.id for r in ex.reasons} == {"genres=Animation", "genres=Children"}
+    assert {r.detail["value"] for r in ex.reasons} == {"Animation", "Children"}
+    assert sum(r.weight for r in ex.reasons) == pytest.approx(ex.score, rel=1e-6)
 
 
 def test_bad_inputs(ratings: Interactions, features: ItemFeatures) -> None:
@@ -100,5 +97,5 @@ def test_bad_inputs(ratings: Interactions, features: ItemFeatures) -> None:
     with pytest.raises(DataError, match="different kinds"):
         ContentBased().fit(ratings, item_features=text_ids)
     m = ContentBased().fit(ratings, item_features=features)
-    with pytest.raises(Exception, match="not known"):
-        m.similar_items([42])
+    with pytest.raises(UnknownIdError, match="not seen in training"):
+        m.similar_items([42], unknown="error")

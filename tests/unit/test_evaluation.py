@@ -17,7 +17,7 @@ from chuchun import ConfigError, DataError, DataWarning, Interactions, NotFitted
 from chuchun.data.splits import Split, holdout, movielens_100k_folds
 from chuchun.evaluation import cross_validate, evaluate
 from chuchun.metrics import rmse
-from chuchun.models import BaselineOnly, GlobalMean, Popularity, Recommender
+from chuchun.models import BaselineOnly, GlobalMean, Popularity, Reason, Recommender
 from chuchun.testing import block_interactions
 
 D2 = 1 / math.log2(3)
@@ -101,6 +101,10 @@ class _FavoursSeen(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         bonus = self.seen_[user_idx].toarray() > 0
         return (bonus * 100.0 - np.arange(len(self.items_))[None, :]).astype(np.float32)
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        score = float(self._score(np.array([user_idx]))[0, item_idx])
+        return score, [Reason(kind="bias", id="rule", contribution=score)]
 
 
 def test_top_k_excludes_training_items(split: Split) -> None:

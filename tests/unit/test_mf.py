@@ -244,7 +244,7 @@ def test_similar_items_and_users_follow_the_blocks(blocks):
     users = model.similar_users(["u0"], k=3)
     assert all(int(x[1:]) % 3 == 0 for x in users.item_ids[0])
     with pytest.raises(UnknownIdError):
-        model.similar_items(["nope"])
+        model.similar_items(["nope"], unknown="error")
     empty = model.similar_items(["nope"], unknown="empty")
     assert (empty.item_idx == -1).all()
 
@@ -254,16 +254,18 @@ def test_als_explanation_sums_to_the_prediction(synthetic, biased):
     train, _ = synthetic
     model = ALS(n_factors=3, n_epochs=5, biased=biased, clip=False).fit(train)
     user, item = train.users.ids[5], train.items.ids[7]
-    exp = model.explain(user, item, n_reasons=1000)
+    exp = model.explain(user, item, n_reasons=None)[0]
     pred = model.predict([user], [item])[0]
     assert exp.score == pytest.approx(pred, rel=1e-4)
     base = model.intercept_ + model.item_bias_[model.items_.index([item])[0]]
-    assert sum(r.weight for r in exp.reasons) == pytest.approx(pred - base, rel=1e-3, abs=1e-4)
+    items = [r for r in exp.reasons if r.kind == "item"]
+    assert sum(r.weight for r in items) == pytest.approx(pred - base, rel=1e-3, abs=1e-4)
     n_rated = int((train.user_ids == user).sum())
-    assert len(exp.reasons) == n_rated
-    weights = [r.weight for r in exp.reasons]
+    assert len(items) == n_rated
+    assert len(exp.reasons) == n_rated + (2 if biased else 0)
+    weights = [abs(r.weight) for r in exp.reasons]
     assert weights == sorted(weights, reverse=True)
-    assert len(model.explain(user, item, n_reasons=3).reasons) == 3
+    assert len(model.explain(user, item, n_reasons=3)[0].reasons) == 3
 
 
 # -- warm start ---------------------------------------------------------------------------------
@@ -316,7 +318,7 @@ def test_clear_errors(synthetic):
     with pytest.raises(UnknownIdError):
         model.explain(-5, train.items.ids[0])
     with pytest.raises(ConfigError, match="n_reasons"):
-        model.explain(train.users.ids[0], train.items.ids[0], n_reasons=0)
+        model.explain(train.users.ids[0], train.items.ids[0], n_reasons=-1)
     with pytest.raises(ConfigError, match="n_epochs"):
         model.partial_fit(train, n_epochs=0)
     with pytest.raises(DataError, match="strings"):

@@ -59,14 +59,17 @@ def test_recommend_explain_and_bought_together():
     recs = model.recommend(["cat"], k=2)
     # butter via {yogurt, whole milk} -> butter (2/4); bread by its base rate (4/8), above any rule
     assert set(recs.to_lists()[0]) == {"butter", "bread"}
-    explanation = model.explain("cat", "butter")
+    explanation = model.explain("cat", "butter")[0]
     assert explanation.score == pytest.approx(0.5)
     best = explanation.reasons[0]
     assert best.kind == "rule" and best.detail["confidence"] == pytest.approx(0.5)
-    assert best.label in {"{whole milk, yogurt} → butter", "{yogurt, whole milk} → butter"}
-    assert "lift" in explanation.summary and "→ butter" in explanation.summary
-    none = model.explain("fay", "butter")
-    assert none.reasons == [] and "base rate" in none.summary
+    assert best.id in {"{whole milk, yogurt} → butter", "{yogurt, whole milk} → butter"}
+    assert best.contribution == pytest.approx(explanation.score)
+    named = model.explain("cat", "butter", labels=str.upper)[0].reasons[0]
+    assert named.label in {"{WHOLE MILK, YOGURT} → BUTTER", "{YOGURT, WHOLE MILK} → BUTTER"}
+    none = model.explain("fay", "butter")[0]
+    assert [r.kind for r in none.reasons] == ["popularity"]
+    assert none.score == pytest.approx(none.reasons[0].contribution)
     together = model.bought_together("yogurt", k=3)
     assert list(together.columns) == ["item", "confidence", "lift", "support"]
     assert together["item"].iloc[0] == "whole milk"

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -323,32 +323,8 @@ def fit_model(model: Recommender, loaded: Loaded, data: Interactions | None = No
 def explain_pairs(
     model: Recommender, users: Sequence[Any], items: Sequence[Any], n_reasons: int | None
 ) -> list[Explanation]:
-    """``model.explain(users, items)`` with the model's stored labels."""
-    from chuchun.models._base import Recommender as Base
-
-    cls = type(model)
-    if cls._explain is Base._explain and cls.explain is Base.explain:
-        raise ConfigError(f"{cls.__name__} cannot explain its scores; drop --explain")
-    if cls.explain is Base.explain:
-        return list(model.explain(users, items, n_reasons=n_reasons))
-    # a model that still answers one pair at a time through its own explain()
-    labels = model._stored_labels()
-    params = inspect.signature(model.explain).parameters
-    out = []
-    for user, item in zip(users, items, strict=True):
-        kwargs: dict[str, Any] = {}
-        if "labels" in params and labels is not None:
-            kwargs["labels"] = labels
-        expl: Any = model.explain(user, item, **kwargs)
-        reasons = sorted(expl.reasons, key=lambda r: -abs(r.contribution))
-        if n_reasons is not None:
-            reasons = reasons[:n_reasons]
-        if labels is not None:
-            reasons = [r if r.label or r.kind != "item" else
-                       replace(r, label=labels.get(_py(r.id), "")) for r in reasons]
-        label = labels.get(_py(item), "") if labels is not None else expl.label
-        out.append(replace(expl, reasons=tuple(reasons), label=label or expl.label))
-    return out
+    """``model.explain(users, items)``; item reasons carry the model's stored labels."""
+    return list(model.explain(list(users), list(items), n_reasons=n_reasons))
 
 
 def _py(value: Any) -> Any:

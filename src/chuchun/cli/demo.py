@@ -6,7 +6,6 @@ class is not registered are skipped, so the list may name models that are not me
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import re
@@ -215,33 +214,39 @@ def _show_sample(
         value = _metric(entry[2], "ndcg", k)
         return -math.inf if value is None or value != value else value
 
-    explainers = [entry for entry in fitted if _can_explain(entry[1])]
-    # the list shown comes from the best model that can say why (the best overall otherwise)
-    name, model, _ = max(explainers or fitted, key=best_key)
-    best_name = max(fitted, key=best_key)[0]
+    # the list shown comes from the best model whose reasons name movies, users, features or
+    # rules (reasons that are only a bias or popularity say little); the best overall otherwise
+    ranked = sorted(fitted, key=lambda entry: -best_key(entry))
+    chosen: tuple[str, Any, list[Any], list[Any]] | None = None
+    for ename, emodel, _ in ranked:
+        erecs = emodel.recommend([user_id], k=k)
+        eitems = [_py(x) for x in erecs.item_ids[0] if x is not None]
+        explained = explain_pairs(emodel, [user_id] * len(eitems), eitems, 2) if eitems else []
+        if chosen is None:
+            chosen = (ename, emodel, eitems, explained)
+        if any(r.kind in _NAMED_REASONS for e in explained for r in e.reasons):
+            chosen = (ename, emodel, eitems, explained)
+            break
+    assert chosen is not None
+    name, model, items, explanations = chosen
     click.echo(f"\nuser {user_id}: {len(seen_items)} training ratings, {len(held_out)} held out")
     top_seen = np.argsort(-seen_ratings, kind="stable")[:5]
     click.echo("  liked in training: " + "; ".join(
         f"{t} ({r:g})" for t, r in zip(ml.titles(seen_items[top_seen]),
                                        seen_ratings[top_seen], strict=True)
     ))
-    recs = model.recommend([user_id], k=k)
-    items = [x for x in recs.item_ids[0] if x is not None]
-    why = "best NDCG@%d" % k if name == best_name else (
-        f"the best NDCG@{k} of the models that explain their scores")
+    why = f"best NDCG@{k}" if name == ranked[0][0] else (
+        f"the best NDCG@{k} of the models whose reasons name movies, users, features or rules")
     click.echo(f"\ntop-{k} for user {user_id} from {name} ({why}; * = in the user's "
                "held-out ratings):")
-    reasons: list[str] = [""] * len(items)
-    if explainers and items:
-        reasons = [_because(e, ml) for e in
-                   explain_pairs(model, [user_id] * len(items), items, 2)]
     for rank, (item, title) in enumerate(zip(items, ml.titles(items), strict=True), start=1):
         mark = "*" if _py(item) in held_out else " "
         click.echo(f"  {rank:>2}. {mark} {title}")
-        if reasons[rank - 1]:
-            click.echo(f"         because: {reasons[rank - 1]}")
-    if not explainers:
-        click.echo("\n(none of these models can explain its scores; add e.g. --model ItemKNN)")
+        if explanations and explanations[rank - 1].reasons:
+            click.echo(f"         because: {_because(explanations[rank - 1], ml)}")
+
+
+_NAMED_REASONS = ("item", "user", "feature", "interaction", "rule")
 
 
 def _because(explanation: Any, ml: Any) -> str:
@@ -258,19 +263,5 @@ def _because(explanation: Any, ml: Any) -> str:
     return "; ".join(parts)
 
 
-def _takes_labels(model: Any) -> bool:
-    try:
-        return "labels" in inspect.signature(model.explain).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def _can_explain(model: Any) -> bool:
-    from chuchun.models import Recommender
-
-    cls = type(model)
-    return cls._explain is not Recommender._explain or cls.explain is not Recommender.explain

@@ -66,7 +66,10 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, format: str 
     for name, value in sorted(vars(model).items()):
         if name.endswith("_") and not name.startswith("_"):
             state[name] = _encode(name, value, arrays)
-    params = model.get_params()
+    # a Generator passed as random_state has done its work once fitted: the fitted state holds
+    # everything the model needs, so it is saved as None (JSON has no generator)
+    params = {k: None if isinstance(v, np.random.Generator) else v
+              for k, v in model.get_params().items()}
     _check_json(params, "hyperparameters")
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -76,6 +79,7 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, format: str 
         "format_version": FORMAT_VERSION,
         "chuchun_version": __version__,
         "model_class": type(model).__name__,
+        "model_qualname": f"{type(model).__module__}.{type(model).__qualname__}",
         "params": params,
         "data_fingerprint": getattr(model, "fingerprint_", None),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -241,21 +245,32 @@ def load_model(path: str | os.PathLike[str]) -> Recommender:
     ArtifactError
         Missing, truncated, tampered, foreign or unknown-class artifacts.
     """
-    from chuchun.models._base import _REGISTRY
+    from chuchun.models._base import _BUILTIN_PREFIX, _REGISTRY
 
     path = os.fspath(path)
     manifest_bytes, payload = _read_members(path)
     manifest = _parse_manifest(path, manifest_bytes)
     if hashlib.sha256(payload).hexdigest() != manifest["arrays_sha256"]:
         raise ArtifactError(f"{path!r}: arrays.npz does not match its checksum (truncated or altered)")
-    name = manifest["model_class"]
     from chuchun.models import _import_all
 
     _import_all()
-
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise ArtifactError(f"{path!r}: model class {name!r} is not a registered chuchun model")
+    name = manifest["model_class"]
+    qualname = manifest.get("model_qualname")
+    if isinstance(qualname, str):
+        cls = _REGISTRY.get(qualname)
+        if cls is None:
+            raise ArtifactError(
+                f"{path!r}: model class {qualname!r} is not a registered chuchun model (import "
+                "the module that defines it before loading)"
+            )
+    else:  # artifacts written before the qualified name was stored hold built-in models
+        builtin = [c for k, c in _REGISTRY.items()
+                   if k.startswith(_BUILTIN_PREFIX) and c.__name__ == name]
+        if not builtin:
+            raise ArtifactError(
+                f"{path!r}: model class {name!r} is not a registered chuchun model")
+        cls = builtin[0]
     try:
         model = cls(**manifest["params"])
         model._validate_params()

@@ -73,7 +73,7 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
     and their ratings (CSR of the transposed rating matrix, rows sorted); ``group_bounds``: the
     start of each run of equal ``pair_x`` plus the end.
     """
-    n_x = s_indptr.shape[0] - 1
+    n_x = nb_center.shape[0]  # neighbours are indexed like nb_center (s may be rectangular)
     n_groups = group_bounds.shape[0] - 1
     if n_groups <= 0:
         return

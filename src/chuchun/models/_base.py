@@ -69,19 +69,51 @@ UnknownPolicy = Literal["fallback", "empty", "error"]
 _POLICIES = ("fallback", "empty", "error")
 _SCORE_BUDGET = 50_000_000  # floats per scoring chunk (~200 MB)
 
+#: registered model classes by module-qualified name ("chuchun.models.mf.ALS")
 _REGISTRY: dict[str, type[Recommender]] = {}
+_BUILTIN_PREFIX = "chuchun."
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _register(cls: type[Recommender]) -> None:
+    if cls.__name__.startswith("_") or "<locals>" in cls.__qualname__:
+        return  # private bases and classes local to a function are not loadable by name
+    key = _qualified(cls)
+    taken = _REGISTRY.get(key)
+    if taken is not None and taken is not cls:
+        raise ConfigError(
+            f"a model class named {key!r} is already registered; give the new class another "
+            "name or module"
+        )
+    _REGISTRY[key] = cls
 
 
 def get_model_class(name: str) -> type[Recommender]:
-    """Look up a registered model class by name (case-insensitive)."""
+    """Look up a registered model class.
+
+    ``name`` is a module-qualified name (``"chuchun.models.mf.ALS"``, exact) or a class name
+    (``"ALS"``, case-insensitive). A class name means the built-in model of that name when
+    there is one, so a user's subclass that reuses a built-in's name never shadows it; other
+    class names must be unambiguous.
+    """
     from chuchun.models import _import_all
 
     _import_all()  # registers every built-in model
-
-    for key, cls in _REGISTRY.items():
-        if key.lower() == name.lower():
-            return cls
-    known = ", ".join(sorted(_REGISTRY))
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    matches = [cls for cls in _REGISTRY.values() if cls.__name__.lower() == name.lower()]
+    builtin = [cls for cls in matches if _qualified(cls).startswith(_BUILTIN_PREFIX)]
+    if len(builtin) == 1:
+        return builtin[0]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        listed = ", ".join(sorted(_qualified(c) for c in matches))
+        raise ConfigError(f"model name {name!r} is ambiguous; use one of: {listed}")
+    known = ", ".join(sorted(registered_models()))
     raise ConfigError(f"unknown model {name!r}; known models are: {known}")
 
 
@@ -91,12 +123,19 @@ def clone(model: Recommender) -> Recommender:
 
 
 def registered_models() -> dict[str, type[Recommender]]:
-    """All registered model classes by name."""
+    """Registered model classes by class name: the built-in models, and other registered
+    classes whose name no built-in uses (under their module-qualified name otherwise)."""
     from chuchun.models import _import_all
 
     _import_all()
-
-    return dict(sorted(_REGISTRY.items()))
+    out: dict[str, type[Recommender]] = {}
+    for key, cls in _REGISTRY.items():
+        if key.startswith(_BUILTIN_PREFIX):
+            out[cls.__name__] = cls
+    for key, cls in _REGISTRY.items():
+        if not key.startswith(_BUILTIN_PREFIX):
+            out[key if cls.__name__ in out else cls.__name__] = cls
+    return dict(sorted(out.items()))
 
 
 class Recommender(HasParams, abc.ABC):
@@ -113,12 +152,15 @@ class Recommender(HasParams, abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
-            _REGISTRY[cls.__name__] = cls
+        _register(cls)
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, data: Interactions, **fit_params: Any) -> Self:
-        """Learn from ``data``; a refit starts from scratch. Returns ``self``."""
+        """Learn from ``data``; a refit starts from scratch. Returns ``self``.
+
+        A fit that raises leaves the model exactly as it was before the call (unfitted, or
+        fitted on the previous data), so a failed fit can never be used or saved.
+        """
         if not isinstance(data, Interactions):
             raise DataError(
                 f"fit expects a chuchun.data.Interactions; got {type(data).__name__}. "
@@ -128,8 +170,20 @@ class Recommender(HasParams, abc.ABC):
             raise DataError("cannot fit on an empty interaction log")
         self._validate_params()
         self._check_fit_params(fit_params)
-        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
-            delattr(self, name)
+        before = dict(vars(self))
+        try:
+            for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+                delattr(self, name)
+            self._set_data_state(data)
+            self._fit(data, **fit_params)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        return self
+
+    def _set_data_state(self, data: Interactions) -> None:
+        """The fitted attributes every model has: vocabularies, seen items, popularity."""
         self.users_: Vocabulary = data.users
         self.items_: Vocabulary = data.items
         self.seen_: sp.csr_matrix = data.csr
@@ -143,8 +197,6 @@ class Recommender(HasParams, abc.ABC):
             else ([float(values.min()), float(values.max())] if data.has_ratings else None)
         )
         self.fingerprint_ = data.fingerprint()
-        self._fit(data, **fit_params)
-        return self
 
     @abc.abstractmethod
     def _fit(self, data: Interactions) -> None:
@@ -491,9 +543,10 @@ class Recommender(HasParams, abc.ABC):
         return lookup
 
     # -- explanations and neighbours ----------------------------------------------------------
+    @abc.abstractmethod
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
-        """Score of a known (user, item) pair and all the reasons behind it."""
-        raise ConfigError(f"{type(self).__name__} cannot explain its scores")
+        """Score of a known (user, item) pair (the number ``recommend`` ranks by) and all the
+        reasons behind it, as :class:`Reason` records carrying external ids."""
 
     def explain(
         self,
@@ -644,9 +697,16 @@ def _plain(v: Any) -> Any:
 
 
 def _with_label(reason: Reason, labels: Labels) -> Reason:
-    if labels is None or reason.label or reason.kind != "item":
+    if labels is None:
         return reason
-    return replace(reason, label=label_of(labels, reason.id))
+    if reason.kind == "item" and not reason.label:
+        return replace(reason, label=label_of(labels, reason.id))
+    if reason.kind == "rule" and "antecedent" in reason.detail:
+        names = [label_of(labels, a) for a in reason.detail["antecedent"]]
+        head = names[0] if len(names) == 1 else "{" + ", ".join(names) + "}"
+        then = label_of(labels, reason.detail["consequent"])
+        return replace(reason, label=f"{head} \u2192 {then}")
+    return reason
 
 
 def _check_k(k: Any) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from chuchun._exceptions import DataError
-from chuchun._params import Param
+from chuchun._params import Param, random_state_param
 from chuchun._random import check_random_state, kernel_seed
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
+from chuchun.models._explain import bias_reasons
+from chuchun.models._results import Reason
 
-__all__ = ["BaselineOnly", "GlobalMean", "Popularity", "Random", "fit_biases"]
+__all__ = ["BaselineOnly", "GlobalMean", "Popularity", "Random", "fit_biases", "fold_in_user_bias"]
 
 
 class GlobalMean(Recommender):
@@ -19,6 +22,8 @@ class GlobalMean(Recommender):
     .. math:: \\hat r_{ui} = \\mu
 
     Ranking with it is meaningless (all scores tie); it is the floor for rating metrics.
+    A user unseen in training gets the same prediction (fold-in is trivial). ``explain``
+    returns the single term :math:`\\mu`.
 
     Attributes
     ----------
@@ -26,12 +31,21 @@ class GlobalMean(Recommender):
     """
 
     predicts_ratings = True
+    supports_fold_in = True
+    explain_is_additive = True
+    explain_method = "every prediction is the mean training rating"
 
     def _fit(self, data: Interactions) -> None:
         _require_ratings(data, type(self).__name__)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.full((len(user_idx), len(self.items_)), self.global_mean_, dtype=np.float32)
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._score(np.arange(history.shape[0]))
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        return float(self.global_mean_), bias_reasons(global_mean=self.global_mean_)
 
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return np.full(len(user_idx), self.global_mean_, dtype=np.float64)
@@ -43,13 +57,19 @@ class Random(Recommender):
     The order of a user's list depends only on the seed and the user, not on the batch.
     """
 
-    random_state = Param(int, 0, "Seed; a fixed value gives the same lists every call.", low=0,
-                         nullable=True)
+    random_state = random_state_param("Seed; a fixed value gives the same lists every call.")
 
     supports_fold_in = True
+    explain_is_additive = True
+    explain_method = "the score is a random draw; nothing about the user or item explains it"
 
     def _fit(self, data: Interactions) -> None:
         self.seed_ = kernel_seed(check_random_state(self.random_state))
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        score = float(self._score(np.array([user_idx]))[0, item_idx])
+        return score, [Reason(kind="random", id="random draw", contribution=score,
+                              detail={"seed": int(self.seed_)})]
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         n = len(self.items_)
@@ -58,7 +78,7 @@ class Random(Recommender):
              for u in user_idx]
         ) if len(user_idx) else np.empty((0, n), np.float32)
 
-    def _score_history(self, history) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         n = len(self.items_)
         return np.stack(
             [np.random.default_rng([self.seed_, 2**31 + r]).random(n, dtype=np.float32)
@@ -79,6 +99,8 @@ class Popularity(Recommender):
     """
 
     supports_fold_in = True
+    explain_is_additive = True
+    explain_method = "the score is the number of training users who interacted with the item"
 
     def _fit(self, data: Interactions) -> None:
         return None  # item_popularity_ is set by Recommender.fit
@@ -86,8 +108,13 @@ class Popularity(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.item_popularity_, (len(user_idx), len(self.items_)))
 
-    def _score_history(self, history) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._score(np.arange(history.shape[0]))
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        count = float(self.item_popularity_[item_idx])
+        return count, [Reason(kind="popularity", id="users who chose it", contribution=count,
+                              detail={"n_users": int(count), "n_users_total": len(self.users_)})]
 
 
 def fit_biases(
@@ -98,7 +125,7 @@ def fit_biases(
     user_regularization: float = 15.0,
     item_regularization: float = 10.0,
     learning_rate: float = 0.005,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Estimate :math:`\\mu, b_u, b_i` minimising
 
@@ -142,7 +169,9 @@ class BaselineOnly(Recommender):
 
     fitted with L2 regularisation by ALS (default) or SGD; see :func:`fit_biases`. These are the
     baseline estimates that neighbourhood and factor models build on (Koren 2010, sec. 2.1).
-    Unknown users or items get a zero bias. Predictions are clipped to the rating scale.
+    Unknown users or items get a zero bias. ``predict`` clips to the rating scale (``clip``);
+    ``recommend`` ranks by the unclipped estimate, so items above the top of the scale do not
+    tie. ``explain`` returns the three terms :math:`\\mu, b_u, b_i`, which add up to the score.
 
     Parameters
     ----------
@@ -178,10 +207,12 @@ class BaselineOnly(Recommender):
                                 low=0, nullable=True)
     learning_rate = Param(float, 0.005, "SGD step size.", low=0, low_open=True)
     clip = Param(bool, True, "Clip predictions to the training rating scale.")
-    random_state = Param(int, 0, "Seed for the SGD order.", low=0, nullable=True)
+    random_state = random_state_param("Seed for the SGD order.")
 
     predicts_ratings = True
     supports_fold_in = True
+    explain_is_additive = True
+    explain_method = "global mean + user bias + item bias (Koren 2010, sec. 2.1)"
 
     def _fit(self, data: Interactions) -> None:
         als = self.method == "als"
@@ -202,7 +233,12 @@ class BaselineOnly(Recommender):
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         base = self.global_mean_ + self.user_bias_[user_idx][:, None] + self.item_bias_[None, :]
-        return self._clip(base).astype(np.float32)
+        return base.astype(np.float32)
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        mu, bu, bi = self.global_mean_, self.user_bias_[user_idx], self.item_bias_[item_idx]
+        reasons = bias_reasons(global_mean=mu, user_bias=bu, item_bias=bi)
+        return float(np.float32(mu + bu + bi)), reasons
 
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return self._clip(self.global_mean_ + self.user_bias_[user_idx] + self.item_bias_[item_idx])
@@ -212,16 +248,21 @@ class BaselineOnly(Recommender):
         bi = np.where(item_idx >= 0, self.item_bias_[np.maximum(item_idx, 0)], 0.0)
         return self._clip(self.global_mean_ + bu + bi)
 
-    def _score_history(self, history) -> np.ndarray:  # type: ignore[no-untyped-def]
-        # fold-in: the new user's bias solves the same regularised least squares
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         lam = _default(self.user_regularization, 15.0 if self.method == "als" else 0.02)
-        n = np.diff(history.indptr)
-        resid = history.copy()
-        resid.data = resid.data - self.global_mean_ - self.item_bias_[resid.indices]
-        bu = np.asarray(resid.sum(axis=1)).ravel() / (lam + n)
-        return self._clip(self.global_mean_ + bu[:, None] + self.item_bias_[None, :]).astype(
-            np.float32
-        )
+        bu = fold_in_user_bias(history, self.global_mean_, self.item_bias_, lam)
+        return (self.global_mean_ + bu[:, None] + self.item_bias_[None, :]).astype(np.float32)
+
+
+def fold_in_user_bias(
+    history: sp.csr_matrix, mu: float, item_bias: np.ndarray, regularization: float
+) -> np.ndarray:
+    """Bias of each history row with the item biases fixed: the user step of
+    :func:`fit_biases`, :math:`b_u = \\sum_{i} (r_{ui} - \\mu - b_i) / (\\lambda_u + n_u)`."""
+    n = np.diff(history.indptr)
+    resid = history.astype(np.float64)
+    resid.data = resid.data - mu - item_bias[resid.indices]
+    return np.asarray(resid.sum(axis=1)).ravel() / (regularization + n)
 
 
 def _default(value: float | None, fallback: float) -> float:

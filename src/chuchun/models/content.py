@@ -13,15 +13,7 @@ from chuchun.data.features import ItemFeatures
 from chuchun.data.interactions import Interactions
 from chuchun.data.vocabulary import Vocabulary
 from chuchun.models._base import Recommender
-from chuchun.models._results import Explanation, Reason
-from chuchun.models._similar import (
-    Labels,
-    SimilarItems,
-    fmt_rating,
-    label_of,
-    map_query_items,
-    top_from_rows,
-)
+from chuchun.models._results import Reason
 
 __all__ = ["ContentBased"]
 
@@ -40,6 +32,10 @@ class ContentBased(Recommender):
     :math:`w_{uj} = r_{uj}` (1 for implicit data); a user whose centred weights are all zero
     (every rating equal) also gets the uncentred weights. Because only features are needed to
     score an item, items that nobody rated (cold-start items) are recommendable.
+
+    ``explain`` splits a score over the item's features (:math:`s_{ui} = \\sum_f \\hat p_{uf}
+    f_{if}`, :math:`\\hat p_u = p_u / \\lVert p_u \\rVert`), which add up to it; ``similar_items``
+    ranks items by the cosine of their feature rows.
 
     Fitting needs the features: ``ContentBased().fit(interactions, item_features=features)``.
     The model's catalogue ``items_`` is the union of the features' ids and the training items
@@ -69,6 +65,9 @@ class ContentBased(Recommender):
     centering = Param(bool, True, "Centre each user's ratings on their mean.")
 
     supports_fold_in = True
+    explain_is_additive = True
+    explain_method = ("the item's features, each contributing profile weight x feature value; "
+                      "the terms add up to the score")
     _test_params: ClassVar[dict[str, Any]] = {}
 
     @classmethod
@@ -145,82 +144,26 @@ class ContentBased(Recommender):
         p = self._profiles(self._weights(h, has_ratings))
         return np.asarray((p @ self.item_features_.T).toarray(), dtype=np.float32)
 
-    def similar_items(self, items: Any, k: int = 10) -> SimilarItems:
-        """The ``k`` items whose features are most similar (cosine) to each item in ``items``."""
-        self._check_fitted()
-        ids, idx = map_query_items(self.items_, items)
-        sims = (self.item_features_[idx] @ self.item_features_.T).toarray()
-        sims[np.arange(len(idx)), idx] = 0.0
-        return top_from_rows(self.items_, ids, sims, k)
+    def _item_similarities(self, item_idx: np.ndarray) -> sp.csr_matrix:
+        return (self.item_features_[item_idx] @ self.item_features_.T).tocsr()
 
-    def explain(self, user: Any, item: Any, labels: Labels = None, *,
-                n_items: int = 3, n_features: int = 5) -> Explanation:
-        """Why ``item`` scores as it does for ``user``.
-
-        The score decomposes exactly over the user's rated items,
-        :math:`s_{ui} = \\sum_j w_{uj} (f_j \\cdot f_i) / \\lVert p_u \\rVert`, and over features,
-        :math:`s_{ui} = \\sum_f \\hat p_{uf} f_{if}`. The reasons are the rated items with the
-        largest positive contributions (``kind="item"``, with the user's rating) and the shared
-        features with the largest contributions (``kind="feature"``); ``weight`` is the
-        contribution to the score.
-
-        Parameters
-        ----------
-        user, item : external ids (the item may be a cold-start item)
-        labels : mapping, pandas Series or callable, optional
-            Item names, e.g. movie titles; without them item reasons have an empty ``label``.
-        n_items, n_features : int
-            How many of each kind of reason to keep.
-        """
-        self._check_fitted()
-        u = int(self._map(self.users_, [user], "user", "error")[0])
-        i = int(self._map(self.items_, [item], "item", "error")[0])
-        fi = self.item_features_[i]
-        score = float(self._score(np.array([u]))[0, i])
-        w = self.user_weights_
-        rated = w.indices[w.indptr[u]:w.indptr[u + 1]]
-        weights = w.data[w.indptr[u]:w.indptr[u + 1]]
-        ratings = self.seen_.data[self.seen_.indptr[u]:self.seen_.indptr[u + 1]]
-        raw = (w.astype(np.float64) @ self.item_features_.astype(np.float64))[u]
-        norm = float(np.sqrt(raw.multiply(raw).sum())) or 1.0
-        sims = np.asarray((self.item_features_[rated] @ fi.T).toarray()).ravel()
-        contrib = weights * sims / norm
-        reasons: list[Reason] = []
-        for j in np.argsort(-contrib, kind="stable")[:n_items]:
-            if contrib[j] <= 0:
-                break
-            item_id = _plain(self.items_.ids[rated[j]])
-            reasons.append(Reason(kind="item", id=item_id, contribution=float(contrib[j]),
-                                  label=label_of(labels, item_id) if labels is not None else "",
-                                  detail={"rating": float(ratings[j]),
-                                          "similarity": float(sims[j])}))
-        prof = self.user_profiles_[u]
-        shared = fi.multiply(prof).tocoo()
-        order = np.argsort(-shared.data, kind="stable")[:n_features]
-        by_column: dict[str, list[str]] = {}
-        for o in order:
-            if shared.data[o] <= 0:
-                break
-            name = self.feature_names_[shared.col[o]]
-            column = self.feature_columns_[shared.col[o]]
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        """The score split over features: :math:`s_{ui} = \\sum_f \\hat p_{uf} f_{if}` with
+        :math:`\\hat p_u` the unit profile; feature ``f`` contributes :math:`\\hat p_{uf}
+        f_{if}` (the terms add up to the score)."""
+        fi = self.item_features_[item_idx].tocoo()
+        prof = self.user_profiles_[user_idx].toarray().ravel().astype(np.float64)
+        terms = prof[fi.col] * fi.data.astype(np.float64)
+        reasons = []
+        for col, term in zip(fi.col.tolist(), terms.tolist(), strict=True):
+            if term == 0:
+                continue
+            name = self.feature_names_[col]
+            column = self.feature_columns_[col]
             value = name[len(column) + 1:] if len(name) > len(column) else name
-            reasons.append(Reason(kind="feature", id=name, contribution=float(shared.data[o]),
-                                  label=name, detail={"column": column, "value": value}))
-            by_column.setdefault(column, []).append(value)
-        parts = [
-            f"{r.label or r.id}, which you rated {fmt_rating(r.detail['rating'])}"
-            for r in reasons if r.kind == "item"
-        ]
-        parts += [f"{col} {', '.join(vals)}" for col, vals in by_column.items()]
-        summary = (
-            f"{label_of(labels, _plain(item))} (score {score:.3f}): because of "
-            + ("; ".join(parts) if parts else "no shared content")
-        )
-        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
-
-
-def _plain(x: Any) -> Any:
-    return x.item() if hasattr(x, "item") else x
+            reasons.append(Reason(kind="feature", id=name, contribution=float(term), label=name,
+                                  detail={"column": column, "value": value}))
+        return float(sum(r.contribution for r in reasons)), reasons
 
 
 def _unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:

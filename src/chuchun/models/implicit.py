@@ -15,15 +15,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from chuchun._exceptions import DataError, DataWarning, NotFittedError, UnknownIdError
-from chuchun._params import Param
+from chuchun._params import Param, n_threads_param, random_state_param
 from chuchun._progress import progress
 from chuchun._random import check_random_state, kernel_seed
 from chuchun.data.interactions import Interactions
 from chuchun.data.vocabulary import Vocabulary
 from chuchun.kernels import bpr as _bpr
 from chuchun.kernels import implicit_als as _als
-from chuchun.models._base import Recommender, _check_k, _top_k
-from chuchun.models._results import Explanation, Reason, Recommendations
+from chuchun.models._base import Recommender
+from chuchun.models._explain import bias_reasons, history_reasons, ridge_history_weights
+from chuchun.models._results import Reason
+from chuchun.models._similar import cosine_rows
 
 __all__ = ["BPR", "ImplicitALS"]
 
@@ -33,7 +35,7 @@ _BLOCKS_PER_THREAD = 8
 class _FactorRecommender(Recommender):
     """Shared parts of the implicit factor models: threads, checks, cosine neighbours."""
 
-    n_threads = Param(int, 0, "Worker threads for the compiled loops (0: all cores).", low=0)
+    n_threads = n_threads_param("Worker threads for the compiled loops.")
 
     def _check_values(self, data: Interactions) -> None:
         values = data.values
@@ -47,7 +49,7 @@ class _FactorRecommender(Recommender):
     def _threads(self) -> int:
         import os
 
-        return self.n_threads or (os.cpu_count() or 1)
+        return int(self.n_threads or (os.cpu_count() or 1))
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._user_scores(self.user_factors_[user_idx])
@@ -55,53 +57,11 @@ class _FactorRecommender(Recommender):
     def _user_scores(self, factors: np.ndarray) -> np.ndarray:
         return factors @ self.item_factors_.T
 
-    def similar_items(self, items: Any, k: int = 10) -> Recommendations:
-        """The ``k`` items whose factors have the highest cosine with each given item's.
+    def _item_similarities(self, item_idx: np.ndarray) -> np.ndarray:
+        return cosine_rows(self.item_factors_, item_idx)
 
-        The item itself is left out. Returns :class:`Recommendations` whose ``user_ids`` field
-        holds the query item ids. Unknown item ids raise :class:`~chuchun.UnknownIdError`.
-        """
-        self._check_fitted()
-        return self._similar(self.items_, self.item_factors_, items, k, "item")
-
-    def similar_users(self, users: Any, k: int = 10) -> Recommendations:
-        """The ``k`` users whose factors have the highest cosine with each given user's.
-
-        The user itself is left out. Returns :class:`Recommendations` whose ``user_ids`` field
-        holds the query user ids and ``item_ids`` the similar *user* ids.
-        """
-        self._check_fitted()
-        return self._similar(self.users_, self.user_factors_, users, k, "user")
-
-    def _similar(
-        self, vocab: Vocabulary, factors: np.ndarray, ids: Any, k: int, what: str
-    ) -> Recommendations:
-        _check_k(k)
-        query_ids = np.asarray(ids).reshape(-1)
-        idx = self._map(vocab, query_ids, what, "error")
-        norms = np.linalg.norm(factors, axis=1)
-        unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
-        k_eff = min(k, len(vocab) - 1)
-        out_idx = np.full((len(idx), k), -1, dtype=np.int32)
-        out_val = np.full((len(idx), k), np.nan, dtype=np.float32)
-        step = self._chunk_size()
-        for c in range(0, len(idx), step):
-            rows = idx[c : c + step]
-            sims = (unit[rows] @ unit.T).astype(np.float32)
-            sims[np.arange(len(rows)), rows] = -np.inf
-            if k_eff > 0:
-                out_idx[c : c + step, :k_eff], out_val[c : c + step, :k_eff] = _top_k(
-                    sims, k_eff
-                )
-        ok = out_idx >= 0
-        if ok.all():
-            names = vocab.ids[out_idx]
-        else:
-            names = np.empty(out_idx.shape, dtype=object)
-            names[ok] = vocab.ids[out_idx[ok]]
-        return Recommendations(
-            user_ids=query_ids, item_ids=names, scores=out_val, item_idx=out_idx
-        )
+    def _user_similarities(self, user_idx: np.ndarray) -> np.ndarray:
+        return cosine_rows(self.user_factors_, user_idx)
 
 
 class ImplicitALS(_FactorRecommender):
@@ -124,7 +84,7 @@ class ImplicitALS(_FactorRecommender):
     ----------
     n_factors : int
         Dimension :math:`f` of the factors.
-    n_iterations : int
+    n_epochs : int
         ALS sweeps (one item half-step, then one user half-step each).
     regularization : float
         :math:`\\lambda`.
@@ -137,8 +97,8 @@ class ImplicitALS(_FactorRecommender):
         Conjugate-gradient steps per row and half-step.
     random_state : int or None
         Seed of the initial factors.
-    n_threads : int
-        Threads (0: all cores). A fit is reproducible for a fixed seed; the rows of a
+    n_threads : int or None
+        Threads (None: all cores). A fit is reproducible for a fixed seed; the rows of a
         half-step are solved independently, so the thread count does not change the compiled
         loops' arithmetic.
     verbose : bool
@@ -165,17 +125,22 @@ class ImplicitALS(_FactorRecommender):
     """
 
     n_factors = Param(int, 64, "Number of latent factors.", low=1)
-    n_iterations = Param(int, 15, "ALS sweeps over users and items.", low=0)
+    n_epochs = Param(int, 15, "ALS sweeps over users and items (one item and one user "
+                     "half-step each).", low=0)
     regularization = Param(float, 0.01, "L2 weight lambda of the factors.", low=0)
     alpha = Param(float, 1.0, "Confidence slope: c = 1 + alpha * r.", low=0)
     solver = Param(str, "cg", "Row solver.", choices=("cg", "cholesky"))
     cg_steps = Param(int, 3, "Conjugate-gradient steps per row (solver='cg').", low=1)
-    random_state = Param(int, 0, "Seed of the initial factors.", low=0, nullable=True)
+    random_state = random_state_param("Seed of the initial factors.")
     n_threads = _FactorRecommender.n_threads
     verbose = Param(bool, False, "Show a progress bar over iterations.")
 
     supports_fold_in = True
-    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_iterations": 4}
+    explain_is_additive = True
+    explain_method = ("the user's items, each contributing confidence x W-similarity to the "
+                      "item (Hu, Koren & Volinsky 2008, sec. 5); additive")
+    _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_epochs": 4}
+    _renamed_params: ClassVar[dict[str, str]] = {"n_iterations": "n_epochs"}
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, data: Interactions) -> None:
@@ -184,18 +149,18 @@ class ImplicitALS(_FactorRecommender):
         f = self.n_factors
         self.user_factors_ = (rng.standard_normal((data.n_users, f)) * 0.01).astype(np.float32)
         self.item_factors_ = (rng.standard_normal((data.n_items, f)) * 0.01).astype(np.float32)
-        self._iterate(self.seen_, self.n_iterations)
+        self._iterate(self.seen_, self.n_epochs)
 
-    def _iterate(self, csr: sp.csr_matrix, n_iterations: int) -> None:
+    def _iterate(self, csr: sp.csr_matrix, n_epochs: int) -> None:
         by_item = csr.T.tocsr()
         by_item.indptr = by_item.indptr.astype(np.int64, copy=False)
         by_item.indices = by_item.indices.astype(np.int32, copy=False)
         n_blocks = self._threads() * _BLOCKS_PER_THREAD
         user_blocks = _als.row_blocks(csr.indptr, n_blocks, self.n_factors / 2)
         item_blocks = _als.row_blocks(by_item.indptr, n_blocks, self.n_factors / 2)
-        previous = _als.set_threads(self.n_threads)
+        previous = _als.set_threads(self.n_threads or 0)
         try:
-            for _ in progress(range(n_iterations), total=n_iterations, desc="ImplicitALS",
+            for _ in progress(range(n_epochs), total=n_epochs, desc="ImplicitALS",
                               verbose=self.verbose):
                 # items first, so the user factors end up solved against the final item
                 # factors: fold-in then reproduces a training user and explain() sums exactly
@@ -228,7 +193,7 @@ class ImplicitALS(_FactorRecommender):
         X = np.zeros((history.shape[0], self.n_factors), dtype=np.float32)
         blocks = _als.row_blocks(history.indptr, self._threads() * _BLOCKS_PER_THREAD,
                                  self.n_factors / 2)
-        previous = _als.set_threads(self.n_threads)
+        previous = _als.set_threads(self.n_threads or 0)
         try:
             self._half_step(history, X, self.item_factors_, blocks, solver="cholesky")
         finally:
@@ -238,11 +203,11 @@ class ImplicitALS(_FactorRecommender):
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._user_scores(self._solve_users(history))
 
-    def partial_fit(self, data: Interactions | None = None, *,
+    def partial_fit(self, data: Interactions | None = None, *, n_epochs: int | None = None,
                     n_iterations: int | None = None) -> Self:
         """Warm-start training.
 
-        ``partial_fit()`` runs ``n_iterations`` (default: the ``n_iterations`` parameter) more
+        ``partial_fit()`` runs ``n_epochs`` (default: the ``n_epochs`` parameter) more
         ALS sweeps on the training matrix, starting from the current factors.
 
         ``partial_fit(data)`` refreshes the users in ``data``: their stored histories are
@@ -260,7 +225,11 @@ class ImplicitALS(_FactorRecommender):
             return self.fit(data)
         self._validate_params()
         if data is None:
-            n = self.n_iterations if n_iterations is None else int(n_iterations)
+            if n_iterations is not None:
+                warnings.warn("partial_fit(n_iterations=...) is now partial_fit(n_epochs=...)",
+                              DeprecationWarning, stacklevel=2)
+                n_epochs = n_iterations if n_epochs is None else n_epochs
+            n = self.n_epochs if n_epochs is None else int(n_epochs)
             self._iterate(_as_kernel_csr(self.seen_), n)
             return self
         if not isinstance(data, Interactions):
@@ -321,8 +290,8 @@ class ImplicitALS(_FactorRecommender):
         )
 
     # -- explanations -------------------------------------------------------------------------
-    def explain(self, user: Any, item: Any, *, n_reasons: int = 10) -> Explanation:
-        """Split the score of ``item`` for ``user`` into contributions of the user's items.
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        """Split the score of an item into contributions of the user's items.
 
         With :math:`W^u = (Y^\\top C^u Y + \\lambda I)^{-1}` the exact user factor is
         :math:`x_u = W^u Y^\\top C^u p(u)`, so (Hu et al. 2008, sec. 5)
@@ -330,16 +299,14 @@ class ImplicitALS(_FactorRecommender):
         .. math:: \\hat p_{ui} = \\sum_{j: r_{uj} > 0} s^u_{ij} c_{uj},
                   \\qquad s^u_{ij} = y_i^\\top W^u y_j,
 
-        and history item ``j`` contributes :math:`s^u_{ij} c_{uj}`. The reasons are the
-        ``n_reasons`` largest contributions; ``score`` is the model's score
-        :math:`x_u^\\top y_i` (equal to the sum of all contributions up to the solver's
-        tolerance; the sum is in the summary).
+        and history item ``j`` contributes :math:`s^u_{ij} c_{uj}`. The fitted :math:`x_u`
+        comes from the last user half-step; with ``solver="cg"`` it is a few conjugate-gradient
+        steps from the exact solution, and the difference to the exact score is returned as one
+        more reason (``kind="bias"``, id ``"solver residual"``) so that the reasons add up to
+        the model's score.
         """
-        self._check_fitted()
-        u = int(self._map(self.users_, [user], "user", "error")[0])
-        i = int(self._map(self.items_, [item], "item", "error")[0])
         Y = self.item_factors_.astype(np.float64)
-        lo, hi = self.seen_.indptr[u], self.seen_.indptr[u + 1]
+        lo, hi = self.seen_.indptr[user_idx], self.seen_.indptr[user_idx + 1]
         hist = self.seen_.indices[lo:hi]
         r = np.asarray(self.seen_.data[lo:hi], dtype=np.float64)
         keep = r > 0
@@ -348,24 +315,12 @@ class ImplicitALS(_FactorRecommender):
         Yh = Y[hist]
         A = Y.T @ Y + (Yh * (conf - 1.0)[:, None]).T @ Yh
         A[np.diag_indices_from(A)] += self.regularization
-        s = Yh @ np.linalg.solve(A, Y[i])
+        s = Yh @ np.linalg.solve(A, Y[item_idx])
         contrib = s * conf
-        order = np.argsort(-contrib, kind="stable")[:n_reasons]
-        score = float(self.user_factors_[u] @ self.item_factors_[i])
-        reasons = [
-            Reason(
-                kind="item",
-                id=_plain(self.items_.ids[hist[j]]),
-                contribution=float(contrib[j]),
-                detail={"similarity": float(s[j]), "confidence": float(conf[j])},
-            )
-            for j in order
-        ]
-        summary = (
-            f"item {_plain(item)!r} for user {_plain(user)!r}: score {score:.4g} "
-            f"(sum of {len(hist)} history contributions {float(contrib.sum()):.4g})"
-        )
-        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
+        score = float(self.user_factors_[user_idx] @ self.item_factors_[item_idx])
+        reasons = history_reasons(self.items_.ids[hist], contrib, similarity=s, confidence=conf)
+        reasons += bias_reasons(solver_residual=score - float(contrib.sum()))
+        return score, reasons
 
 
 class BPR(_FactorRecommender):
@@ -385,6 +340,11 @@ class BPR(_FactorRecommender):
     uniformly among those ``u`` has not interacted with (LearnBPR). Each epoch draws as many
     triples as there are interactions. Scores are :math:`\\hat x_{ui}`.
 
+    ``explain`` lists the item bias and the user's items: the user vector is written as a ridge
+    combination :math:`p_u \\approx \\sum_{j} a_j q_j` of the factor vectors of their items and
+    item ``j`` contributes :math:`a_j q_j^\\top q_i` (see
+    :func:`~chuchun.models._explain.ridge_history_weights`; not additive).
+
     Training runs on ``n_threads`` threads, each owning a block of users and a private copy of
     the item table merged at fixed points (see :mod:`chuchun.kernels.bpr`), so a fit is
     reproducible for a fixed seed *and* thread count.
@@ -399,8 +359,10 @@ class BPR(_FactorRecommender):
     fold_in_epochs : int
         Epochs of user-only steps used to fold in a new user.
     random_state : int or None
-    n_threads : int
-        Threads (0: all cores).
+    n_threads : int or None
+        Threads (None: all cores). The users are split into ``n_threads`` blocks, so the
+        result depends on this count but not on the cores of the machine that runs it (with
+        None it is the machine's core count).
     verbose : bool
 
     Attributes
@@ -429,12 +391,13 @@ class BPR(_FactorRecommender):
     learning_rate = Param(float, 0.05, "SGD step size.", low=0, low_open=True)
     regularization = Param(float, 0.01, "L2 weight lambda per step.", low=0)
     fold_in_epochs = Param(int, 50, "Epochs of user-only steps to fold in a new user.", low=1)
-    random_state = Param(int, 0, "Seed of the initial factors and the sampling.", low=0,
-                         nullable=True)
+    random_state = random_state_param("Seed of the initial factors and the sampling.")
     n_threads = _FactorRecommender.n_threads
     verbose = Param(bool, False, "Show a progress bar over epochs.")
 
     supports_fold_in = True
+    explain_method = ("item bias plus the user's items, weighted by a ridge fit of the user's "
+                      "factor vector on theirs (not additive)")
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_epochs": 10}
 
     _MAX_TRIES = 16
@@ -460,7 +423,7 @@ class BPR(_FactorRecommender):
             csr.eliminate_zeros()
         bounds = _als.row_blocks(csr.indptr, self._threads(), 0.0)
         lr, reg = np.float32(self.learning_rate), np.float32(self.regularization)
-        previous = _als.set_threads(self.n_threads)
+        previous = _als.set_threads(self.n_threads or 0)
         try:
             if len(bounds) == 2 or csr.nnz == 0:
                 self._train_serial(csr, lr, reg)
@@ -516,7 +479,7 @@ class BPR(_FactorRecommender):
         history = _as_kernel_csr(history)
         P = np.zeros((history.shape[0], self.n_factors), dtype=np.float32)
         states = _bpr.seed_states(self.seed_ ^ 0x5F3759DF, history.shape[0])
-        previous = _als.set_threads(self.n_threads)
+        previous = _als.set_threads(self.n_threads or 0)
         try:
             _bpr.bpr_fold_in(history.indptr, history.indices, P, self.item_factors_,
                              self.item_bias_, self.fold_in_epochs,
@@ -529,6 +492,16 @@ class BPR(_FactorRecommender):
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._user_scores(self._fold_in(history))
 
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        lo, hi = self.seen_.indptr[user_idx], self.seen_.indptr[user_idx + 1]
+        js = self.seen_.indices[lo:hi][self.seen_.data[lo:hi] > 0]
+        contrib, weights = ridge_history_weights(
+            self.item_factors_[js], self.user_factors_[user_idx], self.item_factors_[item_idx])
+        score = float(self._user_scores(self.user_factors_[user_idx:user_idx + 1])[0, item_idx])
+        reasons = bias_reasons(item_bias=self.item_bias_[item_idx])
+        reasons += history_reasons(self.items_.ids[js], contrib, weight=weights)
+        return score, reasons
+
 
 def _as_kernel_csr(m: sp.spmatrix) -> sp.csr_matrix:
     """CSR with sorted int32 indices, int64 indptr and float32 data (what the kernels take)."""
@@ -539,7 +512,3 @@ def _as_kernel_csr(m: sp.spmatrix) -> sp.csr_matrix:
     m.indptr = m.indptr.astype(np.int64, copy=False)
     m.indices = m.indices.astype(np.int32, copy=False)
     return m
-
-
-def _plain(x: Any) -> Any:
-    return x.item() if hasattr(x, "item") else x

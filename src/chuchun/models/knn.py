@@ -13,20 +13,13 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import ConfigError, DataError
-from chuchun._params import Param
+from chuchun._exceptions import DataError
+from chuchun._params import Param, n_threads_param
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
-from chuchun.models._results import Explanation, Reason
-from chuchun.models._similar import (
-    Labels,
-    SimilarItems,
-    fmt_rating,
-    label_of,
-    map_query_items,
-    top_from_rows,
-)
-from chuchun.models.baseline import fit_biases
+from chuchun.models._explain import bias_reasons, plain
+from chuchun.models._results import Reason
+from chuchun.models.baseline import fit_biases, fold_in_user_bias
 from chuchun.similarity import MEASURES, similarity
 
 __all__ = ["ImplicitItemKNN", "ImplicitUserKNN", "ItemKNN", "UserKNN"]
@@ -56,10 +49,13 @@ class _ExplicitKNN(Recommender):
     item_regularization = Param(float, 10.0, "Baseline ALS regularisation of item biases.", low=0)
     bias_epochs = Param(int, 10, "Baseline ALS epochs.", low=1)
     clip = Param(bool, True, "Clip predictions to the training rating scale.")
-    n_threads = Param(int, None, "Threads for the kernels (None: numba's default).", low=1,
-                      nullable=True)
+    n_threads = n_threads_param("Threads for the kernels.")
 
     predicts_ratings = True
+    supports_fold_in = True
+    explain_is_additive = True
+    explain_method = ("baseline terms plus one term per neighbour used: "
+                      "similarity x normalised rating deviation / (damping + similarity sum)")
     _user_based: ClassVar[bool] = True
     _test_params: ClassVar[dict[str, Any]] = {"n_neighbors": 5}
 
@@ -108,7 +104,8 @@ class _ExplicitKNN(Recommender):
         var = np.asarray(sq.sum(axis=1)).ravel() / np.maximum(counts, 1)
         sigma = np.sqrt(var)
         self.row_mean_ = means
-        self.row_std_ = np.where(sigma > 0, sigma, float(np.std(data.values)))
+        self.rating_std_ = float(np.std(data.values))
+        self.row_std_ = np.where(sigma > 0, sigma, self.rating_std_)
         self.user_bias_, self.item_bias_ = bu, bi
 
     # -- prediction ---------------------------------------------------------------------------
@@ -132,27 +129,37 @@ class _ExplicitKNN(Recommender):
     def _estimate(
         self, user_idx: np.ndarray, item_idx: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Estimates of known pairs and a mask of the pairs that used the fallback."""
+        """Unclipped estimates of known pairs and a mask of the pairs that used the fallback."""
+        x, y = (user_idx, item_idx) if self._user_based else (item_idx, user_idx)
+        center, scale, nb_center, nb_scale, offset = self._terms()
+        return self._aggregate(x, y, self.similarity_, self.raters_, center, scale, nb_center,
+                               nb_scale, offset)
+
+    def _aggregate(
+        self, x: np.ndarray, y: np.ndarray, sims: sp.csr_matrix, raters: sp.csr_matrix,
+        center: np.ndarray, scale: np.ndarray, nb_center: np.ndarray, nb_scale: np.ndarray,
+        offset: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The prediction rule for pairs (row ``x`` of ``sims``, row ``y`` of ``raters``)."""
         from chuchun.kernels.knn import knn_aggregate
         from chuchun.kernels.similarity import default_blocks, thread_limit
 
-        x, y = (user_idx, item_idx) if self._user_based else (item_idx, user_idx)
         x = np.asarray(x, dtype=np.int64)
         y = np.asarray(y, dtype=np.int64)
         order = np.argsort(x, kind="stable")
         xs, ys = x[order], y[order]
         bounds = np.r_[np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]]), len(xs)].astype(np.int64)
-        center, scale, nb_center, nb_scale, offset = self._terms()
         agg = np.zeros(len(xs))
         count = np.zeros(len(xs), dtype=np.int64)
         weight = np.zeros(len(xs))
-        s, c = self.similarity_, self.raters_
+        s, c = sims, raters
         with thread_limit(self.n_threads):
             knn_aggregate(
                 s.indptr.astype(np.int64), s.indices.astype(np.int64),
                 s.data.astype(np.float64), c.indptr.astype(np.int64),
                 c.indices.astype(np.int64), c.data.astype(np.float64), xs, ys, bounds,
-                default_blocks(), int(self.n_neighbors), nb_center, nb_scale, offset, agg, count,
+                default_blocks(), int(self.n_neighbors), np.asarray(nb_center, np.float64),
+                np.asarray(nb_scale, np.float64), np.asarray(offset, np.float64), agg, count,
                 weight,
             )
         if self.damping > 0:
@@ -167,7 +174,7 @@ class _ExplicitKNN(Recommender):
         est[order] = est_sorted
         fb = np.empty(len(xs), dtype=bool)
         fb[order] = fallback
-        return self._clip(est), fb
+        return est, fb
 
     def _clip(self, est: np.ndarray) -> np.ndarray:
         if self.clip and self.rating_scale_ is not None:
@@ -177,9 +184,10 @@ class _ExplicitKNN(Recommender):
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         est, fb = self._estimate(user_idx, item_idx)
         self.last_fallback_count = int(fb.sum())
-        return est
+        return self._clip(est)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        # ranking uses the unclipped estimate: clipping would tie everything above the scale
         n_items = len(self.items_)
         users = np.repeat(np.asarray(user_idx, dtype=np.int64), n_items)
         items = np.tile(np.arange(n_items, dtype=np.int64), len(user_idx))
@@ -193,6 +201,58 @@ class _ExplicitKNN(Recommender):
         bi = np.where(item_idx >= 0, self.item_bias_[np.maximum(item_idx, 0)], 0.0)
         return self._clip(self.global_mean_ + bu + bi)
 
+    # -- fold-in ------------------------------------------------------------------------------
+    def _history_terms(
+        self, history: sp.csr_matrix
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre, scale and user bias of each history row (as the fit computes them)."""
+        counts = np.diff(history.indptr)
+        h = history.astype(np.float64)
+        sums = np.asarray(h.sum(axis=1)).ravel()
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), self.global_mean_)
+        sq = h.copy()
+        sq.data = (sq.data - np.repeat(means, counts)) ** 2
+        sigma = np.sqrt(np.asarray(sq.sum(axis=1)).ravel() / np.maximum(counts, 1))
+        std = np.where(sigma > 0, sigma, getattr(self, "rating_std_", 1.0))
+        bu = fold_in_user_bias(h, self.global_mean_, self.item_bias_,
+                               float(self.user_regularization))
+        return means, std, bu
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        n_new, n_items = history.shape
+        h = sp.csr_matrix(history, dtype=np.float64)
+        h.sort_indices()
+        means, std, bu = self._history_terms(h)
+        center, scale, nb_center, nb_scale, offset = self._terms()
+        rows = np.repeat(np.arange(n_new, dtype=np.int64), n_items)
+        items = np.tile(np.arange(n_items, dtype=np.int64), n_new)
+        if self._user_based:
+            # the new users' similarities to the training users, by the fitted measure
+            stacked = sp.vstack([self.raters_.T.tocsr().astype(np.float64), h]).tocsr()
+            n_train = len(self.users_)
+            baselines = None
+            if self.similarity == "pearson_baseline":
+                baselines = (self.global_mean_, np.r_[self.user_bias_, bu], self.item_bias_)
+            sims = similarity(stacked, self.similarity, k=self.max_stored,
+                              shrinkage=self.shrinkage, min_support=self.min_support,
+                              baselines=baselines, n_threads=self.n_threads, dtype=np.float64,
+                              rows=(n_train, n_train + n_new), exclude_from=n_train)
+            if self.prediction == "baseline":
+                c_new, s_new = self.global_mean_ + bu, np.ones(n_new)
+            elif self.prediction == "plain":
+                c_new, s_new = np.zeros(n_new), np.ones(n_new)
+            elif self.prediction == "mean_centered":
+                c_new, s_new = means, np.ones(n_new)
+            else:
+                c_new, s_new = means, std
+            est, _ = self._aggregate(rows, items, sims, self.raters_, c_new, s_new,
+                                     nb_center, nb_scale, offset)
+        else:
+            off_new = bu if self.prediction == "baseline" else np.zeros(n_new)
+            est, _ = self._aggregate(items, rows, self.similarity_, h, center, scale,
+                                     nb_center, nb_scale, off_new)
+        return est.reshape(n_new, n_items).astype(np.float32)
+
     # -- explanation --------------------------------------------------------------------------
     def _neighbours(self, u: int, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The k neighbours used for (u, i): their indices, similarities and ratings."""
@@ -202,53 +262,38 @@ class _ExplicitKNN(Recommender):
                            s.data[s.indptr[x]:s.indptr[x + 1]].tolist(), strict=True))
         nbs = c.indices[c.indptr[y]:c.indptr[y + 1]]
         rs = c.data[c.indptr[y]:c.indptr[y + 1]]
-        sims = np.array([sim_row.get(int(n), 0.0) for n in nbs])
+        sims = np.array([sim_row.get(int(n), 0.0) for n in nbs], dtype=np.float64)
         keep = sims > 0
         nbs, rs, sims = nbs[keep], rs[keep], sims[keep]
         order = np.lexsort((nbs, -sims))[: self.n_neighbors]
         return nbs[order], sims[order], rs[order]
 
-    def explain(self, user: Any, item: Any, labels: Labels = None) -> Explanation:
-        """Why ``item`` gets its predicted rating for ``user``: the neighbours used.
-
-        Parameters
-        ----------
-        user, item : external ids (must be known to the model)
-        labels : mapping, pandas Series or callable, optional
-            Item (ItemKNN) or user (UserKNN) names for the reasons, e.g. movie titles;
-            without them each reason's ``label`` is empty and the summary shows ids.
-
-        Returns
-        -------
-        Explanation
-            One reason per neighbour, strongest first; ``weight`` is the neighbour's share of
-            the total similarity, ``detail`` holds its similarity and rating.
-        """
-        self._check_fitted()
-        u = int(self._map(self.users_, [user], "user", "error")[0])
-        i = int(self._map(self.items_, [item], "item", "error")[0])
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        u, i = user_idx, item_idx
+        x, y = (u, i) if self._user_based else (i, u)
+        center, scale, nb_center, nb_scale, offset = self._terms()
         nbs, sims, rs = self._neighbours(u, i)
-        score = float(self._estimate(np.array([u]), np.array([i]))[0][0])
-        total = sims.sum() if len(sims) else 1.0
-        vocab = self.users_ if self._user_based else self.items_
-        kind = "user" if self._user_based else "item"
-        reasons = []
-        for nb, s, r in zip(nbs, sims, rs, strict=True):
-            nb_id = vocab.ids[nb]
-            nb_id = nb_id.item() if hasattr(nb_id, "item") else nb_id
-            reasons.append(Reason(kind=kind, id=nb_id, contribution=float(s / total),
-                                  label=label_of(labels, nb_id) if labels is not None else "",
-                                  detail={"similarity": float(s), "rating": float(r)}))
-        if self._user_based:
-            parts = [f"user {r.label or r.id} rated it {fmt_rating(r.detail['rating'])}"
-                     for r in reasons[:3]]
+        side = "user" if self._user_based else "item"
+        other = "item" if self._user_based else "user"
+        if self.prediction == "baseline":
+            reasons = bias_reasons(global_mean=self.global_mean_)
+            reasons += bias_reasons(**{f"{side}_bias": center[x] - self.global_mean_,
+                                       f"{other}_bias": offset[y]})
+        elif self.prediction == "plain":
+            reasons = []
         else:
-            parts = [f"{r.label or r.id}, which you rated {fmt_rating(r.detail['rating'])}"
-                     for r in reasons[:3]]
-        if not reasons:
-            parts = ["no neighbour qualified; the fallback estimate is used"]
-        summary = f"predicted {score:.2f}: " + "; ".join(parts)
-        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
+            reasons = bias_reasons(**{f"{side}_mean": center[x]})
+        if len(nbs) < max(self.min_neighbors, 1):
+            if self.prediction == "plain":
+                reasons = bias_reasons(global_mean=self.global_mean_)
+            return float(sum(r.contribution for r in reasons)), reasons
+        dev = (rs - nb_center[nbs] - offset[y]) / nb_scale[nbs]
+        terms = scale[x] * sims * dev / (self.damping + sims.sum())
+        vocab = self.users_ if self._user_based else self.items_
+        for nb, sim, r, t in zip(nbs, sims, rs, terms, strict=True):
+            reasons.append(Reason(kind=side, id=plain(vocab.ids[nb]), contribution=float(t),
+                                  detail={"similarity": float(sim), "rating": float(r)}))
+        return float(sum(r.contribution for r in reasons)), reasons
 
 
 class UserKNN(_ExplicitKNN):
@@ -305,6 +350,9 @@ class UserKNN(_ExplicitKNN):
 
     _user_based = True
 
+    def _user_similarities(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        return self.similarity_[user_idx]
+
 
 class ItemKNN(_ExplicitKNN):
     """Item-based neighbourhood model for explicit ratings.
@@ -332,11 +380,8 @@ class ItemKNN(_ExplicitKNN):
 
     _user_based = False
 
-    def similar_items(self, items: Any, k: int = 10) -> SimilarItems:
-        """The ``k`` most similar items of each item in ``items`` (positive similarities)."""
-        self._check_fitted()
-        ids, idx = map_query_items(self.items_, items)
-        return top_from_rows(self.items_, ids, self.similarity_[idx], k)
+    def _item_similarities(self, item_idx: np.ndarray) -> sp.csr_matrix:
+        return self.similarity_[item_idx]
 
 
 # -- implicit feedback --------------------------------------------------------------------------
@@ -353,8 +398,7 @@ class _ImplicitKNN(Recommender):
     bm25_b = Param(float, 0.8, "BM25 length normalisation B.", low=0, high=1)
     shrinkage = Param(float, 0.0, "Similarity shrinkage lambda (0: none).", low=0)
     binary = Param(bool, False, "Treat every interaction as 1, ignoring ratings or weights.")
-    n_threads = Param(int, None, "Threads for the kernels (None: numba's default).", low=1,
-                      nullable=True)
+    n_threads = n_threads_param("Threads for the kernels.")
 
     _test_params: ClassVar[dict[str, Any]] = {"n_neighbors": 10}
 
@@ -365,19 +409,24 @@ class _ImplicitKNN(Recommender):
         self.interactions_ = x
         return x
 
-    def _weighted(self, rows: sp.csr_matrix) -> sp.csr_matrix:
-        """TF-IDF or BM25 weights of ``rows`` (documents) over its columns (terms)."""
+    def _weighted(
+        self, rows: sp.csr_matrix, reference: sp.csr_matrix | None = None
+    ) -> sp.csr_matrix:
+        """TF-IDF or BM25 weights of ``rows`` (documents) over its columns (terms); document
+        frequencies and the mean length come from ``reference`` (default: ``rows``)."""
         w = rows.astype(np.float64)
         if self.weighting == "none":
             return w
-        n_docs = w.shape[0]
-        df = np.bincount(w.indices, minlength=w.shape[1])
+        ref = rows if reference is None else reference
+        n_docs = ref.shape[0]
+        df = np.bincount(ref.indices, minlength=ref.shape[1])
         idf = np.log(n_docs / np.maximum(df, 1))
         if self.weighting == "tfidf":
             w.data = w.data * idf[w.indices]
             return w
         length = np.diff(w.indptr).astype(np.float64)
-        norm = self.bm25_k1 * (1.0 - self.bm25_b + self.bm25_b * length / max(length.mean(), 1e-12))
+        mean_length = float(np.diff(ref.indptr).mean()) if ref.shape[0] else 1.0
+        norm = self.bm25_k1 * (1.0 - self.bm25_b + self.bm25_b * length / max(mean_length, 1e-12))
         rep = np.repeat(norm, np.diff(w.indptr))
         w.data = w.data * (self.bm25_k1 + 1.0) / (rep + w.data) * idf[w.indices]
         return w
@@ -427,6 +476,9 @@ class ImplicitItemKNN(_ImplicitKNN):
     """
 
     supports_fold_in = True
+    explain_is_additive = True
+    explain_method = ("the user's items that have the item among their nearest neighbours, each "
+                      "contributing interaction value x similarity; the terms add up to the score")
 
     def _fit(self, data: Interactions) -> None:
         x = self._interactions(data)
@@ -441,61 +493,24 @@ class ImplicitItemKNN(_ImplicitKNN):
             h.data = np.ones_like(h.data)
         return _times(h, np.arange(h.shape[0]), self.similarity_, self.n_threads)
 
-    def similar_items(self, items: Any, k: int = 10) -> SimilarItems:
-        """The ``k`` most similar items of each item in ``items``."""
-        self._check_fitted()
-        ids, idx = map_query_items(self.items_, items)
-        return top_from_rows(self.items_, ids, self.similarity_[idx], k)
+    def _item_similarities(self, item_idx: np.ndarray) -> sp.csr_matrix:
+        return self.similarity_[item_idx]
 
-    def explain(
-        self, user: Any, item: Any, labels: Labels = None, *, n_reasons: int = 10
-    ) -> Explanation:
-        """Why ``item`` scores as it does for ``user``: the user's items that have it among
-        their nearest neighbours, each with its term :math:`x_{uj} \\text{sim}_k(j, i)` of the
-        score (the terms add up to the score).
-
-        Parameters
-        ----------
-        user, item : external ids (must be known to the model)
-        labels : mapping, pandas Series or callable, optional
-            Item names (e.g. movie titles) for the reasons and the summary.
-        n_reasons : int
-            Most reasons listed (the strongest); the score covers all of them.
-        """
-        self._check_fitted()
-        if isinstance(n_reasons, bool) or not isinstance(n_reasons, int) or n_reasons < 1:
-            raise ConfigError(f"n_reasons must be a positive int; got {n_reasons!r}")
-        u = int(self._map(self.users_, [user], "user", "error")[0])
-        i = int(self._map(self.items_, [item], "item", "error")[0])
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
         x, sim = self.interactions_, self.similarity_
-        history = x.indices[x.indptr[u]:x.indptr[u + 1]]
-        values = x.data[x.indptr[u]:x.indptr[u + 1]].astype(np.float64)
-        column = sim[:, i].toarray().ravel()
+        lo, hi = x.indptr[user_idx], x.indptr[user_idx + 1]
+        history = x.indices[lo:hi]
+        values = x.data[lo:hi].astype(np.float64)
+        column = sim[:, item_idx].toarray().ravel().astype(np.float64)
         terms = values * column[history]
         keep = np.flatnonzero(terms != 0)
-        order = keep[np.lexsort((history[keep], -terms[keep]))]
-        score = float(terms.sum())
-        reasons = []
-        for o in order[:n_reasons]:
-            j_id = _plain_id(self.items_.ids[history[o]])
-            reasons.append(Reason(kind="item", id=j_id, contribution=float(terms[o]),
-                                  label=label_of(labels, j_id) if labels is not None else "",
-                                  detail={"similarity": float(column[history[o]]),
-                                          "value": float(values[o])}))
-        item_id = _plain_id(self.items_.ids[i])
-        name = label_of(labels, item_id) if labels is not None else str(item_id)
-        if reasons:
-            because = "; ".join(r.label or str(r.id) for r in reasons[:3])
-            summary = (f"{name} (score {score:.3g}): similar to {because}"
-                       f"{f' and {len(order) - 3} more of your items' if len(order) > 3 else ''}")
-        else:
-            summary = f"{name} (score 0): none of the user's items has it among its neighbours"
-        return Explanation(user=_plain_id(user), item=item_id, score=score, reasons=reasons,
-                           summary=summary)
-
-
-def _plain_id(x: Any) -> Any:
-    return x.item() if hasattr(x, "item") else x
+        reasons = [
+            Reason(kind="item", id=plain(self.items_.ids[history[o]]),
+                   contribution=float(terms[o]),
+                   detail={"similarity": float(column[history[o]]), "value": float(values[o])})
+            for o in keep
+        ]
+        return float(terms[keep].sum()), reasons
 
 
 class ImplicitUserKNN(_ImplicitKNN):
@@ -517,9 +532,46 @@ class ImplicitUserKNN(_ImplicitKNN):
     collaborative filtering. SIGIR 1999.
     """
 
+    supports_fold_in = True
+    explain_is_additive = True
+    explain_method = ("neighbour users who interacted with the item, each contributing "
+                      "similarity x interaction value; the terms add up to the score")
+
     def _fit(self, data: Interactions) -> None:
         x = self._interactions(data)
         self.similarity_ = self._sim(x)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return _times(self.similarity_, user_idx, self.interactions_, self.n_threads)
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        # the new users' neighbours among the training users, by the fitted measure and
+        # weighting (document frequencies and lengths from the training matrix)
+        h = history.astype(np.float32).tocsr()
+        if self.binary:
+            h.data = np.ones_like(h.data)
+        train = self.interactions_
+        stacked = sp.vstack([self._weighted(train, train), self._weighted(h, train)]).tocsr()
+        n_train = train.shape[0]
+        sims = similarity(stacked, self.similarity, k=self.n_neighbors,
+                          shrinkage=self.shrinkage, n_threads=self.n_threads,
+                          rows=(n_train, n_train + h.shape[0]), exclude_from=n_train)
+        sims.sort_indices()
+        return _times(sims, np.arange(h.shape[0]), train, self.n_threads)
+
+    def _user_similarities(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        return self.similarity_[user_idx]
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        s, x = self.similarity_, self.interactions_
+        nbs = s.indices[s.indptr[user_idx]:s.indptr[user_idx + 1]]
+        sims = s.data[s.indptr[user_idx]:s.indptr[user_idx + 1]].astype(np.float64)
+        values = np.asarray(x[nbs, item_idx].toarray()).ravel().astype(np.float64)
+        terms = sims * values
+        keep = np.flatnonzero(terms != 0)
+        reasons = [
+            Reason(kind="user", id=plain(self.users_.ids[nbs[o]]), contribution=float(terms[o]),
+                   detail={"similarity": float(sims[o]), "value": float(values[o])})
+            for o in keep
+        ]
+        return float(terms[keep].sum()), reasons

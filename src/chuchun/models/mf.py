@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chuchun._exceptions import ConfigError, DataError
-from chuchun._params import Param
+from chuchun._params import Param, n_threads_param, random_state_param
 from chuchun._random import check_random_state
 from chuchun.data.interactions import Interactions
 from chuchun.data.vocabulary import Vocabulary
@@ -30,8 +30,14 @@ from chuchun.kernels.mf import (
     sgd_epoch,
     svdpp_epoch,
 )
-from chuchun.models._base import Recommender, UnknownPolicy, _top_k
-from chuchun.models._results import Explanation, Reason, Recommendations
+from chuchun.models._base import Recommender
+from chuchun.models._explain import (
+    bias_reasons,
+    history_reasons,
+    ridge_history_weights,
+)
+from chuchun.models._results import Reason
+from chuchun.models._similar import cosine_rows
 from chuchun.models.baseline import fit_biases
 
 __all__ = ["ALS", "FunkSVD", "SVDpp", "TruncatedSVD"]
@@ -48,6 +54,8 @@ class _FactorModel(Recommender):
 
     predicts_ratings = True
     supports_fold_in = True
+    explain_method = ("bias terms plus the user's rated items, weighted by a ridge fit of the "
+                      "user's factor vector on theirs (not additive)")
 
     # -- scoring ------------------------------------------------------------------------------
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -114,57 +122,35 @@ class _FactorModel(Recommender):
         return bu, pu
 
     # -- similarity ---------------------------------------------------------------------------
-    def similar_items(
-        self, items: Any, k: int = 10, *, unknown: UnknownPolicy = "error"
-    ) -> Recommendations:
-        """The ``k`` items whose factors have the highest cosine with each given item's.
+    def _item_similarities(self, item_idx: np.ndarray) -> np.ndarray:
+        return cosine_rows(self.item_factors_, item_idx)
 
-        Returns a :class:`Recommendations` whose ``user_ids`` are the query items; the query
-        item itself is excluded. Unknown query items follow ``unknown`` (``"fallback"`` and
-        ``"empty"`` give an empty row).
-        """
-        return self._similar(self.item_factors_, self.items_, items, k, "item", unknown)
+    def _user_similarities(self, user_idx: np.ndarray) -> np.ndarray:
+        return cosine_rows(self.user_factors_, user_idx)
 
-    def similar_users(
-        self, users: Any, k: int = 10, *, unknown: UnknownPolicy = "error"
-    ) -> Recommendations:
-        """The ``k`` users whose factors have the highest cosine with each given user's.
+    # -- explanations -------------------------------------------------------------------------
+    def _bias_terms(self, user_idx: int, item_idx: int) -> list[Reason]:
+        if not self.fit_bias_:
+            return [] if self.intercept_ == 0 else bias_reasons(global_mean=self.intercept_)
+        return bias_reasons(global_mean=self.intercept_,
+                            user_bias=self.user_bias_[user_idx],
+                            item_bias=self.item_bias_[item_idx])
 
-        Returns a :class:`Recommendations` whose ``user_ids`` are the query users and whose
-        ``item_ids`` hold the similar *user* ids.
-        """
-        return self._similar(self.user_factors_, self.users_, users, k, "user", unknown)
+    def _history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.seen_.indptr[user_idx], self.seen_.indptr[user_idx + 1]
+        return self.seen_.indices[lo:hi], self.seen_.data[lo:hi].astype(np.float64)
 
-    def _similar(
-        self, factors: np.ndarray, vocab: Vocabulary, ids: Any, k: int, what: str, unknown: str
-    ) -> Recommendations:
-        self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"k must be a positive int; got {k!r}")
-        query_ids = np.asarray(ids).reshape(-1)
-        q = self._map(vocab, query_ids, what, unknown)
-        norms = np.linalg.norm(factors, axis=1)
-        unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
-        n = len(vocab)
-        k_eff = min(k, n - 1) if n > 1 else 0
-        idx = np.full((len(q), k), -1, dtype=np.int32)
-        vals = np.full((len(q), k), np.nan, dtype=np.float32)
-        rows = np.flatnonzero(q >= 0)
-        step = self._chunk_size()
-        for c in range(0, len(rows), step):
-            r = rows[c : c + step]
-            sims = (unit[q[r]] @ unit.T).astype(np.float32)
-            sims[np.arange(len(r)), q[r]] = -np.inf
-            if k_eff:
-                idx[r, :k_eff], vals[r, :k_eff] = _top_k(sims, k_eff)
-        vals = np.where(idx >= 0, vals, np.nan).astype(np.float32)
-        if (idx < 0).any():
-            out = np.empty(idx.shape, dtype=object)
-            ok = idx >= 0
-            out[ok] = vocab.ids[idx[ok]]
-        else:
-            out = vocab.ids[idx]
-        return Recommendations(user_ids=query_ids, item_ids=out, scores=vals, item_idx=idx)
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        """Bias terms plus the user's rated items, weighted by
+        :func:`~chuchun.models._explain.ridge_history_weights` (not additive)."""
+        js, ratings = self._history(user_idx)
+        contrib, weights = ridge_history_weights(
+            self.item_factors_[js], self._user_vectors(np.array([user_idx]))[0],
+            self.item_factors_[item_idx])
+        score = float(self._score(np.array([user_idx]))[0, item_idx])
+        reasons = self._bias_terms(user_idx, item_idx) + history_reasons(
+            self.items_.ids[js], contrib, rating=ratings, weight=weights)
+        return score, reasons
 
     # -- helpers ------------------------------------------------------------------------------
     def _init_factors(self, rng: np.random.Generator, n: int, k: int) -> np.ndarray:
@@ -181,8 +167,8 @@ def _require_ratings(data: Interactions, who: str) -> None:
         )
 
 
-def _resolve_threads(n_threads: int) -> int:
-    return max_threads() if n_threads == 0 else int(n_threads)
+def _resolve_threads(n_threads: int | None) -> int:
+    return max_threads() if not n_threads else int(n_threads)
 
 
 def _rmse(err_sq_sum: float, n: int) -> float:
@@ -334,12 +320,29 @@ class TruncatedSVD(_FactorModel):
     center = Param(str, "baseline", "Offset removed before the SVD (\"none\" = PureSVD ranking).",
                    choices=("none", "mean", "baseline"))
     clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
-    random_state = Param(int, 0, "Seed of the solver's starting vector.", low=0, nullable=True)
+    random_state = random_state_param("Seed of the solver's starting vector.")
 
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 2}
+    explain_is_additive = True
+    explain_method = ("offset terms plus one term per rated item: centred rating x "
+                      "(V_k V_k^T) entry; the terms add up to the score")
 
     def _clips(self) -> bool:
         return self.center_ != "none"
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        """Exact decomposition over the user's rated items: the fitted user factors are
+        :math:`U_k \\Sigma_k = R' V_k`, so :math:`\\hat r_{ui} = o_{ui} + \\sum_{j \\in N(u)}
+        r'_{uj}\\, v_j^T v_i`; item ``j`` contributes :math:`r'_{uj} v_j^T v_i`."""
+        js, ratings = self._history(user_idx)
+        resid = (ratings - self.intercept_ - float(self.user_bias_[user_idx])
+                 - self.item_bias_[js].astype(np.float64))
+        v = self.item_factors_.astype(np.float64)
+        sims = v[js] @ v[item_idx]
+        reasons = self._bias_terms(user_idx, item_idx) if self.center_ != "none" else []
+        reasons += history_reasons(self.items_.ids[js], resid * sims, rating=ratings,
+                                   similarity=sims)
+        return float(sum(r.contribution for r in reasons)), reasons
 
     def _fit(self, data: Interactions) -> None:
         from scipy.sparse.linalg import svds
@@ -392,7 +395,66 @@ class TruncatedSVD(_FactorModel):
 
 
 # ---------------------------------------------------------------------------------------------
-class FunkSVD(_FactorModel):
+class _SGDFactorModel(_FactorModel):
+    """What FunkSVD and SVD++ share: the SGD hyperparameters and the epoch loop (step-size
+    decay, per-epoch RMSE, callbacks, early stopping with restore of the best epoch)."""
+
+    n_epochs = Param(int, 20, "Maximum passes over the ratings.", low=1)
+    learning_rate_decay = Param(float, 1.0, "Step size multiplier per epoch (1: constant).",
+                                low=0, high=1, low_open=True)
+    regularization = Param(float, 0.02, "L2 weight of the factors.", low=0)
+    bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
+                                low=0, nullable=True)
+    init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
+    validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
+                                low=0, high=1, high_open=True)
+    patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
+    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
+    random_state = random_state_param("Seed for initialisation and the visiting order.")
+    verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
+
+    #: the learned arrays, saved at the best validation epoch and restored after training
+    _STATE: ClassVar[tuple[str, ...]] = ("user_factors_", "item_factors_", "user_bias_",
+                                         "item_bias_")
+
+    def _train(
+        self,
+        epoch_step: Callable[[int, float], float],
+        n_ratings: int,
+        val: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        callbacks: Sequence[EpochCallback] | None,
+    ) -> None:
+        """Run up to ``n_epochs`` epochs; ``epoch_step(epoch, decay)`` runs one and returns
+        the squared error of the ratings it visited."""
+        loop = _EpochLoop(self, self.n_epochs, callbacks, self.patience if val else 0,
+                          type(self).__name__)
+        best: dict[str, np.ndarray] | None = None
+        try:
+            for epoch in range(self.n_epochs):
+                decay = float(self.learning_rate_decay) ** epoch
+                sse = epoch_step(epoch, decay)
+                val_rmse = self._pairs_rmse(*val) if val else float("nan")
+                stop = loop.end_epoch(epoch, _rmse(sse, n_ratings), val_rmse,
+                                      float(self.learning_rate) * decay)
+                if loop.improved:
+                    best = {name: getattr(self, name).copy() for name in self._STATE}
+                if stop:
+                    break
+        finally:
+            loop.close()
+        if val and best is not None:
+            for name, value in best.items():
+                setattr(self, name, value)
+        self.history_ = loop.history
+        self.best_epoch_ = loop.best_epoch if val else len(loop.history["train_rmse"]) - 1
+
+    def _pairs_rmse(self, u: np.ndarray, i: np.ndarray, r: np.ndarray) -> float:
+        est = self._predict_pairs(u, i)
+        return float(np.sqrt(np.mean((est - r) ** 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+class FunkSVD(_SGDFactorModel):
     """Biased matrix factorization by stochastic gradient descent ("Funk SVD").
 
     .. math:: \\hat r_{ui} = \\mu + b_u + b_i + p_u^T q_i
@@ -418,6 +480,13 @@ class FunkSVD(_FactorModel):
     ``history_``, to ``fit(data, callbacks=[cb])`` as ``cb(model, epoch, logs)`` (return
     ``True`` to stop) and to the progress bar.
 
+    ``explain`` lists the bias terms :math:`\\mu, b_u, b_i` and the user's rated items: the
+    user vector is written as a ridge combination :math:`p_u \\approx \\sum_{j \\in N(u)} a_j
+    q_j` of their factor vectors and item ``j`` contributes :math:`a_j q_j^T q_i` (see
+    :func:`~chuchun.models._explain.ridge_history_weights`; the representer view of Hu, Koren
+    & Volinsky 2008, sec. 5). The part of :math:`p_u` outside the span of the history is not
+    attributed, so the reasons do not add up to the score exactly.
+
     Parameters
     ----------
     n_factors, n_epochs, learning_rate, learning_rate_decay, regularization,
@@ -442,22 +511,9 @@ class FunkSVD(_FactorModel):
     """
 
     n_factors = Param(int, 100, "Number of latent factors.", low=1)
-    n_epochs = Param(int, 20, "Maximum passes over the ratings.", low=1)
     learning_rate = Param(float, 0.005, "SGD step size.", low=0, low_open=True)
-    learning_rate_decay = Param(float, 1.0, "Step size multiplier per epoch (1: constant).",
-                                low=0, high=1, low_open=True)
-    regularization = Param(float, 0.02, "L2 weight of the factors.", low=0)
-    bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
-                                low=0, nullable=True)
     biased = Param(bool, True, "Learn mu, b_u, b_i (False: plain probabilistic MF).")
-    init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
-    validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
-                                low=0, high=1, high_open=True)
-    patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
-    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
-    n_threads = Param(int, 1, "DSGD threads (0: all); the result depends on this count.", low=0)
-    random_state = Param(int, 0, "Seed for initialisation and shuffling.", low=0, nullable=True)
-    verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
+    n_threads = n_threads_param("DSGD threads; the result depends on this count.", 1)
 
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_epochs": 3}
 
@@ -485,42 +541,26 @@ class FunkSVD(_FactorModel):
         breg = reg if self.bias_regularization is None else float(self.bias_regularization)
         sse = np.zeros(t, dtype=np.float64)
         identity = np.arange(len(r), dtype=np.int64)
-        loop = _EpochLoop(self, self.n_epochs, callbacks, self.patience if val else 0, "FunkSVD")
-        best: tuple[np.ndarray, ...] | None = None
-        try:
-            with numba_threads(t):
-                for epoch in range(self.n_epochs):
-                    lr = self.learning_rate * self.learning_rate_decay**epoch
-                    if t > 1 or epoch == 0:
-                        rows, ptr = _strata(rng, u, i, data.n_users, data.n_items, t)
-                        # gathered in visiting order: the kernel then streams through memory
-                        uo, io, ro = u[rows], i[rows], r[rows]
-                    sgd_epoch(uo, io, ro, identity, ptr, t, self.intercept_, self.user_bias_,
-                              self.item_bias_, self.user_factors_, self.item_factors_, lr, lr,
-                              breg, reg, self.fit_bias_, sse)
-                    val_rmse = self._pairs_rmse(*val) if val else float("nan")
-                    stop = loop.end_epoch(epoch, _rmse(sse.sum(), len(r)), val_rmse, lr)
-                    if loop.improved:
-                        best = tuple(a.copy() for a in self._state())
-                    if stop:
-                        break
-        finally:
-            loop.close()
-        if val and best is not None:
-            (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_) = best
-        self.history_ = loop.history
-        self.best_epoch_ = loop.best_epoch if val else len(loop.history["train_rmse"]) - 1
+        order: list[np.ndarray] = []
 
-    def _state(self) -> tuple[np.ndarray, ...]:
-        return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
+        def epoch_step(epoch: int, decay: float) -> float:
+            lr = float(self.learning_rate) * decay
+            if t > 1 or epoch == 0:
+                rows, ptr = _strata(rng, u, i, data.n_users, data.n_items, t)
+                # gathered in visiting order: the kernel then streams through memory
+                order[:] = [u[rows], i[rows], r[rows], ptr]
+            uo, io, ro, ptr = order
+            sgd_epoch(uo, io, ro, identity, ptr, t, self.intercept_, self.user_bias_,
+                      self.item_bias_, self.user_factors_, self.item_factors_, lr, lr,
+                      breg, reg, self.fit_bias_, sse)
+            return float(sse.sum())
 
-    def _pairs_rmse(self, u: np.ndarray, i: np.ndarray, r: np.ndarray) -> float:
-        est = self._predict_pairs(u, i)
-        return float(np.sqrt(np.mean((est - r) ** 2)))
+        with numba_threads(t):
+            self._train(epoch_step, len(r), val, callbacks)
 
 
 # ---------------------------------------------------------------------------------------------
-class SVDpp(_FactorModel):
+class SVDpp(_SGDFactorModel):
     """SVD++: biased MF plus the implicit feedback of *which* items each user rated.
 
     .. math:: \\hat r_{ui} = \\mu + b_u + b_i + q_i^T \\Big(p_u + |N(u)|^{-1/2}
@@ -532,6 +572,12 @@ class SVDpp(_FactorModel):
     (see :func:`chuchun.kernels.mf.svdpp_epoch`), which makes an epoch linear in the number of
     ratings. Single-threaded. Fold-in computes the implicit term from the new user's items and
     solves :math:`b_u, p_u` by regularised least squares.
+
+    ``explain`` lists :math:`\\mu, b_u, b_i` and the user's rated items; item ``j``
+    contributes its implicit-feedback term :math:`|N(u)|^{-1/2} q_i^T y_j` exactly plus its
+    share :math:`a_j q_j^T q_i` of :math:`p_u^T q_i` by the ridge decomposition used for
+    :class:`FunkSVD` (not additive: the part of :math:`p_u` outside the span of the history's
+    :math:`q_j` is not attributed).
 
     The step sizes and L2 weights of the three parameter groups can differ (Koren 2008 already
     weights the bias and factor penalties differently): per rating, with
@@ -570,13 +616,7 @@ class SVDpp(_FactorModel):
     """
 
     n_factors = Param(int, 20, "Number of latent factors.", low=1)
-    n_epochs = Param(int, 20, "Maximum passes over the ratings.", low=1)
     learning_rate = Param(float, 0.007, "SGD step size.", low=0, low_open=True)
-    learning_rate_decay = Param(float, 1.0, "Step size multiplier per epoch (1: constant).",
-                                low=0, high=1, low_open=True)
-    regularization = Param(float, 0.02, "L2 weight of p_u, q_i (and y_j by default).", low=0)
-    bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
-                                low=0, nullable=True)
     bias_learning_rate = Param(float, None, "SGD step size of the biases (None: learning_rate).",
                                low=0, low_open=True, nullable=True)
     implicit_regularization = Param(
@@ -587,15 +627,10 @@ class SVDpp(_FactorModel):
         float, None, "SGD step size of the implicit factors y_j (None: learning_rate).", low=0,
         low_open=True, nullable=True,
     )
-    init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
-    validation_fraction = Param(float, 0.0, "Ratings held out for early stopping (0: none).",
-                                low=0, high=1, high_open=True)
-    patience = Param(int, 1, "Epochs without validation improvement before stopping.", low=1)
-    clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
-    random_state = Param(int, 0, "Seed for initialisation and user order.", low=0, nullable=True)
-    verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
 
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_epochs": 3}
+    _STATE = ("user_factors_", "item_factors_", "implicit_factors_", "user_bias_",
+              "item_bias_")
 
     def _fit(
         self,
@@ -630,39 +665,30 @@ class SVDpp(_FactorModel):
         lr0 = float(self.learning_rate)
         blr0 = lr0 if self.bias_learning_rate is None else float(self.bias_learning_rate)
         ylr0 = lr0 if self.implicit_learning_rate is None else float(self.implicit_learning_rate)
-        loop = _EpochLoop(self, self.n_epochs, callbacks, self.patience if val else 0, "SVDpp")
-        best: tuple[np.ndarray, ...] | None = None
-        try:
-            for epoch in range(self.n_epochs):
-                decay = float(self.learning_rate_decay) ** epoch
-                lr = lr0 * decay
-                order = rng.permutation(data.n_users).astype(np.int32)
-                sse = svdpp_epoch(indptr, indices, values, order, self.intercept_,
-                                  self.user_bias_, self.item_bias_, self.user_factors_,
-                                  self.item_factors_, self.implicit_factors_, blr0 * decay, lr,
-                                  breg, reg, ylr0 * decay, yreg)
-                val_rmse = float("nan")
-                if val:
-                    est = self._predict_pairs(val[0], val[1])
-                    val_rmse = float(np.sqrt(np.mean((est - val[2]) ** 2)))
-                stop = loop.end_epoch(epoch, _rmse(sse, len(values)), val_rmse, lr)
-                if loop.improved:
-                    best = tuple(a.copy() for a in self._state())
-                if stop:
-                    break
-        finally:
-            loop.close()
-        if val and best is not None:
-            (self.user_factors_, self.item_factors_, self.implicit_factors_, self.user_bias_,
-             self.item_bias_) = best
-        self.history_ = loop.history
-        self.best_epoch_ = loop.best_epoch if val else len(loop.history["train_rmse"]) - 1
+
+        def epoch_step(epoch: int, decay: float) -> float:
+            order = rng.permutation(data.n_users).astype(np.int32)
+            return float(svdpp_epoch(indptr, indices, values, order, self.intercept_,
+                                     self.user_bias_, self.item_bias_, self.user_factors_,
+                                     self.item_factors_, self.implicit_factors_, blr0 * decay,
+                                     lr0 * decay, breg, reg, ylr0 * decay, yreg))
+
+        self._train(epoch_step, len(values), val, callbacks)
         self.implicit_sum_ = self._implicit_sums(csr)
         del self._implicit_matrix
 
-    def _state(self) -> tuple[np.ndarray, ...]:
-        return (self.user_factors_, self.item_factors_, self.implicit_factors_,
-                self.user_bias_, self.item_bias_)
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        js, ratings = self._history(user_idx)
+        qi = self.item_factors_[item_idx].astype(np.float64)
+        implicit = (self.implicit_factors_[js].astype(np.float64) @ qi) / np.sqrt(
+            max(len(js), 1))
+        share, weights = ridge_history_weights(
+            self.item_factors_[js], self.user_factors_[user_idx], qi)
+        score = float(self._score(np.array([user_idx]))[0, item_idx])
+        reasons = self._bias_terms(user_idx, item_idx) + history_reasons(
+            self.items_.ids[js], implicit + share, rating=ratings, implicit=implicit,
+            weight=weights)
+        return score, reasons
 
     def _implicit_sums(self, history: sp.csr_matrix) -> np.ndarray:
         """:math:`|N(u)|^{-1/2} \\sum_{j \\in N(u)} y_j` for each row of ``history``."""
@@ -736,12 +762,14 @@ class ALS(_FactorModel):
     biased = Param(bool, True, "Learn mu, b_u, b_i.")
     init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
     clip = Param(bool, True, "Clip predict() to the rating scale; recommend() ranks unclipped.")
-    n_threads = Param(int, 0, "Threads for the half-steps (0: all); results do not depend on it.",
-                      low=0)
-    random_state = Param(int, 0, "Seed for initialisation.", low=0, nullable=True)
+    n_threads = n_threads_param("Threads for the half-steps; results do not depend on it.")
+    random_state = random_state_param("Seed for initialisation.")
     verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
 
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_epochs": 3}
+    explain_is_additive = True
+    explain_method = ("mean and item bias plus one term per rated item through the user's "
+                      "regularised Gram matrix (Hu, Koren & Volinsky 2008, sec. 5); additive")
 
     def _fold_in_regularization(self) -> tuple[float, float, bool]:
         reg, breg, _ = super()._fold_in_regularization()
@@ -866,8 +894,8 @@ class ALS(_FactorModel):
         self._iterate(mapped, int(n_epochs or self.n_epochs), callbacks, None)
         return self
 
-    def explain(self, user: Any, item: Any, *, n_reasons: int = 10) -> Explanation:
-        """Which of the user's rated items contributed most to the predicted rating of ``item``.
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        """The user's rated items behind the prediction, exactly (Hu et al. 2008, sec. 5).
 
         With :math:`\\tilde y_j = (1, q_j)` (just :math:`q_j` when unbiased), the user's
         regularised Gram matrix :math:`A_u = \\sum_{j \\in N(u)} \\tilde y_j \\tilde y_j^T +
@@ -877,24 +905,15 @@ class ALS(_FactorModel):
         .. math:: \\hat r_{ui} = \\mu + b_i + \\sum_{j \\in N(u)} s_{ij}\\, t_j, \\qquad
                   s_{ij} = \\tilde y_i^T A_u^{-1} \\tilde y_j
 
-        (Hu, Koren & Volinsky 2008, sec. 5). Each reason is one rated item ``j`` with weight
-        :math:`s_{ij} t_j`, its rating and the similarity :math:`s_{ij}`; the reasons are
-        sorted by weight, largest first, and their sum plus :math:`\\mu + b_i` is the unclipped
-        prediction.
+        Each rated item ``j`` contributes :math:`s_{ij} t_j`; with the terms :math:`\\mu` and
+        :math:`b_i` they add up to the unclipped prediction (the fit ends with the user step).
         """
-        self._check_fitted()
-        if isinstance(n_reasons, bool) or not isinstance(n_reasons, int) or n_reasons < 1:
-            raise ConfigError(f"n_reasons must be a positive int; got {n_reasons!r}")
-        u = int(self._map(self.users_, np.asarray([user]), "user", "error")[0])
-        i = int(self._map(self.items_, np.asarray([item]), "item", "error")[0])
-        lo, hi = self.seen_.indptr[u], self.seen_.indptr[u + 1]
-        js = self.seen_.indices[lo:hi]
-        ratings = self.seen_.data[lo:hi].astype(np.float64)
+        js, ratings = self._history(user_idx)
         targets = ratings - self.intercept_ - self.item_bias_[js]
         reg, breg, weighted = self._fold_in_regularization()
         w = float(len(js)) if weighted else 1.0
         design = self.item_factors_[js].astype(np.float64)
-        yi = self.item_factors_[i].astype(np.float64)
+        yi = self.item_factors_[item_idx].astype(np.float64)
         penalty = np.full(design.shape[1], w * reg)
         if self.fit_bias_:
             design = np.hstack([np.ones((len(js), 1)), design])
@@ -903,25 +922,11 @@ class ALS(_FactorModel):
         gram = design.T @ design + np.diag(penalty)
         sims = design @ np.linalg.solve(gram, yi) if len(js) else np.zeros(0)
         contrib = sims * targets
-        base = float(self.intercept_ + self.item_bias_[i])
-        score = base + float(contrib.sum())
-        order = np.argsort(-contrib, kind="stable")[:n_reasons]
-        reasons = [
-            Reason(kind="item", id=_plain(self.items_.ids[js[o]]), contribution=float(contrib[o]),
-                   detail={"rating": float(ratings[o]), "similarity": float(sims[o])})
-            for o in order
-        ]
-        summary = (
-            f"item {_plain(item)!r} for user {_plain(user)!r}: predicted {score:.4g} = "
-            f"baseline {base:.4g} "
-            f"+ contributions of {len(js)} rated items ({score - base:+.4g})"
-        )
-        return Explanation(user=_plain(user), item=_plain(item), score=score, reasons=reasons,
-                           summary=summary)
-
-
-def _plain(x: Any) -> Any:
-    return x.item() if hasattr(x, "item") else x
+        reasons = bias_reasons(global_mean=self.intercept_) if self.intercept_ else []
+        if self.fit_bias_:
+            reasons += bias_reasons(item_bias=self.item_bias_[item_idx])
+        reasons += history_reasons(self.items_.ids[js], contrib, rating=ratings, similarity=sims)
+        return float(sum(r.contribution for r in reasons)), reasons
 
 
 def _merge_vocab(old: Vocabulary, new: Vocabulary, what: str) -> Vocabulary:

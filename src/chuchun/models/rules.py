@@ -13,7 +13,7 @@ from chuchun._params import Param
 from chuchun.data.interactions import Interactions
 from chuchun.kernels.rules import score_baskets
 from chuchun.models._base import Recommender
-from chuchun.models._results import Explanation, Reason
+from chuchun.models._results import Reason
 from chuchun.rules.baskets import Transactions
 from chuchun.rules.mining import FPGrowth
 from chuchun.rules.rules import RuleSet, format_items
@@ -99,6 +99,8 @@ class AssociationRules(Recommender):
     max_itemsets = Param(int, 5_000_000, "Stop mining after this many itemsets.", low=1)
 
     supports_fold_in = True
+    explain_method = ("the rules whose antecedent the user's basket contains, by confidence, "
+                      "and the item's base rate; the score is the largest (not a sum)")
     _test_params: ClassVar[dict[str, Any]] = {"min_support": 0.1, "min_confidence": 0.2}
 
     # -- fitting ------------------------------------------------------------------------------
@@ -206,57 +208,37 @@ class AssociationRules(Recommender):
             n,
         )
 
-    def explain(self, user: Any, item: Any, n_reasons: int = 5) -> Explanation:
-        """The rules behind the score of ``item`` for ``user``, strongest first.
-
-        Each :class:`~chuchun.models.Reason` has ``kind="rule"``, the rule as its label
-        (``"{yogurt, whole milk} → butter"``), the confidence as its weight and confidence, lift
-        and support as details. With no applicable rule the score is the item's prior and the
-        reasons are empty.
-
-        Raises
-        ------
-        UnknownIdError
-            If ``user`` or ``item`` was not seen in training.
-        """
-        self._check_fitted()
-        u = int(self._map(self.users_, [user], "user", "error")[0])
-        i = int(self._map(self.items_, [item], "item", "error")[0])
-        basket = set(self._baskets_of(np.array([u])).indices.tolist())
-        candidates = np.flatnonzero(self.rule_consequent_ == i)
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
+        """The applicable rules ``A -> item`` (``kind="rule"``, contribution = confidence) and
+        the item's base rate (``kind="popularity"``); the score is the largest of them, so the
+        reasons are not additive."""
+        basket = set(self._baskets_of(np.array([user_idx])).indices.tolist())
+        candidates = np.flatnonzero(self.rule_consequent_ == item_idx)
         applicable = [
             r for r in candidates.tolist() if basket.issuperset(self._antecedent(r).tolist())
         ]
         applicable.sort(key=lambda r: (-self.rule_confidence_[r], -self.rule_lift_[r], r))
-        item_label = self.items_.ids[i]
+        consequent = _plain(self.items_.ids[item_idx])
         reasons = []
-        for r in applicable[:n_reasons]:
-            labels = self.items_.ids[self._antecedent(r)].tolist()
-            reasons.append(
-                Reason(
-                    kind="rule",
-                    id=int(r),
-                    contribution=float(self.rule_confidence_[r]),
-                    label=f"{format_items(labels)} → {item_label}",
-                    detail={
-                        "confidence": float(self.rule_confidence_[r]),
-                        "lift": float(self.rule_lift_[r]),
-                        "support": float(self.rule_support_[r]),
-                    },
-                )
-            )
-        prior = float(self.item_prior_[i])
-        score = max([prior] + [float(self.rule_confidence_[r]) for r in applicable])
-        if reasons:
-            best = applicable[0]
-            summary = (
-                f"{item_label!s} for user {user!s}: score {score:.3g} from {len(applicable)} rule(s); "
-                f"best {reasons[0].label}, confidence {self.rule_confidence_[best]:.3g}, "
-                f"lift {self.rule_lift_[best]:.3g}"
-            )
-        else:
-            summary = f"{item_label!s} for user {user!s}: no rule applies; score is its base rate {prior:.3g}"
-        return Explanation(user=user, item=item, score=score, reasons=reasons, summary=summary)
+        for r in applicable:
+            antecedent = [_plain(x) for x in self.items_.ids[self._antecedent(r)]]
+            reasons.append(Reason(
+                kind="rule",
+                id=f"{format_items(antecedent)} \u2192 {consequent}",
+                contribution=float(self.rule_confidence_[r]),
+                detail={
+                    "antecedent": antecedent,
+                    "consequent": consequent,
+                    "confidence": float(self.rule_confidence_[r]),
+                    "lift": float(self.rule_lift_[r]),
+                    "support": float(self.rule_support_[r]),
+                },
+            ))
+        prior = float(self.item_prior_[item_idx])
+        reasons.append(Reason(kind="popularity", id="base rate", contribution=prior,
+                              detail={"share_of_users": prior}))
+        score = float(self._score(np.array([user_idx]))[0, item_idx])
+        return score, reasons
 
     def bought_together(self, item: Any, k: int = 10) -> pd.DataFrame:
         """Items most often found with ``item``: the rules ``{item} → j``, best first.
@@ -288,3 +270,7 @@ class AssociationRules(Recommender):
     def _antecedent(self, rule: int) -> np.ndarray:
         a, b = self.rule_antecedent_indptr_[rule], self.rule_antecedent_indptr_[rule + 1]
         return self.rule_antecedent_indices_[a:b]
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x

@@ -94,6 +94,8 @@ def similarity(
     n_threads: int | None = None,
     engine: str = "numba",
     dtype: Any = np.float32,
+    rows: tuple[int, int] | None = None,
+    exclude_from: int | None = None,
 ) -> sp.csr_matrix:
     """Top-``k`` most similar rows of every row of ``matrix``.
 
@@ -119,6 +121,12 @@ def similarity(
         The compiled kernel, or its NumPy twin (slow; for testing).
     dtype : numpy float dtype
         Type of the stored similarities (float32 halves the memory; float64 keeps exact ties).
+    rows : (start, stop), optional
+        Compute only the neighbours of rows ``start .. stop - 1`` (the result then has
+        ``stop - start`` rows); used to compare rows appended to a training matrix (fold-in).
+    exclude_from : int, optional
+        Only rows with an index below this count as neighbours (the result then has this many
+        columns); with ``rows`` it compares appended rows to the original ones only.
 
     Returns
     -------
@@ -144,6 +152,10 @@ def similarity(
     if engine not in ("numba", "numpy"):
         raise ConfigError(f"engine must be 'numba' or 'numpy'; got {engine!r}")
     n_rows = x.shape[0]
+    first, last = (0, n_rows) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= first <= last <= n_rows:
+        raise ConfigError(f"rows must be (start, stop) within 0..{n_rows}; got {rows!r}")
+    n_cols = n_rows if exclude_from is None else int(exclude_from)
     code, shrink_offset = _prepare(x, measure, baselines)
     if measure == "pearson_baseline":
         min_support = max(2, int(min_support))
@@ -154,9 +166,12 @@ def similarity(
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()).astype(np.float64)
     nnz = np.diff(x.indptr).astype(np.float64)
     cap = n_rows if k is None else min(int(k), max(n_rows - 1, 1))
+    keep = cap
+    if exclude_from is not None and k is not None:
+        cap = min(cap + (n_rows - n_cols), max(n_rows - 1, 1))  # room for dropped neighbours
     step = max(1, _BUFFER // max(cap, 1))  # rows per kernel call: bounded output buffer
     # every measure is symmetric: with k=None compute the upper triangle and mirror it
-    upper_only = k is None
+    upper_only = k is None and rows is None and exclude_from is None
     x_indptr, x_indices = x.indptr.astype(np.int64), x.indices.astype(np.int64)
     t_indptr, t_indices = xt.indptr.astype(np.int64), xt.indices.astype(np.int64)
     fn = kern.similarity_topk if engine == "numba" else kern.similarity_topk_numpy
@@ -165,8 +180,8 @@ def similarity(
     val_parts: list[np.ndarray] = []
     total = 0
     with kern.thread_limit(n_threads):
-        for start in range(0, n_rows, step):
-            stop = min(n_rows, start + step)
+        for start in range(first, last, step):
+            stop = min(last, start + step)
             out_idx = np.empty((stop - start, cap), dtype=np.int32)
             out_val = np.empty((stop - start, cap), dtype=dtype)
             out_cnt = np.zeros(stop - start, dtype=np.int64)
@@ -174,6 +189,11 @@ def similarity(
                code, cap, int(min_support), float(shrinkage), shrink_offset, upper_only,
                start, stop, kern.default_blocks(), out_idx, out_val, out_cnt)
             mask = np.arange(cap)[None, :] < out_cnt[:, None]
+            if exclude_from is not None:
+                mask &= out_idx < n_cols
+                if k is not None:  # the rows are best first: keep the first `keep` left
+                    mask &= np.cumsum(mask, axis=1) <= keep
+                out_cnt = mask.sum(axis=1)
             idx_parts.append(out_idx[mask])
             val_parts.append(out_val[mask])
             indptr_parts.append(total + np.cumsum(out_cnt))
@@ -189,7 +209,7 @@ def similarity(
         full_values = np.empty(2 * len(values), dtype=values.dtype)
         mirror(indptr, indices, values, full_indptr, full_indices, full_values)
         indptr, indices, values = full_indptr, full_indices, full_values
-    out = sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_rows))
+    out = sp.csr_matrix((values, indices, indptr), shape=(last - first, n_cols))
     out.has_sorted_indices = False
     return out
 

@@ -21,6 +21,13 @@ import numpy as np
 from chuchun._exceptions import ConfigError, NotFittedError, UnknownIdError
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender, clone
+from chuchun.models._results import (
+    REASON_KINDS,
+    Explanation,
+    Explanations,
+    Reason,
+    SimilarItems,
+)
 
 __all__ = ["CHECKS", "check_model"]
 
@@ -161,14 +168,157 @@ def check_save_load(model: Recommender, data: Interactions) -> None:
 
 
 def check_fold_in(model: Recommender, data: Interactions) -> None:
-    if not type(model).supports_fold_in:
-        return
+    assert type(model).supports_fold_in, "every model must score users unseen in training"
     m = _fit(clone(model), data)
     history = data.items.ids[:3]
     ratings = [[5.0, 4.0, 1.0], []] if type(model).predicts_ratings else None
     recs = m.recommend_for_history([list(history), []], k=4, ratings=ratings)
     assert recs.item_idx.shape == (2, 4)
     assert not set(m.items_.index(history).tolist()) & set(recs.item_idx[0].tolist())
+    assert recs.lengths[0] > 0, "a folded-in user must get recommendations"
+    finite = recs.scores[recs.item_idx >= 0]
+    assert np.isfinite(finite).all(), "fold-in scores must be finite"
+
+
+def check_explain(model: Recommender, data: Interactions) -> None:
+    m = _fit(clone(model), data)
+    users = np.repeat(_users(data, 3), 3)
+    items = np.tile(np.r_[data.items.ids[:2], data.items.ids[-1:]], 3)
+    ex = m.explain(users, items, n_reasons=None)
+    assert isinstance(ex, Explanations) and len(ex) == len(users)
+    additive = type(m).explain_is_additive
+    assert type(m).explain_method, "explain_method must say how the reasons are derived"
+    for e, u, i in zip(ex, users, items, strict=True):
+        assert isinstance(e, Explanation) and e.user == u and e.item == i
+        assert e.additive is additive and e.method == type(m).explain_method
+        for r in e.reasons:
+            assert isinstance(r, Reason) and r.kind in REASON_KINDS, f"bad reason {r!r}"
+            assert np.isfinite(r.contribution)
+            assert not isinstance(r.id, np.generic), "reason ids must be plain Python values"
+        ranked = float(m._score(m.users_.index([u]))[0, m.items_.index([i])[0]])
+        assert abs(e.score - ranked) <= 1e-4 * (1 + abs(ranked)), (
+            f"explain score {e.score} is not the ranking score {ranked}")
+        if additive:
+            total = sum(r.contribution for r in e.reasons)
+            assert abs(total - e.score) <= 1e-5 * (1 + abs(e.score)), (
+                f"contributions sum to {total}, score is {e.score}")
+            assert abs(e.remainder) <= 1e-5 * (1 + abs(e.score))
+    top = m.explain(users[:1], items[:1], n_reasons=1)[0]
+    assert len(top.reasons) <= 1
+    full = ex[0].reasons
+    if full:
+        assert abs(top.reasons[0].contribution) == max(abs(r.contribution) for r in full)
+        if additive:
+            np.testing.assert_allclose(top.remainder + top.reasons[0].contribution,
+                                       top.score, atol=1e-5 * (1 + abs(top.score)))
+    labelled = m.explain(users[:1], items[:1], labels=lambda x: f"<{x}>", n_reasons=None)[0]
+    assert labelled.label == f"<{items[0]}>"
+    assert all(r.label == f"<{r.id}>" for r in labelled.reasons if r.kind == "item")
+
+
+def check_similar_items(model: Recommender, data: Interactions) -> None:
+    m = _fit(clone(model), data)
+    query = data.items.ids[:4]
+    if not type(m).has_similar_items():
+        try:
+            m.similar_items(query)
+        except ConfigError:
+            return
+        raise AssertionError("similar_items without an item representation must raise")
+    k = len(m.items_) + 3
+    sim = m.similar_items(query, k=k)
+    assert isinstance(sim, SimilarItems) and sim.item_idx.shape == (len(query), k)
+    q = m.items_.index(query)
+    for row in range(len(query)):
+        n = sim.lengths[row]
+        assert q[row] not in sim.item_idx[row, :n].tolist(), "an item is not its own neighbour"
+        assert (sim.item_idx[row, n:] == -1).all() and np.isnan(sim.scores[row, n:]).all()
+        s = sim.scores[row, :n]
+        assert (np.diff(s) <= 0).all(), "similarities must be non-increasing"
+        assert (s > 0).all(), "only positive similarities are listed"
+    ghost = np.array(["__no_item__"]) if not data.items.numeric else np.array([-987654321])
+    try:
+        m.similar_items(ghost, unknown="error")
+    except UnknownIdError:
+        pass
+    else:
+        raise AssertionError("unknown='error' must raise UnknownIdError")
+    assert m.similar_items(ghost, k=3, unknown="empty").lengths[0] == 0
+    assert m.similar_items(ghost, k=3, unknown="fallback").lengths[0] == 3
+
+
+class _InjectedError(RuntimeError):
+    pass
+
+
+def _failing_fit(model: Recommender) -> None:
+    """Make ``model``'s next fit raise after its ``_fit`` hook has run to the end (so every
+    fitted attribute is set when the error arrives)."""
+    real = model._fit
+
+    def failing(data: Interactions, **kwargs: Any) -> None:
+        real(data, **kwargs)
+        raise _InjectedError("injected failure")
+
+    model._fit = failing  # type: ignore[method-assign]
+
+
+def check_failed_fit(model: Recommender, data: Interactions) -> None:
+    from chuchun.io import save_model
+
+    fresh = clone(model)
+    _failing_fit(fresh)
+    try:
+        _fit(fresh, data)
+    except _InjectedError:
+        pass
+    del fresh._fit
+    assert not fresh.is_fitted, "a failed fit must leave an unfitted model unfitted"
+    assert not [n for n in vars(fresh) if n.endswith("_") and not n.startswith("_")], (
+        "a failed fit must not leave fitted attributes behind")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            save_model(fresh, os.path.join(tmp, "m"))
+        except NotFittedError:
+            pass
+        else:
+            raise AssertionError("a model whose fit failed must not be saved")
+        assert not os.listdir(tmp), "a refused save must not leave files"
+    fitted = _fit(clone(model), data)
+    users = _users(data, 5)
+    before = fitted.recommend(users, k=5)
+    state = {n: v for n, v in vars(fitted).items() if n.endswith("_")}
+    half = data.subset(np.arange(len(data)) < len(data) // 2)
+    _failing_fit(fitted)
+    try:
+        _fit(fitted, half)
+    except _InjectedError:
+        pass
+    del fitted._fit
+    after = {n: v for n, v in vars(fitted).items() if n.endswith("_")}
+    assert set(after) == set(state) and all(after[n] is state[n] for n in state), (
+        "a failed refit must restore the previous fitted state")
+    again = fitted.recommend(users, k=5)
+    assert np.array_equal(before.item_idx, again.item_idx)
+
+
+def check_sklearn_clone(model: Recommender, data: Interactions) -> None:
+    from sklearn.base import clone as sk_clone
+
+    m = _fit(clone(model), data)
+    copy = sk_clone(m)
+    assert type(copy) is type(m) and not copy.is_fitted
+    assert copy.get_params(deep=True) == m.get_params(deep=False) == model.get_params()
+    assert copy.set_params(**model.get_params()) is copy
+    try:
+        copy.set_params(no_such_parameter=1)
+    except ConfigError:
+        pass
+    else:
+        raise AssertionError("set_params with an unknown name must raise ConfigError")
+    if "random_state" in type(model).param_specs():
+        rng_model = clone(model).set_params(random_state=np.random.default_rng(7))
+        _fit(rng_model, data).recommend(_users(data, 2), k=3)
 
 
 CHECKS: list[Callable[[Recommender, Interactions], None]] = [
@@ -183,6 +333,10 @@ CHECKS: list[Callable[[Recommender, Interactions], None]] = [
     check_unknown_policy,
     check_save_load,
     check_fold_in,
+    check_explain,
+    check_similar_items,
+    check_failed_fit,
+    check_sklearn_clone,
 ]
 
 
