@@ -139,8 +139,8 @@ class Interactions:
             raise DataError("empty input: the interaction log has no rows")
         r = None if ratings is None else _as_ratings(ratings, n, rating_scale)
         t = None if timestamps is None else _as_timestamps(timestamps, n)
-        user_vocab, u_idx = np.unique(u_raw, return_inverse=True)
-        item_vocab, i_idx = np.unique(i_raw, return_inverse=True)
+        user_vocab, u_idx = _unique_inverse(u_raw)
+        item_vocab, i_idx = _unique_inverse(i_raw)
         u_idx = u_idx.astype(np.int32)
         i_idx = i_idx.astype(np.int32)
         ctx = {str(k): _as_context(v, n, str(k)) for k, v in (context or {}).items()}
@@ -228,6 +228,7 @@ class Interactions:
         duplicates: DuplicatePolicy = "error",
         rating_scale: tuple[float, float] | None = None,
         context_cols: Sequence[str] = (),
+        id_type: Literal["str", "int", "auto"] | None = None,
     ) -> Interactions:
         """Build from a table (pandas, or anything with ``to_pandas()`` such as pyarrow/polars).
 
@@ -235,7 +236,8 @@ class Interactions:
         those columns exist; pass ``None`` to ignore a column, or a name to require it.
         ``context_cols`` names columns kept as per-interaction context (:attr:`context`).
         Ids keep the dtype of their column (integers beyond int64 are kept as their decimal
-        text, never wrapped).
+        text, never wrapped) unless ``id_type`` asks to type them from their text as
+        :meth:`from_csv` does.
         """
         if not isinstance(frame, pd.DataFrame):
             if hasattr(frame, "to_pandas"):
@@ -255,6 +257,9 @@ class Interactions:
 
         users = need(user_col, "user")
         items = need(item_col, "item")
+        if id_type is not None:
+            users = ids_from_text(users, id_type, "user")
+            items = ids_from_text(items, id_type, "item")
         if rating_col is AUTO:
             rating_col = "rating" if "rating" in frame.columns else None
         if timestamp_col is AUTO:
@@ -298,10 +303,7 @@ class Interactions:
         id_cols = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
         frame = _read_table(path, sep=sep, header=header, names=names, encoding=encoding,
                             id_cols=id_cols)
-        for col, role in zip(id_cols, ("user", "item"), strict=True):
-            if col in frame.columns:
-                frame[col] = ids_from_text(frame[col], id_type, role)
-        return cls.from_pandas(frame, **kwargs)
+        return cls.from_pandas(frame, id_type=id_type, **kwargs)
 
     @classmethod
     def from_parquet(cls, path: str | os.PathLike[str] | IO[bytes], **kwargs: Any) -> Interactions:
@@ -452,6 +454,19 @@ def _axis_vocabulary(
     return Vocabulary(sorted_ids), order
 
 
+def _unique_inverse(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_inverse=True)``, sorting only the distinct ids (hashing first:
+    much faster for string ids, where a log has far more rows than distinct ids)."""
+    if ids.dtype.kind != "U":
+        return np.unique(ids, return_inverse=True)  # type: ignore[no-any-return]
+    codes, distinct = pd.factorize(ids)
+    distinct = np.asarray(distinct, dtype=ids.dtype)
+    order = np.argsort(distinct, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[codes]
+
+
 def _name_of(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return repr(os.fspath(source))
@@ -493,7 +508,7 @@ def _read_table(
             names=names,
             encoding=encoding,
             engine="c" if len(sep) == 1 else "python",
-            dtype={c: str for c in id_cols},
+            dtype={c: object for c in id_cols},  # text, kept as Python strings
             skip_blank_lines=False,
         )
     except pd.errors.EmptyDataError:

@@ -120,6 +120,11 @@ class Vocabulary:
 
 def _as_id_array(ids: Any, name: str) -> np.ndarray:
     """Normalise raw ids to ``int64`` (all-integer input) or ``str`` arrays; reject missing ids."""
+    if isinstance(ids, np.ndarray) and ids.ndim == 1:  # already typed: no round trip via pandas
+        if ids.dtype.kind == "U":
+            return ids
+        if ids.dtype.kind == "i":
+            return ids.astype(np.int64, copy=False)
     if isinstance(ids, (pd.Series, pd.Index)):
         series = pd.Series(ids)
     else:
@@ -157,12 +162,14 @@ def _as_id_array(ids: Any, name: str) -> np.ndarray:
             )
         return values.astype(np.int64)
     values = series.to_numpy(dtype=object)
-    types = {type(v) for v in values}
+    types = {type(v) for v in values[: min(len(values), 100_000)]}
     if types and all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
         try:
             return values.astype(np.int64)
         except OverflowError:  # Python ints beyond int64: kept exactly, as decimal text
             return np.array([str(int(v)) for v in values])
+        except (TypeError, ValueError):  # not integers after all: ids as text
+            pass
     return values.astype(str)
 
 
@@ -182,7 +189,7 @@ def ids_from_text(values: Any, id_type: str, name: str) -> np.ndarray:
         n = int(series.isna().sum())
         raise DataError(f"{name} column has {n} missing (empty) ids; every row needs an id")
     codes, distinct = pd.factorize(series)  # the checks below run once per distinct id
-    uniq = pd.Series(np.asarray(distinct, dtype=object), dtype=object).astype(str)
+    uniq = pd.Series(np.asarray(distinct, dtype=object).astype(str), dtype=object)
     if id_type == "str":
         return uniq.to_numpy(dtype=str)[codes]
     if id_type == "auto":
