@@ -221,7 +221,7 @@ def _show_sample(
     for ename, emodel, _ in ranked:
         erecs = emodel.recommend([user_id], k=k)
         eitems = [_py(x) for x in erecs.item_ids[0] if x is not None]
-        explained = explain_pairs(emodel, [user_id] * len(eitems), eitems, 2) if eitems else []
+        explained = explain_pairs(emodel, [user_id] * len(eitems), eitems, None) if eitems else []
         if chosen is None:
             chosen = (ename, emodel, eitems, explained)
         if any(r.kind in _NAMED_REASONS for e in explained for r in e.reasons):
@@ -253,7 +253,8 @@ def _because(explanation: Any, ml: Any) -> str:
     """The reasons of one explanation in a line, with titles for items and rules."""
     labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
     parts = []
-    for reason in explanation.reasons:
+    named = [r for r in explanation.reasons if r.kind in _NAMED_REASONS]
+    for reason in (named or list(explanation.reasons))[:2]:  # the strongest that name something
         label = reason.label or (
             ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
         )
