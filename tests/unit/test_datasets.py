@@ -224,7 +224,7 @@ def test_load_interactions_unknown_suffix(tmp_path: Path) -> None:
     [
         ("user,item,rating\n", {}, "empty input"),
         ("", {}, "empty input"),
-        ("user,item,rating\n1,2,4\n,3,5\n", {}, r"user column has 1 missing \(NaN/None\) ids"),
+        ("user,item,rating\n1,2,4\n,3,5\n", {}, r"user column has 1 missing \(empty\) ids"),
         ("user,item,rating\n1,2,4\n1,,5\n", {}, r"item column has 1 missing"),
         ("user,item,rating\n1,2,4\n1,3,\n", {}, "ratings must be finite numbers; got 1 NaN"),
         ("user,item,rating\n1,2,4\n1,3,good\n", {},

@@ -1,6 +1,7 @@
 """The ``chuchun`` command line: a thin front-end over the Python API.
 
-Commands: ``demo``, ``fit``, ``recommend``, ``evaluate``, ``info``, ``models``.
+Commands: ``demo``, ``fit``, ``recommend``, ``explain``, ``similar``, ``evaluate``, ``tune``,
+``info``, ``models``.
 
 Exit status
 -----------
@@ -15,13 +16,18 @@ Exit status
     an unexpected internal error (a bug): one line on stderr; ``--debug`` shows the traceback.
 
 Logging goes to stderr (``-v`` for progress messages, ``--debug`` for everything); the library
-itself installs no handlers. Progress bars are on unless ``--no-progress``.
+itself installs no handlers. Progress bars are on unless ``--no-progress``; when stderr is not a
+terminal they become one plain line every ``--log-every`` seconds.
+
+Error messages name the command-line flags (``--unknown fallback``), not the Python keywords
+(``unknown='fallback'``) that the library's messages use.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import sys
 import traceback
 import warnings
@@ -39,8 +45,10 @@ from chuchun.cli.commands import (
     recommend_command,
 )
 from chuchun.cli.demo import demo_command
+from chuchun.cli.query import explain_command, similar_command
+from chuchun.cli.tune import tune_command
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "cli", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "cli", "cli_wording", "main"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -65,7 +73,10 @@ def _version() -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Log progress messages to stderr.")
 @click.option("--debug", is_flag=True, help="Debug logging, and tracebacks on errors.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def cli(verbose: bool, debug: bool, no_progress: bool) -> None:
+@click.option("--log-every", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              metavar="SECONDS",
+              help="When stderr is not a terminal, one progress line per this many seconds.")
+def cli(verbose: bool, debug: bool, no_progress: bool, log_every: float) -> None:
     """chuchun: train, evaluate, save and query recommender models."""
     _state["debug"] = debug
     level = logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING)
@@ -75,7 +86,7 @@ def cli(verbose: bool, debug: bool, no_progress: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-    set_progress(not no_progress)
+    set_progress(not no_progress, interval=log_every)
     warnings.showwarning = _show_warning
 
 
@@ -93,8 +104,8 @@ def _show_warning(
     click.echo(f"chuchun: warning: {text}", err=True)
 
 
-for _command in (demo_command, fit_command, recommend_command, evaluate_command, info_command,
-                 models_command):
+for _command in (demo_command, fit_command, recommend_command, explain_command, similar_command,
+                 evaluate_command, tune_command, info_command, models_command):
     cli.add_command(_command)
 
 cli.add_command(importlib.import_module("chuchun.cli.serve").serve_command)
@@ -141,10 +152,45 @@ def main(argv: list[str] | None = None) -> Any:
     sys.exit(EXIT_OK)
 
 
+#: Python keyword arguments named in library messages -> the CLI flags that set them
+_FLAGS = {
+    "unknown": "--unknown", "sep": "--sep", "duplicates": "--duplicates",
+    "id_type": "--id-type", "rating_scale": "--rating-scale", "names": "--names",
+    "fmt": "--data-format", "user_col": "--user-col", "item_col": "--item-col",
+    "rating_col": "--rating-col", "timestamp_col": "--timestamp-col", "n_reasons": "--n-reasons",
+    "item_features": "--item-features", "user_features": "--user-features",
+}
+_KEYWORD = re.compile(
+    r"\b(" + "|".join(_FLAGS) + r")=('[^']*'|\"[^\"]*\"|\[[^\]]*\]|[^\s,;)]+)"
+)
+
+
+def cli_wording(message: str) -> str:
+    """Say ``--unknown fallback`` where the library says ``unknown='fallback'``, and
+    ``--no-header`` for ``header=False``."""
+    message = message.replace("header=False", "--no-header")
+
+    def flag(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        if value[:1] in "'\"" and value[-1:] == value[:1]:
+            value = value[1:-1]
+            value = f"'{value}'" if not value or any(c in value for c in " \t;|\\") else value
+        elif value.startswith("["):
+            value = "A,B,..."
+        return f"{_FLAGS[name]} {value}"
+
+    message = _KEYWORD.sub(flag, message)
+    # "--unknown fallback or 'empty'": the alternatives of a flag lose their quotes too
+    return re.sub(r"(--[a-z-]+ [\w-]+)((?:(?:, | or )'[\w-]+')+)",
+                  lambda m: m.group(1) + re.sub(r"'([\w-]+)'", r"\1", m.group(2)), message)
+
+
 def _report(exc: BaseException, code: int, *, internal: bool = False) -> None:
     if _state["debug"]:
         traceback.print_exception(exc, file=sys.stderr)
     message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, ChuchunError):
+        message = cli_wording(message)
     if internal:
         message = f"internal error ({type(exc).__name__}): {message}"
         if not _state["debug"]:

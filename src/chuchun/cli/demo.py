@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import numpy as np
 
 from chuchun._exceptions import ConfigError, DataError, DataWarning
 from chuchun._progress import progress
-from chuchun.cli._common import format_table
+from chuchun.cli._common import explain_pairs, format_table
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
 
@@ -52,15 +53,7 @@ class DemoEntry:
 
 def _movie_features(ml: Any, train: Interactions) -> dict[str, Any]:
     """Genres (multi-valued), title words and the users' free-text tags of each movie."""
-    from chuchun.data.features import ItemFeatures
-
-    items = ml.items[["item", "title", "genres"]].copy()
-    if ml.tags is not None:
-        tags = ml.tags.groupby("item")["tag"].agg(lambda t: " ".join(map(str, t)))
-        items["tags"] = items["item"].map(tags).fillna("")
-    text = ["title", "tags"] if "tags" in items else ["title"]
-    features = ItemFeatures.from_pandas(items, id_col="item", multi_valued=["genres"], text=text)
-    return {"item_features": features}
+    return {"item_features": ml.item_features()}
 
 
 #: The models the demo trains, in display order (skipped when not registered).
@@ -75,8 +68,8 @@ DEMO_MODELS: list[DemoEntry] = [
     DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("SVDpp", {"n_factors": 20, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
     DemoEntry("ALS", {"n_factors": 50, "n_epochs": 15, "random_state": 0}, {"n_epochs": 3}),
-    DemoEntry("ImplicitALS", {"n_factors": 64, "n_epochs": 15, "random_state": 0},
-              {"n_epochs": 3}),
+    DemoEntry("ImplicitALS", {"n_factors": 64, "n_iterations": 15, "random_state": 0},
+              {"n_iterations": 3}),
     DemoEntry("BPR", {"n_factors": 64, "n_epochs": 50, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("AssociationRules", {"min_support": 0.05, "max_len": 2}, {"min_support": 0.1}),
 ]
@@ -129,6 +122,7 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
     Each user's most recent 20% of ratings form the test set. Prints RMSE/MAE (rating models)
     and precision/recall/NDCG@k (all models), then the top-k for a sample user with titles.
     """
+    from chuchun.cli._feedback import warm_up
     from chuchun.data.splits import user_holdout
     from chuchun.datasets import load_movielens_latest_small
     from chuchun.evaluation import evaluate
@@ -159,14 +153,17 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
     rows: list[dict[str, Any]] = []
     fitted: list[tuple[str, Any, dict[str, float]]] = []
     failures: list[str] = []
+    labels = ml.labels()
     for entry in progress(entries, total=len(entries), desc="models"):
         cls = get_model_class(entry.name)
         model = cls(**_params_for(entry, cls, quick))
         try:
             extra = entry.fit_kwargs(ml, train) if entry.fit_kwargs is not None else {}
+            warm_up(model, train, extra)  # kernel compilation is not part of the fit time
             start = time.perf_counter()
             model.fit(train, **extra)
             seconds = time.perf_counter() - start
+            model.set_item_labels(labels)
             scores = evaluate(model, split, k=k, fit=False)
         except Exception as exc:  # keep the demo going; reported and exit status 1 below
             logger.debug("demo: %s failed", entry.name, exc_info=True)
@@ -217,37 +214,54 @@ def _show_sample(
         value = _metric(entry[2], "ndcg", k)
         return -math.inf if value is None or value != value else value
 
-    name, model, _ = max(fitted, key=best_key)
+    # the list shown comes from the best model whose reasons name movies, users, features or
+    # rules (reasons that are only a bias or popularity say little); the best overall otherwise
+    ranked = sorted(fitted, key=lambda entry: -best_key(entry))
+    chosen: tuple[str, Any, list[Any], list[Any]] | None = None
+    for ename, emodel, _ in ranked:
+        erecs = emodel.recommend([user_id], k=k)
+        eitems = [_py(x) for x in erecs.item_ids[0] if x is not None]
+        explained = explain_pairs(emodel, [user_id] * len(eitems), eitems, None) if eitems else []
+        if chosen is None:
+            chosen = (ename, emodel, eitems, explained)
+        if any(r.kind in _NAMED_REASONS for e in explained for r in e.reasons):
+            chosen = (ename, emodel, eitems, explained)
+            break
+    assert chosen is not None
+    name, model, items, explanations = chosen
     click.echo(f"\nuser {user_id}: {len(seen_items)} training ratings, {len(held_out)} held out")
     top_seen = np.argsort(-seen_ratings, kind="stable")[:5]
     click.echo("  liked in training: " + "; ".join(
         f"{t} ({r:g})" for t, r in zip(ml.titles(seen_items[top_seen]),
                                        seen_ratings[top_seen], strict=True)
     ))
-    recs = model.recommend([user_id], k=k)
-    items = [x for x in recs.item_ids[0] if x is not None]
-    click.echo(f"\ntop-{k} for user {user_id} from {name} (best NDCG@{k}; * = in the user's "
+    why = f"best NDCG@{k}" if name == ranked[0][0] else (
+        f"the best NDCG@{k} of the models whose reasons name movies, users, features or rules")
+    click.echo(f"\ntop-{k} for user {user_id} from {name} ({why}; * = in the user's "
                "held-out ratings):")
     for rank, (item, title) in enumerate(zip(items, ml.titles(items), strict=True), start=1):
         mark = "*" if _py(item) in held_out else " "
         click.echo(f"  {rank:>2}. {mark} {title}")
-    labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
-    # the best model whose reasons name items, neighbours, features or rules
-    for ename, emodel, _ in sorted(fitted, key=lambda entry: -best_key(entry)):
-        erecs = emodel.recommend([user_id], k=3)
-        shown = [_py(x) for x in erecs.item_ids[0] if x is not None]
-        explanations = emodel.explain([user_id] * len(shown), shown, labels=labels, n_reasons=3)
-        if not any(r.kind in _NAMED_REASONS for e in explanations for r in e.reasons):
-            continue
-        click.echo(f"\nwhy, according to {ename}:")
-        for item, explanation in zip(shown, explanations, strict=True):
-            click.echo(f"  {ml.titles([item])[0]}:")
-            for reason in explanation.reasons:
-                click.echo(f"    - {reason.name} (contribution {reason.contribution:.3g})")
-        break
+        if explanations and explanations[rank - 1].reasons:
+            click.echo(f"         because: {_because(explanations[rank - 1], ml)}")
 
 
 _NAMED_REASONS = ("item", "user", "feature", "interaction", "rule")
+
+
+def _because(explanation: Any, ml: Any) -> str:
+    """The reasons of one explanation in a line, with titles for items and rules."""
+    labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
+    parts = []
+    named = [r for r in explanation.reasons if r.kind in _NAMED_REASONS]
+    for reason in (named or list(explanation.reasons))[:2]:  # the strongest that name something
+        label = reason.label or (
+            ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
+        )
+        if reason.kind == "rule":  # "{318, 356} -> 593": ids to titles
+            label = re.sub(r"\d+", lambda m: labels.get(int(m.group()), m.group()), label)
+        parts.append(f"{label} ({reason.contribution:+.3g})")
+    return "; ".join(parts)
 
 
 def _py(value: Any) -> Any:

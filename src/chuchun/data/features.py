@@ -19,6 +19,7 @@ the column's weight (``weights``, default 1). Numeric columns are used as scaled
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,9 +30,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from chuchun._exceptions import ConfigError, DataError
-from chuchun.data.vocabulary import Vocabulary
+from chuchun.data.vocabulary import Vocabulary, ids_from_text
 
-__all__ = ["ItemFeatures", "UserFeatures", "tokenize"]
+__all__ = ["ItemFeatures", "UserFeatures", "read_table", "tokenize"]
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -215,6 +216,33 @@ class _Features:
         out = cls(table_vocab, matrix, names, columns)
         return out.align(vocabulary) if vocabulary is not None else out
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        id_col: str | None = None,
+        sep: str | None = None,
+        id_type: Literal["str", "int", "auto"] = "auto",
+        **kwargs: Any,
+    ) -> Self:
+        """Read a feature table (``.csv``, ``.tsv``, ``.parquet``, optionally ``.gz``) and build
+        features with :meth:`from_pandas` (``kwargs``: ``categorical``, ``multi_valued``, ...).
+
+        The id column is read as text and typed by ``id_type`` as in
+        :meth:`~chuchun.data.Interactions.from_csv`, so ids match those of the interactions
+        read the same way.
+        """
+        id_col = id_col or cls._default_id_col
+        frame = read_table(path, sep=sep, text_cols=[id_col])
+        if id_col not in frame.columns:
+            raise DataError(
+                f"id column {id_col!r} not found in {os.fspath(path)!r}; columns are "
+                f"{list(map(str, frame.columns))}"
+            )
+        frame[id_col] = ids_from_text(frame[id_col], id_type, id_col)
+        return cls.from_pandas(frame, id_col=id_col, **kwargs)
+
     def align(self, vocabulary: Vocabulary) -> Self:
         """The same features with rows for ``vocabulary``'s ids (zero rows for unknown ids)."""
         if not isinstance(vocabulary, Vocabulary):
@@ -310,3 +338,26 @@ def _add_tfidf(blocks: list[sp.csr_matrix], names: list[str], columns: list[str]
     blocks.append(_l2_rows(m) * weight)
     names.extend(f"{col}:{t}" for t in vocab)
     columns.extend(str(col) for _ in vocab)
+
+
+def read_table(
+    path: str | os.PathLike[str], *, sep: str | None = None, text_cols: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Read a side table (features, labels) by suffix: ``.parquet``/``.pq``, else delimited text
+    (``.tsv``/``.tab`` tab, otherwise comma unless ``sep``); ``text_cols`` are read as text."""
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise DataError(f"file not found: {p!r}")
+    stem = p.lower().removesuffix(".gz").removesuffix(".bz2").removesuffix(".xz")
+    try:
+        if stem.endswith((".parquet", ".pq")):
+            return pd.read_parquet(p)
+        chosen = sep or ("\t" if stem.endswith((".tsv", ".tab")) else ",")
+        return pd.read_csv(p, sep=chosen, dtype={c: str for c in text_cols},
+                           engine="c" if len(chosen) == 1 else "python")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"empty input: {p!r} has no rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(f"cannot read {p!r}: {exc}") from None
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"cannot read {p!r}: {exc}") from None

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import warnings
 import zlib
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import IO, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from chuchun._exceptions import DataError
 from chuchun._lazy import LazyModule
-from chuchun.data.vocabulary import Vocabulary, _as_id_array
+from chuchun.data.vocabulary import ID_TYPES, Vocabulary, _as_id_array, ids_from_text
 
-if TYPE_CHECKING:
-    import pandas as pd
-else:
-    pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
+pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
 
 __all__ = ["Interactions"]
 
@@ -59,11 +59,9 @@ class Interactions:
         Time of each row (seconds since the epoch when converted from datetimes).
     rating_scale : (float, float), optional
         Declared (min, max) of the ratings, kept for models that clip predictions.
-    context : mapping of str to ndarray, optional
-        Named per-interaction columns (a device, a time-of-day bucket, any categorical or
-        numeric value of the event), one value per row. Feature-aware models (factorization
-        machines) use them as context features; the others ignore them. Build them with
-        ``from_pandas(..., context_cols=[...])`` or ``from_arrays(..., context={...})``.
+    context : dict of str to ndarray, optional
+        Per-interaction context columns (e.g. device, time of day), one value per row, for
+        models whose ``fit`` takes ``context=[column names]``.
     """
 
     def __init__(
@@ -79,11 +77,15 @@ class Interactions:
         context: dict[str, np.ndarray] | None = None,
     ) -> None:
         n = len(user_idx)
-        for name, arr in (("item_idx", item_idx), ("ratings", ratings), ("timestamps", timestamps)):
+        context = {str(k): np.asarray(v) for k, v in (context or {}).items()}
+        checks = [("item_idx", item_idx), ("ratings", ratings), ("timestamps", timestamps),
+                  *((f"context column {k!r}", v) for k, v in context.items())]
+        for name, arr in checks:
             if arr is not None and len(arr) != n:
                 raise DataError(
                     f"length mismatch: user_idx has {n} rows but {name} has {len(arr)}"
                 )
+        self.context = context
         self.users = users
         self.items = items
         self._user_idx: np.ndarray | None = np.ascontiguousarray(user_idx, dtype=np.int32)
@@ -93,7 +95,6 @@ class Interactions:
             None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
         )
         self.rating_scale = rating_scale
-        self.context: dict[str, np.ndarray] = _as_context(context, n)
         if n and (self._user_idx.min() < 0 or self._user_idx.max() >= len(users)):
             raise DataError("user_idx holds indices outside the user vocabulary")
         if n and (self.item_idx.min() < 0 or self.item_idx.max() >= len(items)):
@@ -122,9 +123,8 @@ class Interactions:
             ratings by mean or sum (the latest timestamp is kept).
         rating_scale : (min, max), optional
             Ratings outside this closed range are an error.
-        context : mapping of column name to array-like, optional
-            Per-interaction context columns (see the class docstring); combined duplicates keep
-            the context of the row they keep (the latest one for ``"mean"`` and ``"sum"``).
+        context : dict of str to array-like, optional
+            Per-interaction context columns, parallel to the ids.
         """
         if duplicates not in _DUPLICATE_POLICIES:
             raise DataError(
@@ -139,16 +139,16 @@ class Interactions:
             raise DataError("empty input: the interaction log has no rows")
         r = None if ratings is None else _as_ratings(ratings, n, rating_scale)
         t = None if timestamps is None else _as_timestamps(timestamps, n)
-        user_vocab, u_idx = np.unique(u_raw, return_inverse=True)
-        item_vocab, i_idx = np.unique(i_raw, return_inverse=True)
+        user_vocab, u_idx = _unique_inverse(u_raw)
+        item_vocab, i_idx = _unique_inverse(i_raw)
         u_idx = u_idx.astype(np.int32)
         i_idx = i_idx.astype(np.int32)
-        ctx = _as_context(context, n)
-        u_idx, i_idx, r, t, kept = _resolve_duplicates(
+        ctx = {str(k): _as_context(v, n, str(k)) for k, v in (context or {}).items()}
+        u_idx, i_idx, r, t, rows = _resolve_duplicates(
             u_idx, i_idx, r, t, len(item_vocab), duplicates, u_raw, i_raw
         )
-        if kept is not None:
-            ctx = {name: col[kept] for name, col in ctx.items()}
+        if rows is not None:
+            ctx = {k: v[rows] for k, v in ctx.items()}
         return cls(
             Vocabulary(user_vocab),
             Vocabulary(item_vocab),
@@ -185,8 +185,7 @@ class Interactions:
             raise DataError(
                 f"from_sparse expects a scipy sparse matrix; got {type(matrix).__name__}"
             )
-        source: Any = matrix
-        m = sp.csr_matrix(source, dtype=np.float32)
+        m = sp.csr_matrix(matrix, dtype=np.float32)
         m.sum_duplicates()
         m.eliminate_zeros()
         if m.nnz == 0:
@@ -228,13 +227,17 @@ class Interactions:
         timestamp_col: str | None = AUTO,
         duplicates: DuplicatePolicy = "error",
         rating_scale: tuple[float, float] | None = None,
-        context_cols: list[str] | tuple[str, ...] = (),
+        context_cols: Sequence[str] = (),
+        id_type: Literal["str", "int", "auto"] | None = None,
     ) -> Interactions:
         """Build from a table (pandas, or anything with ``to_pandas()`` such as pyarrow/polars).
 
         ``rating_col`` and ``timestamp_col`` default to ``"rating"`` and ``"timestamp"`` when
         those columns exist; pass ``None`` to ignore a column, or a name to require it.
-        ``context_cols`` names per-interaction columns kept as :attr:`context`.
+        ``context_cols`` names columns kept as per-interaction context (:attr:`context`).
+        Ids keep the dtype of their column (integers beyond int64 are kept as their decimal
+        text, never wrapped) unless ``id_type`` asks to type them from their text as
+        :meth:`from_csv` does.
         """
         if not isinstance(frame, pd.DataFrame):
             if hasattr(frame, "to_pandas"):
@@ -248,11 +251,15 @@ class Interactions:
 
         def need(col: str, role: str) -> Any:
             if col not in frame.columns:
-                raise DataError(f"{role} column {col!r} not found; columns are {columns}")
+                hint = _separator_hint(columns)
+                raise DataError(f"{role} column {col!r} not found; columns are {columns}{hint}")
             return frame[col]
 
         users = need(user_col, "user")
         items = need(item_col, "item")
+        if id_type is not None:
+            users = ids_from_text(users, id_type, "user")
+            items = ids_from_text(items, id_type, "item")
         if rating_col is AUTO:
             rating_col = "rating" if "rating" in frame.columns else None
         if timestamp_col is AUTO:
@@ -260,41 +267,55 @@ class Interactions:
         ratings = need(rating_col, "rating") if rating_col is not None else None
         stamps = need(timestamp_col, "timestamp") if timestamp_col is not None else None
         if isinstance(context_cols, str):
-            raise DataError(f"context_cols must be a list of column names; got {context_cols!r}")
-        context = {str(c): need(c, "context").to_numpy() for c in context_cols}
+            context_cols = [context_cols]
+        ctx = {str(c): need(c, "context").to_numpy() for c in context_cols}
         return cls.from_arrays(
             users, items, ratings, stamps, duplicates=duplicates, rating_scale=rating_scale,
-            context=context,
+            context=ctx,
         )
 
     @classmethod
     def from_csv(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | IO[bytes],
         *,
         sep: str = ",",
         header: bool = True,
         names: list[str] | None = None,
         encoding: str = "utf-8",
+        id_type: Literal["str", "int", "auto"] = "auto",
         **kwargs: Any,
     ) -> Interactions:
-        """Read a delimited text file; ``kwargs`` go to :meth:`from_pandas` (column names, ...).
+        """Read a delimited text file (a path or a binary file object such as standard input);
+        ``kwargs`` go to :meth:`from_pandas` (column names, ...).
 
         Without a header pass ``header=False`` and ``names`` (e.g.
         ``["user", "item", "rating", "timestamp"]``).
+
+        Ids are read as text and typed by ``id_type``: ``"str"`` keeps them exactly as written
+        (``"007"`` and ``"7"`` are two users); ``"int"`` requires integers within int64 (an id
+        outside it is an error); ``"auto"`` (default) uses integers only when every id is an
+        integer written canonically within int64 and keeps the text otherwise, so no id is ever
+        merged with another or changed.
         """
-        frame = _read_table(path, sep=sep, header=header, names=names, encoding=encoding)
-        return cls.from_pandas(frame, **kwargs)
+        if id_type not in ID_TYPES:
+            raise DataError(f"id_type must be one of {ID_TYPES}; got {id_type!r}")
+        id_cols = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
+        frame = _read_table(path, sep=sep, header=header, names=names, encoding=encoding,
+                            id_cols=id_cols)
+        return cls.from_pandas(frame, id_type=id_type, **kwargs)
 
     @classmethod
-    def from_parquet(cls, path: str | os.PathLike[str], **kwargs: Any) -> Interactions:
-        """Read a Parquet file; ``kwargs`` go to :meth:`from_pandas`."""
+    def from_parquet(cls, path: str | os.PathLike[str] | IO[bytes], **kwargs: Any) -> Interactions:
+        """Read a Parquet file (a path or a binary file object); ``kwargs`` go to
+        :meth:`from_pandas`. Ids keep the column's type."""
+        where = _name_of(path)
         try:
             frame = pd.read_parquet(path)
         except FileNotFoundError:
-            raise DataError(f"file not found: {os.fspath(path)!r}") from None
+            raise DataError(f"file not found: {where}") from None
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataError(f"cannot read Parquet file {os.fspath(path)!r}: {exc}") from None
+            raise DataError(f"cannot read Parquet file {where}: {exc}") from None
         return cls.from_pandas(frame, **kwargs)
 
     # -- views --------------------------------------------------------------------------------
@@ -374,8 +395,7 @@ class Interactions:
             cols["rating"] = self.ratings
         if self.timestamps is not None:
             cols["timestamp"] = self.timestamps
-        for name, col in self.context.items():
-            cols.setdefault(name, col)
+        cols.update(self.context)
         return pd.DataFrame(cols)
 
     def fingerprint(self) -> str:
@@ -384,7 +404,7 @@ class Interactions:
         h = hashlib.sha256()
         csr = self.csr  # row order does not matter: the same log gives the same hash
         for arr in (self.users.ids, self.items.ids, csr.indptr, csr.indices, csr.data):
-            h.update(np.ascontiguousarray(arr).data.cast("B"))  # no copy
+            h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy
         return h.hexdigest()
 
     def subset(self, mask_or_index: np.ndarray) -> Interactions:
@@ -403,7 +423,7 @@ class Interactions:
             None if self.ratings is None else self.ratings[sel],
             None if self.timestamps is None else self.timestamps[sel],
             rating_scale=self.rating_scale,
-            context={name: col[sel] for name, col in self.context.items()},
+            context={k: v[sel] for k, v in self.context.items()},
         )
 
     def __repr__(self) -> str:
@@ -434,34 +454,137 @@ def _axis_vocabulary(
     return Vocabulary(sorted_ids), order
 
 
+def _unique_inverse(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_inverse=True)``, sorting only the distinct ids (hashing first:
+    much faster for string ids, where a log has far more rows than distinct ids)."""
+    if ids.dtype.kind != "U":
+        return np.unique(ids, return_inverse=True)  # type: ignore[no-any-return]
+    codes, distinct = pd.factorize(ids)
+    distinct = np.asarray(distinct, dtype=ids.dtype)
+    order = np.argsort(distinct, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[codes]
+
+
+def _name_of(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return repr(os.fspath(source))
+    return "standard input" if getattr(source, "name", None) in (None, "<stdin>") else repr(
+        source.name
+    )
+
+
 def _read_table(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | IO[bytes],
     *,
     sep: str,
     header: bool,
     names: list[str] | None,
     encoding: str,
+    id_cols: Sequence[str] = (),
 ) -> pd.DataFrame:
-    path_str = os.fspath(path)
-    if not os.path.exists(path_str):
-        raise DataError(f"file not found: {path_str!r}")
-    if not os.path.isfile(path_str):
-        raise DataError(f"not a file: {path_str!r}")
+    """Read delimited text with id columns as text; blank lines are skipped, and a row with
+    fewer fields than the header is an error naming its line."""
+    if isinstance(path, (str, os.PathLike)):
+        path_str = os.fspath(path)
+        if not os.path.exists(path_str):
+            raise DataError(f"file not found: {path_str!r}")
+        if not os.path.isfile(path_str):
+            raise DataError(f"not a file: {path_str!r}")
+        source: Any = path_str
+    elif isinstance(path, io.BytesIO):
+        source = path
+    else:  # a stream (standard input) is read once into memory so it can be scanned again
+        source = io.BytesIO(path.read())
+    where = _name_of(path)
+    if not header and names is None:
+        raise DataError(f"{where} has no header row: give the column names (names=[...])")
     try:
-        return pd.read_csv(
-            path_str,
+        frame = pd.read_csv(
+            source,
             sep=sep,
             header=0 if header else None,
             names=names,
             encoding=encoding,
             engine="c" if len(sep) == 1 else "python",
+            dtype={c: object for c in id_cols},  # text, kept as Python strings
+            skip_blank_lines=False,
         )
     except pd.errors.EmptyDataError:
-        raise DataError(f"empty input: {path_str!r} has no rows") from None
+        raise DataError(f"empty input: {where} has no rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"cannot parse {path_str!r} as delimited text: {exc}") from None
+        raise DataError(f"cannot parse {where} as delimited text: {exc}") from None
     except (OSError, EOFError, zlib.error) as exc:  # unreadable, corrupt or truncated .gz/.bz2
-        raise DataError(f"cannot read {path_str!r}: {exc}") from None
+        raise DataError(f"cannot read {where}: {exc}") from None
+    missing = frame.isna()
+    if missing.to_numpy().any():
+        blank = missing.all(axis=1).to_numpy()
+        short = _first_short_row(source, sep, encoding, len(frame.columns), header)
+        if short is not None:
+            line, n_fields = short
+            raise DataError(
+                f"short row at line {line} of {where}: {n_fields} field(s) where the header "
+                f"has {len(frame.columns)} ({', '.join(map(str, frame.columns))})"
+            )
+        if blank.any():
+            frame = frame.loc[~blank].reset_index(drop=True)
+    if len(frame) == 0:
+        raise DataError(f"empty input: {where} has no rows")
+    return frame
+
+
+def _first_short_row(
+    source: Any, sep: str, encoding: str, n_columns: int, header: bool
+) -> tuple[int, int] | None:
+    """Line number and field count of the first non-blank row with too few fields."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        raw: Any = io.TextIOWrapper(source, encoding=encoding, newline="")
+    else:
+        opener: Any = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}.get(
+            os.path.splitext(source)[1].lower()
+        )
+        if opener is None:
+            raw = open(source, encoding=encoding, newline="")  # noqa: SIM115
+        else:
+            import importlib
+
+            raw = importlib.import_module(opener).open(source, "rt", encoding=encoding,
+                                                       newline="")
+    with raw:
+        rows: Any = csv.reader(raw, delimiter=sep) if len(sep) == 1 else (
+            line.rstrip("\r\n").split(sep) for line in raw
+        )
+        for number, fields in enumerate(rows, start=1):
+            if header and number == 1:
+                continue
+            if not fields or fields == [""]:
+                continue
+            if len(fields) < n_columns:
+                return number, len(fields)
+    return None
+
+
+def _separator_hint(columns: list[Any]) -> str:
+    """A hint to pass the separator when a file was read as one column holding another one."""
+    if len(columns) != 1:
+        return ""
+    for sep, shown in ((";", "';'"), ("\t", "'\\t'"), ("|", "'|'"), ("::", "'::'")):
+        if sep in str(columns[0]):
+            return (f"; the file was read as one column, its fields look separated by {shown}: "
+                    f"pass sep={shown}")
+    return ""
+
+
+def _as_context(values: Any, n: int, name: str) -> np.ndarray:
+    arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values)
+    if arr.ndim != 1 or len(arr) != n:
+        raise DataError(f"context column {name!r} must hold one value per row ({n}); "
+                        f"got shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        arr = arr.astype(str)
+    return arr
 
 
 def _as_ratings(values: Any, n: int, scale: tuple[float, float] | None) -> np.ndarray:
@@ -520,29 +643,6 @@ def _as_timestamps(values: Any, n: int) -> np.ndarray:
     return parsed.astype("datetime64[s, UTC]").astype(np.int64).to_numpy()
 
 
-def _as_context(context: Any, n: int) -> dict[str, np.ndarray]:
-    """Validated per-interaction context columns: names are strings, one value per row."""
-    if context is None:
-        return {}
-    if not isinstance(context, dict):
-        raise DataError(f"context must be a dict of column name -> values; got "
-                        f"{type(context).__name__}")
-    out: dict[str, np.ndarray] = {}
-    for name, values in context.items():
-        if not isinstance(name, str) or not name:
-            raise DataError(f"context column names must be non-empty strings; got {name!r}")
-        arr = np.asarray(values)
-        if arr.ndim != 1 or len(arr) != n:
-            raise DataError(
-                f"context column {name!r} must hold one value per interaction ({n}); got "
-                f"shape {arr.shape}"
-            )
-        if arr.dtype.kind not in "biufUSO":
-            raise DataError(f"context column {name!r} has unsupported dtype {arr.dtype}")
-        out[name] = arr
-    return out
-
-
 def _resolve_duplicates(
     u: np.ndarray,
     i: np.ndarray,
@@ -553,7 +653,7 @@ def _resolve_duplicates(
     u_raw: np.ndarray,
     i_raw: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Combine repeated pairs; the last value is the rows kept (None when nothing changed)."""
+    """Apply the duplicate policy; the last element is the rows kept (None: all of them)."""
     key = u.astype(np.int64) * n_items + i
     # stable order: by key, then by time (or row order) so "last" means latest
     order = np.lexsort((t, key)) if t is not None else np.argsort(key, kind="stable")

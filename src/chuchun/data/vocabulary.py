@@ -14,7 +14,15 @@ if TYPE_CHECKING:
 else:
     pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
 
-__all__ = ["Vocabulary"]
+__all__ = ["ID_TYPES", "Vocabulary", "ids_from_text"]
+
+#: How ids read from text are typed: ``"str"`` keeps the text exactly (``"007"`` and ``"7"``
+#: are two ids), ``"int"`` requires integers within int64, ``"auto"`` uses integers only when
+#: every id is an integer written canonically (no sign, no leading zero) within int64.
+ID_TYPES = ("str", "int", "auto")
+_INT64_MAX = np.iinfo(np.int64).max
+_FLOAT_EXACT = 2**53  # floats above this no longer hold every integer exactly
+_CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,18})"
 
 
 class Vocabulary:
@@ -116,6 +124,11 @@ class Vocabulary:
 
 def _as_id_array(ids: Any, name: str) -> np.ndarray:
     """Normalise raw ids to ``int64`` (all-integer input) or ``str`` arrays; reject missing ids."""
+    if isinstance(ids, np.ndarray) and ids.ndim == 1:  # already typed: no round trip via pandas
+        if ids.dtype.kind == "U":
+            return ids
+        if ids.dtype.kind == "i":
+            return ids.astype(np.int64, copy=False)
     if isinstance(ids, (pd.Series, pd.Index)):
         series = pd.Series(ids)
     else:
@@ -128,19 +141,80 @@ def _as_id_array(ids: Any, name: str) -> np.ndarray:
         n = int(series.isna().sum())
         raise DataError(f"{name} column has {n} missing (NaN/None) ids; every row needs an id")
     kind = series.dtype.kind
-    if kind in "iu":
+    if kind == "i":
         return series.to_numpy(dtype=np.int64)
+    if kind == "u":
+        values = series.to_numpy()
+        if len(values) and values.max() > _INT64_MAX:
+            # unsigned ids beyond int64 are kept exactly, as their decimal text
+            return values.astype(str)
+        return values.astype(np.int64)
     if kind == "b":
         raise DataError(f"{name} ids must be integers or strings; got booleans")
     if kind == "f":
         values = series.to_numpy()
         if not np.isfinite(values).all():
             raise DataError(f"{name} ids must be integers or strings; got infinite values")
-        if np.all(values == np.round(values)):
-            return values.astype(np.int64)
-        raise DataError(f"{name} ids must be integers or strings; got non-integral floats")
+        if not np.all(values == np.round(values)):
+            raise DataError(f"{name} ids must be integers or strings; got non-integral floats")
+        if len(values) and np.abs(values).max() > _FLOAT_EXACT:
+            big = values[np.abs(values) > _FLOAT_EXACT][0]
+            raise DataError(
+                f"{name} ids are floating-point numbers as large as {big:.17g}, beyond 2**53 "
+                "where floats no longer hold every integer exactly; pass them as integers or "
+                "strings"
+            )
+        return values.astype(np.int64)
     values = series.to_numpy(dtype=object)
     types = {type(v) for v in values[: min(len(values), 100_000)]}
     if types and all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
-        return values.astype(np.int64)
+        try:
+            return values.astype(np.int64)
+        except OverflowError:  # Python ints beyond int64: kept exactly, as decimal text
+            return np.array([str(int(v)) for v in values])
+        except (TypeError, ValueError):  # not integers after all: ids as text
+            pass
     return values.astype(str)
+
+
+def ids_from_text(values: Any, id_type: str, name: str) -> np.ndarray:
+    """Type ids read as text from a file (see :data:`ID_TYPES`); never changes an id.
+
+    Raises
+    ------
+    DataError
+        ``id_type="int"`` and an id is not an integer or lies outside int64; an unknown
+        ``id_type``; missing ids.
+    """
+    if id_type not in ID_TYPES:
+        raise DataError(f"id_type must be one of {ID_TYPES}; got {id_type!r}")
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    if series.isna().any():
+        n = int(series.isna().sum())
+        raise DataError(f"{name} column has {n} missing (empty) ids; every row needs an id")
+    codes, distinct = pd.factorize(series)  # the checks below run once per distinct id
+    uniq = pd.Series(np.asarray(distinct, dtype=object).astype(str), dtype=object)
+    if id_type == "str":
+        return uniq.to_numpy(dtype=str)[codes]
+    if id_type == "auto":
+        if not uniq.str.fullmatch(_CANONICAL_INT).all():
+            return uniq.to_numpy(dtype=str)[codes]
+        numbers = [int(v) for v in uniq]
+        if not all(-_INT64_MAX - 1 <= v <= _INT64_MAX for v in numbers):
+            return uniq.to_numpy(dtype=str)[codes]  # a 19-digit id beyond int64: keep the text
+    else:
+        stripped = uniq.str.strip()
+        bad = ~stripped.str.fullmatch(r"[+-]?[0-9]+")
+        if bad.any():
+            raise DataError(
+                f"id_type='int' but {name} id {uniq[bad].iloc[0]!r} is not an integer; "
+                "pass id_type='str' to keep ids as text"
+            )
+        numbers = [int(v) for v in stripped]
+        for text_value, number in zip(uniq, numbers, strict=True):
+            if not -_INT64_MAX - 1 <= number <= _INT64_MAX:
+                raise DataError(
+                    f"id_type='int' but {name} id {text_value} lies outside the 64-bit integer "
+                    "range; pass id_type='str' to keep such ids exactly"
+                )
+    return np.array(numbers, dtype=np.int64)[codes]

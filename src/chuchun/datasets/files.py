@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from chuchun._exceptions import DataError
 from chuchun.data.interactions import Interactions
 
 __all__ = ["load_baskets", "load_interactions"]
 
-_TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None, ".dat": None}
+_TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None, ".dat": None,
+                  ".data": None}
+#: ``fmt`` of :func:`load_interactions` for sources without a suffix (standard input)
+FORMATS = {"csv": ",", "tsv": "\t", "parquet": None}
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def load_interactions(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | IO[bytes],
     *,
+    fmt: str | None = None,
+    id_type: str = "auto",
+    context_cols: list[str] | tuple[str, ...] = (),
     user_col: str = "user",
     item_col: str = "item",
     rating_col: Any = "auto",
@@ -32,14 +39,21 @@ def load_interactions(
 ) -> Interactions:
     """Read an interaction table from a file, choosing the reader by the file's suffix.
 
-    ``.csv`` (comma), ``.tsv`` / ``.tab`` (tab), ``.txt`` / ``.dat`` (``sep`` required, e.g.
-    ``"::"`` for MovieLens 1M), each optionally gzip-compressed (``.csv.gz``), and ``.parquet`` /
-    ``.pq``.
+    ``.csv`` (comma), ``.tsv`` / ``.tab`` (tab), ``.txt`` / ``.dat`` / ``.data`` (``sep``
+    required, e.g. ``"::"`` for MovieLens 1M, ``"\t"`` for 100K's ``u.data``), each optionally
+    gzip-compressed (``.csv.gz``), and ``.parquet`` / ``.pq``.
 
     Parameters
     ----------
-    path : path-like
-        The file.
+    path : path-like or binary file object
+        The file; a file object (standard input) needs ``fmt``.
+    fmt : {"csv", "tsv", "parquet"}, optional
+        The format, overriding the suffix (required for file objects).
+    id_type : {"str", "int", "auto"}
+        How ids of text files are typed (see :meth:`Interactions.from_csv`); Parquet ids keep
+        their column type.
+    context_cols : list of str
+        Columns kept as per-interaction context.
     user_col, item_col : str
         Names of the user and item id columns.
     rating_col, timestamp_col : str, None or "auto"
@@ -64,19 +78,29 @@ def load_interactions(
         The file is missing, unreadable, of an unknown suffix, or its content is invalid
         (missing columns, NaN ids, non-numeric ratings, ratings off ``rating_scale``, no rows).
     """
-    p = Path(path)
+    stream = not isinstance(path, (str, os.PathLike))
+    if fmt is not None and fmt not in FORMATS:
+        raise DataError(f"fmt must be one of {sorted(FORMATS)}; got {fmt!r}")
+    if stream and fmt is None:
+        raise DataError("reading from a stream needs its format: fmt='csv', 'tsv' or 'parquet'")
+    p = Path("-" if stream else path)  # type: ignore[arg-type]
     suffixes = [s.lower() for s in p.suffixes]
     if suffixes and suffixes[-1] in (".gz", ".bz2", ".xz", ".zst"):
         suffixes = suffixes[:-1]
-    suffix = suffixes[-1] if suffixes else ""
-    columns: dict[str, Any] = {"user_col": user_col, "item_col": item_col}
+    suffix = f".{fmt}" if fmt is not None else (suffixes[-1] if suffixes else "")
+    if fmt == "tsv":
+        suffix = ".tsv"
+    # a stream (standard input) is read whole: Parquet needs to seek, text is scanned twice
+    source: Any = io.BytesIO(path.read()) if stream else p  # type: ignore[union-attr]
+    columns: dict[str, Any] = {"user_col": user_col, "item_col": item_col,
+                               "context_cols": list(context_cols)}
     if rating_col != "auto":
         columns["rating_col"] = rating_col
     if timestamp_col != "auto":
         columns["timestamp_col"] = timestamp_col
     options: dict[str, Any] = {"duplicates": duplicates, "rating_scale": rating_scale}
     if suffix in _PARQUET_SUFFIXES:
-        return Interactions.from_parquet(p, **columns, **options)
+        return Interactions.from_parquet(source, **columns, **options)
     if suffix in _TEXT_SUFFIXES:
         chosen = sep if sep is not None else _TEXT_SUFFIXES[suffix]
         if chosen is None:
@@ -85,7 +109,8 @@ def load_interactions(
                 f"{suffix!r}; pass sep=..."
             )
         return Interactions.from_csv(
-            p, sep=chosen, header=header, names=names, encoding=encoding, **columns, **options
+            source, sep=chosen, header=header, names=names, encoding=encoding,
+            id_type=id_type, **columns, **options,  # type: ignore[arg-type]
         )
     raise DataError(
         f"unknown file type {suffix or '(none)'!r} for {os.fspath(p)!r}; expected one of "

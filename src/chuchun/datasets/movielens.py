@@ -122,6 +122,35 @@ class MovieLens:
             out.append(str(lookup.get(value, value)))
         return out
 
+    def labels(self) -> pd.Series:
+        """Movie titles indexed by movie id (for ``set_item_labels`` and ``explain``)."""
+        return pd.Series(self.items["title"].astype(str).to_numpy(),
+                         index=self.items["item"].to_numpy(), name="title")
+
+    def item_features(self, *, text: bool = True) -> Any:
+        """Movie features: genres (multi-valued) and, with ``text``, TF-IDF over the title
+        words and the users' free-text tags (:class:`~chuchun.data.ItemFeatures`)."""
+        from chuchun.data.features import ItemFeatures
+
+        items = self.items[["item", "title", "genres"]].copy()
+        columns = ["title"]
+        if self.tags is not None:
+            tags = self.tags.groupby("item")["tag"].agg(lambda t: " ".join(map(str, t)))
+            items["tags"] = items["item"].map(tags).fillna("")
+            columns.append("tags")
+        return ItemFeatures.from_pandas(items, id_col="item", multi_valued=["genres"],
+                                        text=columns if text else [])
+
+    def user_features(self) -> Any:
+        """Demographics (age numeric; gender and occupation categorical) as
+        :class:`~chuchun.data.UserFeatures`; ``None`` for releases without them."""
+        if self.users is None:
+            return None
+        from chuchun.data.features import UserFeatures
+
+        return UserFeatures.from_pandas(self.users, id_col="user", numeric=["age"],
+                                        categorical=["gender", "occupation"])
+
     def __repr__(self) -> str:
         extras = [n for n in ("users", "tags", "links") if getattr(self, n) is not None]
         return (

@@ -515,6 +515,60 @@ class Recommender(HasParams, abc.ABC):
             items = self.items_.ids[idx]
         return Recommendations(user_ids=user_ids, item_ids=items, scores=vals, item_idx=idx)
 
+    # -- labels -------------------------------------------------------------------------------
+    def set_item_labels(self, labels: Any) -> Self:
+        """Store readable item names (titles) in the fitted model as ``item_labels_``.
+
+        ``item_labels_`` is a string array aligned with ``items_.ids`` (``""`` where an item
+        has no label); it is saved with the artifact, and :meth:`explain` uses it when no
+        ``labels`` are passed. Call after ``fit`` (a refit starts without labels).
+
+        Parameters
+        ----------
+        labels : mapping, pandas Series, callable, array-like or None
+            Item id -> name (a Series indexed by id, a dict, a function), or a sequence of
+            names aligned with ``items_.ids``. ``None`` removes stored labels.
+        """
+        self._check_fitted()
+        if labels is None:
+            self.__dict__.pop("item_labels_", None)
+            return self
+        ids = self.items_.ids
+        if isinstance(labels, (list, tuple, np.ndarray)):
+            names = np.asarray(labels, dtype=object).reshape(-1)
+            if len(names) != len(ids):
+                raise DataError(
+                    f"labels as a sequence must align with the model's {len(ids)} items; "
+                    f"got {len(names)} labels (pass a mapping id -> label instead)"
+                )
+            out = np.array(["" if v is None else str(v) for v in names], dtype=str)
+        else:
+            if callable(labels) and not hasattr(labels, "__getitem__"):
+                def get(key: Any) -> str:
+                    return str(labels(key))
+            else:
+                def get(key: Any) -> str:
+                    try:
+                        value = labels[key]
+                    except (KeyError, IndexError, TypeError):
+                        return ""
+                    return "" if value is None or value != value else str(value)
+            out = np.array([get(_plain(x)) for x in ids], dtype=str)
+        self.item_labels_: np.ndarray = out
+        return self
+
+    def _stored_labels(self) -> dict[Any, str] | None:
+        """``item_labels_`` as an id -> label mapping (None without labels)."""
+        stored = getattr(self, "item_labels_", None)
+        if stored is None:
+            return None
+        cached = self.__dict__.get("_label_lookup")
+        if cached is not None and cached[0] is stored:
+            return cached[1]  # type: ignore[no-any-return]
+        lookup = {_plain(i): str(t) for i, t in zip(self.items_.ids, stored, strict=True) if t}
+        self.__dict__["_label_lookup"] = (stored, lookup)
+        return lookup
+
     # -- explanations and neighbours ----------------------------------------------------------
     @abc.abstractmethod
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
@@ -535,7 +589,8 @@ class Recommender(HasParams, abc.ABC):
         ----------
         users, items : array-like of external ids, same length (a scalar is a batch of one)
         labels : mapping, pandas Series or callable, optional
-            Item id -> readable name (e.g. titles), used for item reasons and the item itself.
+            Item id -> readable name (e.g. titles), used for item reasons and the item itself;
+            default: the labels stored with :meth:`set_item_labels` (``item_labels_``).
         n_reasons : int or None
             Keep this many reasons with the largest absolute contribution (None: all).
 
@@ -559,6 +614,8 @@ class Recommender(HasParams, abc.ABC):
             )
         u = self._map(self.users_, user_ids, "user", "error")
         i = self._map(self.items_, item_ids, "item", "error")
+        if labels is None:
+            labels = self._stored_labels()
         out = []
         for j in range(len(u)):
             score, reasons = self._explain(int(u[j]), int(i[j]))

@@ -208,12 +208,7 @@ class _EpochLoop:
         self.best = math.inf
         self.best_epoch = -1
         self.bad = 0
-        self.bar = None
-        if _progress._ENABLED or getattr(model, "verbose", False):
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=n_epochs, desc=desc, leave=False, dynamic_ncols=True,
-                            disable=None)
+        self.bar = _progress.bar(n_epochs, desc, verbose=getattr(model, "verbose", False))
 
     def end_epoch(self, epoch: int, train_rmse: float, val_rmse: float, lr: float) -> bool:
         """Record one epoch; return True when training should stop. Sets ``improved``."""
@@ -223,8 +218,8 @@ class _EpochLoop:
                 "learning_rate": float(lr)}
         _log.debug("%s epoch %d: %s", type(self.model).__name__, epoch, logs)
         if self.bar is not None:
-            self.bar.update(1)
             self.bar.set_postfix(train=f"{train_rmse:.4f}", val=f"{val_rmse:.4f}")
+            self.bar.update(1)
         stop = False
         for cb in self.callbacks:
             stop = bool(cb(self.model, epoch, logs)) or stop
