@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import click
 import numpy as np
@@ -121,7 +121,7 @@ def recommend_command(
         {"user": _py(r.user), "rank": int(r.rank), "item": _py(r.item),
          **({"label": labels.get(_py(r.item), "")} if labels is not None else {}),
          "score": float(r.score)}
-        for r in recs.to_pandas().itertuples(index=False)
+        for r in cast(Any, recs.to_pandas()).itertuples(index=False)
     ]
     explanations = (
         explain_pairs(model, [r["user"] for r in rows], [r["item"] for r in rows], n_reasons)

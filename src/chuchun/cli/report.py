@@ -86,7 +86,7 @@ def report_command(
         if label in models:
             raise ConfigError(f"--model {spec!r} is given twice")
         models[label] = build_model(name, params)
-    data = load_data(**data_kw)
+    data = load_data(**data_kw).data
     if split_kind == "temporal":
         if data.timestamps is None:
             raise ConfigError("--split temporal needs timestamps; the data has none "

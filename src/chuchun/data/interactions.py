@@ -8,9 +8,9 @@ import io
 import os
 import warnings
 import zlib
-from functools import cached_property
 from collections.abc import Sequence
-from typing import IO, Any, Literal
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,7 +19,10 @@ from chuchun._exceptions import DataError
 from chuchun._lazy import LazyModule
 from chuchun.data.vocabulary import ID_TYPES, Vocabulary, _as_id_array, ids_from_text
 
-pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")  # imported on first use; the fit path never needs it
 
 __all__ = ["Interactions"]
 
@@ -185,7 +188,8 @@ class Interactions:
             raise DataError(
                 f"from_sparse expects a scipy sparse matrix; got {type(matrix).__name__}"
             )
-        m = sp.csr_matrix(matrix, dtype=np.float32)
+        source: Any = matrix
+        m = sp.csr_matrix(source, dtype=np.float32)
         m.sum_duplicates()
         m.eliminate_zeros()
         if m.nnz == 0:
@@ -404,7 +408,7 @@ class Interactions:
         h = hashlib.sha256()
         csr = self.csr  # row order does not matter: the same log gives the same hash
         for arr in (self.users.ids, self.items.ids, csr.indptr, csr.indices, csr.data):
-            h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy
+            h.update(np.ascontiguousarray(arr).data.cast("B"))  # no copy
         return h.hexdigest()
 
     def subset(self, mask_or_index: np.ndarray) -> Interactions:

@@ -23,7 +23,7 @@ from chuchun.data.interactions import Interactions
 from chuchun.data.sequences import Sequences, user_sequences
 from chuchun.models._base import Recommender, _mask_seen, _top_k
 
-__all__ = ["EpochCallback", "SequenceRecommender"]
+__all__ = ["EpochCallback", "_SequenceRecommender"]
 
 _log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _log = logging.getLogger(__name__)
 EpochCallback = Callable[[Recommender, int, dict[str, float]], Any]
 
 
-class SequenceRecommender(Recommender):
+class _SequenceRecommender(Recommender):
     """Base of the models that read each user's history as a time-ordered sequence."""
 
     uses_order: ClassVar[bool] = True
@@ -84,7 +84,7 @@ def validation_targets(
 
 
 def next_item_metrics(
-    model: SequenceRecommender, users: np.ndarray, targets: np.ndarray, k: int = 10
+    model: _SequenceRecommender, users: np.ndarray, targets: np.ndarray, k: int = 10
 ) -> tuple[float, float]:
     """HR@k and NDCG@k of one held-out item per user, full ranking, training items excluded."""
     hits = 0.0

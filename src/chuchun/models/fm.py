@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chuchun._exceptions import ConfigError, DataError
-from chuchun._params import Param
+from chuchun._params import Param, random_state_param
 from chuchun._random import check_random_state
 from chuchun.data.design import FeatureSpace
 from chuchun.data.features import ItemFeatures, UserFeatures
@@ -134,7 +134,7 @@ class FactorizationMachine(Recommender):
     clip = Param(bool, True, "Clip regression predict() to the rating scale.")
     n_threads = Param(int, None, "Threads (None: all cores); the sweeps are sequential.",
                       low=1, nullable=True)
-    random_state = Param((int, np.random.Generator), 0, "Seed or Generator.", nullable=True)
+    random_state = random_state_param("Seed of initialisation and sampling.")
     verbose = Param(bool, False, "Show a progress bar with the per-epoch losses.")
 
     supports_fold_in = True

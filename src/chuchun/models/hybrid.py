@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chuchun._exceptions import ConfigError, DataError
-from chuchun._params import Param
+from chuchun._params import Param, random_state_param
 from chuchun._random import check_random_state
 from chuchun.data.design import FeatureSpace
 from chuchun.data.features import ItemFeatures, UserFeatures
@@ -75,7 +75,7 @@ class HybridMF(Recommender):
     use_ids = Param(bool, True, "Give every training user and item an id feature.")
     n_threads = Param(int, None, "Threads (None: all cores); training is sequential.", low=1,
                       nullable=True)
-    random_state = Param((int, np.random.Generator), 0, "Seed or Generator.", nullable=True)
+    random_state = random_state_param("Seed of initialisation and sampling.")
     verbose = Param(bool, False, "Show a progress bar with the per-epoch loss.")
 
     supports_fold_in = True

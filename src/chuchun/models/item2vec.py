@@ -11,20 +11,20 @@ import numpy as np
 import scipy.sparse as sp
 
 from chuchun._exceptions import DataWarning
-from chuchun._params import Param
+from chuchun._params import Param, random_state_param
 from chuchun._progress import progress
 from chuchun._random import check_random_state, kernel_seed
 from chuchun.data.interactions import Interactions
 from chuchun.kernels import sgns as _sgns
 from chuchun.models._results import Reason
-from chuchun.models._sequential import SequenceRecommender, recency_weights
+from chuchun.models._sequential import _SequenceRecommender, recency_weights
 
 __all__ = ["Item2Vec"]
 
 _ROUNDS_PER_EPOCH = 8
 
 
-class Item2Vec(SequenceRecommender):
+class Item2Vec(_SequenceRecommender):
     """Item embeddings from co-occurrence in sequences or baskets, by skip-gram with negative
     sampling (SGNS).
 
@@ -105,8 +105,7 @@ class Item2Vec(SequenceRecommender):
                           low=0, high=1, low_open=True)
     n_threads = Param(int, None, "Threads of the SGNS kernel (None: all cores).", low=1,
                       nullable=True)
-    random_state = Param((int, np.random.Generator), 0,
-                         "Seed of initialisation, sampling and order.", low=0, nullable=True)
+    random_state = random_state_param("Seed of initialisation, sampling and order.")
     verbose = Param(bool, False, "Show a progress bar over epochs.")
 
     explain_is_additive: ClassVar[bool] = True

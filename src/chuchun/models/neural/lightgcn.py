@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chuchun._exceptions import DataError
-from chuchun._params import Param
+from chuchun._params import Param, n_threads_param, random_state_param
 from chuchun._progress import progress
 from chuchun._random import check_random_state
 from chuchun.data.interactions import Interactions
@@ -103,9 +103,8 @@ class LightGCN(Recommender):
     learning_rate = Param(float, 1e-2, "Adam step size.", low=0, low_open=True)
     regularization = Param(float, 1e-4, "L2 weight lambda of the batch's ego embeddings.", low=0)
     device = Param(str, "cpu", "Torch device used for training.")
-    random_state = Param(int, 0, "Seed of every random draw.", low=0, nullable=True)
-    n_threads = Param(int, None, "Torch CPU threads during fit (None: torch's setting).", low=1,
-                      nullable=True)
+    random_state = random_state_param("Seed of every random draw.")
+    n_threads = n_threads_param("Torch CPU threads during fit.")
     verbose = Param(bool, False, "Show a progress bar over epochs.")
 
     supports_fold_in = True

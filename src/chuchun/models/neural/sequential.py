@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from chuchun._exceptions import ConfigError
-from chuchun._params import Param
+from chuchun._params import Param, random_state_param
 from chuchun._random import check_random_state, kernel_seed
 from chuchun.data.interactions import Interactions
 from chuchun.data.sequences import Sequences, pad_sequences
@@ -26,7 +26,7 @@ from chuchun.models._results import Reason
 from chuchun.models._sequential import (
     EpochCallback,
     EpochLoop,
-    SequenceRecommender,
+    _SequenceRecommender,
     next_item_metrics,
     validation_targets,
 )
@@ -50,7 +50,7 @@ def _torch_threads(n_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-class _TorchSequenceModel(SequenceRecommender):
+class _TorchSequenceModel(_SequenceRecommender):
     """Training loop, weights-as-arrays and scoring shared by GRU4Rec and SASRec."""
 
     n_factors = Param(int, 64, "Size of the item embeddings and hidden states.", low=1)
@@ -66,9 +66,7 @@ class _TorchSequenceModel(SequenceRecommender):
     device = Param(str, "cpu", "torch device ('cpu', 'cuda', 'cuda:1', 'mps').")
     n_threads = Param(int, None, "torch CPU threads (None: torch's default).", low=1,
                       nullable=True)
-    random_state = Param((int, np.random.Generator), 0,
-                         "Seed of initialisation, dropout, batching and sampling.", low=0,
-                         nullable=True)
+    random_state = random_state_param("Seed of initialisation, dropout, batching and sampling.")
     verbose = Param(bool, False, "Show a progress bar with the per-epoch loss.")
 
     _losses: ClassVar[tuple[str, ...]] = ("ce",)
