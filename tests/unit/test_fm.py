@@ -299,5 +299,5 @@ def test_interactions_carry_context_columns():
     assert len(sub.context["device"]) == 2
     with pytest.raises(DataError, match="context column 'nope' not found"):
         Interactions.from_pandas(log, context_cols=["nope"], duplicates="last")
-    with pytest.raises(DataError, match="one value per interaction"):
+    with pytest.raises(DataError, match="one value per row"):
         Interactions.from_arrays([1, 2], [1, 2], context={"d": [1]})

@@ -68,11 +68,36 @@ def _model(name: str, pairs: tuple[str, ...]) -> Any:
     return model
 
 
+# options of --data that the Spark reader does not take, with the value that means "not given"
+_LOCAL_ONLY = {
+    "data_format": None, "id_type": "str", "context": (), "item_features_path": None,
+    "user_features_path": None, "feature_id_col": None, "categorical": (), "multi_valued": (),
+    "numeric": (), "text": (), "labels_path": None, "label_col": "title",
+}
+
+
 def _read(spark_master: str | None, data_path: str, *, user_col: str, item_col: str,
           rating_col: str | None, timestamp_col: str | None, implicit: bool, sep: str | None,
-          duplicates: str, rating_scale: tuple[float, float] | None) -> Any:
+          duplicates: str, rating_scale: tuple[float, float] | None, no_header: bool = False,
+          names: str | None = None, **local_only: Any) -> Any:
+    from chuchun.cli._common import unescape
     from chuchun.data.interactions import AUTO
     from chuchun.spark import SparkInteractions, get_session
+
+    for key, value in local_only.items():
+        if key not in _LOCAL_ONLY:
+            raise ConfigError(f"--engine spark does not know the option {key!r}")
+        if value not in (_LOCAL_ONLY[key], None) and value != ():
+            flag = "--" + key.removesuffix("_path").replace("_", "-")
+            raise ConfigError(f"{flag} is not available with --engine spark; Spark reads ids "
+                              "as the file types them and takes no side tables")
+    if data_path == "-":
+        raise ConfigError("--data - (standard input) is not available with --engine spark; "
+                          "give a CSV or Parquet path")
+    sep = unescape(sep)
+    header_names = [n.strip() for n in names.split(",")] if names else None
+    if no_header and not header_names:
+        raise ConfigError("--no-header needs --names COL,COL,... to name the columns")
 
     spark = get_session(spark_master or "local[*]")
     path = Path(data_path)
@@ -92,12 +117,14 @@ def _read(spark_master: str | None, data_path: str, *, user_col: str, item_col: 
         return SparkInteractions.from_parquet(path, spark=spark, **cols)
     if path.exists():
         default_sep = "\t" if ".tsv" in name else ","
-        return SparkInteractions.from_csv(path, spark=spark, sep=sep or default_sep, **cols)
+        extra: dict[str, Any] = {"header": False, "names": header_names} if no_header else {}
+        return SparkInteractions.from_csv(path, spark=spark, sep=sep or default_sep, **cols,
+                                          **extra)
     from chuchun.cli._common import load_data  # a bundled data set name
 
     local = load_data(data_path, user_col=user_col, item_col=item_col, rating_col=rating_col,
                       timestamp_col=timestamp_col, implicit=implicit, sep=sep,
-                      duplicates=duplicates, rating_scale=rating_scale)
+                      duplicates=duplicates, rating_scale=rating_scale).data
     return SparkInteractions.from_local(local, spark=spark)
 
 
@@ -120,13 +147,20 @@ def _fit(*, spark_master: str | None, model_name: str, params: tuple[str, ...], 
     )
 
 
-def _evaluate(*, spark_master: str | None, model_name: str, params: tuple[str, ...],
-              split_kind: str, test_fraction: float, folds: int, k: int, seed: int,
-              metrics: tuple[str, ...], **data_kw: Any) -> None:
-    from chuchun.cli._common import format_table
+def _evaluate(*, spark_master: str | None, model_names: tuple[str, ...],
+              params: tuple[str, ...], split_kind: str, test_fraction: float, folds: int,
+              k: int, seed: int, metrics: tuple[str, ...], fmt: str, output: str | None,
+              **data_kw: Any) -> None:
+    from chuchun.cli._common import format_table, split_model_spec
     from chuchun.spark import evaluation
 
-    model = _model(model_name, params)
+    if fmt != "table" or output is not None:
+        raise ConfigError("--engine spark prints a table; --format and --output are for the "
+                          "local engine")
+    models = []
+    for spec in model_names:
+        name, spec_params = split_model_spec(spec)
+        models.append((spec, _model(name, (*spec_params, *params))))
     data = _read(spark_master, **data_kw).persist()
     if split_kind == "kfold":
         raise ConfigError("--split kfold is not available with --engine spark; use temporal "
@@ -139,8 +173,14 @@ def _evaluate(*, spark_master: str | None, model_name: str, params: tuple[str, .
                                         random_state=seed)
     else:
         split = evaluation.holdout(data, test_fraction=test_fraction, random_state=seed)
-    result = evaluation.evaluate(model, split, metrics=list(metrics) or None, k=k)
-    rows = [{"metric": name, "value": int(v) if float(v).is_integer() and "@" not in name
-             and name not in ("rmse", "mae", "mse") else float(v)}
-            for name, v in result.items()]
+    results = {spec: evaluation.evaluate(model, split, metrics=list(metrics) or None, k=k)
+               for spec, model in models}
+    names = list(next(iter(results.values())))
+    rows = [{"metric": name, **{spec: _cell(name, res[name]) for spec, res in results.items()}}
+            for name in names]
     click.echo(format_table(rows))
+
+
+def _cell(name: str, v: Any) -> int | float:
+    whole = float(v).is_integer() and "@" not in name and name not in ("rmse", "mae", "mse")
+    return int(v) if whole else float(v)
