@@ -16,8 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest.importorskip("fastapi")
-
 TOKEN = "test-admin-token"
 
 

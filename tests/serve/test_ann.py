@@ -11,11 +11,8 @@ import pytest
 
 import chuchun
 from chuchun._exceptions import ConfigError
+from chuchun.serve.ann import FactorIndex, exact_top_k
 from tests.serve.conftest import start_server
-
-pytest.importorskip("hnswlib")
-
-from chuchun.serve.ann import FactorIndex, exact_top_k  # noqa: E402
 
 
 def _clustered(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -3,13 +3,11 @@ the generated request, the answer is never a 5xx and always matches the document
 
 from __future__ import annotations
 
-import pytest
+import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.serve.conftest import Server
-
-schemathesis = pytest.importorskip("schemathesis")
 
 
 def test_no_server_errors(server: Server) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
+from playwright import sync_api
 
 from tests.serve.conftest import Server
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -143,7 +143,7 @@ class SparkRecommender(HasParams, abc.ABC):
 
     def _candidates(self, user_idx: DataFrame, n: int) -> DataFrame:
         """``(user_idx, item_idx, score)`` holding at least each user's ``n`` best items."""
-        raise NotImplementedError  # every concrete model overrides this or _recommend_idx
+        raise TypeError(f"{type(self).__name__} overrides neither _candidates nor _recommend_idx")
 
     def _max_seen(self) -> int:
         if not hasattr(self, "max_seen_"):
