@@ -68,8 +68,8 @@ DEMO_MODELS: list[DemoEntry] = [
     DemoEntry("FunkSVD", {"n_factors": 50, "n_epochs": 20, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("SVDpp", {"n_factors": 20, "n_epochs": 10, "random_state": 0}, {"n_epochs": 3}),
     DemoEntry("ALS", {"n_factors": 50, "n_epochs": 15, "random_state": 0}, {"n_epochs": 3}),
-    DemoEntry("ImplicitALS", {"n_factors": 64, "n_iterations": 15, "random_state": 0},
-              {"n_iterations": 3}),
+    DemoEntry("ImplicitALS", {"n_factors": 64, "n_epochs": 15, "random_state": 0},
+              {"n_epochs": 3}),
     DemoEntry("BPR", {"n_factors": 64, "n_epochs": 50, "random_state": 0}, {"n_epochs": 5}),
     DemoEntry("AssociationRules", {"min_support": 0.05, "max_len": 2}, {"min_support": 0.1}),
 ]
