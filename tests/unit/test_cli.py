@@ -483,3 +483,23 @@ def test_demo_rejects_unknown_model() -> None:
     proc = invoke("demo", "--quick", "--model", "Popularity", "--user", "99999")
     assert proc.returncode == 1
     assert "user 99999 has no training ratings in this split" in one_error_line(proc)
+
+
+def test_demo_background_warm_up_fills_an_empty_kernel_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chuchun.cli._feedback import (
+        cached_kernels,
+        start_background_warm_up,
+        stop_background_warm_up,
+    )
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert cached_kernels() == set()
+    proc = start_background_warm_up("chuchun.cli.demo", ["--quick", "FunkSVD"])
+    assert proc is not None
+    assert proc.wait(timeout=300) == 0
+    assert any(name.startswith("mf.") for name in cached_kernels())  # compiled into the cache
+    # a filled cache needs no second process
+    assert start_background_warm_up("chuchun.cli.demo", ["FunkSVD"]) is None
+    stop_background_warm_up(proc)  # already finished: a no-op

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from chuchun import _progress
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender, clone
 
-__all__ = ["cached_kernels", "warm_up"]
+__all__ = ["cached_kernels", "start_background_warm_up", "stop_background_warm_up", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,51 @@ def warm_up(model: Recommender, data: Interactions, fit_args: dict[str, Any]) ->
     seconds = time.perf_counter() - start
     compiled = cached_kernels() - before
     if compiled:
-        click.echo(f"chuchun: compiled {len(compiled)} kernel(s) for {cls.__name__} in "
-                   f"{seconds:.1f} s (not counted in fit times)", err=True)
+        background = _state.get("background")
+        if background is not None and background.poll() is None:
+            # some of the new cache files may come from the background warm-up
+            click.echo(f"chuchun: kernels for {cls.__name__} ready in {seconds:.1f} s "
+                       "(not counted in fit times)", err=True)
+        else:
+            click.echo(f"chuchun: compiled {len(compiled)} kernel(s) for {cls.__name__} in "
+                       f"{seconds:.1f} s (not counted in fit times)", err=True)
     return seconds
+
+
+def start_background_warm_up(module: str, args: list[str]) -> subprocess.Popen[bytes] | None:
+    """Compile kernels in a second process while this one works, when the cache is empty.
+
+    On a fresh install most of a first run's time is numba compiling kernels, one model after
+    another on one core. ``python -m module *args`` is started at low priority (it should warm
+    the models the caller needs last, first): kernels it compiles land in numba's on-disk cache,
+    where this process finds them when it gets there. When both reach the same kernel, each
+    compiles it (numba writes cache files atomically); nothing is shared but the cache. Returns
+    the process (the caller stops it when done), or None when the cache is already filled or
+    there is a single core.
+    """
+    if cached_kernels() or (os.cpu_count() or 1) < 2:
+        return None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    except OSError:  # no second process (restricted environment): compile in this one
+        logger.debug("background warm-up not started", exc_info=True)
+        return None
+    _state["background"] = proc
+    return proc
+
+
+def stop_background_warm_up(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a process from :func:`start_background_warm_up` (its finished kernels stay cached)."""
+    if proc is None or proc.poll() is not None:
+        _state["background"] = None
+        return
+    _state["background"] = None
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import time
 import warnings
@@ -122,13 +123,35 @@ def demo_command(quick: bool, names: tuple[str, ...], user_id: int | None, k: in
     Each user's most recent 20% of ratings form the test set. Prints RMSE/MAE (rating models)
     and precision/recall/NDCG@k (all models), then the top-k for a sample user with titles.
     """
-    from chuchun.cli._feedback import warm_up
+    from chuchun.cli._feedback import (
+        start_background_warm_up,
+        stop_background_warm_up,
+        warm_up,
+    )
+
+    entries = available_entries(names)
+    # a fresh install compiles kernels: a second process warms the last models up meanwhile
+    helper = start_background_warm_up(
+        "chuchun.cli.demo", [*(["--quick"] if quick else []), *(e.name for e in entries)]
+    )
+    try:
+        _run_demo(entries, quick, user_id, k, warm_up)
+    finally:
+        stop_background_warm_up(helper)
+
+
+def _run_demo(
+    entries: list[DemoEntry],
+    quick: bool,
+    user_id: int | None,
+    k: int,
+    warm_up: Callable[[Recommender, Interactions, dict[str, Any]], float],
+) -> None:
     from chuchun.data.splits import user_holdout
     from chuchun.datasets import load_movielens_latest_small
     from chuchun.evaluation import evaluate
     from chuchun.models import get_model_class
 
-    entries = available_entries(names)
     ml = load_movielens_latest_small()
     data = ml.ratings
     if quick:
@@ -266,3 +289,35 @@ def _because(explanation: Any, ml: Any) -> str:
 
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def _warm_up_in_background(argv: list[str]) -> None:
+    """Entry of the background warm-up: fit each model, last first, on a small slice.
+
+    ``argv`` is ``[--quick] name ...``, as :func:`demo_command` passes it; the fits compile the
+    kernels into numba's on-disk cache and are thrown away.
+    """
+    from chuchun._progress import set_progress
+    from chuchun.datasets import load_movielens_latest_small
+    from chuchun.models import get_model_class
+
+    set_progress(False)
+    if hasattr(os, "nice"):
+        os.nice(5)  # the demo itself comes first
+    quick = "--quick" in argv
+    names = tuple(a for a in argv if a != "--quick")
+    ml = load_movielens_latest_small()
+    small = ml.ratings.subset(ml.ratings.user_idx < 50)
+    for entry in reversed(available_entries(names)):
+        cls = get_model_class(entry.name)
+        try:
+            extra = entry.fit_kwargs(ml, small) if entry.fit_kwargs is not None else {}
+            cls(**_params_for(entry, cls, quick)).fit(small, **extra)
+        except Exception:  # a slice too small for some setting: the demo compiles it itself
+            logger.debug("background warm-up of %s failed", entry.name, exc_info=True)
+
+
+if __name__ == "__main__":  # python -m chuchun.cli.demo: the background warm-up
+    import sys
+
+    _warm_up_in_background(sys.argv[1:])
