@@ -79,7 +79,8 @@ def test_fallback_is_counted_and_documented(tiny: Interactions) -> None:
 
 
 def test_zscore_prediction_runs(tiny: Interactions) -> None:
-    raw = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0, clip=False).fit(tiny)
+    raw = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0, clip=False,
+                  ranking_damping=0.0).fit(tiny)
     users, items = ["a", "b", "c"], ["z", "x", "y"]
     p = raw.predict(users, items)
     # the z-score rule term by term: item mean + item std x weighted neighbour z-scores
@@ -92,7 +93,7 @@ def test_zscore_prediction_runs(tiny: Interactions) -> None:
 
 def test_explain_item_knn(tiny: Interactions) -> None:
     m = ItemKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
-                damping=0.0).fit(tiny)
+                damping=0.0, ranking_damping=0.0).fit(tiny)
     ex = m.explain("a", "z", labels={"x": "Toy Story", "y": "Heat"})[0]
     assert ex.score == pytest.approx(m.predict(["a"], ["z"])[0])
     assert {r.id for r in ex.reasons} <= {"x", "y"}
@@ -109,8 +110,10 @@ def test_explain_item_knn(tiny: Interactions) -> None:
 def test_explain_user_knn_and_unknown(tiny: Interactions) -> None:
     m = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
     ex = m.explain("a", "z")[0]
-    assert {r.id for r in ex.reasons} == {"b", "c"}
-    assert all(r.kind == "user" for r in ex.reasons)
+    users = [r for r in ex.reasons if r.kind == "user"]
+    assert {r.id for r in users} == {"b", "c"}
+    support = [r for r in ex.reasons if r.id == "neighbour support"]
+    assert len(support) == 1 and len(ex.reasons) == 3
     with pytest.raises(UnknownIdError):
         m.explain("a", "nope")
 
