@@ -28,6 +28,7 @@ _EXPLICIT_MEASURES = tuple(m for m in MEASURES if m != "dot")
 _PREDICTIONS = ("plain", "mean_centered", "zscore", "baseline")
 # keeps the ranking order among pairs without neighbour evidence (w = 0): by the estimate
 _RANK_EPS = 1e-6
+_PAIR_BUDGET = 2_000_000  # (user, item) pairs scored per chunk: about 100 MB of work arrays
 
 
 class _ExplicitKNN(Recommender):
@@ -234,6 +235,11 @@ class _ExplicitKNN(Recommender):
         items = np.tile(np.arange(n_items, dtype=np.int64), len(user_idx))
         est, _, mass = self._estimate(users, items)
         return self._ranking(est, mass).reshape(len(user_idx), n_items).astype(np.float32)
+
+    def _chunk_size(self) -> int:
+        # scoring materialises about ten arrays per (user, item) pair: bound the pairs per
+        # chunk, not the floats of the output, so a large catalogue does not blow up memory
+        return max(1, min(4096, _PAIR_BUDGET // max(1, len(self.items_))))
 
     def _fallback_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         if self.prediction != "baseline":
