@@ -381,7 +381,7 @@ MEMORY_CODE = """
 data = Interactions.from_pandas(df, timestamp_col=None, rating_scale=(1, 5))
 m = ItemKNN(**{params!r}).fit(data)
 m.predict(df.user.to_numpy()[:20000], df.item.to_numpy()[:20000])
-m.recommend(data.users.ids[:200], k=10)
+m.recommend(data.users.ids[:20], k=10)
 print("__STORED__", m.similarity_.nnz, m.similarity_.data.dtype)
 """
 
@@ -405,8 +405,7 @@ def memory_part(lines: list[str], quick: bool = False) -> None:
         (f"{m}, n_neighbors=50", {"similarity": m, "n_neighbors": 50})
         for m in (("cosine", "pearson_baseline") if quick else _EXPLICIT_MEASURES)
     ]
-    configs += [("cosine, n_neighbors=20", {"similarity": "cosine", "n_neighbors": 20}),
-                ("cosine, n_neighbors=100", {"similarity": "cosine", "n_neighbors": 100}),
+    configs += [("cosine, n_neighbors=100", {"similarity": "cosine", "n_neighbors": 100}),
                 ("cosine, n_neighbors=50, max_stored=500 (the former default)",
                  {"similarity": "cosine", "n_neighbors": 50, "max_stored": 500})]
     rows = []
@@ -427,7 +426,7 @@ def memory_part(lines: list[str], quick: bool = False) -> None:
         "fewer than 5 ratings). Each configuration runs in a fresh subprocess "
         "(`common.peak_memory`): the log is loaded as a pandas table first (\"RSS before\"), "
         "then `Interactions.from_pandas`, `ItemKNN(...).fit`, `predict` of 20,000 pairs and "
-        "`recommend` for 200 users run; \"peak RSS\" is the whole process's high-water mark "
+        "`recommend` for 20 users run; \"peak RSS\" is the whole process's high-water mark "
         "during that work (Python, numba, pandas and the table included), \"added\" its "
         "increase over the RSS before. Defaults otherwise (`max_stored='auto'` keeps "
         "2 x n_neighbors similarities per item, float32). Wall time includes the process start "
