@@ -51,6 +51,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_implicit": ["all", "--sizes", "200000", "--out", "{out}/implicit.md"],
     "bench_ingest": ["--rows", "100000", "--repeats", "1"],
     "bench_knn": ["--quick", "--out", "{out}/knn.md"],
+    "bench_knn_ranking": ["--quick"],
     "bench_mf": ["--folds", "1", "--svdpp-folds", "1", "--out", "{out}/mf.md"],
     "bench_report": ["--repeat", "1"],
     "bench_rules": ["--output", "{out}/rules.md"],
