@@ -376,19 +376,30 @@ class UserKNN(_ExplicitKNN):
 
     :math:`\\delta` (``damping``, default 1) pulls estimates backed by little similarity mass
     towards :math:`c_u + o_i` (support-weighted shrinkage, Koren 2010, sec. 2.2): one weak
-    neighbour can no longer carry a prediction to the top of the scale. ``recommend`` ranks by
-    the unclipped estimate; ``predict`` clips. The Surprise-identical configuration is
-    ``damping=0, max_stored=None`` (cross-checked against Surprise in ``tests/unit/test_knn.py``
-    and ``benchmarks/bench_knn.py``). Chosen on a validation cut of the bundled data's
-    training part (each user's latest 20% of training ratings): ``damping=1`` lowers RMSE
-    (ItemKNN 0.882 -> 0.873, UserKNN 0.913 -> 0.874) and raises NDCG@10 (0.011 -> 0.060,
-    0.002 -> 0.061) against ``damping=0``.
+    neighbour can no longer carry a prediction to the top of the scale. ``predict`` clips.
 
-    **Memory.** Fit keeps the ``max_stored`` most similar users of each user (default 500),
-    so memory is O(users x max_stored), and the ``n_neighbors`` used for a pair are the most
-    similar among those kept who rated the item. ``max_stored=None`` keeps every non-zero
-    similarity, which reproduces Surprise exactly (Surprise holds the dense matrix); see
-    ``benchmarks/results/knn.md`` for the effect of the default on MovieLens 100K.
+    **Ranking.** ``recommend`` ranks by the unclipped estimate discounted by its support,
+
+    .. math:: \\text{score}_{ui} = (\\hat r_{ui} - r_{\\min}) \\frac{w_{ui} + \\epsilon}
+              {w_{ui} + \\lambda_r}
+
+    with :math:`w_{ui} = \\sum_{v \\in N^k_i(u)} s_{uv}` (0 when the fallback is used),
+    :math:`r_{\\min}` the lowest rating of the scale, :math:`\\lambda_r` = ``ranking_damping``
+    (default 10; 0 ranks by :math:`\\hat r_{ui}`) and :math:`\\epsilon = 10^{-6}` (pairs
+    without support keep the order of their estimates, below every supported pair). A rating
+    predictor alone ranks rarely rated items first; the support factor makes the ranking
+    follow what the neighbourhood backs. ``explain`` adds one ``"neighbour support"`` term to
+    the prediction's terms, so the contributions add up to the ranking score. Chosen on a
+    validation cut of the bundled data's training part (each user's latest 20% of training
+    ratings): see ``benchmarks/results/contract.md``. The Surprise-identical configuration
+    is ``damping=0, ranking_damping=0, max_stored=None`` (cross-checked against Surprise in
+    ``tests/unit/test_knn.py`` and ``benchmarks/bench_knn.py``).
+
+    **Memory.** Fit keeps the ``max_stored`` most similar users of each user as float32; the
+    default ``"auto"`` keeps 2 x ``n_neighbors``, so memory is O(users x n_neighbors), and the
+    ``n_neighbors`` used for a pair are the most similar among those kept who rated the item.
+    ``max_stored=None`` keeps every non-zero similarity (float64), which reproduces Surprise
+    exactly (Surprise holds the dense matrix).
 
     **Fallback.** When fewer than ``min_neighbors`` (at least 1) neighbours qualify, the
     prediction is :math:`c_u + o_i`: the global mean for ``"plain"``, the user's mean for
@@ -400,7 +411,8 @@ class UserKNN(_ExplicitKNN):
     Parameters
     ----------
     n_neighbors, min_neighbors, similarity, prediction, shrinkage, min_support, damping,
-    max_stored, user_regularization, item_regularization, bias_epochs, clip, n_threads
+    max_stored, ranking_damping, user_regularization, item_regularization, bias_epochs, clip,
+    n_threads
         See the parameter declarations; ``similarity`` is any measure of
         :mod:`chuchun.similarity` but ``"dot"``.
 
