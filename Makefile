@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ test: $(VENV)/.full
 	$(BIN)/python -m mypy src/chuchun
 	$(BIN)/python -m pytest
 
+# `make bench BENCH_ARGS=--quick` (or `make bench-quick`): reduced sizes, one repetition,
+# results in benchmarks/quick/ instead of benchmarks/results/
 bench: $(VENV)/.full
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.full
+	$(BIN)/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -32,7 +32,8 @@ import pandas as pd
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
+# ``run_all.py --quick`` points this elsewhere so a quick check never overwrites the results
+RESULTS_DIR = Path(os.environ.get("CHUCHUN_BENCH_RESULTS", BENCH_DIR / "results"))
 SHARED = Path(os.environ.get("CHUCHUN_SHARED", REPO.parent / "shared"))
 DATASETS = SHARED / "datasets"
 ML100K = DATASETS / "ml-100k"

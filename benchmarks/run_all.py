@@ -9,6 +9,13 @@ Usage (from the repository root)::
     python benchmarks/run_all.py                 # run everything, then assemble
     python benchmarks/run_all.py -k baselines    # only scripts whose name contains "baselines"
     python benchmarks/run_all.py --assemble-only # just rebuild RESULTS.md from results/
+    python benchmarks/run_all.py --quick         # a quick check, see below
+
+``--quick`` runs every script at smaller sizes with one repetition (the flags are in
+:data:`QUICK_ARGS`; about 5 minutes on an idle 2-core machine), so a change to a kernel can be
+checked before a full run. Its tables go to ``benchmarks/quick/results/`` and are assembled
+into ``benchmarks/quick/RESULTS.md`` (ignored by git): the committed results are never
+overwritten by quick numbers.
 
 The exit status is 1 when any script failed (the others' results are still assembled).
 """
@@ -28,6 +35,33 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 OUTPUT = BENCH_DIR / "RESULTS.md"
+QUICK_DIR = BENCH_DIR / "quick"
+
+# arguments every run of a script needs (a positional part, a label)
+FULL_ARGS: dict[str, list[str]] = {
+    "bench_implicit": ["all"],
+    "bench_search": ["--label", "optuna"],
+}
+# --quick: smaller sizes and one repetition, through each script's own options; "{out}" is
+# replaced by the quick results folder (scripts that take an output path)
+QUICK_ARGS: dict[str, list[str]] = {
+    "bench_baselines": ["--repeat", "1"],
+    "bench_fm": ["--folds", "1", "--feature-sets", "0", "--skip-myfm-features",
+                 "--sections", "rmse,ranking"],
+    "bench_implicit": ["all", "--sizes", "200000", "--out", "{out}/implicit.md"],
+    "bench_ingest": ["--rows", "100000", "--repeats", "1"],
+    "bench_knn": ["--quick", "--out", "{out}/knn.md"],
+    "bench_knn_ranking": ["--quick"],
+    "bench_mf": ["--folds", "1", "--svdpp-folds", "1", "--out", "{out}/mf.md"],
+    "bench_report": ["--repeat", "1"],
+    "bench_rules": ["--output", "{out}/rules.md"],
+    "bench_search": ["--label", "quick", "--seeds", "0", "--n-trials", "8"],
+    "bench_sequential": ["--datasets", "ml-100k", "--epochs", "1", "--i2v-epochs", "1",
+                         "--skip-groceries"],
+    "bench_serve": ["--seconds", "5", "--ann-items", "50000", "--ann-queries", "100"],
+    "bench_spark": ["--sizes", "100000", "--ml100k-folds", "1"],
+    "bench_topn": ["--datasets", "ml-100k", "--reduced", "--single"],
+}
 
 
 def scripts(pattern: str | None = None) -> list[Path]:
@@ -36,16 +70,26 @@ def scripts(pattern: str | None = None) -> list[Path]:
     return [p for p in found if pattern is None or pattern in p.stem]
 
 
-def run(script: Path, timeout: float | None) -> tuple[bool, float, str]:
+def arguments(script: Path, quick: bool, results_dir: Path) -> list[str]:
+    """Command-line arguments of one script for a full or a quick run."""
+    table = QUICK_ARGS if quick else FULL_ARGS
+    return [a.replace("{out}", str(results_dir)) for a in table.get(script.stem, [])]
+
+
+def run(script: Path, timeout: float | None, quick: bool = False,
+        results_dir: Path = RESULTS_DIR) -> tuple[bool, float, str]:
     """Run one script from the repository root; return (ok, seconds, last lines of output)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO / "src"), *filter(None, [env.get("PYTHONPATH")])]
     )
+    if quick:
+        env["CHUCHUN_BENCH_RESULTS"] = str(results_dir)  # scripts writing through common.py
     start = time.perf_counter()
     try:
         proc = subprocess.run(
-            [sys.executable, str(script.relative_to(REPO))], cwd=REPO, env=env,
+            [sys.executable, str(script.relative_to(REPO)),
+             *arguments(script, quick, results_dir)], cwd=REPO, env=env,
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
@@ -80,10 +124,12 @@ def _nest_headings(text: str, top: int = 2) -> str:
     return "\n".join(out)
 
 
-def assemble(failures: dict[str, str]) -> Path:
+def assemble(failures: dict[str, str], results_dir: Path = RESULTS_DIR,
+             output: Path = OUTPUT, quick: bool = False) -> Path:
     """Concatenate ``results/*.md`` into ``RESULTS.md`` (atomic write)."""
     parts = [
-        "# chuchun benchmark results",
+        "# chuchun benchmark results" + (" (quick check: reduced sizes, one repetition)"
+                                         if quick else ""),
         "",
         "chuchun side by side with reference libraries on the same data and split, in one"
         " process run per script. Each section names the command that produced it and the"
@@ -99,15 +145,15 @@ def assemble(failures: dict[str, str]) -> Path:
         parts += [f"- `{name}`: {reason.splitlines()[-1] if reason else 'failed'}"
                   for name, reason in failures.items()]
         parts.append("")
-    results = sorted(RESULTS_DIR.glob("*.md")) if RESULTS_DIR.exists() else []
+    results = sorted(results_dir.glob("*.md")) if results_dir.exists() else []
     if not results:
         parts.append("_No results yet._")
     for path in results:
         parts += [_nest_headings(path.read_text().strip()), ""]
-    tmp = OUTPUT.with_suffix(".md.tmp")
+    tmp = output.with_suffix(".md.tmp")
     tmp.write_text("\n".join(parts))
-    tmp.replace(OUTPUT)
-    return OUTPUT
+    tmp.replace(output)
+    return output
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not run anything; rebuild RESULTS.md from results/")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds allowed per script (default: no limit)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes, one repetition; results go to benchmarks/quick/")
     args = parser.parse_args(argv)
+    results_dir = QUICK_DIR / "results" if args.quick else RESULTS_DIR
+    output = QUICK_DIR / "RESULTS.md" if args.quick else OUTPUT
+    results_dir.mkdir(parents=True, exist_ok=True)
 
     failures: dict[str, str] = {}
     if not args.assemble_only:
@@ -127,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for script in todo:
             print(f"running {script.name} ...", flush=True)
-            ok, seconds, tail = run(script, args.timeout)
+            ok, seconds, tail = run(script, args.timeout, args.quick, results_dir)
             print(f"  {'ok' if ok else 'FAILED'} in {seconds:.0f} s", flush=True)
             if not ok:
                 failures[script.name] = tail
                 print(tail, file=sys.stderr)
-    path = assemble(failures)
+    path = assemble(failures, results_dir, output, args.quick)
     print(f"wrote {path.relative_to(REPO)}")
     return 1 if failures else 0
 

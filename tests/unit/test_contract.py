@@ -49,7 +49,7 @@ def test_user_knn_fold_in_equals_a_fit_that_includes_the_user(blocks, prediction
     # (the plain rule falls back to the global mean, which differs between the two fits, and
     # the baseline rule to biases that differ; compare where neighbours exist)
     params = dict(similarity="pearson", prediction=prediction, shrinkage=10.0, max_stored=None,
-                  clip=False)
+                  clip=False, ranking_damping=0.0)
     full = UserKNN(**params).fit(blocks)
     part = UserKNN(**params).fit(rest)
     assert part.items_.ids.tolist() == full.items_.ids.tolist()
@@ -98,7 +98,7 @@ def test_implicit_user_knn_fold_in_weights_by_the_training_statistics(blocks):
 
 def test_explicit_knn_explanations_add_up_with_damping(blocks):
     m = ItemKNN(n_neighbors=4, damping=3.0, similarity="cosine", shrinkage=0.0,
-                clip=False).fit(blocks)
+                clip=False, ranking_damping=0.0).fit(blocks)
     users = blocks.users.ids[:5]
     items = m.recommend(users, k=1).item_ids[:, 0]
     ex = m.explain(users, items, n_reasons=None)

@@ -79,7 +79,8 @@ def test_fallback_is_counted_and_documented(tiny: Interactions) -> None:
 
 
 def test_zscore_prediction_runs(tiny: Interactions) -> None:
-    raw = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0, clip=False).fit(tiny)
+    raw = ItemKNN(similarity="msd", prediction="zscore", shrinkage=0.0, clip=False,
+                  ranking_damping=0.0).fit(tiny)
     users, items = ["a", "b", "c"], ["z", "x", "y"]
     p = raw.predict(users, items)
     # the z-score rule term by term: item mean + item std x weighted neighbour z-scores
@@ -92,7 +93,7 @@ def test_zscore_prediction_runs(tiny: Interactions) -> None:
 
 def test_explain_item_knn(tiny: Interactions) -> None:
     m = ItemKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0,
-                damping=0.0).fit(tiny)
+                damping=0.0, ranking_damping=0.0).fit(tiny)
     ex = m.explain("a", "z", labels={"x": "Toy Story", "y": "Heat"})[0]
     assert ex.score == pytest.approx(m.predict(["a"], ["z"])[0])
     assert {r.id for r in ex.reasons} <= {"x", "y"}
@@ -109,8 +110,10 @@ def test_explain_item_knn(tiny: Interactions) -> None:
 def test_explain_user_knn_and_unknown(tiny: Interactions) -> None:
     m = UserKNN(similarity="corated_cosine", prediction="plain", shrinkage=0.0).fit(tiny)
     ex = m.explain("a", "z")[0]
-    assert {r.id for r in ex.reasons} == {"b", "c"}
-    assert all(r.kind == "user" for r in ex.reasons)
+    users = [r for r in ex.reasons if r.kind == "user"]
+    assert {r.id for r in users} == {"b", "c"}
+    support = [r for r in ex.reasons if r.id == "neighbour support"]
+    assert len(support) == 1 and len(ex.reasons) == 3
     with pytest.raises(UnknownIdError):
         m.explain("a", "nope")
 
@@ -311,3 +314,65 @@ def test_kth_largest_agrees_with_twin(values, data) -> None:
     k = data.draw(st.integers(1, len(arr)))
     work = np.empty(len(arr))
     assert kth_largest(arr, len(arr), k, work) == kth_largest_numpy(arr, len(arr), k, work)
+
+
+# -- memory bounded by n_neighbors, ranking by supported predictions ----------------------------
+@pytest.fixture(scope="module")
+def ratings_log() -> Interactions:
+    rng = np.random.default_rng(11)
+    u = rng.integers(0, 40, 900)
+    i = (rng.zipf(1.6, 900) - 1) % 60
+    frame = pd.DataFrame({"user": u, "item": i}).drop_duplicates()
+    frame["rating"] = rng.integers(1, 6, len(frame)).astype(float)
+    return Interactions.from_pandas(frame, timestamp_col=None, rating_scale=(1, 5))
+
+
+def test_stored_similarities_scale_with_n_neighbors(ratings_log: Interactions) -> None:
+    sizes = {}
+    for k in (2, 4):
+        m = ItemKNN(n_neighbors=k, similarity="cosine", shrinkage=0.0).fit(ratings_log)
+        per_row = np.diff(m.similarity_.indptr)
+        assert per_row.max() == 2 * k  # 'auto' keeps 2 x n_neighbors
+        assert m.similarity_.dtype == np.float32
+        sizes[k] = m.similarity_.nnz
+    assert sizes[4] > sizes[2]
+    full = ItemKNN(n_neighbors=2, similarity="cosine", shrinkage=0.0,
+                   max_stored=None).fit(ratings_log)
+    assert full.similarity_.dtype == np.float64 and full.similarity_.nnz > sizes[4]
+    # what is stored serves prediction: the top-2 of the kept 4 are the top-2 of all
+    m2 = ItemKNN(n_neighbors=2, similarity="cosine", shrinkage=0.0, damping=0.0,
+                 ranking_damping=0.0).fit(ratings_log)
+    users, items = ratings_log.users.ids[:5], ratings_log.items.ids[:5]
+    np.testing.assert_allclose(m2.predict(np.repeat(users, 5), np.tile(items, 5)),
+                               full.set_params(damping=0.0).predict(np.repeat(users, 5),
+                                                                    np.tile(items, 5)),
+                               rtol=1e-5)
+    with pytest.raises(ConfigError, match="max_stored"):
+        ItemKNN(max_stored="many").fit(ratings_log)
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+def test_ranking_discounts_predictions_with_thin_support(ratings_log: Interactions, cls) -> None:
+    m = cls(n_neighbors=5, ranking_damping=3.0).fit(ratings_log)
+    users = np.arange(6)
+    n_items = len(m.items_)
+    uu, ii = np.repeat(users, n_items), np.tile(np.arange(n_items), len(users))
+    est, fb, mass = m._estimate(uu, ii)
+    assert (mass[fb] == 0).all() and (mass[~fb] > 0).all()
+    # (unclipped prediction - lowest rating) x (w + eps) / (w + ranking_damping)
+    expect = (est - 1.0) * (mass + 1e-6) / (mass + 3.0)
+    np.testing.assert_allclose(m._score(users).ravel(), expect, rtol=1e-5, atol=1e-7)
+    # more neighbour support, higher score; without it, the rank follows the prediction
+    same = cls(n_neighbors=5, ranking_damping=0.0).fit(ratings_log)
+    np.testing.assert_allclose(same._score(users).ravel(), est, rtol=1e-6)
+    recs = m.recommend(m.users_.ids[users], k=3, exclude_seen=False)
+    top_mass = mass.reshape(len(users), n_items)[np.arange(len(users))[:, None], recs.item_idx]
+    assert (top_mass > 0).all(), "items without neighbour evidence never lead the list"
+    # the explanation adds up to the ranking score through a 'neighbour support' term
+    u, i = m.users_.ids[0], m.items_.ids[recs.item_idx[0, 0]]
+    ex = m.explain(u, i, n_reasons=None)[0]
+    support = [r for r in ex.reasons if r.id == "neighbour support"]
+    assert len(support) == 1
+    assert ex.score == pytest.approx(float(recs.scores[0, 0]), rel=1e-5)
+    rating = support[0].detail["predicted rating"]
+    assert rating == pytest.approx(float(same.explain(u, i)[0].score), rel=1e-9)

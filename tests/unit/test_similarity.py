@@ -73,7 +73,6 @@ def test_shrinkage_and_min_support() -> None:
 
 
 def test_top_k_keeps_the_best_first_and_bounds_memory() -> None:
-    rng = np.random.default_rng(0)
     m = sp.random(60, 40, density=0.2, random_state=3, format="csr")
     full = dense(similarity(m, "cosine", k=None))
     top = similarity(m, "cosine", k=5)
@@ -84,7 +83,35 @@ def test_top_k_keeps_the_best_first_and_bounds_memory() -> None:
         if len(row):
             assert row[0] == pytest.approx(full[r].max(), rel=1e-6)
     assert np.allclose(full, full.T)
-    assert rng is not None
+
+
+@pytest.mark.parametrize("exclude", [None, 30])
+def test_top_k_filled_in_chunks_equals_one_pass(monkeypatch, exclude) -> None:
+    import chuchun.similarity as simmod
+
+    # sparse enough that many rows have fewer than k neighbours (the result is shrunk in place)
+    m = sp.random(70, 60, density=0.06, random_state=5, format="csr")
+    kw = dict(k=6, rows=(20, 70), exclude_from=exclude) if exclude else dict(k=6)
+    one = similarity(m, "cosine", **kw)
+    monkeypatch.setattr(simmod, "_BUFFER_TOPK", 13)  # two rows per kernel call
+    chunked = similarity(m, "cosine", **kw)
+    assert np.array_equal(one.indptr, chunked.indptr)
+    assert np.array_equal(one.indices, chunked.indices)
+    assert np.array_equal(one.data, chunked.data)
+    counts = np.diff(chunked.indptr)
+    assert counts.max() == 6 and counts.min() < 6
+    # no unused tail is kept behind the stored entries
+    assert len(chunked.indices) == len(chunked.data) == chunked.indptr[-1] == chunked.nnz
+    full = dense(similarity(m, "cosine", k=None))
+    if exclude:
+        full = full[20:, :exclude]
+    for r in range(chunked.shape[0]):
+        lo, hi = chunked.indptr[r], chunked.indptr[r + 1]
+        row = full[r].copy()
+        if not exclude:
+            row[r] = 0.0
+        expect = np.sort(row[row != 0])[::-1][:6]
+        np.testing.assert_allclose(chunked.data[lo:hi], expect, rtol=1e-5)
 
 
 def test_threads_give_the_same_result() -> None:

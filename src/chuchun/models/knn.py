@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import DataError
+from chuchun._exceptions import ConfigError, DataError
 from chuchun._params import Param, n_threads_param
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
@@ -26,6 +26,9 @@ __all__ = ["ImplicitItemKNN", "ImplicitUserKNN", "ItemKNN", "UserKNN"]
 
 _EXPLICIT_MEASURES = tuple(m for m in MEASURES if m != "dot")
 _PREDICTIONS = ("plain", "mean_centered", "zscore", "baseline")
+# keeps the ranking order among pairs without neighbour evidence (w = 0): by the estimate
+_RANK_EPS = 1e-6
+_PAIR_BUDGET = 2_000_000  # (user, item) pairs scored per chunk: about 100 MB of work arrays
 
 
 class _ExplicitKNN(Recommender):
@@ -43,9 +46,12 @@ class _ExplicitKNN(Recommender):
     damping = Param(float, 1.0, "Added to the similarity sum in the denominator: shrinks "
                     "estimates backed by little similarity towards the baseline (0: Surprise).",
                     low=0)
-    max_stored = Param(int, 500, "Most similar rows kept per row after fit; memory is "
-                       "O(rows x max_stored) (None: every non-zero similarity, as Surprise).",
-                       low=1, nullable=True)
+    max_stored = Param((int, str), "auto", "Most similar rows kept per row after fit; memory is "
+                       "O(rows x max_stored). 'auto': 2 x n_neighbors; None: every non-zero "
+                       "similarity, as Surprise.", low=1, nullable=True)
+    ranking_damping = Param(float, 10.0, "recommend ranks by (prediction - lowest rating) x "
+                            "w / (w + this), w the similarity mass of the neighbours used "
+                            "(0: by the prediction alone).", low=0)
     user_regularization = Param(float, 15.0, "Baseline ALS regularisation of user biases.", low=0)
     item_regularization = Param(float, 10.0, "Baseline ALS regularisation of item biases.", low=0)
     bias_epochs = Param(int, 10, "Baseline ALS epochs.", low=1)
@@ -56,7 +62,9 @@ class _ExplicitKNN(Recommender):
     supports_fold_in = True
     explain_is_additive = True
     explain_method = ("baseline terms plus one term per neighbour used: "
-                      "similarity x normalised rating deviation / (damping + similarity sum)")
+                      "similarity x normalised rating deviation / (damping + similarity sum), "
+                      "adding up to the predicted rating; with ranking_damping > 0 one more "
+                      "'neighbour support' term turns it into the ranking score")
     _user_based: ClassVar[bool] = True
     _test_params: ClassVar[dict[str, Any]] = {"n_neighbors": 5}
 
@@ -65,18 +73,26 @@ class _ExplicitKNN(Recommender):
     last_fallback_count: int = 0
 
     # -- fit ----------------------------------------------------------------------------------
+    def _stored(self) -> int | None:
+        """Neighbours kept per row: ``max_stored`` resolved (``"auto"``: 2 x ``n_neighbors``)."""
+        if isinstance(self.max_stored, str):
+            if self.max_stored != "auto":
+                raise ConfigError(
+                    f"max_stored must be a positive int, 'auto' or None; got {self.max_stored!r}"
+                )
+            return 2 * int(self.n_neighbors)
+        return None if self.max_stored is None else int(self.max_stored)
+
     def _fit(self, data: Interactions) -> None:
         if not data.has_ratings:
             raise DataError(
                 f"{type(self).__name__} needs explicit ratings; the interaction log has no "
                 "rating column (use ImplicitItemKNN / ImplicitUserKNN for implicit feedback)"
             )
-        ui = data.csr.astype(np.float64)
-        ui.sort_indices()
+        stored = self._stored()
+        ui = data.csr  # users x items; the similarity makes its own float64 working copy
         x_mat = ui if self._user_based else ui.T.tocsr()
         x_mat.sort_indices()
-        y_mat = x_mat.T.tocsr()  # for each column y: the rows that rated it
-        y_mat.sort_indices()
         mu, bu, bi = fit_biases(
             data,
             n_epochs=self.bias_epochs,
@@ -84,25 +100,31 @@ class _ExplicitKNN(Recommender):
             item_regularization=self.item_regularization,
         )
         bx, by = (bu, bi) if self._user_based else (bi, bu)
+        # float32 halves the stored similarities; the unbounded (Surprise-identical)
+        # configuration keeps float64 so that equal similarities tie exactly as there
         sims = similarity(
             x_mat,
             self.similarity,
-            k=self.max_stored,
+            k=stored,
             shrinkage=self.shrinkage,
             min_support=self.min_support,
             baselines=(mu, bx, by) if self.similarity == "pearson_baseline" else None,
             n_threads=self.n_threads,
-            dtype=np.float64,
+            dtype=np.float64 if stored is None else np.float32,
         )
         self.similarity_ = sims  # non-positive similarities are skipped by the kernel
-        self.raters_ = y_mat.astype(np.float32)
+        # for each column y: the rows that rated it (ItemKNN: the users x items matrix itself)
+        y_mat = x_mat.T.tocsr() if self._user_based else ui
+        self.raters_ = sp.csr_matrix(y_mat, dtype=np.float32)
+        self.raters_.sort_indices()
         counts = np.diff(x_mat.indptr)
-        sums = np.add.reduceat(x_mat.data, x_mat.indptr[:-1]) if x_mat.nnz else np.zeros(0)
+        values = x_mat.data.astype(np.float64)
+        sums = np.add.reduceat(values, x_mat.indptr[:-1]) if x_mat.nnz else np.zeros(0)
         sums = np.where(counts > 0, sums, 0.0)
         means = np.where(counts > 0, sums / np.maximum(counts, 1), mu)
-        sq = x_mat.copy()
-        sq.data = (sq.data - np.repeat(means, counts)) ** 2
-        var = np.asarray(sq.sum(axis=1)).ravel() / np.maximum(counts, 1)
+        sq = (values - np.repeat(means, counts)) ** 2
+        var = (np.add.reduceat(sq, x_mat.indptr[:-1]) if x_mat.nnz else np.zeros(0))
+        var = np.where(counts > 0, var, 0.0) / np.maximum(counts, 1)
         sigma = np.sqrt(var)
         self.row_mean_ = means
         self.rating_std_ = float(np.std(data.values))
@@ -129,8 +151,9 @@ class _ExplicitKNN(Recommender):
 
     def _estimate(
         self, user_idx: np.ndarray, item_idx: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Unclipped estimates of known pairs and a mask of the pairs that used the fallback."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unclipped estimates of known pairs, a mask of the pairs that used the fallback and
+        the similarity mass of the neighbours each estimate used."""
         x, y = (user_idx, item_idx) if self._user_based else (item_idx, user_idx)
         center, scale, nb_center, nb_scale, offset = self._terms()
         return self._aggregate(x, y, self.similarity_, self.raters_, center, scale, nb_center,
@@ -140,8 +163,9 @@ class _ExplicitKNN(Recommender):
         self, x: np.ndarray, y: np.ndarray, sims: sp.csr_matrix, raters: sp.csr_matrix,
         center: np.ndarray, scale: np.ndarray, nb_center: np.ndarray, nb_scale: np.ndarray,
         offset: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The prediction rule for pairs (row ``x`` of ``sims``, row ``y`` of ``raters``)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The prediction rule for pairs (row ``x`` of ``sims``, row ``y`` of ``raters``):
+        estimates, fallback mask and similarity mass (0 where the fallback was used)."""
         from chuchun.kernels.knn import knn_aggregate
         from chuchun.kernels.similarity import default_blocks, thread_limit
 
@@ -154,11 +178,11 @@ class _ExplicitKNN(Recommender):
         count = np.zeros(len(xs), dtype=np.int64)
         weight = np.zeros(len(xs))
         s, c = sims, raters
+        # the big arrays go in as stored (int32 indices, float32 values): no per-call copies
         with thread_limit(self.n_threads):
             knn_aggregate(
-                s.indptr.astype(np.int64), s.indices.astype(np.int64),
-                s.data.astype(np.float64), c.indptr.astype(np.int64),
-                c.indices.astype(np.int64), c.data.astype(np.float64), xs, ys, bounds,
+                s.indptr.astype(np.int64), s.indices, s.data, c.indptr.astype(np.int64),
+                c.indices, c.data, xs, ys, bounds,
                 default_blocks(), int(self.n_neighbors), np.asarray(nb_center, np.float64),
                 np.asarray(nb_scale, np.float64), np.asarray(offset, np.float64), agg, count,
                 weight,
@@ -171,19 +195,36 @@ class _ExplicitKNN(Recommender):
             est_sorted[fallback] = self.global_mean_
         else:
             est_sorted[fallback] = center[xs[fallback]] + offset[ys[fallback]]
+        weight[fallback] = 0.0
         est = np.empty(len(xs))
         est[order] = est_sorted
         fb = np.empty(len(xs), dtype=bool)
         fb[order] = fallback
-        return est, fb
+        mass = np.empty(len(xs))
+        mass[order] = weight
+        return est, fb, mass
 
     def _clip(self, est: np.ndarray) -> np.ndarray:
         if self.clip and self.rating_scale_ is not None:
             return np.clip(est, self.rating_scale_[0], self.rating_scale_[1])
         return est
 
+    def _rank_factor(self, mass: np.ndarray) -> np.ndarray:
+        """The support factor :math:`(w + \\epsilon) / (w + \\lambda_r)` of the ranking score."""
+        return (mass + _RANK_EPS) / (mass + self.ranking_damping)
+
+    def _ranking(self, est: np.ndarray, mass: np.ndarray) -> np.ndarray:
+        """Ranking score of unclipped estimates: ``est`` itself when ``ranking_damping`` is 0,
+        else (est - lowest rating) x the support factor."""
+        if self.ranking_damping == 0:
+            return est
+        return (est - self._rating_floor()) * self._rank_factor(mass)
+
+    def _rating_floor(self) -> float:
+        return float(self.rating_scale_[0]) if self.rating_scale_ is not None else 0.0
+
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-        est, fb = self._estimate(user_idx, item_idx)
+        est, fb, _ = self._estimate(user_idx, item_idx)
         self.last_fallback_count = int(fb.sum())
         return self._clip(est)
 
@@ -192,8 +233,13 @@ class _ExplicitKNN(Recommender):
         n_items = len(self.items_)
         users = np.repeat(np.asarray(user_idx, dtype=np.int64), n_items)
         items = np.tile(np.arange(n_items, dtype=np.int64), len(user_idx))
-        est, _ = self._estimate(users, items)
-        return est.reshape(len(user_idx), n_items).astype(np.float32)
+        est, _, mass = self._estimate(users, items)
+        return self._ranking(est, mass).reshape(len(user_idx), n_items).astype(np.float32)
+
+    def _chunk_size(self) -> int:
+        # scoring materialises about ten arrays per (user, item) pair: bound the pairs per
+        # chunk, not the floats of the output, so a large catalogue does not blow up memory
+        return max(1, min(4096, _PAIR_BUDGET // max(1, len(self.items_))))
 
     def _fallback_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         if self.prediction != "baseline":
@@ -234,7 +280,7 @@ class _ExplicitKNN(Recommender):
             baselines = None
             if self.similarity == "pearson_baseline":
                 baselines = (self.global_mean_, np.r_[self.user_bias_, bu], self.item_bias_)
-            sims = similarity(stacked, self.similarity, k=self.max_stored,
+            sims = similarity(stacked, self.similarity, k=self._stored(),
                               shrinkage=self.shrinkage, min_support=self.min_support,
                               baselines=baselines, n_threads=self.n_threads, dtype=np.float64,
                               rows=(n_train, n_train + n_new), exclude_from=n_train)
@@ -246,13 +292,13 @@ class _ExplicitKNN(Recommender):
                 c_new, s_new = means, np.ones(n_new)
             else:
                 c_new, s_new = means, std
-            est, _ = self._aggregate(rows, items, sims, self.raters_, c_new, s_new,
-                                     nb_center, nb_scale, offset)
+            est, _, mass = self._aggregate(rows, items, sims, self.raters_, c_new, s_new,
+                                           nb_center, nb_scale, offset)
         else:
             off_new = bu if self.prediction == "baseline" else np.zeros(n_new)
-            est, _ = self._aggregate(items, rows, self.similarity_, h, center, scale,
-                                     nb_center, nb_scale, off_new)
-        return est.reshape(n_new, n_items).astype(np.float32)
+            est, _, mass = self._aggregate(items, rows, self.similarity_, h, center, scale,
+                                           nb_center, nb_scale, off_new)
+        return self._ranking(est, mass).reshape(n_new, n_items).astype(np.float32)
 
     # -- explanation --------------------------------------------------------------------------
     def _neighbours(self, u: int, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -287,14 +333,29 @@ class _ExplicitKNN(Recommender):
         if len(nbs) < max(self.min_neighbors, 1):
             if self.prediction == "plain":
                 reasons = bias_reasons(global_mean=self.global_mean_)
-            return float(sum(r.contribution for r in reasons)), reasons
+            return self._explain_ranking(reasons, 0.0)
         dev = (rs - nb_center[nbs] - offset[y]) / nb_scale[nbs]
         terms = scale[x] * sims * dev / (self.damping + sims.sum())
         vocab = self.users_ if self._user_based else self.items_
         for nb, sim, r, t in zip(nbs, sims, rs, terms, strict=True):
             reasons.append(Reason(kind=side, id=plain(vocab.ids[nb]), contribution=float(t),
                                   detail={"similarity": float(sim), "rating": float(r)}))
-        return float(sum(r.contribution for r in reasons)), reasons
+        return self._explain_ranking(reasons, float(sims.sum()))
+
+    def _explain_ranking(
+        self, reasons: list[Reason], mass: float
+    ) -> tuple[float, list[Reason]]:
+        """The ranking score: the predicted rating's terms plus, with ``ranking_damping``, one
+        ``"neighbour support"`` term (ranking score minus predicted rating)."""
+        est = float(sum(r.contribution for r in reasons))
+        if self.ranking_damping == 0:
+            return est, reasons
+        factor = float(self._rank_factor(np.array([mass]))[0])
+        score = (est - self._rating_floor()) * factor
+        reasons = [*reasons, Reason(
+            kind="bias", id="neighbour support", contribution=score - est,
+            detail={"predicted rating": est, "similarity mass": mass, "factor": factor})]
+        return score, reasons
 
 
 class UserKNN(_ExplicitKNN):
@@ -315,19 +376,30 @@ class UserKNN(_ExplicitKNN):
 
     :math:`\\delta` (``damping``, default 1) pulls estimates backed by little similarity mass
     towards :math:`c_u + o_i` (support-weighted shrinkage, Koren 2010, sec. 2.2): one weak
-    neighbour can no longer carry a prediction to the top of the scale. ``recommend`` ranks by
-    the unclipped estimate; ``predict`` clips. The Surprise-identical configuration is
-    ``damping=0, max_stored=None`` (cross-checked against Surprise in ``tests/unit/test_knn.py``
-    and ``benchmarks/bench_knn.py``). Chosen on a validation cut of the bundled data's
-    training part (each user's latest 20% of training ratings): ``damping=1`` lowers RMSE
-    (ItemKNN 0.882 -> 0.873, UserKNN 0.913 -> 0.874) and raises NDCG@10 (0.011 -> 0.060,
-    0.002 -> 0.061) against ``damping=0``.
+    neighbour can no longer carry a prediction to the top of the scale. ``predict`` clips.
 
-    **Memory.** Fit keeps the ``max_stored`` most similar users of each user (default 500),
-    so memory is O(users x max_stored), and the ``n_neighbors`` used for a pair are the most
-    similar among those kept who rated the item. ``max_stored=None`` keeps every non-zero
-    similarity, which reproduces Surprise exactly (Surprise holds the dense matrix); see
-    ``benchmarks/results/knn.md`` for the effect of the default on MovieLens 100K.
+    **Ranking.** ``recommend`` ranks by the unclipped estimate discounted by its support,
+
+    .. math:: \\text{score}_{ui} = (\\hat r_{ui} - r_{\\min}) \\frac{w_{ui} + \\epsilon}
+              {w_{ui} + \\lambda_r}
+
+    with :math:`w_{ui} = \\sum_{v \\in N^k_i(u)} s_{uv}` (0 when the fallback is used),
+    :math:`r_{\\min}` the lowest rating of the scale, :math:`\\lambda_r` = ``ranking_damping``
+    (default 10; 0 ranks by :math:`\\hat r_{ui}`) and :math:`\\epsilon = 10^{-6}` (pairs
+    without support keep the order of their estimates, below every supported pair). A rating
+    predictor alone ranks rarely rated items first; the support factor makes the ranking
+    follow what the neighbourhood backs. ``explain`` adds one ``"neighbour support"`` term to
+    the prediction's terms, so the contributions add up to the ranking score. Chosen on a
+    validation cut of the bundled data's training part (each user's latest 20% of training
+    ratings): see ``benchmarks/results/contract.md``. The Surprise-identical configuration
+    is ``damping=0, ranking_damping=0, max_stored=None`` (cross-checked against Surprise in
+    ``tests/unit/test_knn.py`` and ``benchmarks/bench_knn.py``).
+
+    **Memory.** Fit keeps the ``max_stored`` most similar users of each user as float32; the
+    default ``"auto"`` keeps 2 x ``n_neighbors``, so memory is O(users x n_neighbors), and the
+    ``n_neighbors`` used for a pair are the most similar among those kept who rated the item.
+    ``max_stored=None`` keeps every non-zero similarity (float64), which reproduces Surprise
+    exactly (Surprise holds the dense matrix).
 
     **Fallback.** When fewer than ``min_neighbors`` (at least 1) neighbours qualify, the
     prediction is :math:`c_u + o_i`: the global mean for ``"plain"``, the user's mean for
@@ -339,7 +411,8 @@ class UserKNN(_ExplicitKNN):
     Parameters
     ----------
     n_neighbors, min_neighbors, similarity, prediction, shrinkage, min_support, damping,
-    max_stored, user_regularization, item_regularization, bias_epochs, clip, n_threads
+    max_stored, ranking_damping, user_regularization, item_regularization, bias_epochs, clip,
+    n_threads
         See the parameter declarations; ``similarity`` is any measure of
         :mod:`chuchun.similarity` but ``"dot"``.
 

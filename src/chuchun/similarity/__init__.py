@@ -81,6 +81,7 @@ MEASURES = (
 )
 
 _BUFFER = 16_000_000  # output slots per kernel call when k is None (about 200 MB)
+_BUFFER_TOPK = 2_000_000  # output slots per kernel call when k is given (about 24 MB)
 
 
 def similarity(
@@ -169,13 +170,20 @@ def similarity(
     keep = cap
     if exclude_from is not None and k is not None:
         cap = min(cap + (n_rows - n_cols), max(n_rows - 1, 1))  # room for dropped neighbours
-    step = max(1, _BUFFER // max(cap, 1))  # rows per kernel call: bounded output buffer
+    # rows per kernel call: a bounded scratch buffer (smaller when k bounds the result, so the
+    # scratch stays well below the result it fills)
+    step = max(1, (_BUFFER if k is None else _BUFFER_TOPK) // max(cap, 1))
     # every measure is symmetric: with k=None compute the upper triangle and mirror it
     upper_only = k is None and rows is None and exclude_from is None
     x_indptr, x_indices = x.indptr.astype(np.int64), x.indices.astype(np.int64)
     t_indptr, t_indices = xt.indptr.astype(np.int64), xt.indices.astype(np.int64)
     fn = kern.similarity_topk if engine == "numba" else kern.similarity_topk_numpy
-    indptr_parts = [np.zeros(1, np.int64)]
+    indptr = np.zeros(last - first + 1, np.int64)
+    if k is not None:
+        # the result has at most `keep` entries per row: fill it in place chunk by chunk and
+        # shrink it once at the end (no list of parts, no concatenated copy)
+        indices = np.empty((last - first) * keep, np.int32)
+        values = np.empty((last - first) * keep, dtype)
     idx_parts: list[np.ndarray] = []
     val_parts: list[np.ndarray] = []
     total = 0
@@ -194,14 +202,24 @@ def similarity(
                 if k is not None:  # the rows are best first: keep the first `keep` left
                     mask &= np.cumsum(mask, axis=1) <= keep
                 out_cnt = mask.sum(axis=1)
-            idx_parts.append(out_idx[mask])
-            val_parts.append(out_val[mask])
-            indptr_parts.append(total + np.cumsum(out_cnt))
-            total += int(out_cnt.sum())
-            del out_idx, out_val
-    indptr = np.concatenate(indptr_parts)
-    indices = np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int32)
-    values = np.concatenate(val_parts) if val_parts else np.empty(0, dtype)
+            n_new = int(out_cnt.sum())
+            if k is not None:
+                indices[total:total + n_new] = out_idx[mask]
+                values[total:total + n_new] = out_val[mask]
+            else:
+                idx_parts.append(out_idx[mask])
+                val_parts.append(out_val[mask])
+            indptr[start - first + 1:stop - first + 1] = total + np.cumsum(out_cnt)
+            total += n_new
+            del out_idx, out_val, mask
+    if k is not None:
+        if total < len(indices):  # give the unused tail back (in place, no copy)
+            indices.resize(total, refcheck=False)
+            values.resize(total, refcheck=False)
+    else:
+        indices = np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int32)
+        values = np.concatenate(val_parts) if val_parts else np.empty(0, dtype)
+        del idx_parts, val_parts
     if upper_only:
         mirror = kern.mirror_upper if engine == "numba" else kern.mirror_upper_numpy
         full_indptr = np.empty(n_rows + 1, dtype=np.int64)
