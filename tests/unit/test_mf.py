@@ -175,6 +175,8 @@ def test_als_result_does_not_depend_on_thread_count(synthetic):
     a = ALS(n_factors=4, n_epochs=3, n_threads=1).fit(train)
     b = ALS(n_factors=4, n_epochs=3, n_threads=2).fit(train)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
+    assert a.history_["train_rmse"] == b.history_["train_rmse"]
 
 
 def test_dsgd_threads_keep_accuracy(synthetic):

@@ -832,12 +832,13 @@ class ALS(_FactorModel):
                                   self.user_bias_.astype(np.float64), mu, reg, breg,
                                   self.weighted_, self.fit_bias_, self.item_factors_,
                                   self.item_bias_)
-                    als_half_step(csr.indptr, csr.indices, csr.data, self.item_factors_,
-                                  self.item_bias_.astype(np.float64), mu, reg, breg,
-                                  self.weighted_, self.fit_bias_, self.user_factors_,
-                                  self.user_bias_)
-                    est = self._raw_pairs(data.user_idx, data.item_idx)
-                    train = float(np.sqrt(np.mean((est - data.ratings) ** 2)))
+                    # the user step returns the squared error of all ratings under the new
+                    # factors: the training loss of this iteration
+                    sse = als_half_step(csr.indptr, csr.indices, csr.data, self.item_factors_,
+                                        self.item_bias_.astype(np.float64), mu, reg, breg,
+                                        self.weighted_, self.fit_bias_, self.user_factors_,
+                                        self.user_bias_)
+                    train = _rmse(sse, len(data))
                     val_rmse = float("nan")
                     if val is not None:
                         val_rmse = float(np.sqrt(np.mean(
@@ -847,10 +848,6 @@ class ALS(_FactorModel):
         finally:
             loop.close()
         return loop.best_epoch
-
-    def _raw_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return (np.einsum("nk,nk->n", self.user_factors_[u], self.item_factors_[i])
-                + self.intercept_ + self.user_bias_[u] + self.item_bias_[i])
 
     def partial_fit(
         self,
