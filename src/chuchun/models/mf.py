@@ -482,9 +482,11 @@ class FunkSVD(_SGDFactorModel):
     order too; the regularisation is applied at every visit, as in Surprise),
     learning rate :math:`\\eta_t = \\eta\\,\\gamma^t` in epoch :math:`t`. ``biased=False`` gives
     plain probabilistic MF, :math:`\\hat r_{ui} = p_u^T q_i`. With ``n_threads > 1`` each epoch
-    runs as DSGD (Gemulla et al. 2011): the ratings are cut, afresh each epoch, into
-    ``n_threads x n_threads`` user/item blocks and blocks sharing no user or item run in parallel — race-free, so a fit
-    is reproducible for a fixed seed and thread count (the result differs between counts).
+    runs as DSGD (Gemulla et al. 2011): the ratings are cut once per fit, by a random
+    partition of the users and of the items, into ``n_threads x n_threads`` user/item blocks,
+    and in each epoch the blocks sharing no user or item run in parallel (the stratum schedule
+    of the paper) — race-free, so a fit is reproducible for a fixed seed and thread count (the
+    result differs between counts).
 
     Early stopping: with ``validation_fraction > 0`` (or ``fit(data, validation=...)``) the
     validation RMSE is measured after each epoch; training stops after ``patience`` epochs
@@ -559,7 +561,7 @@ class FunkSVD(_SGDFactorModel):
 
         def epoch_step(epoch: int, decay: float) -> float:
             lr = float(self.learning_rate) * decay
-            if t > 1 or epoch == 0:
+            if epoch == 0:  # one visiting order (and blocking) per fit, as for one thread
                 rows, ptr = _strata(rng, u, i, data.n_users, data.n_items, t)
                 # gathered in visiting order: the kernel then streams through memory
                 order[:] = [u[rows], i[rows], r[rows], ptr]
