@@ -52,7 +52,8 @@ def _sgd_rows(u, i, r, rows, start, end, mu, bu, bi, P, Q, lr_bias, lr_factor, r
     # factor arithmetic in float32 so the two loops over f vectorise
     k = P.shape[1]
     lrf = np.float32(lr_factor)
-    regf = np.float32(reg_factor)
+    # p + lr (e q - reg p) = shrink p + (lr e) q: one multiply and one fused multiply-add
+    shrink = np.float32(1.0 - lr_factor * reg_factor)
     acc = 0.0
     for pos in range(start, end):
         row = rows[pos]
@@ -70,12 +71,12 @@ def _sgd_rows(u, i, r, rows, start, end, mu, bu, bi, P, Q, lr_bias, lr_factor, r
         else:
             e = r[row] - dot
         acc += e * e
-        e32 = np.float32(e)
+        step = lrf * np.float32(e)
         for f in range(k):
             puf = p[f]
             qif = q[f]
-            p[f] = puf + lrf * (e32 * qif - regf * puf)
-            q[f] = qif + lrf * (e32 * puf - regf * qif)
+            p[f] = shrink * puf + step * qif
+            q[f] = shrink * qif + step * puf
     return acc
 
 

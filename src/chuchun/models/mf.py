@@ -272,16 +272,24 @@ def _validation_rows(
 def _strata(
     rng: np.random.Generator, u: np.ndarray, i: np.ndarray, n_users: int, n_items: int, t: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled row order grouped into t x t (user stratum, item stratum) blocks."""
+    """Row visiting order grouped into t x t (user stratum, item stratum) blocks.
+
+    Inside a block the users come in a random order, each with all its ratings of the block in
+    a random order (Surprise, too, visits the ratings user by user): the user's factor row then
+    stays in cache while its ratings are visited.
+    """
     perm = rng.permutation(len(u))
+    user_rank = rng.permutation(n_users)
     if t == 1:
-        return perm.astype(np.int64), np.array([0, len(u)], dtype=np.int64)
+        rows = perm[np.argsort(user_rank[u[perm]], kind="stable")].astype(np.int64)
+        return rows, np.array([0, len(u)], dtype=np.int64)
     ug = rng.permutation(n_users) % t
     ig = rng.permutation(n_items) % t
-    key = ug[u[perm]] * t + ig[i[perm]]
+    block = ug[u[perm]] * t + ig[i[perm]]
+    key = block.astype(np.int64) * n_users + user_rank[u[perm]]
     rows = perm[np.argsort(key, kind="stable")].astype(np.int64)
     ptr = np.zeros(t * t + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=t * t), out=ptr[1:])
+    np.cumsum(np.bincount(block, minlength=t * t), out=ptr[1:])
     return rows, ptr
 
 
@@ -478,8 +486,9 @@ class FunkSVD(_SGDFactorModel):
     .. math:: \\sum_{(u,i)} (r_{ui} - \\hat r_{ui})^2 + \\lambda_b (b_u^2 + b_i^2)
               + \\lambda (\\|p_u\\|^2 + \\|q_i\\|^2)
 
-    by SGD over the ratings in one random order drawn per fit (Surprise visits them in a fixed
-    order too; the regularisation is applied at every visit, as in Surprise),
+    by SGD over the ratings in one order drawn per fit — users in a random order, each user's
+    ratings together in a random order (Surprise, too, visits them user by user in a fixed
+    order; the regularisation is applied at every visit, as in Surprise),
     learning rate :math:`\\eta_t = \\eta\\,\\gamma^t` in epoch :math:`t`. ``biased=False`` gives
     plain probabilistic MF, :math:`\\hat r_{ui} = p_u^T q_i`. With ``n_threads > 1`` each epoch
     runs as DSGD (Gemulla et al. 2011): the ratings are cut once per fit, by a random
