@@ -281,16 +281,23 @@ def _strata(
     perm = rng.permutation(len(u))
     user_rank = rng.permutation(n_users)
     if t == 1:
-        rows = perm[np.argsort(user_rank[u[perm]], kind="stable")].astype(np.int64)
+        rows = perm[_stable_order(user_rank[u[perm]], n_users)]
         return rows, np.array([0, len(u)], dtype=np.int64)
     ug = rng.permutation(n_users) % t
     ig = rng.permutation(n_items) % t
     block = ug[u[perm]] * t + ig[i[perm]]
     key = block.astype(np.int64) * n_users + user_rank[u[perm]]
-    rows = perm[np.argsort(key, kind="stable")].astype(np.int64)
+    rows = perm[_stable_order(key, t * t * n_users)]
     ptr = np.zeros(t * t + 1, dtype=np.int64)
     np.cumsum(np.bincount(block, minlength=t * t), out=ptr[1:])
     return rows, ptr
+
+
+def _stable_order(key: np.ndarray, n_keys: int) -> np.ndarray:
+    """``argsort(key, kind="stable")`` as int64; keys below 2**16 go through NumPy's radix
+    sort (linear time) instead of a merge sort."""
+    small = key.astype(np.uint16) if n_keys <= 1 << 16 else key
+    return np.argsort(small, kind="stable").astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
