@@ -160,7 +160,8 @@ def als_vs_spark(repeat: int) -> list[dict[str, Any]]:
 
     train, test = ml100k_fold(1)
     spark = (SparkSession.builder.master("local[2]").appName("bench_speed_mf")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", "4")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     sdf = spark.createDataFrame(train[["user", "item", "rating"]].astype(
