@@ -175,6 +175,8 @@ def test_als_result_does_not_depend_on_thread_count(synthetic):
     a = ALS(n_factors=4, n_epochs=3, n_threads=1).fit(train)
     b = ALS(n_factors=4, n_epochs=3, n_threads=2).fit(train)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
+    assert a.history_["train_rmse"] == b.history_["train_rmse"]
 
 
 def test_dsgd_threads_keep_accuracy(synthetic):
@@ -323,3 +325,27 @@ def test_clear_errors(synthetic):
         model.partial_fit(train, n_epochs=0)
     with pytest.raises(DataError, match="strings"):
         model.partial_fit(Interactions.from_arrays(["a"], ["b"], [3.0]))
+
+
+@pytest.mark.parametrize("t", [1, 2, 3])
+def test_funksvd_visiting_order_groups_users_and_separates_strata(t):
+    from chuchun.models.mf import _strata
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, n = 40, 30, 600
+    u, i = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    rows, ptr = _strata(np.random.default_rng(1), u, i, n_users, n_items, t)
+    assert np.array_equal(np.sort(rows), np.arange(n))  # every rating once
+    assert ptr[0] == 0 and ptr[-1] == n and len(ptr) == t * t + 1
+    users_of = [set(u[rows[ptr[b]:ptr[b + 1]]]) for b in range(t * t)]
+    items_of = [set(i[rows[ptr[b]:ptr[b + 1]]]) for b in range(t * t)]
+    for b in range(t * t):
+        block_users = u[rows[ptr[b]:ptr[b + 1]]]
+        if len(block_users):  # each user's ratings of the block form one contiguous run
+            runs = 1 + np.count_nonzero(block_users[1:] != block_users[:-1])
+            assert runs == len(set(block_users))
+        for c in range(t * t):
+            if b // t != c // t:  # other user stratum: no shared user
+                assert not users_of[b] & users_of[c]
+            if b % t != c % t:  # other item stratum: no shared item
+                assert not items_of[b] & items_of[c]

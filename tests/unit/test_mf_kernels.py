@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,9 +100,35 @@ def test_als_half_step_matches_numpy(p, weighted, fit_bias, reg, breg):
     x2, b2 = x.copy(), b.copy()
     args = (m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, other, b_other, 3.0,
             reg, breg, weighted, fit_bias)
-    als_half_step(*args, x, b)
-    als_half_step_numpy(*args, x2, b2)
+    sse = als_half_step(*args, x, b)
+    sse_twin = als_half_step_numpy(*args, x2, b2)
+    np.testing.assert_allclose(sse, sse_twin, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(x, x2, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(b, b2, rtol=1e-3, atol=1e-4)
     if not fit_bias:
         assert (b == 7.0).all()  # bias output untouched when not fitted
+
+
+@pytest.mark.parametrize("breg", [0.05, 1e-6])
+def test_als_half_step_short_and_long_rows_match_numpy(breg):
+    # rows of 1..40 ratings with k = 12: rows shorter than k + 1 take the dual (n x n) solve,
+    # longer ones the primal Gram matrix; a bias penalty far below the factor one forces the
+    # primal solve everywhere
+    rng = np.random.default_rng(7)
+    n_rows, n_cols, k = 30, 60, 12
+    counts = rng.integers(1, 41, n_rows)
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    indices = np.concatenate(
+        [np.sort(rng.choice(n_cols, c, replace=False)) for c in counts]).astype(np.int32)
+    data = rng.integers(1, 6, indptr[-1]).astype(np.float32)
+    other = _factors(rng, n_cols, k)
+    b_other = rng.standard_normal(n_cols) * 0.2
+    for weighted in (True, False):
+        x, b = np.zeros((n_rows, k), np.float32), np.zeros(n_rows, np.float32)
+        x2, b2 = x.copy(), b.copy()
+        args = (indptr, indices, data, other, b_other, 3.0, 0.08, breg, weighted, True)
+        sse = als_half_step(*args, x, b)
+        sse_twin = als_half_step_numpy(*args, x2, b2)
+        np.testing.assert_allclose(x, x2, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(b, b2, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(sse, sse_twin, rtol=1e-6)

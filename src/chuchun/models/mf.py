@@ -272,17 +272,32 @@ def _validation_rows(
 def _strata(
     rng: np.random.Generator, u: np.ndarray, i: np.ndarray, n_users: int, n_items: int, t: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled row order grouped into t x t (user stratum, item stratum) blocks."""
+    """Row visiting order grouped into t x t (user stratum, item stratum) blocks.
+
+    Inside a block the users come in a random order, each with all its ratings of the block in
+    a random order (Surprise, too, visits the ratings user by user): the user's factor row then
+    stays in cache while its ratings are visited.
+    """
     perm = rng.permutation(len(u))
+    user_rank = rng.permutation(n_users)
     if t == 1:
-        return perm.astype(np.int64), np.array([0, len(u)], dtype=np.int64)
+        rows = perm[_stable_order(user_rank[u[perm]], n_users)]
+        return rows, np.array([0, len(u)], dtype=np.int64)
     ug = rng.permutation(n_users) % t
     ig = rng.permutation(n_items) % t
-    key = ug[u[perm]] * t + ig[i[perm]]
-    rows = perm[np.argsort(key, kind="stable")].astype(np.int64)
+    block = ug[u[perm]] * t + ig[i[perm]]
+    key = block.astype(np.int64) * n_users + user_rank[u[perm]]
+    rows = perm[_stable_order(key, t * t * n_users)]
     ptr = np.zeros(t * t + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=t * t), out=ptr[1:])
+    np.cumsum(np.bincount(block, minlength=t * t), out=ptr[1:])
     return rows, ptr
+
+
+def _stable_order(key: np.ndarray, n_keys: int) -> np.ndarray:
+    """``argsort(key, kind="stable")`` as int64; keys below 2**16 go through NumPy's radix
+    sort (linear time) instead of a merge sort."""
+    small = key.astype(np.uint16) if n_keys <= 1 << 16 else key
+    return np.argsort(small, kind="stable").astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,13 +493,16 @@ class FunkSVD(_SGDFactorModel):
     .. math:: \\sum_{(u,i)} (r_{ui} - \\hat r_{ui})^2 + \\lambda_b (b_u^2 + b_i^2)
               + \\lambda (\\|p_u\\|^2 + \\|q_i\\|^2)
 
-    by SGD over the ratings in one random order drawn per fit (Surprise visits them in a fixed
-    order too; the regularisation is applied at every visit, as in Surprise),
+    by SGD over the ratings in one order drawn per fit — users in a random order, each user's
+    ratings together in a random order (Surprise, too, visits them user by user in a fixed
+    order; the regularisation is applied at every visit, as in Surprise),
     learning rate :math:`\\eta_t = \\eta\\,\\gamma^t` in epoch :math:`t`. ``biased=False`` gives
     plain probabilistic MF, :math:`\\hat r_{ui} = p_u^T q_i`. With ``n_threads > 1`` each epoch
-    runs as DSGD (Gemulla et al. 2011): the ratings are cut, afresh each epoch, into
-    ``n_threads x n_threads`` user/item blocks and blocks sharing no user or item run in parallel — race-free, so a fit
-    is reproducible for a fixed seed and thread count (the result differs between counts).
+    runs as DSGD (Gemulla et al. 2011): the ratings are cut once per fit, by a random
+    partition of the users and of the items, into ``n_threads x n_threads`` user/item blocks,
+    and in each epoch the blocks sharing no user or item run in parallel (the stratum schedule
+    of the paper) — race-free, so a fit is reproducible for a fixed seed and thread count (the
+    result differs between counts).
 
     Early stopping: with ``validation_fraction > 0`` (or ``fit(data, validation=...)``) the
     validation RMSE is measured after each epoch; training stops after ``patience`` epochs
@@ -559,7 +577,7 @@ class FunkSVD(_SGDFactorModel):
 
         def epoch_step(epoch: int, decay: float) -> float:
             lr = float(self.learning_rate) * decay
-            if t > 1 or epoch == 0:
+            if epoch == 0:  # one visiting order (and blocking) per fit, as for one thread
                 rows, ptr = _strata(rng, u, i, data.n_users, data.n_items, t)
                 # gathered in visiting order: the kernel then streams through memory
                 order[:] = [u[rows], i[rows], r[rows], ptr]
@@ -832,12 +850,13 @@ class ALS(_FactorModel):
                                   self.user_bias_.astype(np.float64), mu, reg, breg,
                                   self.weighted_, self.fit_bias_, self.item_factors_,
                                   self.item_bias_)
-                    als_half_step(csr.indptr, csr.indices, csr.data, self.item_factors_,
-                                  self.item_bias_.astype(np.float64), mu, reg, breg,
-                                  self.weighted_, self.fit_bias_, self.user_factors_,
-                                  self.user_bias_)
-                    est = self._raw_pairs(data.user_idx, data.item_idx)
-                    train = float(np.sqrt(np.mean((est - data.ratings) ** 2)))
+                    # the user step returns the squared error of all ratings under the new
+                    # factors: the training loss of this iteration
+                    sse = als_half_step(csr.indptr, csr.indices, csr.data, self.item_factors_,
+                                        self.item_bias_.astype(np.float64), mu, reg, breg,
+                                        self.weighted_, self.fit_bias_, self.user_factors_,
+                                        self.user_bias_)
+                    train = _rmse(sse, len(data))
                     val_rmse = float("nan")
                     if val is not None:
                         val_rmse = float(np.sqrt(np.mean(
@@ -847,10 +866,6 @@ class ALS(_FactorModel):
         finally:
             loop.close()
         return loop.best_epoch
-
-    def _raw_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return (np.einsum("nk,nk->n", self.user_factors_[u], self.item_factors_[i])
-                + self.intercept_ + self.user_bias_[u] + self.item_bias_[i])
 
     def partial_fit(
         self,
