@@ -32,22 +32,27 @@ def problems(draw):
     return indptr, indices, m.data.astype(np.float32), X, Y, seed
 
 
-def _gram(Y, reg):
-    g = Y.T @ Y
-    g[np.diag_indices_from(g)] += np.float32(reg)
-    return g.astype(np.float32)
+def _gram(Y):
+    return (Y.T @ Y).astype(np.float32)
+
+
+def _reg(n_rows, reg, seed):
+    """Per-row regularisation: lambda times a row weight in [1, 3) (frequency scaling)."""
+    return reg * (1.0 + 2.0 * np.random.default_rng(seed).random(n_rows))
 
 
 @SETTINGS
 @given(problems(), st.floats(0.0, 20.0), st.floats(0.01, 2.0), st.integers(1, 4),
        st.integers(1, 5))
 def test_cg_matches_numpy(prob, alpha, reg, steps, n_blocks):
-    indptr, indices, data, X, Y, _ = prob
-    yty = _gram(Y, reg)
+    indptr, indices, data, X, Y, seed = prob
+    lam = _reg(X.shape[0], reg, seed).astype(np.float32)
     blocks = K.row_blocks(indptr, n_blocks, X.shape[1] / 2)
     got, want = X.copy(), X.copy()
-    K.als_cg_update(indptr, indices, data, got, Y, yty, np.float32(alpha), steps, blocks)
-    K.als_cg_update_numpy(indptr, indices, data, want, Y, yty, np.float32(alpha), steps, blocks)
+    K.als_cg_update(indptr, indices, data, got, Y, _gram(Y), np.float32(alpha), lam, steps,
+                    blocks)
+    K.als_cg_update_numpy(indptr, indices, data, want, Y, _gram(Y), np.float32(alpha), lam,
+                          steps, blocks)
     # float32 CG on ill-conditioned systems amplifies summation-order differences a little
     scale = max(1.0, float(np.abs(want).max()))
     np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-3 * scale)
@@ -56,24 +61,27 @@ def test_cg_matches_numpy(prob, alpha, reg, steps, n_blocks):
 @SETTINGS
 @given(problems(), st.floats(0.0, 20.0), st.floats(0.01, 2.0), st.integers(1, 5))
 def test_cholesky_matches_numpy(prob, alpha, reg, n_blocks):
-    indptr, indices, data, X, Y, _ = prob
-    yty = _gram(Y, reg)
+    indptr, indices, data, X, Y, seed = prob
+    lam = _reg(X.shape[0], reg, seed)
     blocks = K.row_blocks(indptr, n_blocks, X.shape[1] / 2)
+    G = _gram(Y).astype(np.float64)
     got, want = X.copy(), X.copy()
-    K.als_cholesky_update(indptr, indices, data, got, Y, yty, float(alpha), blocks)
-    K.als_cholesky_update_numpy(indptr, indices, data, want, Y, yty, float(alpha), blocks)
+    K.als_cholesky_update(indptr, indices, data, got, Y, G, float(alpha), lam, blocks)
+    K.als_cholesky_update_numpy(indptr, indices, data, want, Y, G, float(alpha), lam, blocks)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 @SETTINGS
 @given(problems(), st.floats(0.0, 20.0), st.floats(0.05, 2.0))
 def test_cg_with_f_steps_reaches_the_exact_solution(prob, alpha, reg):
-    indptr, indices, data, X, Y, _ = prob
-    yty = _gram(Y, reg)
+    indptr, indices, data, X, Y, seed = prob
+    lam = _reg(X.shape[0], reg, seed)
     blocks = K.row_blocks(indptr, 2, 1.0)
     cg, exact = X.copy(), X.copy()
-    K.als_cg_update(indptr, indices, data, cg, Y, yty, np.float32(alpha), 4 * X.shape[1], blocks)
-    K.als_cholesky_update(indptr, indices, data, exact, Y, yty, float(alpha), blocks)
+    K.als_cg_update(indptr, indices, data, cg, Y, _gram(Y), np.float32(alpha),
+                    lam.astype(np.float32), 4 * X.shape[1], blocks)
+    K.als_cholesky_update(indptr, indices, data, exact, Y, _gram(Y).astype(np.float64),
+                          float(alpha), lam, blocks)
     np.testing.assert_allclose(cg, exact, rtol=1e-2, atol=1e-3)
 
 

@@ -98,9 +98,8 @@ class ImplicitALS(_FactorRecommender):
     the defaults' objective for :math:`\\alpha_0 = 1, \\nu = 0`. ``solver="block"`` is the
     iALS++ subspace solver (Rendle et al. 2021): exact solves over ``block_size`` factor
     dimensions at a time, one sweep per half-step, for large ``n_factors``
-    (:mod:`chuchun.kernels.ials`). With the default :math:`\\alpha_0` and :math:`\\nu` and
-    ``solver`` ``"cg"`` or ``"cholesky"`` the original kernels run, so default fits are
-    unchanged.
+    (:mod:`chuchun.kernels.implicit_als`). All three solvers share one family of row kernels
+    that take the per-row :math:`\\lambda_u`.
 
     Parameters
     ----------
@@ -197,40 +196,47 @@ class ImplicitALS(_FactorRecommender):
         n_blocks = self._threads() * _BLOCKS_PER_THREAD
         user_blocks = _als.row_blocks(csr.indptr, n_blocks, self.n_factors / 2)
         item_blocks = _als.row_blocks(by_item.indptr, n_blocks, self.n_factors / 2)
-        previous = _als.set_threads(self.n_threads or 0)
-        try:
+        user_reg = self._row_regularization(csr, by_item.shape[0])
+        item_reg = self._row_regularization(by_item, csr.shape[0])
+        with _als.parallel_rows(self.n_threads or 0):
             for _ in progress(range(n_epochs), total=n_epochs, desc="ImplicitALS",
                               verbose=self.verbose):
                 # items first, so the user factors end up solved against the final item
                 # factors: fold-in then reproduces a training user and explain() sums exactly
-                self._half_step(by_item, self.item_factors_, self.user_factors_, item_blocks)
-                self._half_step(csr, self.user_factors_, self.item_factors_, user_blocks)
-        finally:
-            _als.set_threads(previous)
+                self._half_step(by_item, self.item_factors_, self.user_factors_, item_blocks,
+                                item_reg)
+                self._half_step(csr, self.user_factors_, self.item_factors_, user_blocks,
+                                user_reg)
 
-    def _gram(self, Y: np.ndarray) -> np.ndarray:
-        yty = Y.T @ Y
-        yty[np.diag_indices_from(yty)] += np.float32(self.regularization)
-        return yty.astype(np.float32)
+    def _row_regularization(self, csr: sp.csr_matrix, n_other: int) -> np.ndarray:
+        """``reg[u]`` of the kernels: :math:`\\lambda_u / \\alpha_0` per row of ``csr``."""
+        w0 = float(self.unobserved_weight)
+        if self.regularization_exponent == 0.0:
+            return np.full(csr.shape[0], self.regularization / w0)
+        counts = np.bincount(np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr)),
+                             weights=(np.asarray(csr.data) > 0).astype(np.float64),
+                             minlength=csr.shape[0])
+        return (self.regularization * (counts + w0 * n_other) ** self.regularization_exponent
+                / w0)
 
     def _half_step(
         self, csr: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, blocks: np.ndarray,
-        solver: str | None = None,
+        reg: np.ndarray, solver: str | None = None,
     ) -> None:
+        """One half-step of the objective (:mod:`chuchun.kernels.implicit_als`) on ``X``."""
         solver = solver or self.solver
-        if solver == "block" or self.unobserved_weight != 1.0 or (
-            self.regularization_exponent != 0.0
-        ):
-            _ials_half_step(self, csr, X, Y, blocks, solver)
-            return
-        yty = self._gram(Y)
+        gram = Y.T @ Y  # float32 BLAS: the dominant dense cost of the item half-step
         data = np.asarray(csr.data, dtype=np.float32)
+        alpha = float(self.alpha) / float(self.unobserved_weight)
+        args = (csr.indptr, csr.indices, data, X, Y)
         if solver == "cg":
-            _als.als_cg_update(csr.indptr, csr.indices, data, X, Y, yty,
-                               np.float32(self.alpha), self.cg_steps, blocks)
+            _als.als_cg_update(*args, gram.astype(np.float32, copy=False), np.float32(alpha),
+                               reg.astype(np.float32), self.cg_steps, blocks)
+        elif solver == "block":
+            _als.als_block_update(*args, gram.astype(np.float64), alpha, reg,
+                                  min(int(self.block_size), X.shape[1]), blocks)
         else:
-            _als.als_cholesky_update(csr.indptr, csr.indices, data, X, Y, yty,
-                                     float(self.alpha), blocks)
+            _als.als_cholesky_update(*args, gram.astype(np.float64), alpha, reg, blocks)
 
     def _solve_users(self, history: sp.csr_matrix) -> np.ndarray:
         """Exact user factors for the rows of ``history`` with the item factors fixed."""
@@ -238,11 +244,9 @@ class ImplicitALS(_FactorRecommender):
         X = np.zeros((history.shape[0], self.n_factors), dtype=np.float32)
         blocks = _als.row_blocks(history.indptr, self._threads() * _BLOCKS_PER_THREAD,
                                  self.n_factors / 2)
-        previous = _als.set_threads(self.n_threads or 0)
-        try:
-            self._half_step(history, X, self.item_factors_, blocks, solver="cholesky")
-        finally:
-            _als.set_threads(previous)
+        reg = self._row_regularization(history, self.item_factors_.shape[0])
+        with _als.parallel_rows(self.n_threads or 0):
+            self._half_step(history, X, self.item_factors_, blocks, reg, solver="cholesky")
         return X
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
@@ -546,31 +550,6 @@ class BPR(_FactorRecommender):
         reasons = bias_reasons(item_bias=self.item_bias_[item_idx])
         reasons += history_reasons(self.items_.ids[js], contrib, weight=weights)
         return score, reasons
-
-
-def _ials_half_step(
-    model: ImplicitALS, csr: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, blocks: np.ndarray,
-    solver: str,
-) -> None:
-    """Revisited iALS half-step (Rendle et al. 2022): unobserved weight, per-row
-    frequency-scaled regularisation, and the iALS++ block solver (:mod:`chuchun.kernels.ials`)."""
-    from chuchun.kernels import ials
-
-    w0 = float(model.unobserved_weight)
-    gram = (Y.T.astype(np.float64) @ Y.astype(np.float64))
-    data = np.asarray(csr.data, dtype=np.float32)
-    counts = np.add.reduceat((data > 0).astype(np.float64), csr.indptr[:-1].astype(np.int64)) \
-        if len(data) else np.zeros(X.shape[0])
-    counts = np.where(np.diff(csr.indptr) > 0, counts, 0.0)
-    reg = model.regularization * (counts + w0 * Y.shape[0]) ** model.regularization_exponent / w0
-    alpha = float(model.alpha) / w0
-    args = (csr.indptr, csr.indices, data, X, Y, gram, alpha, reg)
-    if solver == "block":
-        ials.ials_block_update(*args, min(int(model.block_size), X.shape[1]), blocks)
-    elif solver == "cg":
-        ials.ials_cg_update(*args, int(model.cg_steps), blocks)
-    else:
-        ials.ials_cholesky_update(*args, blocks)
 
 
 def _as_kernel_csr(matrix: Any) -> sp.csr_matrix:
