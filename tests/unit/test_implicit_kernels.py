@@ -96,11 +96,12 @@ def test_row_blocks_cover_all_rows_in_order():
 def test_bpr_serial_matches_numpy(prob, lr, reg, n_samples):
     indptr, indices, _, X, Y, seed = prob
     bias = np.zeros(Y.shape[0], dtype=np.float32)
-    a = [X.copy(), Y.copy(), bias.copy(), B.seed_states(seed, 1)]
-    b = [X.copy(), Y.copy(), bias.copy(), B.seed_states(seed, 1)]
+    index = B.row_index(indptr)
+    a = [X.copy(), Y.copy(), bias.copy(), B.seed_states(seed, 2)]
+    b = [X.copy(), Y.copy(), bias.copy(), B.seed_states(seed, 2)]
     n = n_samples if indptr[-1] else 0
-    d1 = B.bpr_serial(indptr, indices, *a, n, np.float32(lr), np.float32(reg), 8)
-    d2 = B.bpr_serial_numpy(indptr, indices, *b, n, lr, reg, 8)
+    d1 = B.bpr_serial(indptr, indices, index, *a, n, np.float32(lr), np.float32(reg), 8)
+    d2 = B.bpr_serial_numpy(indptr, indices, index, *b, n, lr, reg, 8)
     assert d1 == d2
     for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
@@ -122,10 +123,10 @@ def test_bpr_round_matches_numpy(prob, lr, reg, n_threads, n_rounds):
         L_prev = np.broadcast_to(S, (T, *S.shape)).copy()
         bL_prev = np.zeros((T, Y.shape[0]), dtype=np.float32)
         L_next, bL_next = np.empty_like(L_prev), np.empty_like(bL_prev)
-        states = B.seed_states(seed, T)
+        states = B.seed_states(seed, 2 * T)
         done = 0
         for _ in range(n_rounds):
-            done += fn(indptr, indices, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next,
+            done += fn(indptr, indices, B.row_index(indptr), P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next,
                        bL_next, states, bounds, per_round, np.float32(lr), np.float32(reg), 8)
             S, S_next, bS, bS_next = S_next, S, bS_next, bS
             L_prev, L_next, bL_prev, bL_next = L_next, L_prev, bL_next, bL_prev
@@ -149,6 +150,36 @@ def test_bpr_fold_in_matches_numpy(prob, lr, reg, n_epochs):
     B.bpr_fold_in_numpy(indptr, indices, b, Y, bias, n_epochs, lr, reg, sb, 8)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(sa, sb)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 400))
+def test_bpr_serial_matches_numpy_over_many_buckets(seed, n_samples):
+    # rows long enough that the row index has several buckets, some rows empty
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((40, 60)) < 0.3) & (rng.random((40, 1)) < 0.8)
+    m = sp.csr_matrix(dense.astype(np.float32))
+    indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
+    index = B.row_index(indptr)
+    assert len(index) > 4
+    P = (rng.standard_normal((40, 5)) * 0.1).astype(np.float32)
+    Q = (rng.standard_normal((60, 5)) * 0.1).astype(np.float32)
+    a = [P.copy(), Q.copy(), np.zeros(60, np.float32), B.seed_states(seed, 2)]
+    b = [P.copy(), Q.copy(), np.zeros(60, np.float32), B.seed_states(seed, 2)]
+    assert B.bpr_serial(indptr, indices, index, *a, n_samples, np.float32(0.05),
+                        np.float32(0.01), 8) == B.bpr_serial_numpy(
+        indptr, indices, index, *b, n_samples, 0.05, 0.01, 8)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_row_index_brackets_the_row_of_every_interaction():
+    indptr = np.array([0, 0, 130, 131, 131, 400, 700, 700], dtype=np.int64)
+    index = B.row_index(indptr)
+    for k in range(700):
+        row = np.searchsorted(indptr, k, side="right") - 1
+        b = k >> B._SHIFT
+        assert index[b] <= row <= index[b + 1]
 
 
 def test_seed_states_are_distinct_and_nonzero():

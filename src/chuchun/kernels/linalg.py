@@ -10,7 +10,26 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["cholesky_solve", "prefetch", "prefetch_row"]
+__all__ = ["cholesky_solve", "prefetch", "prefetch1", "prefetch_row"]
+
+
+def _prefetch_codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    aryty = signature.args[0]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    inds = [context.cast(builder, v, t, types.intp)
+            for v, t in zip(args[1:], signature.args[1:], strict=True)]
+    ptr = cgutils.get_item_pointer2(
+        context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
+        strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout, inds=inds,
+        wraparound=False, boundscheck=False,
+    )
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+    # read access, high temporal locality, data cache
+    builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+    return context.get_dummy_value()
 
 
 @intrinsic
@@ -20,31 +39,19 @@ def prefetch(typingctx, arr, row, col):  # type: ignore[no-untyped-def]  # pragm
     A row solver walks the rows of a factor table in the order of a sparse row's indices, a
     random gather the hardware prefetcher cannot predict; issuing the loads a few entries
     ahead overlaps their latency with the arithmetic on the current entry. No effect on
-    results; an address outside the array is never dereferenced by a prefetch.
+    results; a prefetch never faults, whatever the address.
     """
     if not isinstance(arr, types.Array) or arr.ndim != 2:
         return None
-    sig = types.void(arr, row, col)
+    return types.void(arr, row, col), _prefetch_codegen
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        r = context.cast(builder, args[1], signature.args[1], types.intp)
-        c = context.cast(builder, args[2], signature.args[2], types.intp)
-        ptr = cgutils.get_item_pointer2(
-            context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
-            strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
-            inds=[r, c], wraparound=False, boundscheck=False,
-        )
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        # read access, high temporal locality, data cache
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
 
-    return sig, codegen
+@intrinsic
+def prefetch1(typingctx, arr, k):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """:func:`prefetch` of ``arr[k]`` for a 1-d array."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1:
+        return None
+    return types.void(arr, k), _prefetch_codegen
 
 
 @numba.njit(inline="always", cache=True)

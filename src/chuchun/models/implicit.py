@@ -185,8 +185,8 @@ class ImplicitALS(_FactorRecommender):
         self._check_values(data)
         rng = check_random_state(self.random_state)
         f = self.n_factors
-        self.user_factors_ = (rng.standard_normal((data.n_users, f)) * 0.01).astype(np.float32)
-        self.item_factors_ = (rng.standard_normal((data.n_items, f)) * 0.01).astype(np.float32)
+        self.user_factors_ = _normal(rng, (data.n_users, f), 0.01)
+        self.item_factors_ = _normal(rng, (data.n_items, f), 0.01)
         self._iterate(self.seen_, self.n_epochs)
 
     def _iterate(self, csr: sp.csr_matrix, n_epochs: int) -> None:
@@ -457,12 +457,8 @@ class BPR(_FactorRecommender):
         rng = check_random_state(self.random_state)
         f = self.n_factors
         scale = 1.0 / np.sqrt(f)
-        self.user_factors_ = (rng.standard_normal((data.n_users, f)) * scale * 0.1).astype(
-            np.float32
-        )
-        self.item_factors_ = (rng.standard_normal((data.n_items, f)) * scale * 0.1).astype(
-            np.float32
-        )
+        self.user_factors_ = _normal(rng, (data.n_users, f), scale * 0.1)
+        self.item_factors_ = _normal(rng, (data.n_items, f), scale * 0.1)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
         self.seed_ = kernel_seed(rng)
         csr = _as_kernel_csr(self.seen_)
@@ -486,10 +482,11 @@ class BPR(_FactorRecommender):
                         verbose=self.verbose)
 
     def _train_serial(self, csr: sp.csr_matrix, lr: np.float32, reg: np.float32) -> None:
-        states = _bpr.seed_states(self.seed_, 1)
+        states = _bpr.seed_states(self.seed_, 2)
+        index = _bpr.row_index(csr.indptr)
         for _ in self._epochs():
             if csr.nnz:
-                _bpr.bpr_serial(csr.indptr, csr.indices, self.user_factors_,
+                _bpr.bpr_serial(csr.indptr, csr.indices, index, self.user_factors_,
                                 self.item_factors_, self.item_bias_, states, csr.nnz, lr, reg,
                                 self._MAX_TRIES)
 
@@ -497,7 +494,8 @@ class BPR(_FactorRecommender):
         self, csr: sp.csr_matrix, bounds: np.ndarray, lr: np.float32, reg: np.float32
     ) -> None:
         n_threads = len(bounds) - 1
-        states = _bpr.seed_states(self.seed_, n_threads)
+        states = _bpr.seed_states(self.seed_, 2 * n_threads)
+        index = _bpr.row_index(csr.indptr)
         per_thread = np.diff(csr.indptr[bounds]).astype(np.int64)
         # at most _ROUNDS merges per epoch: each round is one parallel region
         n_rounds = max(1, min(self._ROUNDS, int(per_thread.max()) // (10 * csr.shape[1])))
@@ -509,7 +507,7 @@ class BPR(_FactorRecommender):
         edges = [per_thread * r // n_rounds for r in range(n_rounds + 1)]
         for _ in self._epochs():
             for r in range(n_rounds):
-                _bpr.bpr_round(csr.indptr, csr.indices, self.user_factors_, S, bS, S_next,
+                _bpr.bpr_round(csr.indptr, csr.indices, index, self.user_factors_, S, bS, S_next,
                                bS_next, L_prev, bL_prev, L_next, bL_next, states, bounds,
                                edges[r + 1] - edges[r], lr, reg, self._MAX_TRIES)
                 S, S_next = S_next, S
@@ -552,12 +550,43 @@ class BPR(_FactorRecommender):
         return score, reasons
 
 
+def _normal(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """float32 normal draws times ``scale``, drawn in float32 (no float64 temporaries the size
+    of the factor table)."""
+    out = rng.standard_normal(shape, dtype=np.float32)
+    out *= np.float32(scale)
+    return out
+
+
 def _as_kernel_csr(matrix: Any) -> sp.csr_matrix:
-    """CSR with sorted int32 indices, int64 indptr and float32 data (what the kernels take)."""
+    """CSR with sorted int32 indices, int64 indptr and float32 data (what the kernels take).
+
+    Shares the arrays of ``matrix`` where their types already fit: the interaction log is the
+    largest object a fit holds, so no copy of it is made on the way to the kernels.
+    """
     m = sp.csr_matrix(matrix, dtype=np.float32)
-    if not m.has_sorted_indices:
-        m = m.copy()
-        m.sort_indices()
     m.indptr = m.indptr.astype(np.int64, copy=False)
     m.indices = m.indices.astype(np.int32, copy=False)
+    if not _rows_sorted(m.indptr, m.indices):
+        m = m.copy()
+        m.sort_indices()
+        m.indptr = m.indptr.astype(np.int64, copy=False)
+        m.indices = m.indices.astype(np.int32, copy=False)
+    m.has_sorted_indices = True
     return m
+
+
+def _rows_sorted(indptr: np.ndarray, indices: np.ndarray, chunk: int = 1 << 20) -> bool:
+    """Whether the indices of every row are increasing, checked in chunks (scipy's own check
+    casts the indices to the indptr's int64 first, a transient copy of the whole log)."""
+    n = len(indices)
+    for lo in range(0, max(n - 1, 0), chunk):
+        hi = min(n, lo + chunk + 1)
+        # positions k where indices[k] <= indices[k - 1]: allowed only where a row starts
+        drops = np.flatnonzero(indices[lo + 1:hi] <= indices[lo:hi - 1]) + lo + 1
+        if len(drops):
+            at = np.searchsorted(indptr, drops)
+            if not (at < len(indptr)).all() or not (indptr[np.minimum(at, len(indptr) - 1)]
+                                                     == drops).all():
+                return False
+    return True
