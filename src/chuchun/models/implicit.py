@@ -9,12 +9,20 @@ in training, and find similar items and users by factor cosine.
 from __future__ import annotations
 
 import warnings
+import zlib
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import DataError, DataWarning, NotFittedError, UnknownIdError
+from chuchun._exceptions import (
+    ConfigError,
+    DataError,
+    DataWarning,
+    NotFittedError,
+    UnknownIdError,
+)
 from chuchun._params import Param, n_threads_param, random_state_param
 from chuchun._progress import progress
 from chuchun._random import check_random_state, kernel_seed
@@ -273,70 +281,38 @@ class ImplicitALS(_FactorRecommender):
                 )
             return self.fit(data)
         self._validate_params()
-        if data is None:
-            if n_iterations is not None:
-                warnings.warn("partial_fit(n_iterations=...) is now partial_fit(n_epochs=...)",
-                              DeprecationWarning, stacklevel=2)
-                n_epochs = n_iterations if n_epochs is None else n_epochs
-            n = self.n_epochs if n_epochs is None else int(n_epochs)
-            self._iterate(_as_kernel_csr(self.seen_), n)
-            return self
-        if not isinstance(data, Interactions):
+        if data is not None and not isinstance(data, Interactions):
             raise DataError(
                 f"partial_fit expects a chuchun.data.Interactions or None; got "
                 f"{type(data).__name__}"
             )
-        self._check_values(data)
-        self._refresh_users(data)
-        return self
-
-    def _refresh_users(self, data: Interactions) -> None:
-        old, new = self.users_.ids, data.users.ids
-        if old.dtype.kind in "iu" and new.dtype.kind not in "iu" or (
-            old.dtype.kind not in "iu" and new.dtype.kind in "iu"
+        if n_iterations is not None:
+            warnings.warn("partial_fit(n_iterations=...) is now partial_fit(n_epochs=...)",
+                          DeprecationWarning, stacklevel=2)
+            n_epochs = n_iterations if n_epochs is None else n_epochs
+        if n_epochs is not None and (
+            isinstance(n_epochs, bool) or not isinstance(n_epochs, int | np.integer)
+            or n_epochs < 0
         ):
-            raise DataError(
-                f"partial_fit user ids must be of the training kind ({old.dtype}); got "
-                f"{new.dtype}"
-            )
-        vocab = Vocabulary(np.unique(np.concatenate([old, new])))
-        old_pos = vocab.index(old)
-        new_pos = vocab.index(new)
-        item = self.items_.index(data.item_ids)
-        if (item < 0).any():
-            warnings.warn(
-                f"partial_fit: {int((item < 0).sum())} interaction(s) with items unknown to the "
-                "model were dropped", DataWarning, stacklevel=3,
-            )
-        # stored rows of users not in data, moved to their new positions
-        seen = self.seen_
-        refreshed = np.zeros(len(vocab), dtype=bool)
-        refreshed[new_pos] = True
-        rows = old_pos[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))]
-        kept = ~refreshed[rows]
-        ok = item >= 0
-        m = sp.csr_matrix(
-            (
-                np.concatenate([seen.data[kept], data.values[ok]]),
-                (
-                    np.concatenate([rows[kept], new_pos[data.user_idx[ok]]]),
-                    np.concatenate([seen.indices[kept], item[ok]]),
-                ),
-            ),
-            shape=(len(vocab), len(self.items_)),
-            dtype=np.float32,
-        )
-        m.sum_duplicates()
-        m = _as_kernel_csr(m)
-        X = np.zeros((len(vocab), self.n_factors), dtype=np.float32)
-        X[old_pos] = self.user_factors_
-        X[new_pos] = self._solve_users(m[new_pos])
-        self.users_ = vocab
-        self.user_factors_ = X
-        self.seen_ = m
-        self.item_popularity_ = np.bincount(m.indices, minlength=len(self.items_)).astype(
-            np.float32
-        )
+            raise ConfigError(f"n_epochs must be a non-negative int; got {n_epochs!r}")
+        if data is not None:
+            self._check_values(data)
+        # the kernels update factors in place: work on copies and put the previous state
+        # back if anything fails, so a failed partial_fit leaves the model as it was
+        before = dict(vars(self))
+        try:
+            if data is None:
+                self.user_factors_ = self.user_factors_.copy()
+                self.item_factors_ = self.item_factors_.copy()
+                n = self.n_epochs if n_epochs is None else int(n_epochs)
+                self._iterate(_as_kernel_csr(self.seen_), n)
+            else:
+                _refresh_users(self, data, self._solve_users)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        return self
 
     # -- explanations -------------------------------------------------------------------------
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
@@ -461,6 +437,10 @@ class BPR(_FactorRecommender):
         self.item_factors_ = _normal(rng, (data.n_items, f), scale * 0.1)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
         self.seed_ = kernel_seed(rng)
+        self._train(self.seed_, self.n_epochs)
+
+    def _train(self, seed: int, n_epochs: int) -> None:
+        """``n_epochs`` epochs of SGD from the current factors, random streams from ``seed``."""
         csr = _as_kernel_csr(self.seen_)
         if csr.nnz and csr.data.min() <= 0:
             # a stored zero is no interaction for BPR (the kernels read only the pattern)
@@ -471,30 +451,84 @@ class BPR(_FactorRecommender):
         previous = _als.set_threads(self.n_threads or 0)
         try:
             if len(bounds) == 2 or csr.nnz == 0:
-                self._train_serial(csr, lr, reg)
+                self._train_serial(csr, seed, n_epochs, lr, reg)
             else:
-                self._train_parallel(csr, bounds, lr, reg)
+                self._train_parallel(csr, bounds, seed, n_epochs, lr, reg)
         finally:
             _als.set_threads(previous)
 
-    def _epochs(self) -> Any:
-        return progress(range(self.n_epochs), total=self.n_epochs, desc="BPR",
-                        verbose=self.verbose)
+    def _epochs(self, n_epochs: int) -> Any:
+        return progress(range(n_epochs), total=n_epochs, desc="BPR", verbose=self.verbose)
 
-    def _train_serial(self, csr: sp.csr_matrix, lr: np.float32, reg: np.float32) -> None:
-        states = _bpr.seed_states(self.seed_, 2)
+    def partial_fit(self, data: Interactions | None = None, *,
+                    n_epochs: int | None = None) -> Self:
+        """Warm-start training.
+
+        ``partial_fit()`` runs ``n_epochs`` (default: the ``n_epochs`` parameter) more epochs
+        of SGD on the training matrix from the current factors and biases. Their random
+        streams derive from ``seed_`` and the current item biases, so a repeated call draws new
+        samples and the same model continued the same way gives the same result.
+
+        ``partial_fit(data)`` refreshes the users in ``data``: their stored histories are
+        replaced by their rows in ``data`` (pass each user's full current history), users not
+        seen before are added, and their vectors are fitted by fold-in (user-only steps, the
+        items fixed; see Notes). Items unknown to the model are dropped with a
+        :class:`~chuchun.DataWarning`. An unfitted model is simply fitted on ``data``.
+
+        A call that raises leaves the model exactly as it was.
+        """
+        if not self.is_fitted:
+            if data is None:
+                raise NotFittedError(
+                    "partial_fit() without data continues a fit; call fit(interactions) first"
+                )
+            return self.fit(data)
+        self._validate_params()
+        if data is not None and not isinstance(data, Interactions):
+            raise DataError(
+                f"partial_fit expects a chuchun.data.Interactions or None; got "
+                f"{type(data).__name__}"
+            )
+        if n_epochs is not None and (
+            isinstance(n_epochs, bool) or not isinstance(n_epochs, int | np.integer)
+            or n_epochs < 0
+        ):
+            raise ConfigError(f"n_epochs must be a non-negative int; got {n_epochs!r}")
+        if data is not None:
+            self._check_values(data)
+        before = dict(vars(self))
+        try:
+            if data is None:
+                # the kernels update in place: train copies, so a failure restores the old ones
+                self.user_factors_ = self.user_factors_.copy()
+                self.item_factors_ = self.item_factors_.copy()
+                self.item_bias_ = self.item_bias_.copy()
+                seed = self.seed_ ^ zlib.crc32(self.item_bias_.tobytes())
+                self._train(seed, self.n_epochs if n_epochs is None else int(n_epochs))
+            else:
+                _refresh_users(self, data, self._fold_in)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        return self
+
+    def _train_serial(self, csr: sp.csr_matrix, seed: int, n_epochs: int, lr: np.float32,
+                      reg: np.float32) -> None:
+        states = _bpr.seed_states(seed, 2)
         index = _bpr.row_index(csr.indptr)
-        for _ in self._epochs():
+        for _ in self._epochs(n_epochs):
             if csr.nnz:
                 _bpr.bpr_serial(csr.indptr, csr.indices, index, self.user_factors_,
                                 self.item_factors_, self.item_bias_, states, csr.nnz, lr, reg,
                                 self._MAX_TRIES)
 
     def _train_parallel(
-        self, csr: sp.csr_matrix, bounds: np.ndarray, lr: np.float32, reg: np.float32
+        self, csr: sp.csr_matrix, bounds: np.ndarray, seed: int, n_epochs: int, lr: np.float32,
+        reg: np.float32,
     ) -> None:
         n_threads = len(bounds) - 1
-        states = _bpr.seed_states(self.seed_, 2 * n_threads)
+        states = _bpr.seed_states(seed, 2 * n_threads)
         index = _bpr.row_index(csr.indptr)
         per_thread = np.diff(csr.indptr[bounds]).astype(np.int64)
         # at most _ROUNDS merges per epoch: each round is one parallel region
@@ -505,7 +539,7 @@ class BPR(_FactorRecommender):
         bL_prev = np.broadcast_to(bS, (n_threads, *bS.shape)).copy()
         L_next, bL_next = np.empty_like(L_prev), np.empty_like(bL_prev)
         edges = [per_thread * r // n_rounds for r in range(n_rounds + 1)]
-        for _ in self._epochs():
+        for _ in self._epochs(n_epochs):
             for r in range(n_rounds):
                 _bpr.bpr_round(csr.indptr, csr.indices, index, self.user_factors_, S, bS, S_next,
                                bS_next, L_prev, bL_prev, L_next, bL_next, states, bounds,
@@ -548,6 +582,58 @@ class BPR(_FactorRecommender):
         reasons = bias_reasons(item_bias=self.item_bias_[item_idx])
         reasons += history_reasons(self.items_.ids[js], contrib, weight=weights)
         return score, reasons
+
+
+def _refresh_users(model: _FactorRecommender, data: Interactions,
+                   solve: Callable[[sp.csr_matrix], np.ndarray]) -> None:
+    """``partial_fit(data)`` of both models: replace the histories of the users in ``data``
+    (adding new users) and set their factors to ``solve(their rows)``, items fixed."""
+    old, new = model.users_.ids, data.users.ids
+    if old.dtype.kind in "iu" and new.dtype.kind not in "iu" or (
+        old.dtype.kind not in "iu" and new.dtype.kind in "iu"
+    ):
+        raise DataError(
+            f"partial_fit user ids must be of the training kind ({old.dtype}); got "
+            f"{new.dtype}"
+        )
+    vocab = Vocabulary(np.unique(np.concatenate([old, new])))
+    old_pos = vocab.index(old)
+    new_pos = vocab.index(new)
+    item = model.items_.index(data.item_ids)
+    if (item < 0).any():
+        warnings.warn(
+            f"partial_fit: {int((item < 0).sum())} interaction(s) with items unknown to the "
+            "model were dropped", DataWarning, stacklevel=3,
+        )
+    # stored rows of users not in data, moved to their new positions
+    seen = model.seen_
+    refreshed = np.zeros(len(vocab), dtype=bool)
+    refreshed[new_pos] = True
+    rows = old_pos[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))]
+    kept = ~refreshed[rows]
+    ok = item >= 0
+    m = sp.csr_matrix(
+        (
+            np.concatenate([seen.data[kept], data.values[ok]]),
+            (
+                np.concatenate([rows[kept], new_pos[data.user_idx[ok]]]),
+                np.concatenate([seen.indices[kept], item[ok]]),
+            ),
+        ),
+        shape=(len(vocab), len(model.items_)),
+        dtype=np.float32,
+    )
+    m.sum_duplicates()
+    m = _as_kernel_csr(m)
+    X = np.zeros((len(vocab), model.user_factors_.shape[1]), dtype=np.float32)
+    X[old_pos] = model.user_factors_
+    X[new_pos] = solve(m[new_pos])
+    model.users_ = vocab
+    model.user_factors_ = X
+    model.seen_ = m
+    model.item_popularity_ = np.bincount(m.indices, minlength=len(model.items_)).astype(
+        np.float32
+    )
 
 
 def _normal(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
