@@ -129,16 +129,16 @@ class Problem:
 
 
 # -- models ----------------------------------------------------------------------------------
-def chuchun_model(kind: str, **params):
+def chuchun_model(kind: str, bpr_epochs: int = 100, **params):
     from chuchun.models import BPR, ImplicitALS
 
     if kind == "als":
         return ImplicitALS(n_factors=64, n_epochs=15, n_threads=THREADS, random_state=0,
                            **params)
-    return BPR(n_factors=64, n_epochs=100, n_threads=THREADS, random_state=0, **params)
+    return BPR(n_factors=64, n_epochs=bpr_epochs, n_threads=THREADS, random_state=0, **params)
 
 
-def implicit_model(kind: str, **params):
+def implicit_model(kind: str, bpr_epochs: int = 100, **params):
     if kind == "als":
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -146,7 +146,7 @@ def implicit_model(kind: str, **params):
                                        random_state=0, **params)
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-    return BayesianPersonalizedRanking(factors=64, iterations=100, num_threads=THREADS,
+    return BayesianPersonalizedRanking(factors=64, iterations=bpr_epochs, num_threads=THREADS,
                                        random_state=0, **params)
 
 
@@ -166,7 +166,15 @@ def fit_implicit(kind: str, problem: Problem, **params) -> tuple[float, float]:
                                          np.asarray(model.item_factors))
 
 
-def quality(out_lines: list[str]) -> None:
+# each library's best setting in the validation search of the full run (results/implicit.md)
+RECORDED = {
+    ("als", "chuchun"): {"alpha": 0.5}, ("als", "implicit"): {"alpha": 5.0},
+    ("bpr", "chuchun"): {"learning_rate": 0.05, "regularization": 0.01},
+    ("bpr", "implicit"): {"learning_rate": 0.005, "regularization": 0.001},
+}
+
+
+def quality(out_lines: list[str], recorded: bool = False) -> None:
     rows = load_ml100k()
     train, test = temporal_split(rows)
     sub, val = temporal_split(rows[train])
@@ -199,7 +207,13 @@ def quality(out_lines: list[str]) -> None:
         "",
     ]
     best: dict[tuple[str, str], dict] = {}
-    for kind in ("als", "bpr"):
+    if recorded:
+        best = dict(RECORDED)
+        out_lines[-3:] = [
+            "No search in this run (`--recorded`): each library uses the best setting of the "
+            "validation search recorded in `implicit.md`.", "",
+        ]
+    for kind in ("als", "bpr") if not recorded else ():
         head = "alpha" if kind == "als" else "learning_rate, regularization"
         out_lines += [f"| {kind} {head} | chuchun | implicit |", "|---|---|---|"]
         scores = {"chuchun": [], "implicit": []}
@@ -256,7 +270,7 @@ def _reset_hwm() -> bool:
         return False
 
 
-def worker(lib: str, kind: str, path: str) -> None:
+def worker(lib: str, kind: str, path: str, bpr_epochs: str = "100") -> None:
     """Subprocess body: load pairs, build the library's input, fit, print JSON."""
     from threadpoolctl import threadpool_limits
 
@@ -280,23 +294,25 @@ def worker(lib: str, kind: str, path: str) -> None:
         if lib == "chuchun":
             data = Interactions.from_sparse(csr)
             del csr
-            model = chuchun_model(kind, **params)
+            model = chuchun_model(kind, int(bpr_epochs), **params)
         else:
-            model = implicit_model(kind, **params)
+            model = implicit_model(kind, int(bpr_epochs), **params)
         build = time.perf_counter() - t0
         # VmHWM, not ru_maxrss: the latter can carry the parent's peak over fork + exec
         peak_build = _vm_hwm_mib()
         rss_before = _vm_rss_mib()
         reset = _reset_hwm()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         if lib == "chuchun":
             model.fit(data)
         else:
             model.fit(csr, show_progress=False)
         fit = time.perf_counter() - t0
+        fit_cpu = time.process_time() - c0
     peak_fit = _vm_hwm_mib() if reset else float("nan")
     peak = max(peak_build, _vm_hwm_mib())
-    print(json.dumps({"fit_s": fit, "build_s": build, "peak_rss_mib": peak,
+    print(json.dumps({"fit_s": fit, "fit_cpu_s": fit_cpu, "build_s": build, "peak_rss_mib": peak,
                       "rss_before_fit_mib": rss_before, "peak_fit_mib": peak_fit,
                       "fit_increment_mib": peak_fit - rss_before}))
 
@@ -320,7 +336,11 @@ def warm_compile() -> None:
         chuchun_model(kind).set_params(n_factors=64).fit(d)
 
 
-def scale(sizes: list[int], out_lines: list[str], models: tuple[str, ...] = ("als", "bpr")) -> None:
+SMALL_LOG = (10_000, 17_000, 75_000)  # users, items, interactions
+
+
+def scale(sizes: list[int], out_lines: list[str], models: tuple[str, ...] = ("als", "bpr"),
+          small_log: bool = False, pairs_dir: str | None = None, bpr_epochs: int = 100) -> None:
     sys.path.insert(0, str(HERE))
     from synthetic import generate
 
@@ -329,12 +349,15 @@ def scale(sizes: list[int], out_lines: list[str], models: tuple[str, ...] = ("al
         "## Scale: synthetic 100,000 users x 20,000 items, power-law popularity",
         "",
         "ImplicitALS/AlternatingLeastSquares: 64 factors, 15 iterations, alpha 10 (CG, 3 steps); "
-        "BPR/BayesianPersonalizedRanking: 64 factors, 100 epochs, library defaults otherwise "
+        f"BPR/BayesianPersonalizedRanking: 64 factors, {bpr_epochs} epochs, library defaults "
+        "otherwise "
         "(chuchun lr 0.05, reg 0.01; implicit lr 0.01, reg 0.01). Each fit in its own "
         "subprocess; peak RSS covers loading the pairs, building the input and fitting. "
         "Input: both libraries get the same user x item CSR built by scipy from the pairs "
         "(chuchun wraps it with `Interactions.from_sparse`, no copy).",
         "",
+        "CPU time ratio: the fit's process CPU time (both threads), chuchun / implicit; less "
+        "sensitive than wall time to other jobs taking the cores. "
         "Peak RSS: whole subprocess (imports, loading the pairs, building the input, fitting). "
         "Fit increment: the peak during `fit` (the kernel's VmHWM watermark is reset just "
         "before `fit`) minus the RSS just before `fit`, i.e. the memory fitting itself adds "
@@ -342,34 +365,45 @@ def scale(sizes: list[int], out_lines: list[str], models: tuple[str, ...] = ("al
         "",
         "| interactions | model | chuchun fit (s) | implicit fit (s) | time ratio | "
         "chuchun peak RSS (MiB) | implicit peak RSS (MiB) | ratio | "
-        "chuchun fit increment (MiB) | implicit fit increment (MiB) | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "chuchun fit increment (MiB) | implicit fit increment (MiB) | ratio | "
+        "CPU time ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    shapes = [(100_000, 20_000, n) for n in sizes] + ([SMALL_LOG] if small_log else [])
+    if small_log:
+        out_lines[-2:-2] = [
+            f"The small log: {SMALL_LOG[2]:,} interactions of {SMALL_LOG[0]:,} users over "
+            f"{SMALL_LOG[1]:,} items, same generator (rows marked *small log*).", "",
+        ]
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            path = os.path.join(tmp, f"synthetic_{n}.npz")
-            u, i = generate(100_000, 20_000, n, seed=0)
-            np.savez(path, user=u, item=i, n_users=100_000, n_items=20_000)
-            del u, i
+        for n_users, n_items, n in shapes:
+            # --pairs keeps the generated logs (generating 10M pairs takes minutes)
+            path = os.path.join(pairs_dir or tmp, f"synthetic_{n_users}_{n_items}_{n}.npz")
+            if not os.path.exists(path):
+                u, i = generate(n_users, n_items, n, seed=0)
+                np.savez(path, user=u, item=i, n_users=n_users, n_items=n_items)
+                del u, i
             for kind, label in (("als", "ImplicitALS"), ("bpr", "BPR")):
                 if kind not in models:
                     continue
                 res = {}
                 for lib in ("chuchun", "implicit"):
                     proc = subprocess.run(
-                        [sys.executable, __file__, "_worker", lib, kind, path],
+                        [sys.executable, __file__, "_worker", lib, kind, path, str(bpr_epochs)],
                         capture_output=True, text=True, check=True,
                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
                     )
                     res[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
                     print(n, kind, lib, res[lib], flush=True)
                 c, i = res["chuchun"], res["implicit"]
+                size = f"{n:,}" if n_items == 20_000 else f"{n:,} (small log)"
                 out_lines.append(
-                    f"| {n:,} | {label} | {c['fit_s']:.2f} | {i['fit_s']:.2f} | "
+                    f"| {size} | {label} | {c['fit_s']:.2f} | {i['fit_s']:.2f} | "
                     f"{c['fit_s'] / i['fit_s']:.2f} | {c['peak_rss_mib']:.0f} | "
                     f"{i['peak_rss_mib']:.0f} | {c['peak_rss_mib'] / i['peak_rss_mib']:.2f} | "
                     f"{c['fit_increment_mib']:.0f} | {i['fit_increment_mib']:.0f} | "
-                    f"{c['fit_increment_mib'] / i['fit_increment_mib']:.2f} |"
+                    f"{c['fit_increment_mib'] / i['fit_increment_mib']:.2f} | "
+                    f"{c['fit_cpu_s'] / i['fit_cpu_s']:.2f} |"
                 )
     out_lines.append("")
 
@@ -393,14 +427,22 @@ def header(command: str) -> list[str]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        worker(*sys.argv[2:5])
+        worker(*sys.argv[2:6])
         return
     ap = argparse.ArgumentParser(description="ImplicitALS and BPR vs implicit")
     ap.add_argument("part", choices=("quality", "scale", "all"))
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 10_000_000])
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--models", nargs="+", choices=("als", "bpr"), default=["als", "bpr"],
                     help="models of the scale part")
+    ap.add_argument("--small-log", action="store_true",
+                    help="scale part: add the small log (75,000 interactions, 17,000 items)")
+    ap.add_argument("--pairs", default=None,
+                    help="scale part: directory keeping the generated logs between runs")
+    ap.add_argument("--bpr-epochs", type=int, default=100,
+                    help="scale part: BPR epochs (both libraries)")
+    ap.add_argument("--recorded", action="store_true",
+                    help="quality part: skip the search, use the recorded best settings")
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -408,9 +450,10 @@ def main() -> None:
     lines = header(command)
     with threadpool_limits(1):
         if args.part in ("quality", "all"):
-            quality(lines)
+            quality(lines, args.recorded)
         if args.part in ("scale", "all"):
-            scale(args.sizes, lines, tuple(args.models))
+            scale(args.sizes, lines, tuple(args.models), args.small_log, args.pairs,
+                  args.bpr_epochs)
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)

@@ -244,3 +244,67 @@ def test_unknown_ids(als):
         als.similar_items([12345], unknown="error")
     with pytest.raises(NotFittedError):
         ImplicitALS().explain(0, 0)
+
+
+@pytest.mark.parametrize("cls, kernel", [
+    (ImplicitALS, "als_cg_update"),
+    (BPR, "bpr_serial"),
+])
+def test_failed_partial_fit_leaves_the_model_untouched(blocks, monkeypatch, cls, kernel):
+    from chuchun.models import implicit as module
+
+    m = cls(n_factors=4, n_epochs=3, n_threads=1, random_state=0).fit(blocks)
+    state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(m).items()}
+
+    def check():
+        assert set(vars(m)) == set(state)
+        for k, v in state.items():
+            if isinstance(v, np.ndarray):
+                np.testing.assert_array_equal(getattr(m, k), v, err_msg=k)
+        assert m.users_ is state["users_"] and m.seen_ is state["seen_"]
+
+    with pytest.raises(ConfigError, match="n_epochs"):
+        m.partial_fit(n_epochs=-1)
+    with pytest.raises(DataError, match="non-negative"):
+        m.partial_fit(Interactions.from_arrays([1], [1], [-2.0]))
+    with pytest.raises(DataError, match="user ids"):
+        m.partial_fit(Interactions.from_arrays(["a"], [1]))
+    check()
+    # a failure after the kernels have written into the factors
+    kernels = module._als if cls is ImplicitALS else module._bpr
+    real = getattr(kernels, kernel)
+
+    def half_done(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kernels, kernel, half_done)
+    with pytest.raises(KeyboardInterrupt):
+        m.partial_fit(n_epochs=2)
+    check()
+    monkeypatch.undo()
+    m.partial_fit(n_epochs=1)  # and a call that succeeds does change it
+    assert not np.array_equal(m.user_factors_, state["user_factors_"])
+
+
+def test_bpr_partial_fit_continues_and_refreshes_users(blocks, bpr):
+    import copy
+
+    a, b = copy.deepcopy(bpr), copy.deepcopy(bpr)
+    a.partial_fit(n_epochs=2)
+    b.partial_fit(n_epochs=2)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)  # reproducible
+    assert not np.array_equal(a.item_factors_, bpr.item_factors_)
+    before = a.item_factors_.copy()
+    a.partial_fit(n_epochs=2)  # a second continuation draws new samples
+    assert not np.array_equal(a.item_factors_, before)
+    m = copy.deepcopy(bpr)
+    update = Interactions.from_arrays(np.array([0, 0, 0, 999, 999, 999]),
+                                      np.array([1, 4, 7, 2, 5, 8]))
+    m.partial_fit(update)
+    assert 999 in m.users_ and len(m.users_) == N_USERS + 1
+    np.testing.assert_array_equal(m.item_factors_, bpr.item_factors_)
+    recs = m.recommend([0, 999], k=3)
+    assert (recs.item_idx[0] % N_BLOCKS == 1).all()
+    assert (recs.item_idx[1] % N_BLOCKS == 2).all()
+    np.testing.assert_array_equal(m.user_factors_[m.users_.index([5])[0]], bpr.user_factors_[5])

@@ -23,7 +23,19 @@ one parallel region). That keeps a fit bit-identical for a given seed and thread
 plain Hogwild cannot. With one thread (:func:`bpr_serial`) there is no copy: plain sequential
 SGD.
 
-Random numbers: one xorshift64* stream per thread, its state in ``states[t]``.
+Random numbers: two xorshift64* streams per thread, ``states[2t]`` for the positive pairs
+and ``states[2t + 1]`` for the negative candidates; an integer below ``n`` is the high 64 bits
+of ``n`` times a 64-bit draw (no division).
+
+Speed: a step touches rows of tables far larger than the core's cache (the interaction
+indices, the user factors, the user's row for the negative check), each a cache miss whose
+address depends on the random draw. The kernels keep ``_DEPTH`` samples in flight: the
+positive pair of sample ``s + _DEPTH`` is drawn and its rows prefetched while sample ``s`` is
+updated, its item row half-way, and the negative candidates ``_NEG_AHEAD`` draws ahead. The
+updates still happen one sample after another in draw order, so the result equals the plain
+sequential loop (the NumPy twins), bit for bit up to floating-point summation order. The row
+of a sampled interaction is found by binary search within the rows that cover its bucket of
+``2**_SHIFT`` interactions (:func:`row_index`).
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import prange
+
+from chuchun.kernels.linalg import prefetch1, prefetch_row
 
 __all__ = [
     "bpr_fold_in",
@@ -40,12 +54,17 @@ __all__ = [
     "bpr_serial",
     "bpr_serial_numpy",
     "merge_rounds",
+    "row_index",
     "seed_states",
 ]
 
 _MASK = (1 << 64) - 1
 _MULT = 0x2545F4914F6CDD1D
 _GOLDEN = 0x9E3779B97F4A7C15
+_LOW32 = 0xFFFFFFFF
+_DEPTH = 8  # samples in flight (a power of two)
+_NEG_AHEAD = 8  # negative candidates drawn ahead (a power of two)
+_SHIFT = 7  # interactions per bucket of the row index: 2**_SHIFT
 
 
 def seed_states(seed: int, n: int) -> np.ndarray:
@@ -60,6 +79,15 @@ def seed_states(seed: int, n: int) -> np.ndarray:
         z ^= z >> 31
         out[t] = z or 1
     return out
+
+
+def row_index(indptr: np.ndarray) -> np.ndarray:
+    """``index[b]``: the row holding interaction ``b * 2**_SHIFT`` (int32; one entry past the
+    last bucket), which narrows the search for the row of a sampled interaction."""
+    nnz = int(indptr[-1])
+    starts = np.arange(0, (nnz >> _SHIFT) + 2, dtype=np.int64) << _SHIFT
+    rows = np.searchsorted(indptr, np.minimum(starts, max(nnz - 1, 0)), side="right") - 1
+    return np.clip(rows, 0, max(len(indptr) - 2, 0)).astype(np.int32)
 
 
 @numba.njit(inline="always", cache=True)
@@ -114,53 +142,116 @@ def _step(P, Q, bias, u, i, j, lr, reg):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", cache=True)
-def _run(indptr, indices, P, Q, bias, x, u_lo, u_hi, n_samples, lr, reg, n_items,
+def _below(x, n):  # pragma: no cover - compiled
+    # advance state x; return (x, floor(n * r / 2**64)) for r = x * _MULT (n < 2**32)
+    x = _xorshift(x)
+    r = x * np.uint64(_MULT)
+    lo = r & np.uint64(_LOW32)
+    hi = r >> np.uint64(32)
+    return x, np.int64((hi * n + ((lo * n) >> np.uint64(32))) >> np.uint64(32))
+
+
+@numba.njit(inline="always", cache=True)
+def _locate(indptr, index, u_lo, u_hi, k):  # pragma: no cover - compiled
+    b = k >> _SHIFT
+    lo = max(u_lo, np.int64(index[b]))
+    hi = min(u_hi, np.int64(index[b + 1]) + 1)
+    return _row_of(indptr, lo, hi, k)
+
+
+@numba.njit(inline="always", cache=True)
+def _fetch_user(indptr, indices, P, u, k):  # pragma: no cover - compiled
+    prefetch1(indices, k)
+    prefetch_row(P, u)
+    lo = indptr[u]
+    n = indptr[u + 1] - lo
+    for q in range(4):  # lines the negative check's binary search will read first
+        prefetch1(indices, lo + (n * q >> 2))
+
+
+@numba.njit(inline="always", cache=True)
+def _run(indptr, indices, index, P, Q, bias, xs, xn, u_lo, u_hi, n_samples, lr, reg, n_items,
          max_tries):  # pragma: no cover - compiled
-    # n_samples steps for the users u_lo:u_hi from random state x; returns (x, n_updates).
-    # The state lives in a local (a register), not in a shared array: threads writing
-    # neighbouring words would fight over one cache line on every draw.
+    # n_samples steps for the users u_lo:u_hi from the positive stream xs and the negative
+    # stream xn; returns (xs, xn, n_updates). The states live in locals (registers), not in a
+    # shared array: threads writing neighbouring words would fight over one cache line.
     k_lo = indptr[u_lo]
     span = np.uint64(indptr[u_hi] - k_lo)
     done = 0
-    if span == 0:
-        return x, done
-    for _ in range(n_samples):
-        x = _xorshift(x)
-        k = k_lo + np.int64((x * np.uint64(_MULT)) % span)
-        u = _row_of(indptr, u_lo, u_hi, k)
-        i = indices[k]
+    if span == 0 or n_samples <= 0:
+        return xs, xn, done
+    items = np.uint64(n_items)
+    ks = np.empty(_DEPTH, dtype=np.int64)
+    us = np.empty(_DEPTH, dtype=np.int64)
+    pos = np.empty(_DEPTH, dtype=np.int64)
+    neg = np.empty(_NEG_AHEAD, dtype=np.int64)
+    half = _DEPTH // 2
+    for d in range(min(_DEPTH, n_samples)):
+        xs, r = _below(xs, span)
+        k = k_lo + r
+        u = _locate(indptr, index, u_lo, u_hi, k)
+        ks[d] = k
+        us[d] = u
+        _fetch_user(indptr, indices, P, u, k)
+    for d in range(min(half, n_samples)):
+        pos[d] = indices[ks[d]]
+        prefetch_row(Q, pos[d])
+    for d in range(_NEG_AHEAD):
+        xn, j = _below(xn, items)
+        neg[d] = j
+        prefetch_row(Q, j)
+    head = 0
+    for s in range(n_samples):
+        slot = s & (_DEPTH - 1)
+        if s + half < n_samples:  # the positive item of sample s + half
+            mid = (s + half) & (_DEPTH - 1)
+            pos[mid] = indices[ks[mid]]
+            prefetch_row(Q, pos[mid])
+        u = us[slot]
+        i = pos[slot]
         row_lo = indptr[u]
         row_hi = indptr[u + 1]
         for _t in range(max_tries):
-            x = _xorshift(x)
-            j = np.int32((x * np.uint64(_MULT)) % np.uint64(n_items))
+            j = neg[head & (_NEG_AHEAD - 1)]
+            xn, nxt = _below(xn, items)
+            neg[head & (_NEG_AHEAD - 1)] = nxt
+            prefetch_row(Q, nxt)
+            head += 1
             if not _contains(indices, row_lo, row_hi, j):
                 _step(P, Q, bias, u, i, j, lr, reg)
                 done += 1
                 break
-    return x, done
+        if s + _DEPTH < n_samples:  # the positive pair of sample s + _DEPTH
+            xs, r = _below(xs, span)
+            k = k_lo + r
+            u = _locate(indptr, index, u_lo, u_hi, k)
+            ks[slot] = k
+            us[slot] = u
+            _fetch_user(indptr, indices, P, u, k)
+    return xs, xn, done
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def bpr_serial(indptr, indices, P, Q, bias, states, n_samples, lr, reg,
+def bpr_serial(indptr, indices, index, P, Q, bias, states, n_samples, lr, reg,
                max_tries):  # pragma: no cover - compiled
-    """``n_samples`` sequential steps over all users (one thread, stream ``states[0]``), in
+    """``n_samples`` sequential steps over all users (one thread, streams ``states[0:2]``), in
     place on ``P``, ``Q``, ``bias``; returns the number of updates made."""
-    x, done = _run(indptr, indices, P, Q, bias, states[0], 0, indptr.shape[0] - 1, n_samples,
-                   lr, reg, Q.shape[0], max_tries)
-    states[0] = x
+    xs, xn, done = _run(indptr, indices, index, P, Q, bias, states[0], states[1], 0,
+                        indptr.shape[0] - 1, n_samples, lr, reg, Q.shape[0], max_tries)
+    states[0] = xs
+    states[1] = xn
     return done
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def bpr_round(indptr, indices, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next, bL_next,
-              states, user_bounds, n_samples, lr, reg, max_tries):  # pragma: no cover
+def bpr_round(indptr, indices, index, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next,
+              bL_next, states, user_bounds, n_samples, lr, reg, max_tries):  # pragma: no cover
     """One parallel round: thread ``t`` first merges the previous round,
     ``M = S + sum_s (L_prev[s] - S)`` (every thread computes the same ``M``; thread ``t`` also
     stores its share of the items into ``S_next``), copies ``M`` into ``L_next[t]``, then takes
-    ``n_samples[t]`` steps for its users on ``L_next[t]``. The caller swaps ``S <-> S_next``
-    and ``L_prev <-> L_next`` after each round and merges once more at the end
-    (:func:`merge_rounds`). Returns the number of updates made."""
+    ``n_samples[t]`` steps for its users on ``L_next[t]`` (streams ``states[2t:2t+2]``). The
+    caller swaps ``S <-> S_next`` and ``L_prev <-> L_next`` after each round and merges once
+    more at the end (:func:`merge_rounds`). Returns the number of updates made."""
     n_threads = user_bounds.shape[0] - 1
     n_items = S.shape[0]
     f = S.shape[1]
@@ -185,9 +276,11 @@ def bpr_round(indptr, indices, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_nex
             bL_next[t, a] = base + d
             if own:
                 bS_next[a] = base + d
-        x, k = _run(indptr, indices, P, L_next[t], bL_next[t], states[t], user_bounds[t],
-                    user_bounds[t + 1], n_samples[t], lr, reg, n_items, max_tries)
-        states[t] = x
+        xs, xn, k = _run(indptr, indices, index, P, L_next[t], bL_next[t], states[2 * t],
+                         states[2 * t + 1], user_bounds[t], user_bounds[t + 1], n_samples[t],
+                         lr, reg, n_items, max_tries)
+        states[2 * t] = xs
+        states[2 * t + 1] = xn
         done[t] = k
     return done.sum()
 
@@ -211,42 +304,51 @@ def _next_py(states: np.ndarray, t: int) -> int:
     return (x * _MULT) & _MASK
 
 
-def _sample_and_step_py(indptr, indices, P, Q, bias, states, t, u_lo, u_hi, lr, reg, n_items,
-                        max_tries):
+def _below_py(states: np.ndarray, t: int, n: int) -> int:
+    return (_next_py(states, t) * n) >> 64
+
+
+def _run_py(indptr, indices, P, Q, bias, states, t, u_lo, u_hi, n_samples, lr, reg, n_items,
+            max_tries):
+    """The sequential loop the compiled ``_run`` pipelines: positives from stream ``2t``,
+    negatives from stream ``2t + 1``, which ``_run`` draws ``_NEG_AHEAD`` candidates ahead."""
     k_lo = int(indptr[u_lo])
-    k = k_lo + _next_py(states, t) % int(indptr[u_hi] - k_lo)
-    u = int(np.searchsorted(indptr[u_lo:u_hi + 1], k, side="right")) - 1 + u_lo
-    i = int(indices[k])
-    row = indices[indptr[u]:indptr[u + 1]]
-    for _ in range(max_tries):
-        j = _next_py(states, t) % n_items
-        if j not in row:
-            x = bias[i] - bias[j] + np.float32(P[u] @ (Q[i] - Q[j]))
-            z = np.float32(1.0) / (np.float32(1.0) + np.exp(np.float32(x)))
-            pu, qi, qj = P[u].copy(), Q[i].copy(), Q[j].copy()
-            P[u] = pu + lr * (z * (qi - qj) - reg * pu)
-            Q[i] = qi + lr * (z * pu - reg * qi)
-            Q[j] = qj + lr * (-z * pu - reg * qj)
-            bias[i] += lr * (z - reg * bias[i])
-            bias[j] += lr * (-z - reg * bias[j])
-            return 1
-    return 0
-
-
-def bpr_serial_numpy(indptr, indices, P, Q, bias, states, n_samples, lr, reg, max_tries):
-    """Plain-NumPy twin of :func:`bpr_serial` (same random stream and update order)."""
-    lr, reg = np.float32(lr), np.float32(reg)
-    n_users = len(indptr) - 1
-    done = 0
-    if indptr[-1] == 0:
+    span = int(indptr[u_hi]) - k_lo
+    if span == 0 or n_samples <= 0:
         return 0
+    done = 0
     for _ in range(n_samples):
-        done += _sample_and_step_py(indptr, indices, P, Q, bias, states, 0, 0, n_users, lr, reg,
-                                    Q.shape[0], max_tries)
+        k = k_lo + _below_py(states, 2 * t, span)
+        u = int(np.searchsorted(indptr[u_lo:u_hi + 1], k, side="right")) - 1 + u_lo
+        i = int(indices[k])
+        row = indices[indptr[u]:indptr[u + 1]]
+        for _t in range(max_tries):
+            j = _below_py(states, 2 * t + 1, n_items)
+            if j not in row:
+                x = bias[i] - bias[j] + np.float32(P[u] @ (Q[i] - Q[j]))
+                z = np.float32(1.0) / (np.float32(1.0) + np.exp(np.float32(x)))
+                pu, qi, qj = P[u].copy(), Q[i].copy(), Q[j].copy()
+                P[u] = pu + lr * (z * (qi - qj) - reg * pu)
+                Q[i] = qi + lr * (z * pu - reg * qi)
+                Q[j] = qj + lr * (-z * pu - reg * qj)
+                bias[i] += lr * (z - reg * bias[i])
+                bias[j] += lr * (-z - reg * bias[j])
+                done += 1
+                break
+    for _ in range(_NEG_AHEAD):  # the candidates drawn ahead and left unused
+        _next_py(states, 2 * t + 1)
     return done
 
 
-def bpr_round_numpy(indptr, indices, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next,
+def bpr_serial_numpy(indptr, indices, index, P, Q, bias, states, n_samples, lr, reg,
+                     max_tries):
+    """Plain-NumPy twin of :func:`bpr_serial` (same random streams and update order)."""
+    lr, reg = np.float32(lr), np.float32(reg)
+    return _run_py(indptr, indices, P, Q, bias, states, 0, 0, len(indptr) - 1, n_samples, lr,
+                   reg, Q.shape[0], max_tries)
+
+
+def bpr_round_numpy(indptr, indices, index, P, S, bS, S_next, bS_next, L_prev, bL_prev, L_next,
                     bL_next, states, user_bounds, n_samples, lr, reg, max_tries):
     """Plain-NumPy twin of :func:`bpr_round` (threads run one after another)."""
     lr, reg = np.float32(lr), np.float32(reg)
@@ -258,12 +360,8 @@ def bpr_round_numpy(indptr, indices, P, S, bS, S_next, bS_next, L_prev, bL_prev,
     for t in range(n_threads):
         L_next[t] = merged
         bL_next[t] = merged_b
-        if indptr[user_bounds[t + 1]] == indptr[user_bounds[t]]:
-            continue
-        for _ in range(n_samples[t]):
-            done += _sample_and_step_py(indptr, indices, P, L_next[t], bL_next[t], states, t,
-                                        user_bounds[t], user_bounds[t + 1], lr, reg, S.shape[0],
-                                        max_tries)
+        done += _run_py(indptr, indices, P, L_next[t], bL_next[t], states, t, user_bounds[t],
+                        user_bounds[t + 1], n_samples[t], lr, reg, S.shape[0], max_tries)
     return done
 
 

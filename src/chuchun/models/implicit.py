@@ -9,12 +9,20 @@ in training, and find similar items and users by factor cosine.
 from __future__ import annotations
 
 import warnings
+import zlib
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import DataError, DataWarning, NotFittedError, UnknownIdError
+from chuchun._exceptions import (
+    ConfigError,
+    DataError,
+    DataWarning,
+    NotFittedError,
+    UnknownIdError,
+)
 from chuchun._params import Param, n_threads_param, random_state_param
 from chuchun._progress import progress
 from chuchun._random import check_random_state, kernel_seed
@@ -98,9 +106,8 @@ class ImplicitALS(_FactorRecommender):
     the defaults' objective for :math:`\\alpha_0 = 1, \\nu = 0`. ``solver="block"`` is the
     iALS++ subspace solver (Rendle et al. 2021): exact solves over ``block_size`` factor
     dimensions at a time, one sweep per half-step, for large ``n_factors``
-    (:mod:`chuchun.kernels.ials`). With the default :math:`\\alpha_0` and :math:`\\nu` and
-    ``solver`` ``"cg"`` or ``"cholesky"`` the original kernels run, so default fits are
-    unchanged.
+    (:mod:`chuchun.kernels.implicit_als`). All three solvers share one family of row kernels
+    that take the per-row :math:`\\lambda_u`.
 
     Parameters
     ----------
@@ -186,8 +193,8 @@ class ImplicitALS(_FactorRecommender):
         self._check_values(data)
         rng = check_random_state(self.random_state)
         f = self.n_factors
-        self.user_factors_ = (rng.standard_normal((data.n_users, f)) * 0.01).astype(np.float32)
-        self.item_factors_ = (rng.standard_normal((data.n_items, f)) * 0.01).astype(np.float32)
+        self.user_factors_ = _normal(rng, (data.n_users, f), 0.01)
+        self.item_factors_ = _normal(rng, (data.n_items, f), 0.01)
         self._iterate(self.seen_, self.n_epochs)
 
     def _iterate(self, csr: sp.csr_matrix, n_epochs: int) -> None:
@@ -197,40 +204,47 @@ class ImplicitALS(_FactorRecommender):
         n_blocks = self._threads() * _BLOCKS_PER_THREAD
         user_blocks = _als.row_blocks(csr.indptr, n_blocks, self.n_factors / 2)
         item_blocks = _als.row_blocks(by_item.indptr, n_blocks, self.n_factors / 2)
-        previous = _als.set_threads(self.n_threads or 0)
-        try:
+        user_reg = self._row_regularization(csr, by_item.shape[0])
+        item_reg = self._row_regularization(by_item, csr.shape[0])
+        with _als.parallel_rows(self.n_threads or 0):
             for _ in progress(range(n_epochs), total=n_epochs, desc="ImplicitALS",
                               verbose=self.verbose):
                 # items first, so the user factors end up solved against the final item
                 # factors: fold-in then reproduces a training user and explain() sums exactly
-                self._half_step(by_item, self.item_factors_, self.user_factors_, item_blocks)
-                self._half_step(csr, self.user_factors_, self.item_factors_, user_blocks)
-        finally:
-            _als.set_threads(previous)
+                self._half_step(by_item, self.item_factors_, self.user_factors_, item_blocks,
+                                item_reg)
+                self._half_step(csr, self.user_factors_, self.item_factors_, user_blocks,
+                                user_reg)
 
-    def _gram(self, Y: np.ndarray) -> np.ndarray:
-        yty = Y.T @ Y
-        yty[np.diag_indices_from(yty)] += np.float32(self.regularization)
-        return yty.astype(np.float32)
+    def _row_regularization(self, csr: sp.csr_matrix, n_other: int) -> np.ndarray:
+        """``reg[u]`` of the kernels: :math:`\\lambda_u / \\alpha_0` per row of ``csr``."""
+        w0 = float(self.unobserved_weight)
+        if self.regularization_exponent == 0.0:
+            return np.full(csr.shape[0], self.regularization / w0)
+        counts = np.bincount(np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr)),
+                             weights=(np.asarray(csr.data) > 0).astype(np.float64),
+                             minlength=csr.shape[0])
+        return (self.regularization * (counts + w0 * n_other) ** self.regularization_exponent
+                / w0)
 
     def _half_step(
         self, csr: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, blocks: np.ndarray,
-        solver: str | None = None,
+        reg: np.ndarray, solver: str | None = None,
     ) -> None:
+        """One half-step of the objective (:mod:`chuchun.kernels.implicit_als`) on ``X``."""
         solver = solver or self.solver
-        if solver == "block" or self.unobserved_weight != 1.0 or (
-            self.regularization_exponent != 0.0
-        ):
-            _ials_half_step(self, csr, X, Y, blocks, solver)
-            return
-        yty = self._gram(Y)
+        gram = Y.T @ Y  # float32 BLAS: the dominant dense cost of the item half-step
         data = np.asarray(csr.data, dtype=np.float32)
+        alpha = float(self.alpha) / float(self.unobserved_weight)
+        args = (csr.indptr, csr.indices, data, X, Y)
         if solver == "cg":
-            _als.als_cg_update(csr.indptr, csr.indices, data, X, Y, yty,
-                               np.float32(self.alpha), self.cg_steps, blocks)
+            _als.als_cg_update(*args, gram.astype(np.float32, copy=False), np.float32(alpha),
+                               reg.astype(np.float32), self.cg_steps, blocks)
+        elif solver == "block":
+            _als.als_block_update(*args, gram.astype(np.float64), alpha, reg,
+                                  min(int(self.block_size), X.shape[1]), blocks)
         else:
-            _als.als_cholesky_update(csr.indptr, csr.indices, data, X, Y, yty,
-                                     float(self.alpha), blocks)
+            _als.als_cholesky_update(*args, gram.astype(np.float64), alpha, reg, blocks)
 
     def _solve_users(self, history: sp.csr_matrix) -> np.ndarray:
         """Exact user factors for the rows of ``history`` with the item factors fixed."""
@@ -238,11 +252,9 @@ class ImplicitALS(_FactorRecommender):
         X = np.zeros((history.shape[0], self.n_factors), dtype=np.float32)
         blocks = _als.row_blocks(history.indptr, self._threads() * _BLOCKS_PER_THREAD,
                                  self.n_factors / 2)
-        previous = _als.set_threads(self.n_threads or 0)
-        try:
-            self._half_step(history, X, self.item_factors_, blocks, solver="cholesky")
-        finally:
-            _als.set_threads(previous)
+        reg = self._row_regularization(history, self.item_factors_.shape[0])
+        with _als.parallel_rows(self.n_threads or 0):
+            self._half_step(history, X, self.item_factors_, blocks, reg, solver="cholesky")
         return X
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
@@ -269,70 +281,38 @@ class ImplicitALS(_FactorRecommender):
                 )
             return self.fit(data)
         self._validate_params()
-        if data is None:
-            if n_iterations is not None:
-                warnings.warn("partial_fit(n_iterations=...) is now partial_fit(n_epochs=...)",
-                              DeprecationWarning, stacklevel=2)
-                n_epochs = n_iterations if n_epochs is None else n_epochs
-            n = self.n_epochs if n_epochs is None else int(n_epochs)
-            self._iterate(_as_kernel_csr(self.seen_), n)
-            return self
-        if not isinstance(data, Interactions):
+        if data is not None and not isinstance(data, Interactions):
             raise DataError(
                 f"partial_fit expects a chuchun.data.Interactions or None; got "
                 f"{type(data).__name__}"
             )
-        self._check_values(data)
-        self._refresh_users(data)
-        return self
-
-    def _refresh_users(self, data: Interactions) -> None:
-        old, new = self.users_.ids, data.users.ids
-        if old.dtype.kind in "iu" and new.dtype.kind not in "iu" or (
-            old.dtype.kind not in "iu" and new.dtype.kind in "iu"
+        if n_iterations is not None:
+            warnings.warn("partial_fit(n_iterations=...) is now partial_fit(n_epochs=...)",
+                          DeprecationWarning, stacklevel=2)
+            n_epochs = n_iterations if n_epochs is None else n_epochs
+        if n_epochs is not None and (
+            isinstance(n_epochs, bool) or not isinstance(n_epochs, int | np.integer)
+            or n_epochs < 0
         ):
-            raise DataError(
-                f"partial_fit user ids must be of the training kind ({old.dtype}); got "
-                f"{new.dtype}"
-            )
-        vocab = Vocabulary(np.unique(np.concatenate([old, new])))
-        old_pos = vocab.index(old)
-        new_pos = vocab.index(new)
-        item = self.items_.index(data.item_ids)
-        if (item < 0).any():
-            warnings.warn(
-                f"partial_fit: {int((item < 0).sum())} interaction(s) with items unknown to the "
-                "model were dropped", DataWarning, stacklevel=3,
-            )
-        # stored rows of users not in data, moved to their new positions
-        seen = self.seen_
-        refreshed = np.zeros(len(vocab), dtype=bool)
-        refreshed[new_pos] = True
-        rows = old_pos[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))]
-        kept = ~refreshed[rows]
-        ok = item >= 0
-        m = sp.csr_matrix(
-            (
-                np.concatenate([seen.data[kept], data.values[ok]]),
-                (
-                    np.concatenate([rows[kept], new_pos[data.user_idx[ok]]]),
-                    np.concatenate([seen.indices[kept], item[ok]]),
-                ),
-            ),
-            shape=(len(vocab), len(self.items_)),
-            dtype=np.float32,
-        )
-        m.sum_duplicates()
-        m = _as_kernel_csr(m)
-        X = np.zeros((len(vocab), self.n_factors), dtype=np.float32)
-        X[old_pos] = self.user_factors_
-        X[new_pos] = self._solve_users(m[new_pos])
-        self.users_ = vocab
-        self.user_factors_ = X
-        self.seen_ = m
-        self.item_popularity_ = np.bincount(m.indices, minlength=len(self.items_)).astype(
-            np.float32
-        )
+            raise ConfigError(f"n_epochs must be a non-negative int; got {n_epochs!r}")
+        if data is not None:
+            self._check_values(data)
+        # the kernels update factors in place: work on copies and put the previous state
+        # back if anything fails, so a failed partial_fit leaves the model as it was
+        before = dict(vars(self))
+        try:
+            if data is None:
+                self.user_factors_ = self.user_factors_.copy()
+                self.item_factors_ = self.item_factors_.copy()
+                n = self.n_epochs if n_epochs is None else int(n_epochs)
+                self._iterate(_as_kernel_csr(self.seen_), n)
+            else:
+                _refresh_users(self, data, self._solve_users)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        return self
 
     # -- explanations -------------------------------------------------------------------------
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
@@ -453,14 +433,14 @@ class BPR(_FactorRecommender):
         rng = check_random_state(self.random_state)
         f = self.n_factors
         scale = 1.0 / np.sqrt(f)
-        self.user_factors_ = (rng.standard_normal((data.n_users, f)) * scale * 0.1).astype(
-            np.float32
-        )
-        self.item_factors_ = (rng.standard_normal((data.n_items, f)) * scale * 0.1).astype(
-            np.float32
-        )
+        self.user_factors_ = _normal(rng, (data.n_users, f), scale * 0.1)
+        self.item_factors_ = _normal(rng, (data.n_items, f), scale * 0.1)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
         self.seed_ = kernel_seed(rng)
+        self._train(self.seed_, self.n_epochs)
+
+    def _train(self, seed: int, n_epochs: int) -> None:
+        """``n_epochs`` epochs of SGD from the current factors, random streams from ``seed``."""
         csr = _as_kernel_csr(self.seen_)
         if csr.nnz and csr.data.min() <= 0:
             # a stored zero is no interaction for BPR (the kernels read only the pattern)
@@ -471,29 +451,85 @@ class BPR(_FactorRecommender):
         previous = _als.set_threads(self.n_threads or 0)
         try:
             if len(bounds) == 2 or csr.nnz == 0:
-                self._train_serial(csr, lr, reg)
+                self._train_serial(csr, seed, n_epochs, lr, reg)
             else:
-                self._train_parallel(csr, bounds, lr, reg)
+                self._train_parallel(csr, bounds, seed, n_epochs, lr, reg)
         finally:
             _als.set_threads(previous)
 
-    def _epochs(self) -> Any:
-        return progress(range(self.n_epochs), total=self.n_epochs, desc="BPR",
-                        verbose=self.verbose)
+    def _epochs(self, n_epochs: int) -> Any:
+        return progress(range(n_epochs), total=n_epochs, desc="BPR", verbose=self.verbose)
 
-    def _train_serial(self, csr: sp.csr_matrix, lr: np.float32, reg: np.float32) -> None:
-        states = _bpr.seed_states(self.seed_, 1)
-        for _ in self._epochs():
+    def partial_fit(self, data: Interactions | None = None, *,
+                    n_epochs: int | None = None) -> Self:
+        """Warm-start training.
+
+        ``partial_fit()`` runs ``n_epochs`` (default: the ``n_epochs`` parameter) more epochs
+        of SGD on the training matrix from the current factors and biases. Their random
+        streams derive from ``seed_`` and the current item biases, so a repeated call draws new
+        samples and the same model continued the same way gives the same result.
+
+        ``partial_fit(data)`` refreshes the users in ``data``: their stored histories are
+        replaced by their rows in ``data`` (pass each user's full current history), users not
+        seen before are added, and their vectors are fitted by fold-in (user-only steps, the
+        items fixed; see Notes). Items unknown to the model are dropped with a
+        :class:`~chuchun.DataWarning`. An unfitted model is simply fitted on ``data``.
+
+        A call that raises leaves the model exactly as it was.
+        """
+        if not self.is_fitted:
+            if data is None:
+                raise NotFittedError(
+                    "partial_fit() without data continues a fit; call fit(interactions) first"
+                )
+            return self.fit(data)
+        self._validate_params()
+        if data is not None and not isinstance(data, Interactions):
+            raise DataError(
+                f"partial_fit expects a chuchun.data.Interactions or None; got "
+                f"{type(data).__name__}"
+            )
+        if n_epochs is not None and (
+            isinstance(n_epochs, bool) or not isinstance(n_epochs, int | np.integer)
+            or n_epochs < 0
+        ):
+            raise ConfigError(f"n_epochs must be a non-negative int; got {n_epochs!r}")
+        if data is not None:
+            self._check_values(data)
+        before = dict(vars(self))
+        try:
+            if data is None:
+                # the kernels update in place: train copies, so a failure restores the old ones
+                self.user_factors_ = self.user_factors_.copy()
+                self.item_factors_ = self.item_factors_.copy()
+                self.item_bias_ = self.item_bias_.copy()
+                seed = self.seed_ ^ zlib.crc32(self.item_bias_.tobytes())
+                self._train(seed, self.n_epochs if n_epochs is None else int(n_epochs))
+            else:
+                _refresh_users(self, data, self._fold_in)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        return self
+
+    def _train_serial(self, csr: sp.csr_matrix, seed: int, n_epochs: int, lr: np.float32,
+                      reg: np.float32) -> None:
+        states = _bpr.seed_states(seed, 2)
+        index = _bpr.row_index(csr.indptr)
+        for _ in self._epochs(n_epochs):
             if csr.nnz:
-                _bpr.bpr_serial(csr.indptr, csr.indices, self.user_factors_,
+                _bpr.bpr_serial(csr.indptr, csr.indices, index, self.user_factors_,
                                 self.item_factors_, self.item_bias_, states, csr.nnz, lr, reg,
                                 self._MAX_TRIES)
 
     def _train_parallel(
-        self, csr: sp.csr_matrix, bounds: np.ndarray, lr: np.float32, reg: np.float32
+        self, csr: sp.csr_matrix, bounds: np.ndarray, seed: int, n_epochs: int, lr: np.float32,
+        reg: np.float32,
     ) -> None:
         n_threads = len(bounds) - 1
-        states = _bpr.seed_states(self.seed_, n_threads)
+        states = _bpr.seed_states(seed, 2 * n_threads)
+        index = _bpr.row_index(csr.indptr)
         per_thread = np.diff(csr.indptr[bounds]).astype(np.int64)
         # at most _ROUNDS merges per epoch: each round is one parallel region
         n_rounds = max(1, min(self._ROUNDS, int(per_thread.max()) // (10 * csr.shape[1])))
@@ -503,9 +539,9 @@ class BPR(_FactorRecommender):
         bL_prev = np.broadcast_to(bS, (n_threads, *bS.shape)).copy()
         L_next, bL_next = np.empty_like(L_prev), np.empty_like(bL_prev)
         edges = [per_thread * r // n_rounds for r in range(n_rounds + 1)]
-        for _ in self._epochs():
+        for _ in self._epochs(n_epochs):
             for r in range(n_rounds):
-                _bpr.bpr_round(csr.indptr, csr.indices, self.user_factors_, S, bS, S_next,
+                _bpr.bpr_round(csr.indptr, csr.indices, index, self.user_factors_, S, bS, S_next,
                                bS_next, L_prev, bL_prev, L_next, bL_next, states, bounds,
                                edges[r + 1] - edges[r], lr, reg, self._MAX_TRIES)
                 S, S_next = S_next, S
@@ -548,37 +584,95 @@ class BPR(_FactorRecommender):
         return score, reasons
 
 
-def _ials_half_step(
-    model: ImplicitALS, csr: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, blocks: np.ndarray,
-    solver: str,
-) -> None:
-    """Revisited iALS half-step (Rendle et al. 2022): unobserved weight, per-row
-    frequency-scaled regularisation, and the iALS++ block solver (:mod:`chuchun.kernels.ials`)."""
-    from chuchun.kernels import ials
+def _refresh_users(model: _FactorRecommender, data: Interactions,
+                   solve: Callable[[sp.csr_matrix], np.ndarray]) -> None:
+    """``partial_fit(data)`` of both models: replace the histories of the users in ``data``
+    (adding new users) and set their factors to ``solve(their rows)``, items fixed."""
+    old, new = model.users_.ids, data.users.ids
+    if old.dtype.kind in "iu" and new.dtype.kind not in "iu" or (
+        old.dtype.kind not in "iu" and new.dtype.kind in "iu"
+    ):
+        raise DataError(
+            f"partial_fit user ids must be of the training kind ({old.dtype}); got "
+            f"{new.dtype}"
+        )
+    vocab = Vocabulary(np.unique(np.concatenate([old, new])))
+    old_pos = vocab.index(old)
+    new_pos = vocab.index(new)
+    item = model.items_.index(data.item_ids)
+    if (item < 0).any():
+        warnings.warn(
+            f"partial_fit: {int((item < 0).sum())} interaction(s) with items unknown to the "
+            "model were dropped", DataWarning, stacklevel=3,
+        )
+    # stored rows of users not in data, moved to their new positions
+    seen = model.seen_
+    refreshed = np.zeros(len(vocab), dtype=bool)
+    refreshed[new_pos] = True
+    rows = old_pos[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))]
+    kept = ~refreshed[rows]
+    ok = item >= 0
+    m = sp.csr_matrix(
+        (
+            np.concatenate([seen.data[kept], data.values[ok]]),
+            (
+                np.concatenate([rows[kept], new_pos[data.user_idx[ok]]]),
+                np.concatenate([seen.indices[kept], item[ok]]),
+            ),
+        ),
+        shape=(len(vocab), len(model.items_)),
+        dtype=np.float32,
+    )
+    m.sum_duplicates()
+    m = _as_kernel_csr(m)
+    X = np.zeros((len(vocab), model.user_factors_.shape[1]), dtype=np.float32)
+    X[old_pos] = model.user_factors_
+    X[new_pos] = solve(m[new_pos])
+    model.users_ = vocab
+    model.user_factors_ = X
+    model.seen_ = m
+    model.item_popularity_ = np.bincount(m.indices, minlength=len(model.items_)).astype(
+        np.float32
+    )
 
-    w0 = float(model.unobserved_weight)
-    gram = (Y.T.astype(np.float64) @ Y.astype(np.float64))
-    data = np.asarray(csr.data, dtype=np.float32)
-    counts = np.add.reduceat((data > 0).astype(np.float64), csr.indptr[:-1].astype(np.int64)) \
-        if len(data) else np.zeros(X.shape[0])
-    counts = np.where(np.diff(csr.indptr) > 0, counts, 0.0)
-    reg = model.regularization * (counts + w0 * Y.shape[0]) ** model.regularization_exponent / w0
-    alpha = float(model.alpha) / w0
-    args = (csr.indptr, csr.indices, data, X, Y, gram, alpha, reg)
-    if solver == "block":
-        ials.ials_block_update(*args, min(int(model.block_size), X.shape[1]), blocks)
-    elif solver == "cg":
-        ials.ials_cg_update(*args, int(model.cg_steps), blocks)
-    else:
-        ials.ials_cholesky_update(*args, blocks)
+
+def _normal(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """float32 normal draws times ``scale``, drawn in float32 (no float64 temporaries the size
+    of the factor table)."""
+    out = rng.standard_normal(shape, dtype=np.float32)
+    out *= np.float32(scale)
+    return out
 
 
 def _as_kernel_csr(matrix: Any) -> sp.csr_matrix:
-    """CSR with sorted int32 indices, int64 indptr and float32 data (what the kernels take)."""
+    """CSR with sorted int32 indices, int64 indptr and float32 data (what the kernels take).
+
+    Shares the arrays of ``matrix`` where their types already fit: the interaction log is the
+    largest object a fit holds, so no copy of it is made on the way to the kernels.
+    """
     m = sp.csr_matrix(matrix, dtype=np.float32)
-    if not m.has_sorted_indices:
-        m = m.copy()
-        m.sort_indices()
     m.indptr = m.indptr.astype(np.int64, copy=False)
     m.indices = m.indices.astype(np.int32, copy=False)
+    if not _rows_sorted(m.indptr, m.indices):
+        m = m.copy()
+        m.sort_indices()
+        m.indptr = m.indptr.astype(np.int64, copy=False)
+        m.indices = m.indices.astype(np.int32, copy=False)
+    m.has_sorted_indices = True
     return m
+
+
+def _rows_sorted(indptr: np.ndarray, indices: np.ndarray, chunk: int = 1 << 20) -> bool:
+    """Whether the indices of every row are increasing, checked in chunks (scipy's own check
+    casts the indices to the indptr's int64 first, a transient copy of the whole log)."""
+    n = len(indices)
+    for lo in range(0, max(n - 1, 0), chunk):
+        hi = min(n, lo + chunk + 1)
+        # positions k where indices[k] <= indices[k - 1]: allowed only where a row starts
+        drops = np.flatnonzero(indices[lo + 1:hi] <= indices[lo:hi - 1]) + lo + 1
+        if len(drops):
+            at = np.searchsorted(indptr, drops)
+            if not (at < len(indptr)).all() or not (indptr[np.minimum(at, len(indptr) - 1)]
+                                                     == drops).all():
+                return False
+    return True
