@@ -103,7 +103,20 @@ def load(name: str) -> np.ndarray:
 def problems(rows: np.ndarray) -> tuple[Problem, Problem]:
     train, test = temporal_split(rows)
     sub, val = temporal_split(rows[train])
-    return Problem(rows[train][sub], rows[train][val]), Problem(rows[train], rows[test])
+    return _timed(rows[train][sub], rows[train][val]), _timed(rows[train], rows[test])
+
+
+def _timed(train_rows: np.ndarray, test_rows: np.ndarray) -> Problem:
+    """A Problem whose training Interactions carry the timestamps (for recency_half_life);
+    the vocabularies, hence every index, are those of the plain Problem."""
+    from chuchun.data import Interactions
+
+    problem = Problem(train_rows, test_rows)
+    timed = Interactions.from_arrays(train_rows[:, 0], train_rows[:, 1],
+                                     timestamps=train_rows[:, 2])
+    assert (timed.csr != problem.csr).nnz == 0
+    problem.data = timed
+    return problem
 
 
 # -- chuchun -----------------------------------------------------------------------------------
