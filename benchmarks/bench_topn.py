@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -45,11 +46,18 @@ from common import write_results  # noqa: E402
 THREADS = 2
 
 # Small grids: the machine is two shared cores.
+_HALF_LIVES = (4.0, 8.0, 16.0, 32.0)  # recency_half_life candidates, in interactions
 GRIDS: dict[str, list[dict[str, Any]]] = {
-    "EASE": [{"regularization": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)],
-    "RP3beta": [{"alpha": a, "beta": b} for a in (0.2, 0.4, 0.6) for b in (0.5, 0.6)],
+    "EASE": [{"regularization": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)]
+    + [{"regularization": r, "recency_half_life": h} for r in (100.0, 200.0, 400.0)
+       for h in _HALF_LIVES],
+    "RP3beta": [{"alpha": a, "beta": b} for a in (0.2, 0.4, 0.6) for b in (0.5, 0.6)]
+    + [{"alpha": a, "beta": 0.6, "recency_half_life": h} for a in (0.2, 0.4)
+       for h in (4.0, 8.0, 16.0)],
     "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0},
-             {"l1_regularization": 3.0, "l2_regularization": 20.0}],
+             {"l1_regularization": 3.0, "l2_regularization": 20.0},
+             {"l1_regularization": 1.0, "l2_regularization": 50.0, "recency_half_life": 8.0},
+             {"l1_regularization": 3.0, "l2_regularization": 20.0, "recency_half_life": 8.0}],
     "ImplicitALS": [
         {"alpha": 5.0, "regularization": 0.1},
         {"alpha": 1.0, "regularization": 0.001, "regularization_exponent": 1.0,
@@ -58,6 +66,13 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
          "unobserved_weight": 0.1},
         {"alpha": 1.0, "regularization": 0.002, "regularization_exponent": 1.0,
          "unobserved_weight": 0.03},
+        # revisited iALS: frequency-scaled regularisation (nu = 1) over lambda and alpha_0
+        *({"alpha": 1.0, "regularization": r, "regularization_exponent": 1.0,
+           "unobserved_weight": w0} for w0 in (0.1, 0.3) for r in (0.005, 0.01, 0.02)),
+        # the classic objective, stronger regularisation
+        {"alpha": 5.0, "regularization": 10.0},
+        {"alpha": 10.0, "regularization": 10.0},
+        {"alpha": 2.0, "regularization": 1.0},
     ],
     "MultVAE": [{"n_epochs": 50, "beta_cap": b} for b in (0.2, 0.5)],
     "LightGCN": [{"n_epochs": 60, "regularization": 1e-4}],
@@ -65,7 +80,7 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
 # --single: one candidate per neural model (the published defaults), for a loaded machine
 SINGLE: dict[str, list[dict[str, Any]]] = {
     "MultVAE": [{"n_epochs": 50, "beta_cap": 0.2}],
-    "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
+    "LightGCN": [{"n_epochs": 80, "regularization": 1e-4}],
 }
 # --reduced (the larger catalogue of ml-latest-small on two shared cores): fewer candidates
 REDUCED: dict[str, list[dict[str, Any]]] = {
@@ -80,7 +95,7 @@ FIXED: dict[str, dict[str, Any]] = {
     "EASE": {"n_threads": 1},
     "RP3beta": {},
     "SLIM": {"n_threads": THREADS},
-    "ImplicitALS": {"n_factors": 64, "n_iterations": 15, "n_threads": THREADS,
+    "ImplicitALS": {"n_factors": 64, "n_epochs": 15, "n_threads": THREADS,
                     "random_state": 0, "solver": "cholesky"},
     "MultVAE": {"n_threads": THREADS, "random_state": 0},
     "LightGCN": {"n_threads": THREADS, "random_state": 0, "batch_size": 8192},
@@ -177,13 +192,43 @@ def run_cornac(name: str, problem: Problem, params: dict[str, Any]) -> tuple[flo
 
 
 # -- the run -----------------------------------------------------------------------------------
-def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]], name: str,
-             validation: Problem, final: Problem, lines: list[str], label: str) -> dict[str, Any]:
-    grid = ACTIVE[name]
-    rows = []
-    for params in grid:
+CACHE: dict[str, Any] = {"path": None, "runs": {}}
+
+
+def _cache_key(dataset: str, label: str, params: dict[str, Any]) -> str:
+    return f"{dataset}|{label}|{json.dumps(params, sort_keys=True)}"
+
+
+def _cached_run(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]],
+                name: str, validation: Problem, final: Problem, key: str
+                ) -> tuple[float, float, float]:
+    """(validation NDCG, test NDCG, refit seconds) of one candidate, from the cache file when
+    an earlier run measured it (so an interrupted tuning run resumes where it stopped)."""
+    runs = CACHE["runs"]
+    if key not in runs:
+        params = json.loads(key.split("|", 2)[2])
         _, val = runner(name, validation, params)
         fit_s, test = runner(name, final, params)
+        runs[key] = [val, test, fit_s]
+        if CACHE["path"] is not None:
+            path = Path(CACHE["path"])
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(runs, indent=1, sort_keys=True))
+            tmp.replace(path)
+    val, test, fit_s = runs[key]
+    return float(val), float(test), float(fit_s)
+
+
+def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]], name: str,
+             validation: Problem, final: Problem, lines: list[str], label: str,
+             dataset: str = "") -> dict[str, Any]:
+    grid = ACTIVE[name]
+    if runner is run_cornac:  # the reference has no recency weighting
+        grid = [p for p in grid if "recency_half_life" not in p]
+    rows = []
+    for params in grid:
+        val, test, fit_s = _cached_run(runner, name, validation, final,
+                                       _cache_key(dataset, label, params))
         rows.append((params, val, test, fit_s))
         print(f"  {label} {params} val {val:.4f} test {test:.4f} fit {fit_s:.2f}s", flush=True)
     best = max(range(len(rows)), key=lambda r: rows[r][1])
@@ -244,12 +289,18 @@ def main() -> None:
                     help="only time EASE fits (chuchun and Cornac interleaved)")
     ap.add_argument("--reference-only", action="store_true",
                     help="run only the Cornac side (its chuchun rows come from another run)")
+    ap.add_argument("--cache", default=None, metavar="JSON",
+                    help="read and extend this file of measured candidates (resumable tuning)")
     ap.add_argument("--single", action="store_true",
                     help="one candidate per neural model (MultVAE, LightGCN)")
     args = ap.parse_args()
     if args.ease_timing:
         ease_timing(args.ease_timing)
         return
+    if args.cache:
+        CACHE["path"] = args.cache
+        if Path(args.cache).exists():
+            CACHE["runs"] = json.loads(Path(args.cache).read_text())
     ACTIVE.update(REDUCED if args.reduced else GRIDS)
     if args.single:
         ACTIVE.update(SINGLE)
@@ -278,7 +329,8 @@ def main() -> None:
             if not args.reference_only:
                 if name in ("EASE", "RP3beta", "SLIM", "ImplicitALS"):
                     run_chuchun(name, validation, ACTIVE[name][0])  # compile / warm up
-                res = evaluate(run_chuchun, name, validation, final, lines, f"chuchun {name}")
+                res = evaluate(run_chuchun, name, validation, final, lines, f"chuchun {name}",
+                               ds)
                 summary.append(f"| {ds} | chuchun {name} | {_fmt(res['params'])} | "
                                f"{res['val']:.4f} | {res['test']:.4f} | {res['fit']:.2f} |")
                 sections[-1] = (sections[-1][0], "\n".join(lines))
@@ -286,7 +338,7 @@ def main() -> None:
             if cornac_version and name in CORNAC:
                 try:
                     ref = evaluate(run_cornac, name, validation, final, lines,
-                                   f"Cornac {CORNAC[name]}")
+                                   f"Cornac {CORNAC[name]}", ds)
                 except Exception as exc:  # noqa: BLE001 - report and continue
                     lines += [f"Cornac {CORNAC[name]} failed: `{type(exc).__name__}: {exc}`", ""]
                 else:

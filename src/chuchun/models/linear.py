@@ -184,6 +184,14 @@ class EASE(_ItemWeights):
     binary : bool
         Use :math:`x_{ui} = 1` for every interaction (the paper's setting); otherwise the
         interaction values (counts, ratings) themselves.
+    recency_half_life : float or None
+        With :math:`h` set, a user is scored from the recency-weighted row
+        :math:`\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
+        user's history counted from the most recent, 0), i.e.
+        :math:`\hat x_u = \tilde x_u B`; the weights are learned from the unweighted rows as
+        before. Histories are ordered by timestamp (row order without timestamps); folding in
+        reads the order of the history given. Needs ``binary=True``. None: every history item
+        weighs 1.
     max_items : int
         Largest catalogue fitted.
     n_threads : int or None
@@ -196,7 +204,10 @@ class EASE(_ItemWeights):
     weights_ : ndarray of float32, shape (n_items, n_items)
         :math:`B`, zero diagonal; ``similar_items`` reads its rows.
     interactions_ : scipy.sparse.csr_matrix
-        The users x items matrix :math:`X` scored with.
+        The users x items matrix :math:`X`.
+    profiles_ : scipy.sparse.csr_matrix
+        The recency-weighted rows :math:`\tilde X` scored with (only with
+        ``recency_half_life``).
 
     References
     ----------
@@ -292,6 +303,14 @@ class SLIM(_ItemWeights):
         Stop when a sweep changes no weight by more than ``tol`` times the largest weight.
     binary : bool
         Use 1 for every interaction (default) or the interaction values.
+    recency_half_life : float or None
+        With :math:`h` set, a user is scored from the recency-weighted row
+        :math:`\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
+        user's history counted from the most recent, 0), i.e.
+        :math:`\hat x_u = \tilde x_u B`; the weights are learned from the unweighted rows as
+        before. Histories are ordered by timestamp (row order without timestamps); folding in
+        reads the order of the history given. Needs ``binary=True``. None: every history item
+        weighs 1.
     n_threads : int or None
         Threads of the kernel (None: all cores). Items are solved independently, so the result
         does not depend on the thread count.
