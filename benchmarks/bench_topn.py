@@ -192,7 +192,7 @@ def run_cornac(name: str, problem: Problem, params: dict[str, Any]) -> tuple[flo
 
 
 # -- the run -----------------------------------------------------------------------------------
-CACHE: dict[str, Any] = {"path": None, "runs": {}}
+CACHE: dict[str, Any] = {"path": None, "runs": {}, "part": "both"}
 
 
 def _cache_key(dataset: str, label: str, params: dict[str, Any]) -> str:
@@ -205,18 +205,24 @@ def _cached_run(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, fl
     """(validation NDCG, test NDCG, refit seconds) of one candidate, from the cache file when
     an earlier run measured it (so an interrupted tuning run resumes where it stopped)."""
     runs = CACHE["runs"]
-    if key not in runs:
-        params = json.loads(key.split("|", 2)[2])
-        _, val = runner(name, validation, params)
-        fit_s, test = runner(name, final, params)
-        runs[key] = [val, test, fit_s]
-        if CACHE["path"] is not None:
-            path = Path(CACHE["path"])
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(runs, indent=1, sort_keys=True))
-            tmp.replace(path)
-    val, test, fit_s = runs[key]
-    return float(val), float(test), float(fit_s)
+    entry = runs.setdefault(key, {})
+    params = json.loads(key.split("|", 2)[2])
+    if "val" not in entry and CACHE["part"] in ("both", "validation"):
+        entry["val"] = runner(name, validation, params)[1]
+        _save_cache()
+    if "test" not in entry and CACHE["part"] in ("both", "test"):
+        entry["fit"], entry["test"] = runner(name, final, params)
+        _save_cache()
+    return (float(entry.get("val", np.nan)), float(entry.get("test", np.nan)),
+            float(entry.get("fit", np.nan)))
+
+
+def _save_cache() -> None:
+    if CACHE["path"] is not None:
+        path = Path(CACHE["path"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(CACHE["runs"], indent=1, sort_keys=True))
+        tmp.replace(path)
 
 
 def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]], name: str,
@@ -291,16 +297,21 @@ def main() -> None:
                     help="run only the Cornac side (its chuchun rows come from another run)")
     ap.add_argument("--cache", default=None, metavar="JSON",
                     help="read and extend this file of measured candidates (resumable tuning)")
+    ap.add_argument("--part", choices=("both", "validation", "test"), default="both",
+                    help="fit only the validation or only the test side of each candidate "
+                         "(two processes with separate --cache files, merged afterwards)")
     ap.add_argument("--single", action="store_true",
                     help="one candidate per neural model (MultVAE, LightGCN)")
     args = ap.parse_args()
     if args.ease_timing:
         ease_timing(args.ease_timing)
         return
+    CACHE["part"] = args.part
     if args.cache:
         CACHE["path"] = args.cache
         if Path(args.cache).exists():
-            CACHE["runs"] = json.loads(Path(args.cache).read_text())
+            CACHE["runs"] = {k: v if isinstance(v, dict) else dict(zip(("val", "test", "fit"), v))
+                             for k, v in json.loads(Path(args.cache).read_text()).items()}
     ACTIVE.update(REDUCED if args.reduced else GRIDS)
     if args.single:
         ACTIVE.update(SINGLE)
