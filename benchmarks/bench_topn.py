@@ -50,10 +50,13 @@ _HALF_LIVES = (4.0, 8.0, 16.0, 32.0)  # recency_half_life candidates, in interac
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "EASE": [{"regularization": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)]
     + [{"regularization": r, "recency_half_life": h} for r in (100.0, 200.0, 400.0)
-       for h in _HALF_LIVES],
+       for h in _HALF_LIVES]
+    + [{"regularization": 800.0, "recency_half_life": h} for h in (4.0, 8.0, 16.0)],
     "RP3beta": [{"alpha": a, "beta": b} for a in (0.2, 0.4, 0.6) for b in (0.5, 0.6)]
     + [{"alpha": a, "beta": 0.6, "recency_half_life": h} for a in (0.2, 0.4)
-       for h in (4.0, 8.0, 16.0)],
+       for h in (4.0, 8.0, 16.0)]
+    + [{"alpha": 0.4, "beta": 0.6, "recency_half_life": 2.0},
+       {"alpha": 0.6, "beta": 0.6, "recency_half_life": 4.0}],
     "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0},
              {"l1_regularization": 3.0, "l2_regularization": 20.0},
              {"l1_regularization": 1.0, "l2_regularization": 50.0, "recency_half_life": 8.0},
@@ -73,9 +76,18 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"alpha": 5.0, "regularization": 10.0},
         {"alpha": 10.0, "regularization": 10.0},
         {"alpha": 2.0, "regularization": 1.0},
+        *({"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
+           "unobserved_weight": w0} for w0 in (0.5, 1.0)),
+        {"alpha": 2.0, "regularization": 0.01, "regularization_exponent": 1.0,
+         "unobserved_weight": 0.3},
     ],
     "MultVAE": [{"n_epochs": 50, "beta_cap": b} for b in (0.2, 0.5)],
     "LightGCN": [{"n_epochs": 60, "regularization": 1e-4}],
+}
+# --long: longer training of the neural models (943 users make 8 updates per MultVAE epoch)
+LONG: dict[str, list[dict[str, Any]]] = {
+    "MultVAE": [{"n_epochs": e, "beta_cap": 0.2} for e in (50, 100, 200)],
+    "LightGCN": [{"n_epochs": 80, "regularization": 1e-4}],
 }
 # --single: one candidate per neural model (the published defaults), for a loaded machine
 SINGLE: dict[str, list[dict[str, Any]]] = {
@@ -84,10 +96,12 @@ SINGLE: dict[str, list[dict[str, Any]]] = {
 }
 # --reduced (the larger catalogue of ml-latest-small on two shared cores): fewer candidates
 REDUCED: dict[str, list[dict[str, Any]]] = {
-    "EASE": [{"regularization": 200.0}],
+    "EASE": [{"regularization": 200.0}, {"regularization": 400.0, "recency_half_life": 8.0}],
     "RP3beta": [{"alpha": a, "beta": 0.5} for a in (0.2, 0.4)],
     "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0}],
-    "ImplicitALS": [GRIDS["ImplicitALS"][0], GRIDS["ImplicitALS"][2]],
+    "ImplicitALS": [GRIDS["ImplicitALS"][0], GRIDS["ImplicitALS"][2],
+                    {"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
+                     "unobserved_weight": 0.3}],
     "MultVAE": [GRIDS["MultVAE"][0]],
     "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
 }
@@ -300,6 +314,8 @@ def main() -> None:
     ap.add_argument("--part", choices=("both", "validation", "test"), default="both",
                     help="fit only the validation or only the test side of each candidate "
                          "(two processes with separate --cache files, merged afterwards)")
+    ap.add_argument("--long", action="store_true",
+                    help="the longer-training candidates of the neural models")
     ap.add_argument("--single", action="store_true",
                     help="one candidate per neural model (MultVAE, LightGCN)")
     args = ap.parse_args()
@@ -315,6 +331,8 @@ def main() -> None:
     ACTIVE.update(REDUCED if args.reduced else GRIDS)
     if args.single:
         ACTIVE.update(SINGLE)
+    if args.long:
+        ACTIVE.update(LONG)
     cornac_version = None if args.no_reference else cornac_available()
     summary = ["| data | model | chosen on validation | validation | test | fit (s) |",
                "|---|---|---|---|---|---|"]
