@@ -51,7 +51,8 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "EASE": [{"regularization": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)]
     + [{"regularization": r, "recency_half_life": h} for r in (100.0, 200.0, 400.0)
        for h in _HALF_LIVES]
-    + [{"regularization": 800.0, "recency_half_life": h} for h in (4.0, 8.0, 16.0)],
+    + [{"regularization": 800.0, "recency_half_life": h} for h in (4.0, 8.0, 16.0)]
+    + [{"regularization": 1600.0, "recency_half_life": h} for h in (4.0, 8.0)],
     "RP3beta": [{"alpha": a, "beta": b} for a in (0.2, 0.4, 0.6) for b in (0.5, 0.6)]
     + [{"alpha": a, "beta": 0.6, "recency_half_life": h} for a in (0.2, 0.4)
        for h in (4.0, 8.0, 16.0)]
@@ -78,6 +79,8 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"alpha": 2.0, "regularization": 1.0},
         *({"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
            "unobserved_weight": w0} for w0 in (0.5, 1.0)),
+        *({"alpha": 1.0, "regularization": r, "regularization_exponent": 1.0,
+           "unobserved_weight": 1.0} for r in (0.005, 0.02)),
         {"alpha": 2.0, "regularization": 0.01, "regularization_exponent": 1.0,
          "unobserved_weight": 0.3},
     ],
