@@ -104,7 +104,9 @@ REDUCED: dict[str, list[dict[str, Any]]] = {
     "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0}],
     "ImplicitALS": [GRIDS["ImplicitALS"][0], GRIDS["ImplicitALS"][2],
                     {"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
-                     "unobserved_weight": 0.3}],
+                     "unobserved_weight": 0.3},
+                    {"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
+                     "unobserved_weight": 1.0}],
     "MultVAE": [GRIDS["MultVAE"][0]],
     "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
 }
@@ -209,7 +211,7 @@ def run_cornac(name: str, problem: Problem, params: dict[str, Any]) -> tuple[flo
 
 
 # -- the run -----------------------------------------------------------------------------------
-CACHE: dict[str, Any] = {"path": None, "runs": {}, "part": "both"}
+CACHE: dict[str, Any] = {"path": None, "runs": {}, "part": "both", "cached_only": False}
 
 
 def _cache_key(dataset: str, label: str, params: dict[str, Any]) -> str:
@@ -218,10 +220,13 @@ def _cache_key(dataset: str, label: str, params: dict[str, Any]) -> str:
 
 def _cached_run(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]],
                 name: str, validation: Problem, final: Problem, key: str
-                ) -> tuple[float, float, float]:
+                ) -> tuple[float, float, float] | None:
     """(validation NDCG, test NDCG, refit seconds) of one candidate, from the cache file when
-    an earlier run measured it (so an interrupted tuning run resumes where it stopped)."""
+    an earlier run measured it (so an interrupted tuning run resumes where it stopped); None
+    for a candidate not in the cache under ``--cached-only``."""
     runs = CACHE["runs"]
+    if CACHE["cached_only"] and not {"val", "test"} <= set(runs.get(key, {})):
+        return None
     entry = runs.setdefault(key, {})
     params = json.loads(key.split("|", 2)[2])
     if "val" not in entry and CACHE["part"] in ("both", "validation"):
@@ -250,10 +255,15 @@ def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float
         grid = [p for p in grid if "recency_half_life" not in p]
     rows = []
     for params in grid:
-        val, test, fit_s = _cached_run(runner, name, validation, final,
-                                       _cache_key(dataset, label, params))
+        measured = _cached_run(runner, name, validation, final,
+                               _cache_key(dataset, label, params))
+        if measured is None:
+            continue
+        val, test, fit_s = measured
         rows.append((params, val, test, fit_s))
         print(f"  {label} {params} val {val:.4f} test {test:.4f} fit {fit_s:.2f}s", flush=True)
+    if not rows:
+        raise LookupError("no measured candidate in the cache")
     best = max(range(len(rows)), key=lambda r: rows[r][1])
     lines += [f"**{label}**", "", "| setting | validation NDCG@10 | test NDCG@10 | fit (s) |",
               "|---|---|---|---|"]
@@ -265,7 +275,7 @@ def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float
     lines.append("")
     params = rows[best][0]
     times = [rows[best][3]]
-    if times[0] < 5.0:  # slow fits are timed once
+    if times[0] < 5.0 and not CACHE["cached_only"]:  # slow fits are timed once
         times += [runner(name, final, params)[0] for _ in range(2)]
     return {"params": params, "val": rows[best][1], "test": rows[best][2],
             "fit": statistics.median(times)}
@@ -317,6 +327,8 @@ def main() -> None:
     ap.add_argument("--part", choices=("both", "validation", "test"), default="both",
                     help="fit only the validation or only the test side of each candidate "
                          "(two processes with separate --cache files, merged afterwards)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="tabulate only the candidates already in --cache (no fits)")
     ap.add_argument("--long", action="store_true",
                     help="the longer-training candidates of the neural models")
     ap.add_argument("--single", action="store_true",
@@ -326,6 +338,7 @@ def main() -> None:
         ease_timing(args.ease_timing)
         return
     CACHE["part"] = args.part
+    CACHE["cached_only"] = args.cached_only
     if args.cache:
         CACHE["path"] = args.cache
         if Path(args.cache).exists():
@@ -359,7 +372,7 @@ def main() -> None:
         print(ds, flush=True)
         for name in args.models:
             if not args.reference_only:
-                if name in ("EASE", "RP3beta", "SLIM", "ImplicitALS"):
+                if name in ("EASE", "RP3beta", "SLIM", "ImplicitALS") and not args.cached_only:
                     run_chuchun(name, validation, ACTIVE[name][0])  # compile / warm up
                 res = evaluate(run_chuchun, name, validation, final, lines, f"chuchun {name}",
                                ds)
@@ -371,6 +384,9 @@ def main() -> None:
                 try:
                     ref = evaluate(run_cornac, name, validation, final, lines,
                                    f"Cornac {CORNAC[name]}", ds)
+                except LookupError:
+                    lines += [f"Cornac {CORNAC[name]}: no candidate measured in this table's "
+                              "cache.", ""]
                 except Exception as exc:  # noqa: BLE001 - report and continue
                     lines += [f"Cornac {CORNAC[name]} failed: `{type(exc).__name__}: {exc}`", ""]
                 else:
