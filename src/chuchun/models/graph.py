@@ -45,7 +45,7 @@ class RP3beta(_ItemWeights):
     binary : bool
         Use 1 for every interaction (default) or the interaction values.
     recency_half_life : float or None
-        Score users from recency-weighted rows :math:`\tilde x_{uj} = 2^{-r_{uj}/h}`
+        Score users from recency-weighted rows :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}`
         (:math:`r_{uj}`: rank of :math:`j` from the user's most recent interaction, 0); see
         :class:`~chuchun.models.EASE`. None: every history item weighs 1.
 

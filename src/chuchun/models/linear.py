@@ -186,9 +186,9 @@ class EASE(_ItemWeights):
         interaction values (counts, ratings) themselves.
     recency_half_life : float or None
         With :math:`h` set, a user is scored from the recency-weighted row
-        :math:`\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
+        :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
         user's history counted from the most recent, 0), i.e.
-        :math:`\hat x_u = \tilde x_u B`; the weights are learned from the unweighted rows as
+        :math:`\\hat x_u = \\tilde x_u B`; the weights are learned from the unweighted rows as
         before. Histories are ordered by timestamp (row order without timestamps); folding in
         reads the order of the history given. Needs ``binary=True``. None: every history item
         weighs 1.
@@ -206,7 +206,7 @@ class EASE(_ItemWeights):
     interactions_ : scipy.sparse.csr_matrix
         The users x items matrix :math:`X`.
     profiles_ : scipy.sparse.csr_matrix
-        The recency-weighted rows :math:`\tilde X` scored with (only with
+        The recency-weighted rows :math:`\\tilde X` scored with (only with
         ``recency_half_life``).
 
     References
@@ -305,9 +305,9 @@ class SLIM(_ItemWeights):
         Use 1 for every interaction (default) or the interaction values.
     recency_half_life : float or None
         With :math:`h` set, a user is scored from the recency-weighted row
-        :math:`\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
+        :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
         user's history counted from the most recent, 0), i.e.
-        :math:`\hat x_u = \tilde x_u B`; the weights are learned from the unweighted rows as
+        :math:`\\hat x_u = \\tilde x_u B`; the weights are learned from the unweighted rows as
         before. Histories are ordered by timestamp (row order without timestamps); folding in
         reads the order of the history given. Needs ``binary=True``. None: every history item
         weighs 1.
