@@ -12,17 +12,29 @@ best on validation. Fit times are of the refit on the whole training part (media
 the chosen settings when a fit takes under 5 s, else one fit; BLAS limited to one thread,
 kernels and torch to two), on a machine shared with other jobs: read them as rough.
 
+The item-item models (EASE, SLIM, RP3beta) are also run with ``recency_half_life`` (each
+user's history weighted by 2^(-rank/h), rank 0 the latest training interaction); the training
+Interactions carry the timestamps for that. Cornac has no such option, so its side runs only the
+unweighted candidates.
+
+Measured candidates are kept in a JSON file (``--cache``): a tuning run resumes where it stopped,
+the validation and test sides of slow candidates can run in two processes (``--part``) whose
+files are merged, and ``--cached-only`` tabulates what the file holds without fitting. Fit times
+are those of the run that measured the candidate.
+
 Datasets: MovieLens 100K (``../shared/datasets/ml-100k``) and the bundled ml-latest-small.
 
 Usage::
 
     PYTHONPATH=src nice -n 5 python benchmarks/bench_topn.py [--datasets ml-100k ml-latest-small]
-        [--models EASE RP3beta ...] [--no-reference]
+        [--models EASE RP3beta ...] [--no-reference] [--cache runs.json [--part test]
+        [--cached-only]] [--long]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -45,11 +57,22 @@ from common import write_results  # noqa: E402
 THREADS = 2
 
 # Small grids: the machine is two shared cores.
+_HALF_LIVES = (4.0, 8.0, 16.0, 32.0)  # recency_half_life candidates, in interactions
 GRIDS: dict[str, list[dict[str, Any]]] = {
-    "EASE": [{"regularization": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)],
-    "RP3beta": [{"alpha": a, "beta": b} for a in (0.2, 0.4, 0.6) for b in (0.5, 0.6)],
+    "EASE": [{"regularization": r} for r in (50.0, 100.0, 200.0, 400.0, 800.0)]
+    + [{"regularization": r, "recency_half_life": h} for r in (100.0, 200.0, 400.0)
+       for h in _HALF_LIVES]
+    + [{"regularization": 800.0, "recency_half_life": h} for h in (4.0, 8.0, 16.0)]
+    + [{"regularization": 1600.0, "recency_half_life": h} for h in (4.0, 8.0)],
+    "RP3beta": [{"alpha": a, "beta": b} for a in (0.2, 0.4, 0.6) for b in (0.5, 0.6)]
+    + [{"alpha": a, "beta": 0.6, "recency_half_life": h} for a in (0.2, 0.4)
+       for h in (4.0, 8.0, 16.0)]
+    + [{"alpha": 0.4, "beta": 0.6, "recency_half_life": 2.0},
+       {"alpha": 0.6, "beta": 0.6, "recency_half_life": 4.0}],
     "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0},
-             {"l1_regularization": 3.0, "l2_regularization": 20.0}],
+             {"l1_regularization": 3.0, "l2_regularization": 20.0},
+             {"l1_regularization": 1.0, "l2_regularization": 50.0, "recency_half_life": 8.0},
+             {"l1_regularization": 3.0, "l2_regularization": 20.0, "recency_half_life": 8.0}],
     "ImplicitALS": [
         {"alpha": 5.0, "regularization": 0.1},
         {"alpha": 1.0, "regularization": 0.001, "regularization_exponent": 1.0,
@@ -58,21 +81,43 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
          "unobserved_weight": 0.1},
         {"alpha": 1.0, "regularization": 0.002, "regularization_exponent": 1.0,
          "unobserved_weight": 0.03},
+        # revisited iALS: frequency-scaled regularisation (nu = 1) over lambda and alpha_0
+        *({"alpha": 1.0, "regularization": r, "regularization_exponent": 1.0,
+           "unobserved_weight": w0} for w0 in (0.1, 0.3) for r in (0.005, 0.01, 0.02)),
+        # the classic objective, stronger regularisation
+        {"alpha": 5.0, "regularization": 10.0},
+        {"alpha": 10.0, "regularization": 10.0},
+        {"alpha": 2.0, "regularization": 1.0},
+        *({"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
+           "unobserved_weight": w0} for w0 in (0.5, 1.0)),
+        *({"alpha": 1.0, "regularization": r, "regularization_exponent": 1.0,
+           "unobserved_weight": 1.0} for r in (0.005, 0.02)),
+        {"alpha": 2.0, "regularization": 0.01, "regularization_exponent": 1.0,
+         "unobserved_weight": 0.3},
     ],
     "MultVAE": [{"n_epochs": 50, "beta_cap": b} for b in (0.2, 0.5)],
     "LightGCN": [{"n_epochs": 60, "regularization": 1e-4}],
 }
+# --long: longer training of the neural models (943 users make 8 updates per MultVAE epoch)
+LONG: dict[str, list[dict[str, Any]]] = {
+    "MultVAE": [{"n_epochs": e, "beta_cap": 0.2} for e in (50, 100, 200)],
+    "LightGCN": [{"n_epochs": 80, "regularization": 1e-4}],
+}
 # --single: one candidate per neural model (the published defaults), for a loaded machine
 SINGLE: dict[str, list[dict[str, Any]]] = {
     "MultVAE": [{"n_epochs": 50, "beta_cap": 0.2}],
-    "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
+    "LightGCN": [{"n_epochs": 80, "regularization": 1e-4}],
 }
 # --reduced (the larger catalogue of ml-latest-small on two shared cores): fewer candidates
 REDUCED: dict[str, list[dict[str, Any]]] = {
-    "EASE": [{"regularization": 200.0}],
+    "EASE": [{"regularization": 200.0}, {"regularization": 400.0, "recency_half_life": 8.0}],
     "RP3beta": [{"alpha": a, "beta": 0.5} for a in (0.2, 0.4)],
     "SLIM": [{"l1_regularization": 1.0, "l2_regularization": 50.0}],
-    "ImplicitALS": [GRIDS["ImplicitALS"][0], GRIDS["ImplicitALS"][2]],
+    "ImplicitALS": [GRIDS["ImplicitALS"][0], GRIDS["ImplicitALS"][2],
+                    {"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
+                     "unobserved_weight": 0.3},
+                    {"alpha": 1.0, "regularization": 0.01, "regularization_exponent": 1.0,
+                     "unobserved_weight": 1.0}],
     "MultVAE": [GRIDS["MultVAE"][0]],
     "LightGCN": [{"n_epochs": 40, "regularization": 1e-4}],
 }
@@ -80,7 +125,7 @@ FIXED: dict[str, dict[str, Any]] = {
     "EASE": {"n_threads": 1},
     "RP3beta": {},
     "SLIM": {"n_threads": THREADS},
-    "ImplicitALS": {"n_factors": 64, "n_iterations": 15, "n_threads": THREADS,
+    "ImplicitALS": {"n_factors": 64, "n_epochs": 15, "n_threads": THREADS,
                     "random_state": 0, "solver": "cholesky"},
     "MultVAE": {"n_threads": THREADS, "random_state": 0},
     "LightGCN": {"n_threads": THREADS, "random_state": 0, "batch_size": 8192},
@@ -103,7 +148,20 @@ def load(name: str) -> np.ndarray:
 def problems(rows: np.ndarray) -> tuple[Problem, Problem]:
     train, test = temporal_split(rows)
     sub, val = temporal_split(rows[train])
-    return Problem(rows[train][sub], rows[train][val]), Problem(rows[train], rows[test])
+    return _timed(rows[train][sub], rows[train][val]), _timed(rows[train], rows[test])
+
+
+def _timed(train_rows: np.ndarray, test_rows: np.ndarray) -> Problem:
+    """A Problem whose training Interactions carry the timestamps (for recency_half_life);
+    the vocabularies, hence every index, are those of the plain Problem."""
+    from chuchun.data import Interactions
+
+    problem = Problem(train_rows, test_rows)
+    timed = Interactions.from_arrays(train_rows[:, 0], train_rows[:, 1],
+                                     timestamps=train_rows[:, 2])
+    assert (timed.csr != problem.csr).nnz == 0
+    problem.data = timed
+    return problem
 
 
 # -- chuchun -----------------------------------------------------------------------------------
@@ -164,15 +222,59 @@ def run_cornac(name: str, problem: Problem, params: dict[str, Any]) -> tuple[flo
 
 
 # -- the run -----------------------------------------------------------------------------------
+CACHE: dict[str, Any] = {"path": None, "runs": {}, "part": "both", "cached_only": False}
+
+
+def _cache_key(dataset: str, label: str, params: dict[str, Any]) -> str:
+    return f"{dataset}|{label}|{json.dumps(params, sort_keys=True)}"
+
+
+def _cached_run(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]],
+                name: str, validation: Problem, final: Problem, key: str
+                ) -> tuple[float, float, float] | None:
+    """(validation NDCG, test NDCG, refit seconds) of one candidate, from the cache file when
+    an earlier run measured it (so an interrupted tuning run resumes where it stopped); None
+    for a candidate not in the cache under ``--cached-only``."""
+    runs = CACHE["runs"]
+    if CACHE["cached_only"] and not {"val", "test"} <= set(runs.get(key, {})):
+        return None
+    entry = runs.setdefault(key, {})
+    params = json.loads(key.split("|", 2)[2])
+    if "val" not in entry and CACHE["part"] in ("both", "validation"):
+        entry["val"] = runner(name, validation, params)[1]
+        _save_cache()
+    if "test" not in entry and CACHE["part"] in ("both", "test"):
+        entry["fit"], entry["test"] = runner(name, final, params)
+        _save_cache()
+    return (float(entry.get("val", np.nan)), float(entry.get("test", np.nan)),
+            float(entry.get("fit", np.nan)))
+
+
+def _save_cache() -> None:
+    if CACHE["path"] is not None:
+        path = Path(CACHE["path"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(CACHE["runs"], indent=1, sort_keys=True))
+        tmp.replace(path)
+
+
 def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]], name: str,
-             validation: Problem, final: Problem, lines: list[str], label: str) -> dict[str, Any]:
+             validation: Problem, final: Problem, lines: list[str], label: str,
+             dataset: str = "") -> dict[str, Any]:
     grid = ACTIVE[name]
+    if runner is run_cornac:  # the reference has no recency weighting
+        grid = [p for p in grid if "recency_half_life" not in p]
     rows = []
     for params in grid:
-        _, val = runner(name, validation, params)
-        fit_s, test = runner(name, final, params)
+        measured = _cached_run(runner, name, validation, final,
+                               _cache_key(dataset, label, params))
+        if measured is None:
+            continue
+        val, test, fit_s = measured
         rows.append((params, val, test, fit_s))
         print(f"  {label} {params} val {val:.4f} test {test:.4f} fit {fit_s:.2f}s", flush=True)
+    if not rows:
+        raise LookupError("no measured candidate in the cache")
     best = max(range(len(rows)), key=lambda r: rows[r][1])
     lines += [f"**{label}**", "", "| setting | validation NDCG@10 | test NDCG@10 | fit (s) |",
               "|---|---|---|---|"]
@@ -184,7 +286,7 @@ def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float
     lines.append("")
     params = rows[best][0]
     times = [rows[best][3]]
-    if times[0] < 5.0:  # slow fits are timed once
+    if times[0] < 5.0 and not CACHE["cached_only"]:  # slow fits are timed once
         times += [runner(name, final, params)[0] for _ in range(2)]
     return {"params": params, "val": rows[best][1], "test": rows[best][2],
             "fit": statistics.median(times)}
@@ -193,13 +295,20 @@ def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float
 def ease_timing(rounds: int) -> None:
     """EASE fit times on the whole ml-100k training part, chuchun and Cornac interleaved."""
     _, final = problems(load("ml-100k"))
+    # one untimed fit each first: the first call pays lazy imports and BLAS start-up
+    run_chuchun("EASE", final, {"regularization": 200.0})
+    if cornac_available():
+        run_cornac("EASE", final, {"regularization": 200.0})
+    load_before = os.getloadavg()[0]
     ours, theirs = [], []
     for _ in range(rounds):
         ours.append(run_chuchun("EASE", final, {"regularization": 200.0})[0])
         if cornac_available():
             theirs.append(run_cornac("EASE", final, {"regularization": 200.0})[0])
     body = [f"EASE (regularization 200) on the ml-100k training part "
-            f"({final.data.n_items} items), {rounds} interleaved rounds, BLAS on one thread:",
+            f"({final.data.n_items} items), {rounds} interleaved rounds after one untimed warm-up fit each, BLAS on one thread "
+            f"(1-minute load average {load_before:.2f} before the run, "
+            f"{os.getloadavg()[0]:.2f} after, on {os.cpu_count()} logical cores):",
             "", "| library | median fit (s) | all fits (s) |", "|---|---|---|",
             f"| chuchun EASE | {statistics.median(ours):.3f} | "
             + ", ".join(f"{t:.2f}" for t in ours) + " |"]
@@ -224,19 +333,44 @@ def main() -> None:
                     help="only time EASE fits (chuchun and Cornac interleaved)")
     ap.add_argument("--reference-only", action="store_true",
                     help="run only the Cornac side (its chuchun rows come from another run)")
+    ap.add_argument("--cache", default=None, metavar="JSON",
+                    help="read and extend this file of measured candidates (resumable tuning)")
+    ap.add_argument("--part", choices=("both", "validation", "test"), default="both",
+                    help="fit only the validation or only the test side of each candidate "
+                         "(two processes with separate --cache files, merged afterwards)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="tabulate only the candidates already in --cache (no fits)")
+    ap.add_argument("--long", action="store_true",
+                    help="the longer-training candidates of the neural models")
     ap.add_argument("--single", action="store_true",
                     help="one candidate per neural model (MultVAE, LightGCN)")
     args = ap.parse_args()
     if args.ease_timing:
         ease_timing(args.ease_timing)
         return
+    CACHE["part"] = args.part
+    CACHE["cached_only"] = args.cached_only
+    if args.cache:
+        CACHE["path"] = args.cache
+        if Path(args.cache).exists():
+            CACHE["runs"] = {k: v if isinstance(v, dict) else dict(zip(("val", "test", "fit"), v))
+                             for k, v in json.loads(Path(args.cache).read_text()).items()}
     ACTIVE.update(REDUCED if args.reduced else GRIDS)
     if args.single:
         ACTIVE.update(SINGLE)
+    if args.long:
+        ACTIVE.update(LONG)
     cornac_version = None if args.no_reference else cornac_available()
     summary = ["| data | model | chosen on validation | validation | test | fit (s) |",
                "|---|---|---|---|---|---|"]
     sections: list[tuple[str, str]] = []
+    best: dict[str, tuple[str, float, float, str]] = {}
+
+    def chosen() -> str:
+        return "\n".join(
+            [*summary, ""] + [f"Best chuchun model on {d}'s validation cut: {m} ({p}), "
+                              f"validation {v:.4f}, test {t:.4f}." for d, (m, v, t, p)
+                              in best.items() if m])
 
     def save() -> None:
         # rewritten after every model so an interrupted run still leaves its tables
@@ -244,29 +378,40 @@ def main() -> None:
                       [("Protocol", __doc__.split("Usage::")[0].strip()
                         + ("\n\nReference: Cornac " + cornac_version if cornac_version else
                            "\n\nReference: Cornac not run.")),
-                       ("Chosen settings", "\n".join(summary)), *sections],
+                       ("Chosen settings", chosen()), *sections],
                       libraries=["torch", "cornac"])
 
     for ds in args.datasets:
         rows = load(ds)
         validation, final = problems(rows)
+        best[ds] = ("", -1.0, -1.0, "")
         lines: list[str] = []
         title = f"{ds}: {final.data.n_users} users, {final.data.n_items} items in training"
         sections.append((title + ", every candidate", ""))
         print(ds, flush=True)
         for name in args.models:
             if not args.reference_only:
-                if name in ("EASE", "RP3beta", "SLIM", "ImplicitALS"):
+                if name in ("EASE", "RP3beta", "SLIM", "ImplicitALS") and not args.cached_only:
                     run_chuchun(name, validation, ACTIVE[name][0])  # compile / warm up
-                res = evaluate(run_chuchun, name, validation, final, lines, f"chuchun {name}")
-                summary.append(f"| {ds} | chuchun {name} | {_fmt(res['params'])} | "
-                               f"{res['val']:.4f} | {res['test']:.4f} | {res['fit']:.2f} |")
+                try:
+                    res = evaluate(run_chuchun, name, validation, final, lines,
+                                   f"chuchun {name}", ds)
+                except LookupError:
+                    lines += [f"chuchun {name}: no candidate measured in this table's cache.", ""]
+                else:
+                    summary.append(f"| {ds} | chuchun {name} | {_fmt(res['params'])} | "
+                                   f"{res['val']:.4f} | {res['test']:.4f} | {res['fit']:.2f} |")
+                    if res["val"] > best[ds][1]:
+                        best[ds] = (name, res["val"], res["test"], _fmt(res["params"]))
                 sections[-1] = (sections[-1][0], "\n".join(lines))
                 save()
             if cornac_version and name in CORNAC:
                 try:
                     ref = evaluate(run_cornac, name, validation, final, lines,
-                                   f"Cornac {CORNAC[name]}")
+                                   f"Cornac {CORNAC[name]}", ds)
+                except LookupError:
+                    lines += [f"Cornac {CORNAC[name]}: no candidate measured in this table's "
+                              "cache.", ""]
                 except Exception as exc:  # noqa: BLE001 - report and continue
                     lines += [f"Cornac {CORNAC[name]} failed: `{type(exc).__name__}: {exc}`", ""]
                 else:

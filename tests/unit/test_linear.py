@@ -196,3 +196,73 @@ def test_block_structure_is_recovered(data):
         users = np.array([int(str(u)[1:]) for u in recs.user_ids])
         items = np.vectorize(lambda i: int(str(i)[1:]))(recs.item_ids)
         assert ((items % 3) == (users % 3)[:, None]).mean() > 0.6, cls.__name__  # chance: 1/3
+
+
+# -- recency-weighted histories -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def timed(data) -> Interactions:
+    # the same interactions with shuffled timestamps, rows in random order
+    rng = np.random.default_rng(5)
+    d = data.to_pandas().sample(frac=1.0, random_state=1)
+    return Interactions.from_arrays(d["user"], d["item"],
+                                    timestamps=rng.permutation(len(d)) * 60)
+
+
+def test_recency_profiles_decay_by_rank(timed):
+    h = 3.0
+    m = EASE(regularization=10.0, recency_half_life=h).fit(timed)
+    d = timed.to_pandas()
+    u = 5
+    rows = d[d["user"] == timed.users.ids[u]].sort_values("timestamp", ascending=False)
+    expected = np.zeros(timed.n_items)
+    expected[timed.items.index(rows["item"].to_numpy())] = 2.0 ** (-np.arange(len(rows)) / h)
+    np.testing.assert_allclose(m.profiles_[u].toarray().ravel(), expected, rtol=1e-6)
+    plain = EASE(regularization=10.0).fit(timed)
+    np.testing.assert_allclose(m.weights_, plain.weights_)  # recency changes scoring only
+    np.testing.assert_allclose(m._score(np.array([u]))[0], expected @ m.weights_, rtol=1e-4,
+                               atol=1e-6)
+    assert not np.allclose(m._score(np.array([u])), plain._score(np.array([u])))
+
+
+@pytest.mark.parametrize("cls", [EASE, SLIM, RP3beta])
+def test_recency_fold_in_reads_the_order(cls, timed):
+    m = cls(**cls._test_params, recency_half_life=2.0).fit(timed)
+    d = timed.to_pandas().sort_values(["timestamp"])
+    users = timed.users.ids[:4]
+    hist = [d.loc[d["user"] == u, "item"].tolist() for u in users]  # oldest first
+    direct = m.recommend(users, k=5)
+    folded = m.recommend_for_history(hist, k=5)
+    np.testing.assert_array_equal(folded.item_idx, direct.item_idx)
+    np.testing.assert_allclose(folded.scores, direct.scores, rtol=1e-5)
+    sub = timed.subset(np.isin(timed.user_ids, users))
+    from_log = m.recommend_for_history(sub, k=5)  # ordered by the log's timestamps
+    np.testing.assert_allclose(from_log.scores, direct.scores, rtol=1e-5)
+    reversed_ = m.recommend_for_history([h[::-1] for h in hist], k=5)
+    assert not np.allclose(reversed_.scores, direct.scores)
+    # a repeated item counts once, at its latest position
+    again = m.recommend_for_history([[hist[0][-1], *hist[0]]], k=5)
+    np.testing.assert_allclose(again.scores[0], direct.scores[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [EASE, SLIM, RP3beta])
+def test_recency_explain_is_additive(cls, timed):
+    m = cls(**cls._test_params, recency_half_life=4.0).fit(timed)
+    user = timed.users.ids[3]
+    recs = m.recommend([user], k=3)
+    for e, s in zip(m.explain([user] * 3, recs.item_ids[0], n_reasons=None), recs.scores[0],
+                    strict=True):
+        assert sum(r.contribution for r in e.reasons) == pytest.approx(float(s), rel=1e-4)
+        assert max(r.detail["value"] for r in e.reasons) <= 1.0
+
+
+def test_recency_round_trips_and_needs_binary(timed, tmp_path):
+    from chuchun import load
+
+    m = RP3beta(n_neighbors=10, recency_half_life=2.0).fit(timed)
+    m.save(str(tmp_path / "m"))
+    back = load(str(tmp_path / "m"))
+    users = timed.users.ids[:6]
+    np.testing.assert_allclose(back.recommend(users, k=4).scores,
+                               m.recommend(users, k=4).scores)
+    with pytest.raises(ConfigError, match="recency_half_life.*binary=True"):
+        EASE(binary=False, recency_half_life=2.0).fit(timed)

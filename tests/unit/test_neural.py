@@ -139,3 +139,29 @@ def test_loading_and_scoring_need_no_torch(vae, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == str(vae.recommend(vae.users_.ids[:2], k=3).item_idx.tolist())
+
+
+def test_gcn_cpu_propagation_matches_torch_sparse():
+    # the CPU path multiplies through scipy; its forward and gradient must be torch.sparse.mm's
+    import scipy.sparse as sp
+    import torch
+
+    from chuchun.models.neural.lightgcn import _scipy_spmm
+
+    rng = np.random.default_rng(0)
+    half = sp.random(12, 9, density=0.3, random_state=1, dtype=np.float32)
+    adj = sp.bmat([[None, half], [half.T, None]]).tocsr().astype(np.float32)
+    coo = adj.tocoo()
+    ref = torch.sparse_coo_tensor(torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
+                                  torch.from_numpy(coo.data), adj.shape,
+                                  check_invariants=True).coalesce()
+    e = torch.tensor(rng.normal(size=(21, 4)), dtype=torch.float32, requires_grad=True)
+    w = torch.tensor(rng.normal(size=(21, 4)), dtype=torch.float32)
+    spmm = _scipy_spmm(torch, adj)
+    (spmm(spmm(e)) * w).sum().backward()
+    ours = e.grad.clone()
+    e.grad = None
+    (torch.sparse.mm(ref, torch.sparse.mm(ref, e)) * w).sum().backward()
+    np.testing.assert_allclose(spmm(e).detach().numpy(),
+                               torch.sparse.mm(ref, e).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.numpy(), e.grad.numpy(), rtol=1e-5, atol=1e-6)

@@ -416,7 +416,7 @@ class Recommender(HasParams, abc.ABC):
                 "ratings: pass ratings=[[...], ...] parallel to the histories"
             )
         user_ids, history = self._history_matrix(histories, ratings)
-        ordered = self._history_sequences(histories) if type(self).uses_order else None
+        ordered = self._history_sequences(histories) if self._orders_histories() else None
         allowed = self._candidate_mask(candidates, "fallback")
         k_eff = min(k, len(self.items_))
         idx = np.full((history.shape[0], k), -1, dtype=np.int32)
@@ -435,6 +435,11 @@ class Recommender(HasParams, abc.ABC):
                 scores[:, ~allowed] = -np.inf
             idx[c : c + step, :k_eff], vals[c : c + step, :k_eff] = _top_k(scores, k_eff)
         return self._package(user_ids, idx, vals)
+
+    def _orders_histories(self) -> bool:
+        """Whether fold-in reads histories in order (``_score_sequences``): ``uses_order`` by
+        default; a model whose use of order depends on its hyperparameters overrides this."""
+        return type(self).uses_order
 
     def _history_matrix(self, histories: Any, ratings: Any) -> tuple[np.ndarray, sp.csr_matrix]:
         if isinstance(histories, Interactions):

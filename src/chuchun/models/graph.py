@@ -44,6 +44,10 @@ class RP3beta(_ItemWeights):
         Rescale each kept row of :math:`W` to sum to 1.
     binary : bool
         Use 1 for every interaction (default) or the interaction values.
+    recency_half_life : float or None
+        Score users from recency-weighted rows :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}`
+        (:math:`r_{uj}`: rank of :math:`j` from the user's most recent interaction, 0); see
+        :class:`~chuchun.models.EASE`. None: every history item weighs 1.
 
     Attributes
     ----------
@@ -63,12 +67,14 @@ class RP3beta(_ItemWeights):
     n_neighbors = Param(int, 200, "Entries kept per row of W.", low=1)
     normalize = Param(bool, False, "Rescale each kept row of W to sum to 1.")
     binary = _ItemWeights.binary
+    recency_half_life = _ItemWeights.recency_half_life
 
     _test_params: ClassVar[dict[str, Any]] = {"n_neighbors": 10}
 
     def _fit(self, data: Interactions) -> None:
         x = self._matrix(data)
         self.interactions_ = x
+        self._set_profiles(data, x)
         self.weights_ = rp3beta_weights(x, self.alpha, self.beta, self.n_neighbors,
                                         self.normalize)
 

@@ -38,11 +38,23 @@ class _ItemWeights(Recommender):
                       "of item i")
 
     binary = Param(bool, True, "Treat every interaction as 1, ignoring ratings or counts.")
+    recency_half_life = Param(
+        float, None, "Weigh each history item by 2 ** (-r / h), r its rank from the user's most "
+        "recent interaction (0); None weighs all history items alike.", low=0, low_open=True,
+        nullable=True)
 
     interactions_: sp.csr_matrix
     weights_: np.ndarray | sp.csr_matrix
 
+    def _orders_histories(self) -> bool:
+        return self.recency_half_life is not None
+
     def _matrix(self, data: Interactions) -> sp.csr_matrix:
+        if self.recency_half_life is not None and not self.binary:
+            raise ConfigError(
+                f"{type(self).__name__}: recency_half_life weighs history items by their order, "
+                "which replaces the interaction values; it needs binary=True (got binary=False)"
+            )
         values = data.values
         if not np.isfinite(values).all() or (values < 0).any():
             bad = values[~np.isfinite(values) | (values < 0)][:3].tolist()
@@ -59,21 +71,59 @@ class _ItemWeights(Recommender):
         x.sort_indices()
         return x
 
+    def _set_profiles(self, data: Interactions, x: sp.csr_matrix) -> None:
+        """With ``recency_half_life``, ``profiles_``: the recency-weighted rows of ``x``."""
+        if self.recency_half_life is None:
+            return
+        from chuchun.data.sequences import user_sequences
+
+        seqs = user_sequences(data)  # sequence u is user index u, oldest first
+        lengths = seqs.lengths
+        rows = np.repeat(np.arange(len(seqs)), lengths)
+        rank = np.repeat(seqs.indptr[1:], lengths) - 1 - np.arange(len(seqs.items))
+        self.profiles_ = self._decayed(rows, seqs.items.astype(np.int64), rank, x.shape)
+
+    def _rows(self) -> sp.csr_matrix:
+        """The users x items rows scored with (recency-weighted when ``profiles_`` exists)."""
+        profiles = vars(self).get("profiles_")
+        return self.interactions_ if profiles is None else profiles
+
+    def _decayed(self, rows: np.ndarray, items: np.ndarray, rank: np.ndarray,
+                 shape: tuple[int, int]) -> sp.csr_matrix:
+        """CSR of ``2 ** (-rank / h)``; an item repeated in a row keeps its latest rank."""
+        assert self.recency_half_life is not None
+        order = np.lexsort((rank, items, rows))
+        rows, items, rank = rows[order], items[order], rank[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])
+        w = np.exp2(-rank[first] / self.recency_half_life).astype(np.float32)
+        out = sp.csr_matrix((w, (rows[first], items[first])), shape=shape, dtype=np.float32)
+        out.sort_indices()
+        return out
+
     def _times_weights(self, x: sp.csr_matrix) -> np.ndarray:
         out = x @ self.weights_
         return np.asarray(_dense(out), dtype=np.float32)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._times_weights(self.interactions_[np.asarray(user_idx)])
+        return self._times_weights(self._rows()[np.asarray(user_idx)])
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._times_weights(self._as_input(history))
+
+    def _score_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        rows = np.repeat(np.arange(len(sequences)), lengths)
+        items = (np.concatenate(sequences) if len(sequences) else np.empty(0, np.int32))
+        rank = np.repeat(np.cumsum(lengths), lengths) - 1 - np.arange(int(lengths.sum()))
+        return self._times_weights(
+            self._decayed(rows, items.astype(np.int64), rank, (len(sequences), len(self.items_))))
 
     def _column(self, item_idx: int) -> np.ndarray:
         return np.asarray(_dense(self.weights_[:, [item_idx]]), dtype=np.float64).ravel()
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
-        x = self.interactions_
+        x = self._rows()
         lo, hi = x.indptr[user_idx], x.indptr[user_idx + 1]
         hist, values = x.indices[lo:hi], x.data[lo:hi].astype(np.float64)
         weights = self._column(item_idx)[hist]
@@ -134,6 +184,14 @@ class EASE(_ItemWeights):
     binary : bool
         Use :math:`x_{ui} = 1` for every interaction (the paper's setting); otherwise the
         interaction values (counts, ratings) themselves.
+    recency_half_life : float or None
+        With :math:`h` set, a user is scored from the recency-weighted row
+        :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
+        user's history counted from the most recent, 0), i.e.
+        :math:`\\hat x_u = \\tilde x_u B`; the weights are learned from the unweighted rows as
+        before. Histories are ordered by timestamp (row order without timestamps); folding in
+        reads the order of the history given. Needs ``binary=True``. None: every history item
+        weighs 1.
     max_items : int
         Largest catalogue fitted.
     n_threads : int or None
@@ -146,7 +204,10 @@ class EASE(_ItemWeights):
     weights_ : ndarray of float32, shape (n_items, n_items)
         :math:`B`, zero diagonal; ``similar_items`` reads its rows.
     interactions_ : scipy.sparse.csr_matrix
-        The users x items matrix :math:`X` scored with.
+        The users x items matrix :math:`X`.
+    profiles_ : scipy.sparse.csr_matrix
+        The recency-weighted rows :math:`\\tilde X` scored with (only with
+        ``recency_half_life``).
 
     References
     ----------
@@ -156,6 +217,7 @@ class EASE(_ItemWeights):
     regularization = Param(float, 200.0, "L2 weight lambda on B (scale: item counts).", low=0,
                            low_open=True)
     binary = _ItemWeights.binary
+    recency_half_life = _ItemWeights.recency_half_life
     max_items = Param(int, 20_000, "Refuse to fit larger catalogues (B is n_items^2 floats).",
                       low=1)
     n_threads = Param(int, None, "BLAS threads of the factorisation (None: the BLAS default, "
@@ -173,6 +235,7 @@ class EASE(_ItemWeights):
             )
         x = self._matrix(data)
         self.interactions_ = x
+        self._set_profiles(data, x)
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(self.n_threads, user_api="blas"):
@@ -240,6 +303,14 @@ class SLIM(_ItemWeights):
         Stop when a sweep changes no weight by more than ``tol`` times the largest weight.
     binary : bool
         Use 1 for every interaction (default) or the interaction values.
+    recency_half_life : float or None
+        With :math:`h` set, a user is scored from the recency-weighted row
+        :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in the
+        user's history counted from the most recent, 0), i.e.
+        :math:`\\hat x_u = \\tilde x_u B`; the weights are learned from the unweighted rows as
+        before. Histories are ordered by timestamp (row order without timestamps); folding in
+        reads the order of the history given. Needs ``binary=True``. None: every history item
+        weighs 1.
     n_threads : int or None
         Threads of the kernel (None: all cores). Items are solved independently, so the result
         does not depend on the thread count.
@@ -261,6 +332,7 @@ class SLIM(_ItemWeights):
     max_sweeps = Param(int, 50, "Coordinate-descent sweeps per item at most.", low=1)
     tol = Param(float, 1e-4, "Relative change below which an item's sweeps stop.", low=0)
     binary = _ItemWeights.binary
+    recency_half_life = _ItemWeights.recency_half_life
     n_threads = Param(int, None, "Kernel threads (None: all cores).", low=1, nullable=True)
 
     _test_params: ClassVar[dict[str, Any]] = {"l1_regularization": 0.1,
@@ -272,6 +344,7 @@ class SLIM(_ItemWeights):
                               "with both 0 it reproduces the training matrix exactly")
         x = self._matrix(data)
         self.interactions_ = x
+        self._set_profiles(data, x)
         self.weights_ = slim_weights(x, self.l1_regularization, self.l2_regularization,
                                      self.n_neighbors, self.max_sweeps, self.tol, self.n_threads)
 
