@@ -221,7 +221,8 @@ def run_set_based(name: str, split: LeaveLastOut, args: argparse.Namespace, reco
 
 #: candidates of the neural models, chosen on the validation NDCG@10 (early stopping picks the
 #: epoch within each candidate)
-GRU_GRID = [dict(n_factors=64, batch_size=64, learning_rate=2e-3, dropout=0.1)]
+GRU_GRID = [dict(n_factors=64, batch_size=64, learning_rate=2e-3, dropout=0.1),
+            dict(n_factors=64, batch_size=128, learning_rate=3e-3, dropout=0.1)]
 SAS_GRID = [dict(n_factors=64, max_len=50, n_blocks=2, batch_size=128, learning_rate=3e-3,
                  dropout=0.2, windows="all")]
 
