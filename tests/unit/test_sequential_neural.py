@@ -128,3 +128,31 @@ def test_same_seed_same_model(data):
     a = GRU4Rec(**{**FAST[GRU4Rec], "n_epochs": 2}).fit(data)
     b = GRU4Rec(**{**FAST[GRU4Rec], "n_epochs": 2}).fit(data)
     np.testing.assert_array_equal(a.weights_, b.weights_)
+
+
+@pytest.mark.parametrize("max_len", [1, 3, 7, 50])
+def test_sasrec_windows_cover_every_transition_once(max_len):
+    """windows="all": every (item, next item) pair of every sequence is a target exactly once;
+    windows="last": only the latest max_len pairs of each sequence."""
+    from chuchun.data import Interactions
+    from chuchun.data.sequences import user_sequences
+
+    rng = np.random.default_rng(max_len)
+    lengths = rng.integers(1, 40, size=30)
+    users = np.repeat(np.arange(30), lengths)
+    stamps = np.concatenate([np.arange(n) for n in lengths])
+    items = np.concatenate([rng.permutation(500)[:n] for n in lengths])
+    seqs = user_sequences(Interactions.from_arrays(users, items, timestamps=stamps))
+    targets_of = {}
+    for mode in ("all", "last"):
+        starts, ends = SASRec(max_len=max_len, windows=mode)._windows(seqs)
+        assert np.all(ends - starts <= max_len + 1) and np.all(ends - starts >= 2)
+        # target positions of a window: its items after the first
+        targets_of[mode] = np.sort(np.concatenate(
+            [np.arange(s + 1, e) for s, e in zip(starts, ends, strict=True)]))
+    lo, hi = seqs.indptr[:-1], seqs.indptr[1:]
+    every = np.sort(np.concatenate([np.arange(a + 1, b) for a, b in zip(lo, hi, strict=True)]))
+    latest = np.sort(np.concatenate(
+        [np.arange(max(a + 1, b - max_len), b) for a, b in zip(lo, hi, strict=True)]))
+    np.testing.assert_array_equal(targets_of["all"], every)
+    np.testing.assert_array_equal(targets_of["last"], latest)

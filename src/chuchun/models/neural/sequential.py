@@ -455,9 +455,13 @@ class SASRec(_TorchSequenceModel):
     with layer normalisation, residual connections and dropout (Kang & McAuley 2018, sec.
     III). The state :math:`F_t` at position :math:`t` scores the next item with the shared
     item table, :math:`r_{t,i} = F_t^\\top E[i]`. Training predicts every next item of every
-    sequence: ``loss="ce"`` is softmax cross-entropy over the whole catalogue
-    (``n_negatives=0``) or over ``n_negatives`` uniformly sampled items; ``loss="bce"`` is the
-    paper's binary cross-entropy with ``max(1, n_negatives)`` sampled negatives per position
+    sequence: with ``windows="all"`` each sequence is cut, from its end back, into windows of
+    ``max_len + 1`` items, so each transition is a target once per epoch whatever the
+    sequence's length (``"last"``: only each sequence's latest window, as in the paper's
+    code, which leaves most of a long history unused). ``loss="ce"`` is softmax cross-entropy
+    over the whole catalogue (``n_negatives=0``) or over ``n_negatives`` uniformly sampled
+    items; ``loss="bce"`` is the paper's binary cross-entropy with ``max(1, n_negatives)``
+    sampled negatives per position
 
     .. math:: -\\sum_t \\Big[\\log \\sigma(r_{t,i_{t+1}})
               + \\sum_{j \\in S_t} \\log(1 - \\sigma(r_{t,j}))\\Big].
@@ -466,8 +470,8 @@ class SASRec(_TorchSequenceModel):
 
     Parameters
     ----------
-    n_factors, n_blocks, n_heads, max_len, n_epochs, batch_size, learning_rate, weight_decay,
-    dropout, loss, n_negatives, patience, device, n_threads, random_state, verbose
+    n_factors, n_blocks, n_heads, windows, max_len, n_epochs, batch_size, learning_rate,
+    weight_decay, dropout, loss, n_negatives, patience, device, n_threads, random_state, verbose
         See the declarations.
 
     Attributes
@@ -491,6 +495,10 @@ class SASRec(_TorchSequenceModel):
 
     n_blocks = Param(int, 2, "Self-attention blocks.", low=1)
     n_heads = Param(int, 1, "Attention heads (must divide n_factors).", low=1)
+    windows = Param(str, "all", "Training windows of max_len + 1 items: 'all' cuts every "
+                    "sequence into consecutive windows (each transition trained once per "
+                    "epoch); 'last' takes each sequence's latest window only.",
+                    choices=("all", "last"))
 
     explain_is_additive: ClassVar[bool] = False
     explain_method: ClassVar[str] = (
@@ -516,17 +524,39 @@ class SASRec(_TorchSequenceModel):
     def _inputs(self, sequences: list[np.ndarray]) -> np.ndarray:
         return pad_sequences([np.asarray(s) + 1 for s in sequences], int(self.max_len), pad=0)
 
+    def _windows(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
+        """``[start, end)`` offsets into ``seqs.items`` of the training windows: up to
+        ``max_len + 1`` items each, so a window yields up to ``max_len`` (input, next item)
+        pairs. ``windows="last"``: each sequence's latest window only (Kang & McAuley 2018);
+        ``"all"``: windows cut back from the end so that every transition of every sequence is
+        a target exactly once per epoch."""
+        L = int(self.max_len)
+        lo, hi = seqs.indptr[:-1], seqs.indptr[1:]
+        keep = hi - lo >= 2
+        lo, hi = lo[keep].astype(np.int64), hi[keep].astype(np.int64)
+        if self.windows == "last":
+            return np.maximum(lo, hi - L - 1), hi
+        # window k of a sequence ends k * L items before its end; the last one (oldest)
+        # starts at the sequence's first item
+        n_windows = np.maximum(1, -(-(hi - lo - 1) // L))
+        seq_of = np.repeat(np.arange(len(lo)), n_windows)
+        k = np.arange(len(seq_of)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+        end = hi[seq_of] - k * L
+        return np.maximum(lo[seq_of], end - L - 1), end
+
     def _train_epoch(self, net: Any, opt: Any, seqs: Sequences, rng: np.random.Generator,
                      sample_p: np.ndarray) -> float:
         import torch
 
         device = self._device()
-        users = rng.permutation(np.flatnonzero(seqs.lengths >= 2))
         L = int(self.max_len)
+        starts, ends = self._windows(seqs)
+        order = rng.permutation(len(starts))
+        items = seqs.items
         n_items = len(sample_p)
         total, count = 0.0, 0
-        for batch in self._batches(users):
-            tails = [seqs[int(u)][-(L + 1):] for u in batch]
+        for batch in self._batches(order):
+            tails = [items[starts[w] : ends[w]] for w in batch]
             inp = torch.from_numpy(self._inputs([t[:-1] for t in tails]).astype(np.int64))
             tgt = torch.from_numpy(self._inputs([t[1:] for t in tails]).astype(np.int64))
             inp, tgt = inp.to(device), tgt.to(device)
