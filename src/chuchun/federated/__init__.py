@@ -16,6 +16,14 @@ all it sees; DP-FedAvg noise bounds what the sum reveals). See ``docs/federated.
 
 from __future__ import annotations
 
-from chuchun.federated.model import FederatedImplicitMF, FederatedMF
+from typing import TYPE_CHECKING
 
+from chuchun._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from chuchun.federated.model import FederatedImplicitMF, FederatedMF
+
+_EXPORTS = {"FederatedImplicitMF": "chuchun.federated.model",
+            "FederatedMF": "chuchun.federated.model"}
 __all__ = ["FederatedImplicitMF", "FederatedMF"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

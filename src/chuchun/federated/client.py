@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chuchun._exceptions import DataError
-from chuchun.kernels import implicit_als as _als
-from chuchun.kernels.mf import sgd_epoch
 
 __all__ = [
     "ClientData",
@@ -146,6 +144,8 @@ def explicit_update(
     metrics: ``sse``/``n`` of the training ratings seen during the last local pass and of the
     client's validation ratings after the update.
     """
+    from chuchun.kernels.mf import sgd_epoch  # imported on use: a Flower client starts per message
+
     n = data.n_examples
     Q = glob.item_factors.copy()
     bi = glob.item_bias.copy()
@@ -186,6 +186,8 @@ def implicit_solve_users(
     ``gram`` is :math:`Y^\\top Y + \\lambda I` when the caller has it (it depends on the
     broadcast item factors only).
     """
+    from chuchun.kernels import implicit_als as _als
+
     Y = np.ascontiguousarray(item_factors, dtype=np.float32)
     f = Y.shape[1]
     if gram is None:
@@ -250,18 +252,51 @@ class ClientRuntime:
                  random_state: int) -> None:
         self.client_id = int(client_id)
         self.users = users
-        self.rng = np.random.default_rng(random_state)
-        init = np.random.default_rng([random_state, 1])
+        self.seed = int(random_state)
+        self.calls = 0
         self.states = {u: ClientState(factors=np.zeros(n_factors, dtype=np.float32))
                        for u in users}
-        self._init = init
         self._key: object | None = None
         self._peers: dict[int, bytes] = {}
 
     def init_factors(self, init_std: float) -> None:
+        """Random user factors (explicit feedback; the implicit solve needs no start)."""
+        init = np.random.default_rng([self.seed, 1])
         for u in sorted(self.states):
             f = len(self.states[u].factors)
-            self.states[u].factors = (self._init.standard_normal(f) * init_std).astype(np.float32)
+            self.states[u].factors = (init.standard_normal(f) * init_std).astype(np.float32)
+
+    # -- state kept between requests (Flower runs each request in a fresh process) -----------
+    def export_state(self) -> dict[str, object]:
+        """The private state as plain values (stored on the client's own node only)."""
+        from chuchun.federated import secagg
+
+        users = sorted(self.states)
+        key = self._key
+        return {
+            "users": np.asarray(users, dtype=np.int64),
+            "factors": np.stack([self.states[u].factors for u in users]),
+            "bias": np.asarray([self.states[u].bias for u in users], dtype=np.float64),
+            "calls": self.calls,
+            "private_key": key.private_bytes() if isinstance(key, secagg.KeyPair) else b"",
+            "peer_ids": [int(p) for p in self._peers],
+            "peer_keys": list(self._peers.values()),
+        }
+
+    def import_state(self, state: dict[str, object]) -> None:
+        from chuchun.federated import secagg
+
+        users = [int(u) for u in np.asarray(state["users"]).reshape(-1)]
+        factors = np.asarray(state["factors"], dtype=np.float32)
+        bias = np.asarray(state["bias"], dtype=np.float64)
+        for j, u in enumerate(users):
+            self.states[u] = ClientState(factors=factors[j].copy(), bias=float(bias[j]))
+        self.calls = int(state["calls"])  # type: ignore[call-overload]
+        raw = state.get("private_key", b"")
+        self._key = secagg.KeyPair(bytes(raw)) if raw else None  # type: ignore[arg-type]
+        ids = [int(p) for p in state.get("peer_ids", [])]  # type: ignore[attr-defined]
+        self._peers = dict(zip(ids, [bytes(k) for k in state.get("peer_keys", [])],  # type: ignore[attr-defined]
+                               strict=True))
 
     def handle(self, kind: str, request: dict[str, object]) -> dict[str, object]:
         from chuchun.federated import privacy, secagg
@@ -299,9 +334,11 @@ class ClientRuntime:
             gram[np.diag_indices_from(gram)] += np.float32(iconf.regularization)
         total = np.zeros(layout.size, dtype=np.float64)
         metrics = np.zeros(4, dtype=np.float64)
+        self.calls += 1
+        rng = np.random.default_rng([self.seed, 2, self.calls])
         for u in sorted(self.users):
             if model_kind == "explicit":
-                parts, m = explicit_update(glob, self.users[u], self.states[u], econf, self.rng)
+                parts, m = explicit_update(glob, self.users[u], self.states[u], econf, rng)
                 metrics += [m["train_sse"], m["train_n"], m.get("val_sse", 0.0),
                             m.get("val_n", 0.0)]
             else:
@@ -331,9 +368,10 @@ class ClientRuntime:
         context = str(request["context"]).encode()
         key = self._key
         assert isinstance(key, secagg.KeyPair)
-        return {"update": secagg.masked_update(vector, self.client_id, key, self._peers,
+        me = int(request.get("me", self.client_id))  # type: ignore[call-overload]
+        return {"update": secagg.masked_update(vector, me, key, self._peers,
                                                context + b"/update"),
-                "metrics": secagg.masked_update(metrics, self.client_id, key, self._peers,
+                "metrics": secagg.masked_update(metrics, me, key, self._peers,
                                                 context + b"/metrics")}
 
     def _unmask(self, request: dict[str, object]) -> dict[str, object]:

@@ -51,12 +51,23 @@ _LIMIT = 2.0 ** (62 - FRACTION_BITS)
 class KeyPair:
     """A client's X25519 key pair for one round."""
 
-    def __init__(self) -> None:
+    def __init__(self, private: bytes | None = None) -> None:
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-        self._private = X25519PrivateKey.generate()
+        self._private = (X25519PrivateKey.generate() if private is None
+                         else X25519PrivateKey.from_private_bytes(private))
         self.public = self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def private_bytes(self) -> bytes:
+        """The raw private key, for a client that keeps it between requests on its own node."""
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+        )
+
+        return self._private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
     def shared_secret(self, peer_public: bytes) -> bytes:
         """The X25519 shared secret with the owner of ``peer_public`` (fresh keys each round,

@@ -180,7 +180,7 @@ class FederatedServer:
             record.dropped += len(cohort) - len(keyed)
             graph = mask_graph_for(keyed, cfg.secagg_neighbors, self.rng)
             for c in keyed:
-                requests[c] = dict(requests[c], peers=np.asarray(graph[c], dtype=np.int64),
+                requests[c] = dict(requests[c], me=c, peers=np.asarray(graph[c], dtype=np.int64),
                                    peer_keys=[keys[p]["public_key"] for p in graph[c]],
                                    context=context)
             cohort = keyed
