@@ -214,7 +214,7 @@ def implicit_update(
 
     With :math:`s_i = x_u^\\top y_i`, the negative half-gradient of the user's loss
     :math:`\\sum_i c_{ui}(p_{ui} - s_i)^2` is :math:`-s_i x_u` for every item and
-    :math:`(c_{ui} - (c_{ui} - 1) s_i) x_u` for the user's items.
+    :math:`c_{ui}(1 - s_i) x_u` for the user's items.
     """
     x = implicit_solve_users([(data.items, data.values)], glob.item_factors,
                              config.regularization, config.alpha, gram)[0]
@@ -226,7 +226,7 @@ def implicit_update(
     items = data.items[keep]
     conf_minus_1 = config.alpha * data.values[keep].astype(np.float64)
     coef = -s
-    coef[items] = (1.0 + conf_minus_1) - conf_minus_1 * s[items]
+    coef[items] = (1.0 + conf_minus_1) * (1.0 - s[items])
     curvature = np.zeros(len(s), dtype=np.float64)
     np.add.at(curvature, items, conf_minus_1 * float(xd @ xd))
     upload = {"item_factors": coef[:, None] * xd[None, :], "gram": np.outer(xd, xd),
