@@ -27,6 +27,7 @@ see sums: see :mod:`chuchun.federated.secagg` and ``docs/federated.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -216,8 +217,18 @@ def implicit_update(
     :math:`\\sum_i c_{ui}(p_{ui} - s_i)^2` is :math:`-s_i x_u` for every item and
     :math:`c_{ui}(1 - s_i) x_u` for the user's items.
     """
-    x = implicit_solve_users([(data.items, data.values)], glob.item_factors,
-                             config.regularization, config.alpha, gram)[0]
+    from chuchun.kernels.implicit_als import als_cholesky_update_numpy
+
+    # one row: the kernel's NumPy twin (same solve) avoids a parallel region per client
+    Y32 = np.ascontiguousarray(glob.item_factors, dtype=np.float32)
+    if gram is None:
+        gram = Y32.T @ Y32
+        gram[np.diag_indices_from(gram)] += np.float32(config.regularization)
+    X = np.zeros((1, Y32.shape[1]), dtype=np.float32)
+    als_cholesky_update_numpy(np.array([0, len(data.items)], dtype=np.int64),
+                              data.items.astype(np.int32), data.values.astype(np.float32), X,
+                              Y32, gram, config.alpha, np.array([0, 1], dtype=np.int64))
+    x = X[0]
     state.factors = x
     xd = x.astype(np.float64)
     Y = glob.item_factors.astype(np.float64)
@@ -234,6 +245,21 @@ def implicit_update(
     loss = float(np.sum(s ** 2) - np.sum(s[items] ** 2)
                  + np.sum((1.0 + conf_minus_1) * (1.0 - s[items]) ** 2))
     return upload, {"train_loss": loss, "train_n": float(len(items))}
+
+
+_LAST_GRAM: list[Any] = [None, None, None]
+
+
+def _gram(item_factors: Any, regularization: float) -> np.ndarray:
+    """:math:`Y^\top Y + \lambda I` of the broadcast item factors. Every client of a round
+    gets the same array, so the in-process simulation computes it once per round."""
+    if _LAST_GRAM[0] is item_factors and _LAST_GRAM[1] == regularization:
+        return _LAST_GRAM[2]  # type: ignore[no-any-return]
+    Y = np.asarray(item_factors, dtype=np.float32)
+    gram = Y.T @ Y
+    gram[np.diag_indices_from(gram)] += np.float32(regularization)
+    _LAST_GRAM[:] = [item_factors, regularization, gram]
+    return gram
 
 
 class ClientRuntime:
@@ -329,9 +355,7 @@ class ClientRuntime:
             layout = UpdateLayout.implicit(n_items, f)
             iconf = ImplicitConfig(float(request["regularization"]),  # type: ignore[arg-type]
                                    float(request["alpha"]))  # type: ignore[arg-type]
-            Y = glob.item_factors
-            gram = Y.T @ Y
-            gram[np.diag_indices_from(gram)] += np.float32(iconf.regularization)
+            gram = _gram(request["item_factors"], iconf.regularization)
         total = np.zeros(layout.size, dtype=np.float64)
         metrics = np.zeros(4, dtype=np.float64)
         self.calls += 1

@@ -18,6 +18,7 @@ rejected clients, bytes per client, seconds, training/validation error, privacy 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +39,9 @@ from chuchun.models.implicit import ImplicitALS
 from chuchun.models.mf import _FactorModel, _require_ratings
 
 __all__ = ["FederatedImplicitMF", "FederatedMF"]
+
+#: ``callback(model, round, record)``; returning True stops training after that round
+RoundCallback = Callable[[Any, int, dict[str, Any]], Any]
 
 
 class _Federated:
@@ -85,13 +89,19 @@ class _Federated:
             round_deadline=1.0, **extra)
 
     def _run(self, data: Interactions, server: FederatedServer,
-             transport: InProcessTransport, *, stop_on_val: bool) -> None:
+             transport: InProcessTransport, *, stop_on_val: bool,
+             publish: Callable[[], None], callbacks: Sequence[RoundCallback] | None) -> None:
+        """Run the rounds; after each, ``callbacks`` get ``(model, round, record)`` with the
+        model's fitted attributes set to the current state (returning True stops)."""
         p: Any = self
+        for cb in callbacks or []:
+            if not callable(cb):
+                raise ConfigError(
+                    f"callbacks must be callables cb(model, round, record); got {type(cb).__name__}")
         n = data.n_users
         delta = float(p.delta) if p.delta is not None else 1.0 / max(n, 2)
         history: list[dict[str, Any]] = []
         best = math.inf
-        best_state: tuple[np.ndarray, np.ndarray] | None = None
         bad = 0
         for r in progress(range(p.n_rounds), total=p.n_rounds, desc=type(self).__name__,
                           verbose=p.verbose):
@@ -99,6 +109,10 @@ class _Federated:
             record.epsilon = privacy.epsilon(float(p.noise_multiplier), float(p.client_fraction),
                                              r + 1, delta)
             history.append(record.as_dict())
+            if callbacks:
+                publish()
+                if any([bool(cb(self, r, history[-1])) for cb in callbacks]):
+                    break
             if stop_on_val and not math.isnan(record.val_rmse):
                 if record.val_rmse < best - 1e-6:
                     best, bad = record.val_rmse, 0
@@ -110,7 +124,6 @@ class _Federated:
         self.history_ = history
         self.delta_ = delta
         self.epsilon_ = float(history[-1]["epsilon"]) if history else 0.0
-        del best_state
 
 
 class FederatedMF(_Federated, _FactorModel):
@@ -169,7 +182,8 @@ class FederatedMF(_Federated, _FactorModel):
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_rounds": 3,
                                                "server_learning_rate": 5.0}
 
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, *,
+             callbacks: Sequence[RoundCallback] | None = None) -> None:
         _require_ratings(data, "FederatedMF")
         self._check_privacy()
         rng = check_random_state(self.random_state)
@@ -201,15 +215,20 @@ class FederatedMF(_Federated, _FactorModel):
             server.state.intercept = 0.5 * (float(lo) + float(hi))
         else:
             server.compute_intercept(transport)
-        self._run(data, server, transport, stop_on_val=float(self.validation_fraction) > 0)
-        self.fit_bias_ = True
-        self.intercept_ = float(server.state.intercept)
-        self.item_factors_ = server.state.item_factors
-        self.item_bias_ = server.state.item_bias
-        self.user_factors_ = np.stack([runtimes[u].states[u].factors for u in range(data.n_users)]
-                                      ).astype(np.float32)
-        self.user_bias_ = np.array([runtimes[u].states[u].bias for u in range(data.n_users)],
-                                   dtype=np.float32)
+
+        def publish() -> None:
+            self.fit_bias_ = True
+            self.intercept_ = float(server.state.intercept)
+            self.item_factors_ = server.state.item_factors
+            self.item_bias_ = server.state.item_bias
+            self.user_factors_ = np.stack(
+                [runtimes[u].states[u].factors for u in range(data.n_users)]).astype(np.float32)
+            self.user_bias_ = np.array([runtimes[u].states[u].bias for u in range(data.n_users)],
+                                       dtype=np.float32)
+
+        self._run(data, server, transport, stop_on_val=float(self.validation_fraction) > 0,
+                  publish=publish, callbacks=callbacks)
+        publish()
 
 
 class FederatedImplicitMF(_Federated, Recommender):
@@ -260,7 +279,8 @@ class FederatedImplicitMF(_Federated, Recommender):
     item_factors_: np.ndarray
     user_factors_: np.ndarray
 
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, *,
+             callbacks: Sequence[RoundCallback] | None = None) -> None:
         values = data.values
         if not np.isfinite(values).all() or (values < 0).any():
             raise DataError(
@@ -286,13 +306,18 @@ class FederatedImplicitMF(_Federated, Recommender):
             runtimes, dropout_fraction=float(self.dropout_fraction),
             straggler_fraction=float(self.straggler_fraction), deadline=1.0,
             rng=np.random.default_rng(seeds.spawn(1)[0]))
-        self._run(data, server, transport, stop_on_val=False)
-        self.item_factors_ = server.state.item_factors
-        # each client's last solve, against the final item factors
         histories = [(runtimes[u].users[u].items, runtimes[u].users[u].values)
                      for u in range(data.n_users)]
-        self.user_factors_ = implicit_solve_users(histories, self.item_factors_,
-                                                  float(self.regularization), float(self.alpha))
+
+        def publish() -> None:
+            # each client's solve against the current item factors
+            self.item_factors_ = server.state.item_factors
+            self.user_factors_ = implicit_solve_users(
+                histories, self.item_factors_, float(self.regularization), float(self.alpha))
+
+        self._run(data, server, transport, stop_on_val=False, publish=publish,
+                  callbacks=callbacks)
+        publish()
 
     def _score_history(self, history: Any) -> np.ndarray:
         rows = [(history.indices[history.indptr[r]:history.indptr[r + 1]],

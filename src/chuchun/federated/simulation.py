@@ -47,8 +47,13 @@ class InProcessTransport:
             drop = u < self.dropout_fraction
             late = ~drop & (u < self.dropout_fraction + self.straggler_fraction)
         out: dict[int, dict[str, Any]] = {}
-        for c, dropped, is_late in zip(ids, drop, late, strict=True):
-            reply = self.runtimes[c].handle(kind, requests[c])
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread: the per-client products are small and many; a thread pool per call
+        # only contends for the cores
+        with threadpool_limits(limits=1):
+            replies = [self.runtimes[c].handle(kind, requests[c]) for c in ids]
+        for c, dropped, is_late, reply in zip(ids, drop, late, replies, strict=True):
             if dropped:
                 reply = None
             elif is_late:
