@@ -309,7 +309,7 @@ class ClientRuntime:
             "peer_keys": list(self._peers.values()),
         }
 
-    def import_state(self, state: dict[str, object]) -> None:
+    def import_state(self, state: dict[str, Any]) -> None:
         from chuchun.federated import secagg
 
         users = [int(u) for u in np.asarray(state["users"]).reshape(-1)]
@@ -317,12 +317,11 @@ class ClientRuntime:
         bias = np.asarray(state["bias"], dtype=np.float64)
         for j, u in enumerate(users):
             self.states[u] = ClientState(factors=factors[j].copy(), bias=float(bias[j]))
-        self.calls = int(state["calls"])  # type: ignore[call-overload]
+        self.calls = int(state["calls"])
         raw = state.get("private_key", b"")
-        self._key = secagg.KeyPair(bytes(raw)) if raw else None  # type: ignore[arg-type]
-        ids = [int(p) for p in state.get("peer_ids", [])]  # type: ignore[attr-defined]
-        self._peers = dict(zip(ids, [bytes(k) for k in state.get("peer_keys", [])],  # type: ignore[attr-defined]
-                               strict=True))
+        self._key = secagg.KeyPair(bytes(raw)) if raw else None
+        ids = [int(p) for p in state.get("peer_ids", [])]
+        self._peers = dict(zip(ids, [bytes(k) for k in state.get("peer_keys", [])], strict=True))
 
     def handle(self, kind: str, request: dict[str, object]) -> dict[str, object]:
         from chuchun.federated import privacy, secagg

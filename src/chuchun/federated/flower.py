@@ -148,8 +148,8 @@ def _runtime(context: Context) -> ClientRuntime:
     rt = ClientRuntime(int(context.node_id), data, n_factors, seed)
     saved = context.state.config_records.get(_STATE_KEY)
     if saved is not None:
-        state = dict(saved)
-        with np.load(io.BytesIO(bytes(state.pop("arrays"))), allow_pickle=False) as z:
+        state: dict[str, Any] = dict(saved)
+        with np.load(io.BytesIO(state.pop("arrays")), allow_pickle=False) as z:
             state.update({k: z[k] for k in z.files})
         rt.import_state(state)
     elif str(context.run_config["kind"]) == "explicit":
@@ -163,8 +163,9 @@ def _answer(kind: str, message: Message, context: Context) -> Message:
     reply = rt.handle(kind, request)
     state = rt.export_state()
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: v for k, v in state.items() if isinstance(v, np.ndarray)})
-    plain = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
+    arrays: dict[str, Any] = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+    np.savez(buffer, **arrays)
+    plain: dict[str, Any] = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
     context.state.config_records[_STATE_KEY] = ConfigRecord(
         {**plain, "arrays": buffer.getvalue()})
     return Message(encode(reply), reply_to=message)
