@@ -251,7 +251,7 @@ _LAST_GRAM: list[Any] = [None, None, None]
 
 
 def _gram(item_factors: Any, regularization: float) -> np.ndarray:
-    """:math:`Y^\top Y + \lambda I` of the broadcast item factors. Every client of a round
+    """:math:`Y^\\top Y + \\lambda I` of the broadcast item factors. Every client of a round
     gets the same array, so the in-process simulation computes it once per round."""
     if _LAST_GRAM[0] is item_factors and _LAST_GRAM[1] == regularization:
         return _LAST_GRAM[2]  # type: ignore[no-any-return]
