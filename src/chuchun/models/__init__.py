@@ -22,6 +22,7 @@ from chuchun.models._results import (
 if TYPE_CHECKING:
     from chuchun.models.baseline import BaselineOnly, GlobalMean, Popularity, Random
     from chuchun.models.content import ContentBased
+    from chuchun.federated.model import FederatedImplicitMF, FederatedMF
     from chuchun.models.fm import FactorizationMachine
     from chuchun.models.hybrid import HybridMF
 
@@ -43,6 +44,8 @@ _MODELS = {
     "BaselineOnly": "chuchun.models.baseline",
     "ContentBased": "chuchun.models.content",
     "FactorizationMachine": "chuchun.models.fm",
+    "FederatedImplicitMF": "chuchun.federated.model",
+    "FederatedMF": "chuchun.federated.model",
 
     "EASE": "chuchun.models.linear",
     "FunkSVD": "chuchun.models.mf",

@@ -1,0 +1,134 @@
+"""End to end on Flower's deployment runtime: a SuperLink and three SuperNodes as separate
+processes on 127.0.0.1, the chuchun ServerApp/ClientApp submitted with ``flwr run``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from chuchun.federated.client import implicit_solve_users
+from chuchun.federated.flower import write_app, write_node_data
+from chuchun.testing import block_interactions
+
+N_NODES = 3
+
+
+def _split(data):
+    """Implicit feedback: each user's liked items (rated 4 or 5), the last two held out."""
+    csr = data.csr
+    train, test = [], []
+    for u in range(data.n_users):
+        items = csr.indices[csr.indptr[u]:csr.indptr[u + 1]]
+        values = csr.data[csr.indptr[u]:csr.indptr[u + 1]]
+        liked = items[values >= 4]
+        train.append(liked[:-2])
+        test.append(sorted(liked[-2:].tolist()))
+    return train, test
+
+
+def _hit_rate(scores, train, test, k=5):
+    hits = 0
+    for u, row in enumerate(scores):
+        row = row.astype(np.float64).copy()
+        row[train[u]] = -np.inf
+        top = np.argsort(-row, kind="stable")[:k]
+        hits += len(set(top.tolist()) & set(test[u]))
+    return hits / sum(len(t) for t in test)
+
+
+def _wait_listening(port, proc, timeout=30.0):
+    import socket
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited early with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {port} after {timeout}s")
+
+
+def test_flower_superlink_and_supernodes_train_a_model(tmp_path, free_ports, flower_env):
+    data = block_interactions(n_users=90, n_items=36, density=0.6, random_state=3)
+    train, test = _split(data)
+    nodes = np.arange(data.n_users) % N_NODES
+    for k in range(N_NODES):
+        users = np.flatnonzero(nodes == k)
+        write_node_data(str(tmp_path / f"node{k}.npz"),
+                        np.repeat(users, [len(train[u]) for u in users]),
+                        np.concatenate([train[u] for u in users]),
+                        np.ones(sum(len(train[u]) for u in users)))
+    out = tmp_path / "out"
+    app = write_app(str(tmp_path / "app"), {
+        "kind": "implicit", "n-items": data.n_items, "n-factors": 6, "n-rounds": 3,
+        "regularization": 0.1, "alpha": 4.0, "min-nodes": N_NODES, "output-dir": str(out),
+        "round-timeout": 60.0, "seed": 1})
+    fleet, appio, control = free_ports[:3]
+    home = flower_env["FLWR_HOME"]
+    os.makedirs(home, exist_ok=True)
+    with open(os.path.join(home, "config.toml"), "w") as fh:
+        fh.write(f'[superlink]\ndefault = "e2e"\n\n[superlink.e2e]\n'
+                 f'address = "127.0.0.1:{control}"\ninsecure = true\n')
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs: list[subprocess.Popen] = []
+
+    def start(name, args):
+        fh = open(logs / f"{name}.log", "w")
+        procs.append(subprocess.Popen(args, env=flower_env, stdout=fh, stderr=subprocess.STDOUT,
+                                      cwd=tmp_path, start_new_session=True))
+        return procs[-1]
+
+    try:
+        link = start("superlink", [
+            "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
+            "--fleet-api-address", f"127.0.0.1:{fleet}",
+            "--serverappio-api-address", f"127.0.0.1:{appio}",
+            "--control-api-address", f"127.0.0.1:{control}"])
+        _wait_listening(fleet, link)
+        _wait_listening(control, link)
+        for k in range(N_NODES):
+            start(f"supernode{k}", [
+                "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{fleet}",
+                "--clientappio-api-address", f"127.0.0.1:{free_ports[3 + k]}",
+                "--node-config", f'data-path="{tmp_path / f"node{k}.npz"}"'])
+        run = subprocess.run(["flwr", "run", app, "e2e", "--stream"], env=flower_env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        (logs / "flwr-run.log").write_text(run.stdout + run.stderr)
+        assert run.returncode == 0, run.stdout + run.stderr
+        end = time.monotonic() + 10
+        while not (out / "history.json").exists() and time.monotonic() < end:
+            time.sleep(0.5)
+        assert (out / "history.json").exists(), "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.iterdir()))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    history = json.loads((out / "history.json").read_text())
+    assert history["nodes"] == N_NODES
+    rounds = history["history"]
+    assert len(rounds) == 3 and all(r["accepted"] == N_NODES for r in rounds)
+    assert rounds[-1]["train_loss"] < rounds[0]["train_loss"]
+    state = np.load(out / "item_state.npz")
+    Y = state["item_factors"]
+    assert Y.shape == (data.n_items, 6) and np.isfinite(Y).all()
+    X = implicit_solve_users([(t, np.ones(len(t), np.float32)) for t in train], Y, 0.1, 4.0)
+    model_hr = _hit_rate(X @ Y.T, train, test)
+    pop = np.bincount(np.concatenate(train), minlength=data.n_items).astype(np.float64)
+    pop_hr = _hit_rate(np.tile(pop, (data.n_users, 1)), train, test)
+    assert model_hr > pop_hr + 0.1, (model_hr, pop_hr)
