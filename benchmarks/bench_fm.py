@@ -396,6 +396,8 @@ def main() -> None:
                          "3 + implicit from all rated pairs)")
     ap.add_argument("--sparse-items", type=int, default=120_000,
                     help="catalogue size of the sparse section")
+    ap.add_argument("--topic", default=None,
+                    help="name of the results file (default: fm, or fm_<sections>)")
     ap.add_argument("--skip-myfm-features", action="store_true",
                     help="run myFM on the ids set only")
     args = ap.parse_args()
@@ -426,7 +428,7 @@ def main() -> None:
         out.append(("Defaults on a large sparse catalogue (synthetic)",
                     ", ".join(f"{k}: {v}" for k, v in info.items()) + "\n\n"
                     + markdown_table(table)))
-    topic = "fm" if len(sections) == 4 else "fm_" + "_".join(sections)
+    topic = args.topic or ("fm" if len(sections) == 4 else "fm_" + "_".join(sections))
     path = write_results(
         topic, "Factorization machines and HybridMF", out, libraries=["myfm"],
         notes="Times are single wall-clock fits on a 2-core machine shared with seven other "
