@@ -106,7 +106,7 @@ def test_mcmc_matches_a_direct_gibbs_sampler():
     np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-4)
 
 
-def test_probit_mcmc_matches_a_direct_gibbs_sampler():
+def test_probit_mcmc_matches_a_direct_gibbs_sampler(tmp_path):
     """Albert & Chib's latent-variable step (a truncated normal by the textbook inversion of
     its CDF, z = m + Phi^-1(Phi(a) + q (Phi(b) - Phi(a))) between the standardised bounds),
     then the coordinate-wise Gibbs sweep on the expanded matrix with the noise precision 1."""
@@ -151,6 +151,9 @@ def test_probit_mcmc_matches_a_direct_gibbs_sampler():
     got = m.predict(data.user_ids, data.item_ids)
     np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-5)
     assert m.solver_ == "mcmc" and np.isfinite(m.history_["train_loss"]).all()
+    m.save(tmp_path / "probit")
+    again = load_model(tmp_path / "probit").predict(data.user_ids, data.item_ids)
+    np.testing.assert_allclose(again, got, rtol=1e-6)
 
 
 def test_explain_is_exact_and_names_features():
