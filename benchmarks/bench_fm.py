@@ -111,8 +111,8 @@ FEATURE_SETS = {
 }
 
 
-def bench_rmse(folds: list[int], run_myfm: set[str],
-               sets: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def bench_rmse(folds: list[int], run_myfm: set[str], sets: list[str],
+               max_kept: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
     import myfm
 
     uf, itf = ml100k_side()
@@ -129,6 +129,7 @@ def bench_rmse(folds: list[int], run_myfm: set[str],
             if opt.get("all_pairs"):
                 kw["implicit_from"] = all_pairs
             model = FactorizationMachine(solver="mcmc", n_factors=10, n_epochs=200, burn_in=5,
+                                         max_kept_samples=max_kept,
                                          implicit_users=opt["implicit"],
                                          implicit_items=opt["implicit"], random_state=f)
             t0, c0 = time.perf_counter(), time.process_time()
@@ -405,6 +406,10 @@ def main() -> None:
                     help="catalogue size of the sparse section")
     ap.add_argument("--topic", default=None,
                     help="name of the results file (default: fm, or fm_<sections>)")
+    ap.add_argument("--max-kept-samples", type=int, default=50,
+                    help="chuchun's max_kept_samples (50 is the default; 195 keeps every "
+                         "post-burn-in sample, as myFM's n_kept_samples=195)")
+    ap.add_argument("--no-myfm", action="store_true", help="run chuchun only")
     ap.add_argument("--skip-myfm-features", action="store_true",
                     help="run myFM on the ids set only")
     args = ap.parse_args()
@@ -413,9 +418,11 @@ def main() -> None:
     out = []
     if "rmse" in sections:
         run_myfm = {"ids"} if args.skip_myfm_features else {"ids", "ids + demographics + genres"}
+        if args.no_myfm:
+            run_myfm = set()
         names = list(FEATURE_SETS)
         sets = [names[int(j)] for j in args.feature_sets.split(",")]
-        per_fold, mean = bench_rmse(folds, run_myfm, sets)
+        per_fold, mean = bench_rmse(folds, run_myfm, sets, args.max_kept_samples)
         out.append(("MCMC regression on MovieLens 100K, chuchun vs myFM (same design matrix)",
                     "Mean over folds " + ", ".join(f"u{f}" for f in folds) + ":\n\n"
                     + markdown_table(mean) + "\n\nPer fold:\n\n" + markdown_table(per_fold)))
