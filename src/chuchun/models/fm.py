@@ -229,8 +229,9 @@ class FactorizationMachine(Recommender):
         self.solver_ = solver
         self.history_ = loop.history
         self.w0_ = np.array([s[0][0] for s in samples], dtype=np.float32)
-        self.w_ = np.stack([s[1] for s in samples]).astype(np.float32)
-        self.V_ = np.stack([s[2] for s in samples]).astype(np.float32)
+        # float32 from the start: the kept samples are most of a large model's memory
+        self.w_ = np.stack([s[1] for s in samples]).astype(np.float32, copy=False)
+        self.V_ = np.stack([s[2] for s in samples]).astype(np.float32, copy=False)
         for name, value in fs.to_state().items():
             setattr(self, name, value)
         self.group_names_ = list(fs.group_names)
@@ -297,7 +298,7 @@ class FactorizationMachine(Recommender):
             else:
                 train = float(np.sqrt(np.mean(e * e)))
             if mcmc and epoch in kept:
-                samples.append((w0.copy(), w.copy(), V.copy()))
+                samples.append((w0.copy(), w.astype(np.float32), V.astype(np.float32)))
             if mcmc:
                 self.alpha_ = float(alpha)
             if loop.end_epoch(epoch, train, float("nan")):
