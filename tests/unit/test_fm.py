@@ -13,7 +13,11 @@ from chuchun.data.design import FeatureSpace
 from chuchun.io import load_model
 from chuchun.kernels.fm import cd_sweep_numpy
 from chuchun.models import FactorizationMachine, HybridMF
-from chuchun.models.fm import _kept_sweeps, sample_alpha, sample_hyperparameters
+from chuchun.models.fm import (
+    _kept_sweeps,
+    sample_alpha,
+    sample_hyperparameters,
+)
 
 
 def _planted(n_users=40, n_items=30, seed=0, context=False):
@@ -100,6 +104,56 @@ def test_mcmc_matches_a_direct_gibbs_sampler():
     direct /= len(samples)
     got = m.predict(data.user_ids, data.item_ids)
     np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_probit_mcmc_matches_a_direct_gibbs_sampler(tmp_path):
+    """Albert & Chib's latent-variable step (a truncated normal by the textbook inversion of
+    its CDF, z = m + Phi^-1(Phi(a) + q (Phi(b) - Phi(a))) between the standardised bounds),
+    then the coordinate-wise Gibbs sweep on the expanded matrix with the noise precision 1."""
+    from scipy import special
+
+    data, users, items, *_ = _planted(n_users=8, n_items=6, seed=3)
+    labels = np.where(data.ratings > 3, 1.0, 0.0)
+    clicks = Interactions.from_arrays(data.user_ids, data.item_ids, labels)
+    m = FactorizationMachine(task="classification", solver="mcmc", n_factors=2, n_epochs=6,
+                             burn_in=2, max_kept_samples=3, random_state=11, init_std=0.1)
+    m.fit(clicks, user_features=users, item_features=items)
+    fs = m.feature_space
+    X = np.hstack([fs.user_block.toarray()[fs.users.index(data.user_ids)],
+                   fs.item_block.toarray()[fs.items.index(data.item_ids)]]).astype(float)
+    y = np.where(labels > 0, 1.0, -1.0)
+    rng = np.random.default_rng(11)
+    p, k = X.shape[1], 2
+    V = rng.normal(0.0, 0.1, (p, k))
+    w0, w = np.zeros(1), np.zeros(p)
+    groups, n_groups = fs.feature_groups, len(fs.group_names)
+
+    def score(w0, w, V):
+        s = X @ V
+        return w0[0] + X @ w + 0.5 * (s * s - (X * X) @ (V * V)).sum(axis=1)
+
+    kept, samples = _kept_sweeps(6, 2, 3), []
+    for sweep in range(6):
+        lw, mw, lv, mv = sample_hyperparameters(rng, w, V, groups, n_groups)
+        mean = score(w0, w, V)
+        u = rng.random(len(y))
+        lo = special.ndtr(np.where(y > 0, -mean, -np.inf))
+        hi = special.ndtr(np.where(y > 0, np.inf, -mean))
+        q = np.where(y > 0, 1 - u, u)  # the same uniform, read from the other end for y = 1
+        latent = mean + special.ndtri(lo + q * (hi - lo))
+        assert ((latent > 0) == (y > 0)).all()
+        z = rng.standard_normal(1 + p + p * k)
+        cd_sweep_numpy(X, latent, w0, w, V, np.arange(p), lw[groups], mw[groups], lv[groups],
+                       mv[groups], 0.0, 1.0, z, True, np.arange(p))
+        if sweep in kept:
+            samples.append(score(w0, w, V))
+    direct = special.ndtr(np.mean(samples, axis=0))
+    got = m.predict(data.user_ids, data.item_ids)
+    np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-5)
+    assert m.solver_ == "mcmc" and np.isfinite(m.history_["train_loss"]).all()
+    m.save(tmp_path / "probit")
+    again = load_model(tmp_path / "probit").predict(data.user_ids, data.item_ids)
+    np.testing.assert_allclose(again, got, rtol=1e-6)
 
 
 def test_explain_is_exact_and_names_features():
@@ -205,12 +259,14 @@ def test_classification_and_ranking_tasks():
     data, users, items, taste, kind = _planted(seed=7)
     labels = (data.ratings > 3).astype(np.float32)
     clicks = Interactions.from_arrays(data.user_ids, data.item_ids, labels)
-    clf = FactorizationMachine(task="classification", n_factors=2, n_epochs=30,
-                               learning_rate=0.05, random_state=0)
-    clf.fit(clicks, user_features=users, item_features=items)
-    prob = clf.predict(clicks.user_ids, clicks.item_ids)
-    assert ((prob > 0) & (prob < 1)).all()
-    assert ((prob > 0.5) == (labels > 0)).mean() > 0.9
+    for clf in (FactorizationMachine(task="classification", solver="sgd", n_factors=2,
+                                     n_epochs=30, learning_rate=0.05, random_state=0),
+                FactorizationMachine(task="classification", n_factors=2, n_epochs=40,
+                                     random_state=0)):
+        clf.fit(clicks, user_features=users, item_features=items)
+        prob = clf.predict(clicks.user_ids, clicks.item_ids)
+        assert ((prob > 0) & (prob < 1)).all()
+        assert ((prob > 0.5) == (labels > 0)).mean() > 0.9, clf.solver_
     positives = data.subset(data.ratings > 3)
     implicit = Interactions.from_arrays(positives.user_ids, positives.item_ids)
     rank = FactorizationMachine(task="ranking", n_factors=4, n_epochs=40, learning_rate=0.05,
@@ -221,6 +277,8 @@ def test_classification_and_ranking_tasks():
     assert hits.mean() > 0.8
     with pytest.raises(ConfigError, match="solver='sgd'"):
         FactorizationMachine(task="ranking", solver="mcmc").fit(implicit)
+    with pytest.raises(ConfigError, match="probit"):
+        FactorizationMachine(task="classification", solver="als").fit(clicks)
     with pytest.raises(DataError, match="labels"):
         FactorizationMachine(task="classification").fit(data)
 

@@ -153,31 +153,28 @@ def _relation_linear(rows_of, cnt, e, col_indptr, col_rows, col_data, offset, w,
 
 
 @numba.njit(cache=True)
-def _relation_factor(k, rows_of, other_of, cnt, e, col_indptr, col_rows, col_data, offset, V,
-                     group, lam_v, mu_v, alpha, z, zoff, mcmc, q, qq, q_other, q_c,
-                     agg_e, agg_b1, agg_b2, agg_be, a_old, qq_old):  # pragma: no cover
-    n_ent = len(cnt)
+def _relation_features(k, cnt, col_indptr, col_rows, col_data, offset, V, group, lam_v, mu_v,
+                       alpha, z, zoff, mcmc, q, qq, agg_e, agg_b1, agg_b2, agg_be, a_old,
+                       qq_old):  # pragma: no cover - compiled
+    """Update factor ``k`` of every feature of one block from the per-entity aggregates.
+
+    ``agg_*`` hold, per user (item), :math:`\\sum e`, :math:`\\sum b`, :math:`\\sum b^2` and
+    :math:`\\sum b e` over its rows (:func:`_rows_pass`) and are kept current as the
+    coordinates change; ``a_old``/``qq_old`` receive the caches before the update, which the
+    next pass over the rows needs to bring the residuals up to date.
+    """
     p_all = V.shape[0]
-    for r in range(n_ent):
-        agg_e[r] = 0.0
-        agg_b1[r] = 0.0
-        agg_b2[r] = 0.0
-        agg_be[r] = 0.0
+    for r in range(len(cnt)):
         a_old[r] = q[k, r]
         qq_old[r] = qq[k, r]
-    for n in range(len(rows_of)):
-        r = rows_of[n]
-        b = q_other[k, other_of[n]] + q_c[k, n]
-        agg_e[r] += e[n]
-        agg_b1[r] += b
-        agg_b2[r] += b * b
-        agg_be[r] += b * e[n]
     for f in range(len(col_indptr) - 1):
+        lo = col_indptr[f]
+        hi = col_indptr[f + 1]
         g = offset + f
         old = V[g, k]
         shh = 0.0
         she = 0.0
-        for p in range(col_indptr[f], col_indptr[f + 1]):
+        for p in range(lo, hi):
             r = col_rows[p]
             x = col_data[p]
             a = q[k, r] - x * old
@@ -188,20 +185,57 @@ def _relation_factor(k, rows_of, other_of, cnt, e, col_indptr, col_rows, col_dat
         d = new - old
         V[g, k] = new
         if d != 0.0:
-            for p in range(col_indptr[f], col_indptr[f + 1]):
+            dsq = new * new - old * old
+            for p in range(lo, hi):
                 r = col_rows[p]
                 x = col_data[p]
                 a = q[k, r] - x * old
-                agg_e[r] -= d * x * (cnt[r] * a + agg_b1[r])
-                agg_be[r] -= d * x * (a * agg_b1[r] + agg_b2[r])
+                b1 = agg_b1[r]
+                agg_e[r] -= d * x * (cnt[r] * a + b1)
+                agg_be[r] -= d * x * (a * b1 + agg_b2[r])
                 q[k, r] += d * x
-                qq[k, r] += x * x * (new * new - old * old)
-    for n in range(len(rows_of)):
-        r = rows_of[n]
-        b = q_other[k, other_of[n]] + q_c[k, n]
-        an = q[k, r]
-        ao = a_old[r]
-        e[n] -= (an - ao) * b + 0.5 * (an * an - ao * ao) - 0.5 * (qq[k, r] - qq_old[r])
+                qq[k, r] += x * x * dsq
+
+
+@numba.njit(cache=True)
+def _rows_pass(e, q_c, has_ctx,
+               done, kd, rows_d, other_d, q_d, qq_d, q_d_other, a_old, qq_old,
+               todo, kt, rows_t, other_t, q_t_other, agg_e, agg_b1, agg_b2,
+               agg_be):  # pragma: no cover - compiled
+    """One pass over the rows doing two jobs at once (Rendle 2013's per-row work).
+
+    ``done``: bring the residuals up to date after factor ``kd`` of one block (``rows_d`` its
+    entity per row, ``q_d``/``qq_d`` its caches, ``a_old``/``qq_old`` their values before the
+    update, ``q_d_other`` the other block's caches). ``todo``: gather the aggregates that the
+    next block update (factor ``kt``, entity per row ``rows_t``) needs, from the residuals just
+    updated. Fusing them halves the passes over the rows.
+    """
+    if todo:
+        for r in range(len(agg_e)):
+            agg_e[r] = 0.0
+            agg_b1[r] = 0.0
+            agg_b2[r] = 0.0
+            agg_be[r] = 0.0
+    for n in range(len(e)):
+        en = e[n]
+        if done:
+            r = rows_d[n]
+            b = q_d_other[kd, other_d[n]]
+            if has_ctx:
+                b += q_c[kd, n]
+            an = q_d[kd, r]
+            ao = a_old[r]
+            en -= (an - ao) * b + 0.5 * (an * an - ao * ao) - 0.5 * (qq_d[kd, r] - qq_old[r])
+            e[n] = en
+        if todo:
+            r = rows_t[n]
+            b = q_t_other[kt, other_t[n]]
+            if has_ctx:
+                b += q_c[kt, n]
+            agg_e[r] += en
+            agg_b1[r] += b
+            agg_b2[r] += b * b
+            agg_be[r] += b * en
 
 
 @numba.njit(cache=True)
@@ -258,21 +292,39 @@ def cd_sweep(uidx, iidx, e, w0, w, V, group, lam_w, mu_w, lam_v, mu_v, lam0, alp
                 x = ccol_data[t]
                 e[n] -= d * x
                 lin_c[n] += d * x
+    pc = len(ccol_indptr) - 1
+    has_ctx = pc > 0
     m = max(nu, ni)
     agg_b1 = np.empty(m)
     agg_b2 = np.empty(m)
     agg_be = np.empty(m)
-    a_old = np.empty(m)
-    qq_old = np.empty(m)
+    ua_old = np.empty(nu)
+    uqq_old = np.empty(nu)
+    ia_old = np.empty(ni)
+    iqq_old = np.empty(ni)
     zoff = 1 + p
+    # Per factor: aggregates per user -> user block -> (residuals, aggregates per item) ->
+    # item block -> residuals [-> context block]. Without context the last pass of factor k is
+    # fused with the first pass of factor k + 1.
+    pending = False
     for k in range(K):
-        _relation_factor(k, uidx, iidx, cnt_u, e, ucol_indptr, ucol_rows, ucol_data, 0, V,
-                         group, lam_v, mu_v, alpha, z, zoff, mcmc, q_u, qq_u, q_i, q_c,
-                         agg_e, agg_b1, agg_b2, agg_be, a_old, qq_old)
-        _relation_factor(k, iidx, uidx, cnt_i, e, icol_indptr, icol_rows, icol_data, pu, V,
-                         group, lam_v, mu_v, alpha, z, zoff, mcmc, q_i, qq_i, q_u, q_c,
-                         agg_e, agg_b1, agg_b2, agg_be, a_old, qq_old)
-        for f in range(len(ccol_indptr) - 1):
+        _rows_pass(e, q_c, has_ctx, pending, k - 1, iidx, uidx, q_i, qq_i, q_u, ia_old,
+                   iqq_old, True, k, uidx, iidx, q_i, agg_e, agg_b1, agg_b2, agg_be)
+        _relation_features(k, cnt_u, ucol_indptr, ucol_rows, ucol_data, 0, V, group, lam_v,
+                           mu_v, alpha, z, zoff, mcmc, q_u, qq_u, agg_e, agg_b1, agg_b2, agg_be,
+                           ua_old, uqq_old)
+        _rows_pass(e, q_c, has_ctx, True, k, uidx, iidx, q_u, qq_u, q_i, ua_old, uqq_old,
+                   True, k, iidx, uidx, q_u, agg_e, agg_b1, agg_b2, agg_be)
+        _relation_features(k, cnt_i, icol_indptr, icol_rows, icol_data, pu, V, group, lam_v,
+                           mu_v, alpha, z, zoff, mcmc, q_i, qq_i, agg_e, agg_b1, agg_b2, agg_be,
+                           ia_old, iqq_old)
+        pending = True
+        if not has_ctx:
+            continue
+        _rows_pass(e, q_c, has_ctx, True, k, iidx, uidx, q_i, qq_i, q_u, ia_old, iqq_old,
+                   False, k, uidx, iidx, q_i, agg_e, agg_b1, agg_b2, agg_be)
+        pending = False
+        for f in range(pc):
             g = pu + pi + f
             old = V[g, k]
             shh = 0.0
@@ -295,6 +347,9 @@ def cd_sweep(uidx, iidx, e, w0, w, V, group, lam_w, mu_w, lam_v, mu_v, lam0, alp
                     e[n] -= d * h
                     q_c[k, n] += d * x
                     qq_c[k, n] += x * x * (new * new - old * old)
+    if pending:
+        _rows_pass(e, q_c, has_ctx, True, K - 1, iidx, uidx, q_i, qq_i, q_u, ia_old, iqq_old,
+                   False, 0, uidx, iidx, q_i, agg_e, agg_b1, agg_b2, agg_be)
 
 
 def cd_sweep_numpy(X, y, w0, w, V, group, lam_w, mu_w, lam_v, mu_v, lam0, alpha, z, mcmc,

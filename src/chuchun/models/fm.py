@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import special
 
 from chuchun._exceptions import ConfigError, DataError
 from chuchun._params import Param, random_state_param
@@ -47,16 +48,19 @@ class FactorizationMachine(Recommender):
     raters) and the interaction's context (see :class:`~chuchun.data.design.FeatureSpace`).
     Over ids alone this is biased MF; with the ``rated`` block it is SVD++ (Rendle 2010).
 
-    Tasks: ``regression`` (squared loss on ratings), ``classification`` (logistic loss; the
-    log's values must be 0/1 or -1/1; ``predict`` returns probabilities) and ``ranking``
+    Tasks: ``regression`` (squared loss on ratings), ``classification`` (binary; the log's
+    values must be 0/1 or -1/1; probit likelihood :math:`P(y = 1) = \\Phi(\\hat y)` with MCMC,
+    logistic :math:`\\sigma(\\hat y)` with SGD; ``predict`` returns probabilities) and ``ranking``
     (BPR: :math:`\\ln\\sigma(\\hat y(u,i) - \\hat y(u,j))` over observed items :math:`i` and
     uniformly sampled items :math:`j` the user did not interact with; Rendle et al. 2009).
 
     Solvers:
 
-    ``mcmc`` (default for regression)
+    ``mcmc`` (default for regression and classification)
         Gibbs sampling (Rendle 2012) of :math:`w_0, w, V`, the noise precision
-        :math:`\\alpha \\sim \\Gamma`, and per group :math:`g` and factor :math:`k` the prior
+        :math:`\\alpha \\sim \\Gamma` (classification: :math:`\\alpha = 1` and, each sweep,
+        latent utilities :math:`z_n \\sim \\mathcal N(\\hat y_n, 1)` truncated to the side of
+        the label, which become the regression targets; Albert & Chib 1993), and per group :math:`g` and factor :math:`k` the prior
         means and precisions :math:`\\mu_g, \\lambda_g` under Normal-Gamma hyperpriors — no
         regularisation to tune. ``n_epochs`` sweeps, the first ``burn_in`` discarded; the
         prediction is the mean over at most ``max_kept_samples`` evenly spaced kept samples
@@ -65,7 +69,7 @@ class FactorizationMachine(Recommender):
         Coordinate descent (libFM's ALS): each parameter set to the minimiser of the
         regularised squared loss with the others fixed, :math:`\\lambda` weighted by the
         number of rows the parameter touches.
-    ``sgd`` (the only solver for classification and ranking)
+    ``sgd`` (the only solver for ranking)
         Stochastic gradient descent with per-step L2 weights per group, learning rate
         :math:`\\eta\\gamma^t` in epoch :math:`t`, and early stopping on a validation cut
         (``validation_fraction``; the best epoch is kept).
@@ -103,11 +107,13 @@ class FactorizationMachine(Recommender):
     S. Rendle. Factorization machines with libFM. ACM TIST 3(3), 2012.
     S. Rendle. Scaling factorization machines to relational data. VLDB 2013.
     S. Rendle et al. BPR: Bayesian personalized ranking from implicit feedback. UAI 2009.
+    J. H. Albert, S. Chib. Bayesian analysis of binary and polychotomous response data. JASA
+    88(422), 1993.
     """
 
     task = Param(str, "regression", "What to fit: ratings, binary labels or a ranking.",
                  choices=("regression", "classification", "ranking"))
-    solver = Param(str, None, "mcmc, als or sgd (None: mcmc for regression, sgd otherwise).",
+    solver = Param(str, None, "mcmc, als or sgd (None: sgd for ranking, mcmc otherwise).",
                    choices=("mcmc", "als", "sgd"), nullable=True)
     n_factors = Param(int, 10, "Number of latent factors.", low=1)
     n_epochs = Param(int, None, "Sweeps or epochs (None: 200 mcmc, 30 als, 30 sgd).", low=1,
@@ -158,9 +164,12 @@ class FactorizationMachine(Recommender):
         implicit_from: Interactions | None = None,
         callbacks: Sequence[EpochCallback] | None = None,
     ) -> None:
-        solver = self.solver or ("mcmc" if self.task == "regression" else "sgd")
-        if self.task != "regression" and solver != "sgd":
-            raise ConfigError(f"task={self.task!r} needs solver='sgd'; got solver={solver!r}")
+        solver = self.solver or ("sgd" if self.task == "ranking" else "mcmc")
+        if self.task == "ranking" and solver != "sgd":
+            raise ConfigError(f"task='ranking' needs solver='sgd'; got solver={solver!r}")
+        if self.task == "classification" and solver == "als":
+            raise ConfigError("task='classification' takes solver='mcmc' (probit) or 'sgd' "
+                              "(logistic); got solver='als'")
         if self.task == "regression" and not data.has_ratings:
             raise DataError("task='regression' needs ratings; use task='ranking' for implicit "
                             "feedback")
@@ -220,8 +229,9 @@ class FactorizationMachine(Recommender):
         self.solver_ = solver
         self.history_ = loop.history
         self.w0_ = np.array([s[0][0] for s in samples], dtype=np.float32)
-        self.w_ = np.stack([s[1] for s in samples]).astype(np.float32)
-        self.V_ = np.stack([s[2] for s in samples]).astype(np.float32)
+        # float32 from the start: the kept samples are most of a large model's memory
+        self.w_ = np.stack([s[1] for s in samples]).astype(np.float32, copy=False)
+        self.V_ = np.stack([s[2] for s in samples]).astype(np.float32, copy=False)
         for name, value in fs.to_state().items():
             setattr(self, name, value)
         self.group_names_ = list(fs.group_names)
@@ -247,6 +257,7 @@ class FactorizationMachine(Recommender):
         p, k = V.shape
         n_groups = len(reg_w)
         feat = np.arange(p, dtype=np.int32)
+        probit = self.task == "classification"
         if mcmc:
             lam_w_g, mu_w_g = np.ones(n_groups), np.zeros(n_groups)
             lam_v_g, mu_v_g = np.ones((n_groups, k)), np.zeros((n_groups, k))
@@ -259,7 +270,9 @@ class FactorizationMachine(Recommender):
             mu_w, mu_v = np.zeros(p), np.zeros((p, k))
             alpha = 1.0
         terms = pr.terms(w0, w, V)
+        # probit: e is the residual of the latent utilities, which start at the labels
         e = pr.y - pr.predict(w0, terms)
+        latent = pr.y.copy()
         kept = _kept_sweeps(n_epochs, self.burn_in, self.max_kept_samples) if mcmc else set()
         samples: list[tuple[np.ndarray, ...]] = []
         zeros = np.zeros(1 + p + p * k)
@@ -267,16 +280,25 @@ class FactorizationMachine(Recommender):
             if mcmc:
                 lam_w_g, mu_w_g, lam_v_g, mu_v_g = sample_hyperparameters(
                     rng, w, V, groups, n_groups)
-                alpha = sample_alpha(rng, e)
+                if probit:
+                    score = latent - e
+                    latent = sample_probit_latent(rng, score, pr.y)
+                    e = latent - score
+                else:
+                    alpha = sample_alpha(rng, e)
                 lam_w, mu_w = lam_w_g[groups], mu_w_g[groups]
                 lam_v, mu_v = lam_v_g[groups], mu_v_g[groups]
                 z = rng.standard_normal(1 + p + p * k)
             else:
                 z = zeros
             pr.sweep(e, w0, w, V, feat, lam_w, mu_w, lam_v, mu_v, alpha, z, mcmc, terms)
-            train = float(np.sqrt(np.mean(e * e)))
+            if probit:
+                # negative log-likelihood of the labels under the probit link
+                train = float(-np.mean(special.log_ndtr(pr.y * (latent - e))))
+            else:
+                train = float(np.sqrt(np.mean(e * e)))
             if mcmc and epoch in kept:
-                samples.append((w0.copy(), w.copy(), V.copy()))
+                samples.append((w0.copy(), w.astype(np.float32), V.astype(np.float32)))
             if mcmc:
                 self.alpha_ = float(alpha)
             if loop.end_epoch(epoch, train, float("nan")):
@@ -381,7 +403,11 @@ class FactorizationMachine(Recommender):
         return self._link(s).astype(np.float32)
 
     def _link(self, s: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-s)) if self.task == "classification" else s
+        if self.task != "classification":
+            return s
+        if self.solver_ == "mcmc":
+            return np.asarray(special.ndtr(s))
+        return np.asarray(special.expit(s))
 
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         t = self._terms()
@@ -689,6 +715,22 @@ def sample_hyperparameters(
     mean = (n_g * bar + _G0 * _MU0) / (n_g + _G0)
     mu = mean + rng.standard_normal(mean.shape) / np.sqrt((n_g + _G0) * lam)
     return lam[:, 0].copy(), mu[:, 0].copy(), lam[:, 1:].copy(), mu[:, 1:].copy()
+
+
+def sample_probit_latent(rng: np.random.Generator, mean: np.ndarray,
+                         labels: np.ndarray) -> np.ndarray:
+    """Latent utilities of probit regression given the current scores (Albert & Chib 1993).
+
+    .. math:: z_n \\sim \\mathcal N(\\hat y_n, 1)\\ \\text{truncated to}\\ z_n > 0
+              \\text{ if } y_n = 1,\\ z_n < 0 \\text{ if } y_n = -1,
+
+    drawn by inversion in log space, stable however far :math:`\\hat y_n` lies from the
+    allowed side: with :math:`u \\sim U(0, 1)`,
+    :math:`z = \\hat y - y\\,\\Phi^{-1}\\big(u\\,\\Phi(y\\hat y)\\big)`. One uniform per row.
+    """
+    u = rng.random(len(mean))
+    eps = special.ndtri_exp(np.log(u) + special.log_ndtr(labels * mean))
+    return np.asarray(mean - labels * eps)
 
 
 def sample_alpha(rng: np.random.Generator, e: np.ndarray) -> float:
