@@ -16,22 +16,22 @@ CONFIGS = [
     {"similarity": "pearson_baseline", "prediction": "baseline", "shrinkage": 100.0,
      "min_support": 1, "damping": 1.0, "n_neighbors": 40, "max_stored": None,
      "min_neighbors": 1, "user_regularization": 15.0, "item_regularization": 10.0,
-     "bias_epochs": 10, "clip": True},
+     "bias_epochs": 3, "clip": True},
     {"similarity": "msd", "prediction": "zscore", "shrinkage": 10.0, "min_support": 3,
      "damping": 0.0, "n_neighbors": 10, "max_stored": 30, "min_neighbors": 2,
-     "user_regularization": 15.0, "item_regularization": 10.0, "bias_epochs": 10,
+     "user_regularization": 15.0, "item_regularization": 10.0, "bias_epochs": 3,
      "clip": True},
 ]
 
 
 @pytest.fixture(scope="module")
 def knn_slice(ml100k_u1):
-    """Every sixth user of MovieLens 100K u1.base and their u1.test pairs on known items."""
+    """Every tenth user of MovieLens 100K u1.base and their u1.test pairs on known items."""
     train = ml100k_u1.train
-    train = train.subset(np.isin(train.user_idx, np.arange(0, train.n_users, 6)))
+    train = train.subset(np.isin(train.user_idx, np.arange(0, train.n_users, 10)))
     test = ml100k_u1.test.to_pandas()
     test = test[test["user"].isin(train.users.ids) & test["item"].isin(train.items.ids)]
-    return train, test.head(1500)
+    return train, test.head(600)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=["pearson_baseline", "msd_zscore"])

@@ -123,9 +123,9 @@ class SparkRecommender(HasParams, abc.ABC):
             return data.users.select("user_idx")
         if not hasattr(users, "columns"):
             ids = list(np.asarray(users).reshape(-1).tolist())
-            users = data.users.sparkSession.createDataFrame(
-                [(x,) for x in ids], data.users.schema["user_id"].dataType.simpleString()
-            ).toDF("user_id")
+            kind = data.users.schema["user_id"].dataType.simpleString()
+            users = data.users.sparkSession.createDataFrame([(x,) for x in ids],
+                                                            f"user_id {kind}")
         if "user_id" not in users.columns:
             raise DataError(f"users needs a 'user_id' column; columns are {users.columns}")
         key = users.select(F.col("user_id").cast(data.users.schema["user_id"].dataType))
