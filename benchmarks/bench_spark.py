@@ -76,12 +76,16 @@ def _local(task: str, path: str, out: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         ImplicitALS(**params).fit(data)
         return {"seconds": time.perf_counter() - t0}
+    read_s = time.perf_counter() - start
     mask = _holdout_mask(data.user_idx)
     split = Split.from_parts(data.subset(~mask), data.subset(mask), warn=False)
     model = ImplicitALS(**params)
     result = evaluate(model, split, metrics=["precision", "recall", "ndcg"], k=10)
+    t_export = time.perf_counter()
     save_model(model, out)
-    return {"seconds": time.perf_counter() - start, "ndcg@10": result["ndcg@10"]}
+    return {"seconds": time.perf_counter() - start, "ndcg@10": result["ndcg@10"],
+            "read_s": read_s, "fit_s": result["fit_seconds"], "eval_s": result["eval_seconds"],
+            "export_s": time.perf_counter() - t_export}
 
 
 def _spark(task: str, path: str, out: str) -> dict[str, Any]:
@@ -98,6 +102,7 @@ def _spark(task: str, path: str, out: str) -> dict[str, Any]:
     start = time.perf_counter()
     data = SparkInteractions.from_parquet(path, spark=spark, rating_col=None,
                                           timestamp_col=None)
+    read_s = time.perf_counter() - start
     if task == "fit":
         data.persist().count()
         t0 = time.perf_counter()
@@ -116,9 +121,12 @@ def _spark(task: str, path: str, out: str) -> dict[str, Any]:
     model = ImplicitALS(**params)
     result = evaluate(model, SparkSplit(train, test), metrics=["precision", "recall", "ndcg"],
                       k=10)
+    t_export = time.perf_counter()
     save_model(model.to_local(), out)
     return {"seconds": time.perf_counter() - start, "ndcg@10": result["ndcg@10"],
-            "session_seconds": session_seconds}
+            "session_seconds": session_seconds, "read_s": read_s,
+            "fit_s": result["fit_seconds"], "eval_s": result["eval_seconds"],
+            "export_s": time.perf_counter() - t_export}
 
 
 def _tree_rss(pid: int) -> int:
@@ -194,11 +202,12 @@ def _ml100k_rmse(n_folds: int) -> pd.DataFrame:
         pred = direct_model.transform(spark.createDataFrame(
             test_table[["user", "item", "rating"]])).toPandas()
         direct = float(np.sqrt(np.mean((pred["prediction"] - pred["rating"]) ** 2)))
-        local = local_evaluate(LocalALS(**params, biased=False, clip=False), split,
-                               metrics=["rmse"], unknown="skip")["rmse"]
+        local = local_evaluate(LocalALS(**params, biased=False, weighted=True, clip=False),
+                               split, metrics=["rmse"], unknown="skip")["rmse"]
         rows.append({"fold": name, "chuchun on Spark": ours, "MLlib direct": direct,
                      "chuchun local": local, "|Spark - MLlib|": abs(ours - direct),
                      "|Spark - local|": abs(ours - local)})
+        print(rows[-1], file=sys.stderr, flush=True)
     table = pd.DataFrame(rows).set_index("fold")
     table.loc["mean"] = table.mean()
     return table
@@ -206,7 +215,11 @@ def _ml100k_rmse(n_folds: int) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 10_000_000],
+                        help="synthetic log sizes (none: only the MovieLens table)")
+    parser.add_argument("--tasks", nargs="+", choices=("fit", "e2e"), default=["fit", "e2e"])
+    parser.add_argument("--topic", default="spark",
+                        help="results file benchmarks/results/<topic>.md")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--ml100k-folds", type=int, default=5,
                         help="MovieLens 100K folds for the RMSE table (0: skip it)")
@@ -230,7 +243,7 @@ def main() -> None:
             path = os.path.join(tmp, f"log_{n}.parquet")
             pd.DataFrame({"user": users, "item": items}).to_parquet(path)
             del users, items
-            for task in ("fit", "e2e"):
+            for task in args.tasks:
                 runs: dict[str, list[dict[str, Any]]] = {"local": [], "spark": []}
                 for _ in range(args.repeat):
                     for engine in ("local", "spark"):  # interleaved
@@ -248,20 +261,25 @@ def main() -> None:
                     "local ndcg@10": med["local"].get("ndcg@10", float("nan")),
                     "Spark ndcg@10": med["spark"].get("ndcg@10", float("nan")),
                 })
+                for phase in ("read_s", "fit_s", "eval_s", "export_s"):
+                    if phase in med["local"]:
+                        rows[-1][f"local {phase[:-2]} s"] = med["local"][phase]
+                        rows[-1][f"Spark {phase[:-2]} s"] = med["spark"][phase]
                 print(rows[-1], file=sys.stderr, flush=True)
-    table = pd.DataFrame(rows)
-    sections.append(("ImplicitALS, local chuchun vs chuchun on Spark local[2]",
-                     markdown_table(table, digits=3, index=False)))
-    _write(sections)  # the scale table stands on its own if the next part is interrupted
+    if rows:
+        table = pd.DataFrame(rows)
+        sections.append(("ImplicitALS, local chuchun vs chuchun on Spark local[2]",
+                         markdown_table(table, digits=3, index=False)))
+        _write(sections, args.topic)  # the scale table stands if the next part is interrupted
     if args.ml100k_folds:
         sections.append((f"Explicit ALS RMSE on MovieLens 100K, first {args.ml100k_folds} of "
                          "u1..u5 (10 factors, 10 iterations, regularization 0.1, seed 7, "
                          "unknown test pairs skipped)",
                          markdown_table(_ml100k_rmse(args.ml100k_folds), digits=4)))
-    print(_write(sections))
+    print(_write(sections, args.topic))
 
 
-def _write(sections: list[tuple[str, str]]) -> Path:
+def _write(sections: list[tuple[str, str]], topic: str) -> Path:
     notes = (
         "Times in seconds from a fresh process; `fit` times the fit alone on data already in "
         "memory, `e2e` times read + split + fit + evaluate + export. Peak memory is the largest "
@@ -270,7 +288,7 @@ def _write(sections: list[tuple[str, str]]) -> Path:
         "machine's two cores were shared with other work during the run, so the timings are "
         "noisy; with `--repeat 1` each number is a single run."
     )
-    return write_results("spark", "Spark backend: local chuchun vs chuchun on Spark",
+    return write_results(topic, "Spark backend: local chuchun vs chuchun on Spark",
                          sections, libraries=("pyspark",), notes=notes)
 
 

@@ -23,7 +23,7 @@ __all__ = ["install"]
 logger = logging.getLogger(__name__)
 
 _SPARK_MODELS = ("ALS", "AssociationRules", "BaselineOnly", "ImplicitALS", "ImplicitItemKNN",
-                 "Popularity")
+                 "ItemKNN", "Popularity")
 
 
 def install(group: click.Group) -> None:
@@ -151,7 +151,7 @@ def _evaluate(*, spark_master: str | None, model_names: tuple[str, ...],
               params: tuple[str, ...], split_kind: str, test_fraction: float, folds: int,
               k: int, seed: int, metrics: tuple[str, ...], fmt: str, output: str | None,
               **data_kw: Any) -> None:
-    from chuchun.cli._common import format_table, split_model_spec
+    from chuchun.cli._common import split_model_spec
     from chuchun.spark import evaluation
 
     if fmt != "table" or output is not None:
@@ -163,8 +163,16 @@ def _evaluate(*, spark_master: str | None, model_names: tuple[str, ...],
         models.append((spec, _model(name, (*spec_params, *params))))
     data = _read(spark_master, **data_kw).persist()
     if split_kind == "kfold":
-        raise ConfigError("--split kfold is not available with --engine spark; use temporal "
-                          "or holdout")
+        folds_list = evaluation.kfold(data, n_folds=folds, random_state=seed)
+        results: dict[str, dict[str, Any]] = {}
+        for spec, model in models:
+            table = evaluation.cross_validate(model, folds_list, metrics=list(metrics) or None,
+                                              k=k)
+            results[spec] = {name: table.loc["mean", name] for name in table.columns}
+        click.echo(f"kfold: {folds} folds over interactions (seed {seed}); metrics are means "
+                   "over folds")
+        _echo_results(results)
+        return
     if split_kind == "temporal":
         if not data.has_timestamps:
             raise ConfigError("--split temporal needs timestamps; the data has none "
@@ -175,6 +183,12 @@ def _evaluate(*, spark_master: str | None, model_names: tuple[str, ...],
         split = evaluation.holdout(data, test_fraction=test_fraction, random_state=seed)
     results = {spec: evaluation.evaluate(model, split, metrics=list(metrics) or None, k=k)
                for spec, model in models}
+    _echo_results(results)
+
+
+def _echo_results(results: dict[str, dict[str, Any]]) -> None:
+    from chuchun.cli._common import format_table
+
     names = list(next(iter(results.values())))
     rows = [{"metric": name, **{spec: _cell(name, res[name]) for spec, res in results.items()}}
             for name in names]

@@ -24,6 +24,7 @@ _EXPORTS = {
     "FPGrowth": "chuchun.spark.rules",
     "ImplicitALS": "chuchun.spark.models",
     "ImplicitItemKNN": "chuchun.spark.models",
+    "ItemKNN": "chuchun.spark.knn",
     "Popularity": "chuchun.spark.models",
     "SparkInteractions": "chuchun.spark.data",
     "SparkRecommender": "chuchun.spark.models",

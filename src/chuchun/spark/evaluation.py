@@ -6,6 +6,9 @@ rows by (timestamp, item) or random ones, at least one kept in training) and
 ``temporal_split`` (the globally latest rows, ordered by (timestamp, user, item)). The
 deterministic ones (``user_holdout(order="time")``, ``temporal_split``) select exactly the rows
 the local functions select; the random ones draw with Spark's generator instead of NumPy's.
+``kfold`` cuts a seeded shuffle of the rows into ``n_folds`` parts of the local sizes (see its
+docstring for why the rows in each part differ from the local folds), and
+:func:`cross_validate` evaluates a model on every fold.
 
 :func:`evaluate` computes RMSE/MAE/MSE and the ranking metrics of
 :mod:`chuchun.metrics.ranking` (precision, recall, F1, hit rate, NDCG, MAP, MRR, coverage at
@@ -29,9 +32,11 @@ from chuchun.spark.data import SparkInteractions, _f
 from chuchun.spark.models import SparkRecommender, _top_k
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
 
-__all__ = ["SparkSplit", "evaluate", "holdout", "temporal_split", "user_holdout"]
+__all__ = ["SparkSplit", "cross_validate", "evaluate", "holdout", "kfold", "temporal_split",
+           "user_holdout"]
 
 _RATING = ("rmse", "mae", "mse")
 
@@ -162,6 +167,101 @@ def temporal_split(data: SparkInteractions, test_fraction: float = 0.2, *,
                              rating_scale=data.rating_scale)
     return _split(base, F.col("_pos") >= n - n_test, method="temporal_split",
                   test_fraction=frac)
+
+
+def kfold(data: SparkInteractions, n_folds: int = 5,
+          random_state: int | None = 0) -> list[SparkSplit]:
+    """K-fold cross-validation by interaction, as :func:`chuchun.data.splits.kfold`.
+
+    The rows are shuffled once and cut into ``n_folds`` parts whose sizes are those of the local
+    function (``numpy.array_split``: sizes differ by at most one, the larger parts first); fold
+    ``f`` tests on part ``f`` and trains on the others, so the parts are disjoint and every row
+    is tested exactly once. The shuffle orders rows by a 64-bit hash of ``(random_state, user,
+    item)`` (ties by user, then item), so the folds depend on the seed and the log only, not on
+    how Spark partitions it, and no row order is collected to the driver.
+
+    The rows of each fold differ from those of the local ``kfold`` with the same seed: the local
+    function permutes row *positions* in the log's stored order with NumPy's sequential
+    generator, and a distributed log has neither a stored row order nor that generator. Fold
+    sizes, the disjoint cover and the estimator (k-fold means of the same metrics) are the same;
+    to evaluate on folds identical to a local run, cut them locally and ship them with
+    ``SparkSplit(SparkInteractions.from_local(split.train), test_frame)``.
+    """
+    F = _f()
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ConfigError(f"n_folds must be an int >= 2; got {n_folds!r}")
+    if random_state is None:
+        random_state = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        raise ConfigError("random_state must be an int or None on Spark (a NumPy Generator "
+                          f"cannot seed a distributed shuffle); got {type(random_state).__name__}")
+    n_folds, seed = int(n_folds), int(random_state)
+    n = data.count()
+    if n < n_folds:
+        raise DataError(f"kfold needs at least n_folds={n_folds} rows; the log has {n}")
+    key = F.xxhash64(F.lit(seed), F.col("user_idx"), F.col("item_idx"))
+    keyed = _positions(data.frame.withColumn("_key", key),
+                       [F.col("_key"), F.col("user_idx"), F.col("item_idx")]).drop("_key")
+    size, extra = divmod(n, n_folds)  # the first `extra` parts hold size + 1 rows
+    cut = extra * (size + 1)
+    pos = F.col("_pos")
+    fold = F.when(pos < cut, F.floor(pos / (size + 1))).otherwise(
+        F.lit(extra) + F.floor((pos - cut) / size)).cast("int")
+    marked = keyed.withColumn("_fold", fold).drop("_pos").persist()
+    base = SparkInteractions(marked, data.users, data.items, data.n_users, data.n_items,
+                             has_ratings=data.has_ratings, has_timestamps=data.has_timestamps,
+                             rating_scale=data.rating_scale)
+    folds = []
+    for f in range(n_folds):
+        split = _split(base, F.col("_fold") == f, method="kfold", fold=f + 1,
+                       n_folds=n_folds, random_state=seed)
+        split.train.frame = split.train.frame.drop("_fold")
+        split.test = split.test.drop("_fold")
+        folds.append(split)
+    return folds
+
+
+def cross_validate(
+    model: SparkRecommender,
+    splits: list[SparkSplit] | SparkInteractions,
+    metrics: list[str] | None = None,
+    k: int = 10,
+    relevance_threshold: float | None = None,
+    *,
+    unknown: str = "fallback",
+    n_folds: int = 5,
+    random_state: int | None = 0,
+) -> pd.DataFrame:
+    """Evaluate a fresh copy of ``model`` on every fold, as
+    :func:`chuchun.evaluation.cross_validate`.
+
+    ``splits``: the folds, or a :class:`SparkInteractions` cut with ``kfold(splits, n_folds,
+    random_state)``. ``model`` is left untouched (each fold fits a new instance with the same
+    hyperparameters). Returns one row per fold (``"fold 1"``, ...) then ``"mean"`` and
+    ``"std"`` (sample standard deviation, ``ddof=1``), one column per metric, count and timing
+    of :func:`evaluate`.
+    """
+    import pandas as pd
+
+    if not isinstance(model, SparkRecommender):
+        raise ConfigError(f"cross_validate expects a chuchun.spark model; got "
+                          f"{type(model).__name__}")
+    if isinstance(splits, SparkInteractions):
+        splits = kfold(splits, n_folds=n_folds, random_state=random_state)
+    if isinstance(splits, SparkSplit):
+        splits = [splits]
+    folds = list(splits)
+    if not folds:
+        raise DataError("cross_validate needs at least one split; got none")
+    for f, s in enumerate(folds):
+        if not isinstance(s, SparkSplit):
+            raise DataError(f"split {f + 1} is a {type(s).__name__}, not a SparkSplit")
+    rows = [evaluate(type(model)(**model.get_params()), split, metrics, k,
+                     relevance_threshold=relevance_threshold, unknown=unknown)
+            for split in folds]
+    table = pd.DataFrame(rows, index=[f"fold {f + 1}" for f in range(len(rows))], dtype=float)
+    summary = pd.DataFrame([table.mean(), table.std(ddof=1)], index=["mean", "std"])
+    return pd.concat([table, summary])
 
 
 # -- metrics -------------------------------------------------------------------------------------

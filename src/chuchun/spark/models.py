@@ -123,9 +123,9 @@ class SparkRecommender(HasParams, abc.ABC):
             return data.users.select("user_idx")
         if not hasattr(users, "columns"):
             ids = list(np.asarray(users).reshape(-1).tolist())
-            users = data.users.sparkSession.createDataFrame(
-                [(x,) for x in ids], data.users.schema["user_id"].dataType.simpleString()
-            ).toDF("user_id")
+            kind = data.users.schema["user_id"].dataType.simpleString()
+            users = data.users.sparkSession.createDataFrame([(x,) for x in ids],
+                                                            f"user_id {kind}")
         if "user_id" not in users.columns:
             raise DataError(f"users needs a 'user_id' column; columns are {users.columns}")
         key = users.select(F.col("user_id").cast(data.users.schema["user_id"].dataType))
@@ -503,6 +503,27 @@ class Popularity(SparkRecommender):
             {"item_idx": nz.astype(np.int32), "score": pop[nz].astype(np.float64)}))
 
 
+def als_biases(data: SparkInteractions, mu: float, n_epochs: int, user_regularization: float,
+               item_regularization: float) -> tuple[DataFrame, DataFrame]:
+    """``(user_idx, bu)`` and ``(item_idx, bi)`` minimising the regularised squared error of
+    :math:`\\mu + b_u + b_i` by ``n_epochs`` exact alternating steps, items first (the steps of
+    :func:`chuchun.models.baseline.fit_biases` with ``method="als"``)."""
+    F = _f()
+    rows = data.frame.select("user_idx", "item_idx",
+                             (F.col("rating") - F.lit(float(mu))).alias("r")).persist()
+    bu = rows.select("user_idx").distinct().withColumn("bu", F.lit(0.0))
+    bi: DataFrame = bu
+    for _ in range(n_epochs):
+        bi = (rows.join(bu, "user_idx").groupBy("item_idx")
+              .agg((F.sum(F.col("r") - F.col("bu")) / (F.count(F.lit(1)) + item_regularization))
+                   .alias("bi"))).localCheckpoint()
+        bu = (rows.join(bi, "item_idx").groupBy("user_idx")
+              .agg((F.sum(F.col("r") - F.col("bi")) / (F.count(F.lit(1)) + user_regularization))
+                   .alias("bu"))).localCheckpoint()
+    rows.unpersist()
+    return bu, bi
+
+
 class BaselineOnly(SparkRecommender):
     """User and item biases around the global mean, by alternating least squares on Spark.
 
@@ -530,22 +551,10 @@ class BaselineOnly(SparkRecommender):
         if not data.has_ratings:
             raise DataError("BaselineOnly needs explicit ratings; the interaction log has no "
                             "rating column")
-        mu = self.global_mean_
         lam_u = 15.0 if self.user_regularization is None else float(self.user_regularization)
         lam_i = 10.0 if self.item_regularization is None else float(self.item_regularization)
-        rows = data.frame.select("user_idx", "item_idx",
-                                 (F.col("rating") - F.lit(mu)).alias("r")).persist()
-        bu = rows.select("user_idx").distinct().withColumn("bu", F.lit(0.0))
-        bi: DataFrame = bu
-        for _ in range(int(self.n_epochs or 10)):
-            bi = (rows.join(bu, "user_idx").groupBy("item_idx")
-                  .agg((F.sum(F.col("r") - F.col("bu")) / (F.count(F.lit(1)) + lam_i))
-                       .alias("bi"))).localCheckpoint()
-            bu = (rows.join(bi, "item_idx").groupBy("user_idx")
-                  .agg((F.sum(F.col("r") - F.col("bi")) / (F.count(F.lit(1)) + lam_u))
-                       .alias("bu"))).localCheckpoint()
-        rows.unpersist()
-        self.user_bias_frame_, self.item_bias_frame_ = bu, bi
+        self.user_bias_frame_, self.item_bias_frame_ = als_biases(
+            data, self.global_mean_, int(self.n_epochs or 10), lam_u, lam_i)
 
     def _predict_idx(self, pairs: DataFrame) -> DataFrame:
         F = _f()
