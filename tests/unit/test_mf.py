@@ -291,6 +291,32 @@ def test_als_partial_fit_warm_starts_and_adds_new_ids(synthetic):
     assert model.recommend([10_000], k=3).item_idx.shape == (1, 3)
 
 
+def test_failed_als_partial_fit_leaves_the_model_untouched(synthetic):
+    train, _ = synthetic
+    model = ALS(n_factors=3, n_epochs=2, random_state=0).fit(train)
+    before = {name: (value.copy() if isinstance(value, np.ndarray) else value)
+              for name, value in vars(model).items()}
+    history = {name: list(values) for name, values in model.history_.items()}
+    df = train.to_pandas()
+    extra = df.iloc[:3].assign(user=10_000)
+    bigger = Interactions.from_pandas(__import__("pandas").concat([df, extra], ignore_index=True))
+
+    def interrupt(model, epoch, logs):
+        if epoch >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.partial_fit(bigger, n_epochs=3, callbacks=[interrupt])
+    assert 10_000 not in model.users_
+    assert model.history_ == history
+    for name, value in before.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(model, name), value)
+    assert model.user_factors_.shape[0] == len(model.users_)
+    model.partial_fit(bigger, n_epochs=1)  # and it still trains
+    assert 10_000 in model.users_
+
+
 def test_partial_fit_on_unfitted_model_fits(synthetic):
     train, _ = synthetic
     model = ALS(n_factors=2, n_epochs=1).partial_fit(train)

@@ -912,15 +912,26 @@ class ALS(_FactorModel):
             users, items, users.index(data.user_ids), items.index(data.item_ids),
             data.ratings, data.timestamps, rating_scale=data.rating_scale,
         )
-        self.users_, self.items_ = users, items
-        self.user_factors_, self.item_factors_ = pu, qi
-        self.user_bias_, self.item_bias_ = bu, bi
-        self.seen_ = mapped.csr
-        self.item_popularity_ = np.bincount(mapped.item_idx, minlength=len(items)).astype(
-            np.float32
-        )
-        self.fingerprint_ = mapped.fingerprint()
-        self._iterate(mapped, int(n_epochs or self.n_epochs), callbacks, None)
+        # the iterations work on the new arrays and append to history_: a failure (a kernel
+        # error, an interrupt, a raising callback) restores the model as it was
+        before = dict(vars(self))
+        history = {name: list(values) for name, values in self.history_.items()}
+        try:
+            self.users_, self.items_ = users, items
+            self.user_factors_, self.item_factors_ = pu, qi
+            self.user_bias_, self.item_bias_ = bu, bi
+            self.seen_ = mapped.csr
+            self.item_popularity_ = np.bincount(mapped.item_idx, minlength=len(items)).astype(
+                np.float32
+            )
+            self.fingerprint_ = mapped.fingerprint()
+            self.history_ = {name: list(values) for name, values in history.items()}
+            self._iterate(mapped, int(n_epochs or self.n_epochs), callbacks, None)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            self.history_ = history
+            raise
         return self
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
