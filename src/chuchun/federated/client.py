@@ -202,8 +202,9 @@ def implicit_solve_users(
                           or [np.zeros(0, np.float32)])
     X = np.zeros((len(histories), f), dtype=np.float32)
     bounds = np.array([0, len(histories)], dtype=np.int64)
-    _als.als_cholesky_update(indptr, indices, data, X, Y, gram.astype(np.float32),
-                             float(alpha), bounds)
+    # the regularisation is already on the Gram matrix's diagonal: no per-row extra
+    _als.als_cholesky_update(indptr, indices, data, X, Y, gram.astype(np.float64),
+                             float(alpha), np.zeros(len(histories)), bounds)
     return X
 
 
@@ -227,7 +228,8 @@ def implicit_update(
     X = np.zeros((1, Y32.shape[1]), dtype=np.float32)
     als_cholesky_update_numpy(np.array([0, len(data.items)], dtype=np.int64),
                               data.items.astype(np.int32), data.values.astype(np.float32), X,
-                              Y32, gram, config.alpha, np.array([0, 1], dtype=np.int64))
+                              Y32, gram, config.alpha, np.zeros(1),
+                              np.array([0, 1], dtype=np.int64))
     x = X[0]
     state.factors = x
     xd = x.astype(np.float64)
