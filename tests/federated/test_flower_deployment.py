@@ -3,8 +3,10 @@ processes on 127.0.0.1, the chuchun ServerApp/ClientApp submitted with ``flwr ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -109,15 +111,18 @@ def test_flower_superlink_and_supernodes_train_a_model(tmp_path, free_ports, flo
         assert (out / "history.json").exists(), "\n".join(
             f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.iterdir()))
     finally:
+        # each process leads its own group, which also holds the apps it started
+        # (flwr-serverapp, flwr-clientapp): stop whole groups so nothing outlives the test
         for p in procs:
-            if p.poll() is None:
-                p.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
     history = json.loads((out / "history.json").read_text())
     assert history["nodes"] == N_NODES
