@@ -21,7 +21,7 @@ in-process simulation of :mod:`chuchun.federated.simulation`, or Flower's grid i
 
 Server steps
 ------------
-Explicit feedback, ``aggregation="item_mean"`` (default): the data-size weighted FedAvg of each
+Explicit feedback, ``aggregation="item_mean"`` (the models' default without noise): the data-size weighted FedAvg of each
 item's parameters over the clients that rated it, scaled by the server learning rate
 :math:`\\eta_s`,
 
