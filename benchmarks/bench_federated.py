@@ -118,15 +118,18 @@ def privacy(split, n_rounds: int, q: float, clip: float, sigmas: list[float]) ->
     mean = float(np.mean(split.train.values))
     baseline = float(np.sqrt(np.mean((mean - split.test.values) ** 2)))
     rows = []
-    for sigma in [0.0, *sigmas]:
+    # the clipped noise-free run with either aggregation, then the noisy runs (default: auto)
+    runs = [(0.0, "item_mean"), (0.0, "cohort_mean"), *((s, "cohort_mean") for s in sigmas)]
+    for sigma, aggregation in runs:
         model = FederatedMF(n_factors=N_FACTORS, n_rounds=n_rounds, client_fraction=q,
-                            clip_norm=clip, noise_multiplier=sigma, random_state=0)
+                            clip_norm=clip, noise_multiplier=sigma, aggregation=aggregation,
+                            random_state=0)
         t = time.perf_counter()
         model.fit(split.train)
         seconds = time.perf_counter() - t
         finite = bool(np.isfinite(model.item_factors_).all())
         rows.append({"noise multiplier": sigma,
-                     "aggregation": "cohort_mean" if sigma > 0 else "item_mean",
+                     "aggregation": aggregation,
                      "test RMSE": rmse(model, split.test) if finite else math.nan,
                      "global-mean RMSE": baseline, "fit s": seconds,
                      "epsilon": model.epsilon_, "delta": model.delta_,

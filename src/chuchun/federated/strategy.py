@@ -369,8 +369,9 @@ class FederatedServer:
                 expected = max(cfg.client_fraction * max(self.n_clients, 1), 1.0)
                 dq = dq / expected
                 db = db / expected
-            st.item_factors = (st.item_factors + eta * dq).astype(np.float32)
-            st.item_bias = (st.item_bias + eta * db).astype(np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # _check_finite reports it
+                st.item_factors = (st.item_factors + eta * dq).astype(np.float32)
+                st.item_bias = (st.item_bias + eta * db).astype(np.float32)
             return
         q = max(cfg.client_fraction, 1e-12)
         lam = cfg.regularization
