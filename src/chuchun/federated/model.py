@@ -140,8 +140,8 @@ class FederatedMF(_Federated, _FactorModel):
     Each round, every sampled client runs ``n_epochs`` passes of SGD over its own ratings on
     :math:`p_u, b_u` and a local copy of :math:`q_i, b_i` (the FunkSVD update), and uploads the
     change of :math:`q, b` and (for ``item_mean``) its per-item rating counts; the server
-    applies the per-item data-weighted average of the changes times ``server_learning_rate`` (``aggregation=
-    "item_mean"``, the default without noise), their sum divided by the expected cohort size
+    applies the per-item data-weighted average of the changes times ``server_learning_rate``
+    (``aggregation="item_mean"``, the default without noise), their sum divided by the expected cohort size
     (``"cohort_mean"``, the DP-FedAvg fixed-denominator step, the default with
     ``noise_multiplier > 0``) or their sum (``"sum"``), see :mod:`chuchun.federated.strategy`.
     Should the item state become non-finite, ``fit`` raises a ``ConfigError`` naming the
