@@ -141,9 +141,9 @@ class FederatedMF(_Federated, _FactorModel):
     :math:`p_u, b_u` and a local copy of :math:`q_i, b_i` (the FunkSVD update), and uploads the
     change of :math:`q, b` and (for ``item_mean``) its per-item rating counts; the server
     applies the per-item data-weighted average of the changes times ``server_learning_rate``
-    (``aggregation="item_mean"``, the default without noise), their sum divided by the expected cohort size
-    (``"cohort_mean"``, the DP-FedAvg fixed-denominator step, the default with
-    ``noise_multiplier > 0``) or their sum (``"sum"``), see :mod:`chuchun.federated.strategy`.
+    (``aggregation="item_mean"``, the default without noise), their sum divided by the
+    expected cohort size (``"cohort_mean"``, the DP-FedAvg fixed-denominator step, the default
+    with ``noise_multiplier > 0``) or their sum (``"sum"``), see :mod:`chuchun.federated.strategy`.
     Should the item state become non-finite, ``fit`` raises a ``ConfigError`` naming the
     settings to change.
     :math:`\\mu` comes from one secure sum of rating totals and counts before the first round

@@ -21,8 +21,9 @@ in-process simulation of :mod:`chuchun.federated.simulation`, or Flower's grid i
 
 Server steps
 ------------
-Explicit feedback, ``aggregation="item_mean"`` (the models' default without noise): the data-size weighted FedAvg of each
-item's parameters over the clients that rated it, scaled by the server learning rate
+Explicit feedback, ``aggregation="item_mean"`` (the models' default without noise): the
+data-size weighted FedAvg of each item's parameters over the clients that rated it, scaled by
+the server learning rate
 :math:`\\eta_s`,
 
 .. math:: q_i \\leftarrow q_i + \\eta_s\\, \\frac{\\sum_k \\Delta q_{k,i}}{\\sum_k n_{k,i}},
