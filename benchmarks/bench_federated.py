@@ -15,6 +15,7 @@ MovieLens 100K, each user a client (in-process simulation, :mod:`chuchun.federat
 Usage::
 
     PYTHONPATH=src nice -n 5 python benchmarks/bench_federated.py [--folds 1 2 3 4 5]
+    PYTHONPATH=src nice -n 5 python benchmarks/bench_federated.py --only privacy
 """
 
 from __future__ import annotations
@@ -114,12 +115,23 @@ def implicit(n_rounds: int) -> str:
 
 
 def privacy(split, n_rounds: int, q: float, clip: float, sigmas: list[float]) -> str:
+    mean = float(np.mean(split.train.values))
+    baseline = float(np.sqrt(np.mean((mean - split.test.values) ** 2)))
     rows = []
-    for sigma in [0.0, *sigmas]:
+    # the clipped noise-free run with either aggregation, then the noisy runs (default: auto)
+    runs = [(0.0, "item_mean"), (0.0, "cohort_mean"), *((s, "cohort_mean") for s in sigmas)]
+    for sigma, aggregation in runs:
         model = FederatedMF(n_factors=N_FACTORS, n_rounds=n_rounds, client_fraction=q,
-                            clip_norm=clip, noise_multiplier=sigma, random_state=0)
+                            clip_norm=clip, noise_multiplier=sigma, aggregation=aggregation,
+                            random_state=0)
+        t = time.perf_counter()
         model.fit(split.train)
-        rows.append({"noise multiplier": sigma, "test RMSE": rmse(model, split.test),
+        seconds = time.perf_counter() - t
+        finite = bool(np.isfinite(model.item_factors_).all())
+        rows.append({"noise multiplier": sigma,
+                     "aggregation": aggregation,
+                     "test RMSE": rmse(model, split.test) if finite else math.nan,
+                     "global-mean RMSE": baseline, "fit s": seconds,
                      "epsilon": model.epsilon_, "delta": model.delta_,
                      "clipped share": float(pd.DataFrame(model.history_)["clipped"].sum()
                                             / max(1, pd.DataFrame(model.history_)["accepted"]
@@ -137,9 +149,24 @@ def main() -> None:
     parser.add_argument("--dp-fraction", type=float, default=0.1)
     parser.add_argument("--dp-clip", type=float, default=0.5)
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--only", choices=["privacy"], default=None,
+                        help="run one part alone (written to results/federated_privacy.md)")
     args = parser.parse_args()
     folds = [(f"u{f}", s) for f, s in zip(range(1, 6), ml100k_folds(), strict=True)
              if f in args.folds]
+    notes = ("Times are from one run on a machine shared with other work (load average "
+             "around 20-35 during the run): treat seconds as noisy. Bytes are the float64 "
+             "arrays of one message (the broadcast item state down; one dense update vector "
+             "up), without framing.")
+    privacy_heading = (f"Privacy: DP-FedAvg on {folds[0][0]} (client sampling "
+                       f"q={args.dp_fraction}, clip C={args.dp_clip}, {args.dp_rounds} rounds)")
+    if args.only == "privacy":
+        body = privacy(folds[0][1], args.dp_rounds, args.dp_fraction, args.dp_clip, args.sigmas)
+        path = write_results("federated_privacy", "Federated matrix factorisation under "
+                             "DP-FedAvg (chuchun.federated)", [(privacy_heading, body)],
+                             libraries=["dp_accounting"], notes=notes)
+        print(path)
+        return
     table, rounds, first = explicit(folds, args.rounds)
     sections = [
         ("Explicit: FederatedMF vs FunkSVD, test RMSE", table + (
@@ -150,14 +177,9 @@ def main() -> None:
         (f"Test RMSE per round ({first})", rounds),
         ("Implicit: FederatedImplicitMF vs ImplicitALS, temporal split", implicit(
             args.implicit_rounds)),
-        (f"Privacy: DP-FedAvg on {first} (client sampling q={args.dp_fraction}, clip "
-         f"C={args.dp_clip}, {args.dp_rounds} rounds)",
+        (privacy_heading,
          privacy(folds[0][1], args.dp_rounds, args.dp_fraction, args.dp_clip, args.sigmas)),
     ]
-    notes = ("Times are from one run on a machine shared with other work (load average "
-             "around 20-35 during the run): treat seconds as noisy. Bytes are the float64 "
-             "arrays of one message (the broadcast item state down; one dense update vector "
-             "up), without framing.")
     path = write_results("federated", "Federated matrix factorisation (chuchun.federated)",
                          sections, libraries=["dp_accounting"], notes=notes)
     print(path)

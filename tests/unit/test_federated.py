@@ -309,3 +309,49 @@ def test_flower_records_round_trip():
     assert back["update"].dtype == np.uint64 and np.array_equal(back["update"], request["update"])
     assert np.array_equal(back["x"], request["x"])
     assert back["peer_keys"] == [b"ab", b"cd"] and back["me"] == 3 and "clip_norm" not in back
+
+
+# -- DP-FedAvg server step and divergence guard ------------------------------------------------
+def test_cohort_mean_divides_the_count_free_sum_by_the_expected_cohort(data):
+    server, runtimes = _server(data, "explicit", aggregation="cohort_mean")
+    transport = InProcessTransport(runtimes)
+    transport.record = True
+    before = server.state.item_factors.astype(np.float64).copy()
+    server.run_round(transport, 0)
+    uploads = [server.layout.split(r["update"]) for k, _, _, r in transport.log if k == "train"]
+    assert all(not u["item_counts"].any() for u in uploads), "no counts ride in the upload"
+    mean = sum(u["item_factors"] for u in uploads) / len(runtimes)
+    np.testing.assert_allclose(server.state.item_factors, before + 5.0 * mean, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_dp_fit_stays_finite_and_beats_the_global_mean():
+    rng = np.random.default_rng(0)
+    n_users, n_items, per_user = 200, 30, 10
+    item_effect = rng.normal(0, 0.8, n_items)
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False)
+                            for _ in range(n_users)])
+    ratings = np.clip(3.5 + rng.normal(0, 0.3, n_users)[users] + item_effect[items]
+                      + rng.normal(0, 0.3, len(users)), 1, 5)
+    test = rng.random(len(users)) < 0.2
+    train = Interactions.from_arrays(users[~test], items[~test], ratings[~test])
+    model = FederatedMF(n_factors=2, n_rounds=6, client_fraction=0.5, clip_norm=0.5,
+                        noise_multiplier=1.0, learning_rate=0.05, random_state=0).fit(train)
+    assert np.isfinite(model.item_factors_).all() and np.isfinite(model.item_bias_).all()
+    rmse = np.sqrt(np.mean((model.predict(users[test], items[test]) - ratings[test]) ** 2))
+    baseline = np.sqrt(np.mean((ratings[~test].mean() - ratings[test]) ** 2))
+    assert rmse < baseline - 0.05
+    assert math.isfinite(model.epsilon_) and model.epsilon_ > 0
+
+
+def test_non_finite_item_state_raises_naming_the_setting(data):
+    server, runtimes = _server(data, "explicit", clip_norm=0.5, noise_multiplier=1.0,
+                               aggregation="item_mean")
+    server.config.server_learning_rate = 1e300
+    with pytest.raises(ConfigError, match="server_learning_rate.*cohort_mean"):
+        server.run_round(InProcessTransport(runtimes), 0)
+    model = FederatedMF(n_factors=2, n_rounds=2, server_learning_rate=1e300, random_state=0)
+    with pytest.raises(ConfigError, match="diverged"):
+        model.fit(data)
+    assert not hasattr(model, "item_factors_"), "a failed fit leaves the model unfitted"

@@ -202,9 +202,9 @@ def implicit_solve_users(
                           or [np.zeros(0, np.float32)])
     X = np.zeros((len(histories), f), dtype=np.float32)
     bounds = np.array([0, len(histories)], dtype=np.int64)
-    # the regularisation is already on the Gram matrix's diagonal: no per-row extra
     _als.als_cholesky_update(indptr, indices, data, X, Y, gram.astype(np.float64),
-                             float(alpha), np.zeros(len(histories)), bounds)
+                             float(alpha), np.zeros(len(histories), dtype=np.float64),
+                             bounds)  # lambda is already in ``gram``
     return X
 
 
@@ -228,7 +228,8 @@ def implicit_update(
     X = np.zeros((1, Y32.shape[1]), dtype=np.float32)
     als_cholesky_update_numpy(np.array([0, len(data.items)], dtype=np.int64),
                               data.items.astype(np.int32), data.values.astype(np.float32), X,
-                              Y32, gram, config.alpha, np.zeros(1),
+                              Y32, gram, config.alpha,
+                              np.zeros(1, dtype=np.float64),  # lambda is already in ``gram``
                               np.array([0, 1], dtype=np.int64))
     x = X[0]
     state.factors = x
@@ -364,6 +365,8 @@ class ClientRuntime:
         for u in sorted(self.users):
             if model_kind == "explicit":
                 parts, m = explicit_update(glob, self.users[u], self.states[u], econf, rng)
+                if not request.get("send_counts", True):
+                    parts["item_counts"] = np.zeros_like(parts["item_counts"])
                 metrics += [m["train_sse"], m["train_n"], m.get("val_sse", 0.0),
                             m.get("val_n", 0.0)]
             else:

@@ -51,7 +51,7 @@ DEFAULT_RUN_CONFIG: dict[str, Any] = {
     "alpha": 1.0,
     "init-std": 0.05,
     "server-learning-rate": 1.0,
-    "aggregation": "item_mean",
+    "aggregation": "auto",  # item_mean without noise, cohort_mean with noise
     "client-fraction": 1.0,
     "clip-norm": 0.0,
     "noise-multiplier": 0.0,
@@ -220,11 +220,14 @@ def _main(grid: Grid, context: Context) -> None:
                               "bias_regularization": float(cfg["bias-regularization"])})
     else:
         client_config["alpha"] = float(cfg["alpha"])
+    aggregation = str(cfg["aggregation"])
+    if aggregation == "auto":
+        aggregation = "cohort_mean" if float(cfg["noise-multiplier"]) > 0 else "item_mean"
     server = FederatedServer(
         ServerConfig(kind=kind, n_items=n_items, n_factors=f,
                      client_fraction=float(cfg["client-fraction"]),
                      server_learning_rate=float(cfg["server-learning-rate"]),
-                     aggregation=str(cfg["aggregation"]), client_config=client_config,
+                     aggregation=aggregation, client_config=client_config,
                      regularization=float(cfg["regularization"]), clip_norm=clip,
                      noise_multiplier=float(cfg["noise-multiplier"]),
                      secure_aggregation=bool(cfg["secure-aggregation"]),

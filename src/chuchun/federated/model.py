@@ -126,6 +126,10 @@ class _Federated:
         self.epsilon_ = float(history[-1]["epsilon"]) if history else 0.0
 
 
+#: default server step of the fixed-denominator (DP) aggregation, see docs/federated.md
+_COHORT_MEAN_LR = 1.0
+
+
 class FederatedMF(_Federated, _FactorModel):
     """Biased matrix factorisation trained by federated SGD (explicit ratings).
 
@@ -135,9 +139,13 @@ class FederatedMF(_Federated, _FactorModel):
 
     Each round, every sampled client runs ``n_epochs`` passes of SGD over its own ratings on
     :math:`p_u, b_u` and a local copy of :math:`q_i, b_i` (the FunkSVD update), and uploads the
-    change of :math:`q, b` and its per-item rating counts; the server applies the per-item
-    data-weighted average of the changes times ``server_learning_rate`` (``aggregation=
-    "item_mean"``) or their sum (``"sum"``), see :mod:`chuchun.federated.strategy`.
+    change of :math:`q, b` and (for ``item_mean``) its per-item rating counts; the server
+    applies the per-item data-weighted average of the changes times ``server_learning_rate``
+    (``aggregation="item_mean"``, the default without noise), their sum divided by the
+    expected cohort size (``"cohort_mean"``, the DP-FedAvg fixed-denominator step, the default
+    with ``noise_multiplier > 0``) or their sum (``"sum"``), see :mod:`chuchun.federated.strategy`.
+    Should the item state become non-finite, ``fit`` raises a ``ConfigError`` naming the
+    settings to change.
     :math:`\\mu` comes from one secure sum of rating totals and counts before the first round
     (the midpoint of the rating scale under differential privacy, so that nothing is released
     outside the accounting). With ``validation_fraction > 0`` each client keeps that share of
@@ -168,10 +176,13 @@ class FederatedMF(_Federated, _FactorModel):
     bias_regularization = Param(float, None, "L2 weight of the biases (None: regularization).",
                                 low=0, nullable=True)
     init_std = Param(float, 0.1, "Std of the normal factor initialisation.", low=0)
-    server_learning_rate = Param(float, 30.0, "Server step eta_s on the aggregated item "
-                                 "update.", low=0, low_open=True)
-    aggregation = Param(str, "item_mean", "Server aggregation of item updates.",
-                        choices=("item_mean", "sum"))
+    server_learning_rate = Param(float, None, "Server step eta_s on the aggregated item "
+                                 "update (None: 30 for item_mean and sum, "
+                                 "1 for cohort_mean).", low=0, low_open=True,
+                                 nullable=True)
+    aggregation = Param(str, "auto", "Server aggregation of item updates ('auto': item_mean "
+                        "without noise, cohort_mean with noise).",
+                        choices=("auto", "item_mean", "cohort_mean", "sum"))
     validation_fraction = Param(float, 0.0, "Share of each client's ratings kept for local "
                                 "validation (0: none).", low=0, high=1, high_open=True)
     target_rmse = Param(float, None, "Stop once the validation RMSE reaches this (None: "
@@ -182,6 +193,11 @@ class FederatedMF(_Federated, _FactorModel):
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_rounds": 3,
                                                "server_learning_rate": 5.0}
 
+    def _server_lr(self, aggregation: str) -> float:
+        if self.server_learning_rate is not None:
+            return float(self.server_learning_rate)
+        return _COHORT_MEAN_LR if aggregation == "cohort_mean" else 30.0
+
     def _fit(self, data: Interactions, *,
              callbacks: Sequence[RoundCallback] | None = None) -> None:
         _require_ratings(data, "FederatedMF")
@@ -190,13 +206,16 @@ class FederatedMF(_Federated, _FactorModel):
         seeds = np.random.SeedSequence(int(rng.integers(2**63)))
         k = int(self.n_factors)
         item_factors = self._init_factors(rng, data.n_items, k)
+        aggregation = str(self.aggregation)
+        if aggregation == "auto":
+            aggregation = "cohort_mean" if float(self.noise_multiplier) > 0 else "item_mean"
         reg = float(self.regularization)
         breg = reg if self.bias_regularization is None else float(self.bias_regularization)
         server = FederatedServer(
             self._server_config(
                 "explicit", data.n_items, k,
-                server_learning_rate=float(self.server_learning_rate),
-                aggregation=str(self.aggregation),
+                server_learning_rate=self._server_lr(aggregation),
+                aggregation=aggregation,
                 client_config={"n_epochs": int(self.n_epochs),
                                "learning_rate": float(self.learning_rate),
                                "regularization": reg, "bias_regularization": breg}),

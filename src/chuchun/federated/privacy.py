@@ -66,11 +66,11 @@ def epsilon(noise_multiplier: float, sampling_rate: float, n_rounds: int, delta:
             float(sampling_rate), dp_accounting.GaussianDpEvent(float(noise_multiplier))),
         int(n_rounds))
     accountant = rdp.RdpAccountant()
-    accountant.compose(event)
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.ERROR)  # orders that fail to converge are skipped, with a warning each
     try:
+        accountant.compose(event)
         return float(accountant.get_epsilon(float(delta)))
     finally:
         absl.setLevel(level)

@@ -21,14 +21,28 @@ in-process simulation of :mod:`chuchun.federated.simulation`, or Flower's grid i
 
 Server steps
 ------------
-Explicit feedback, ``aggregation="item_mean"`` (default): the data-size weighted FedAvg of each
-item's parameters over the clients that rated it, scaled by the server learning rate
+Explicit feedback, ``aggregation="item_mean"`` (the models' default without noise): the
+data-size weighted FedAvg of each item's parameters over the clients that rated it, scaled by
+the server learning rate
 :math:`\\eta_s`,
 
 .. math:: q_i \\leftarrow q_i + \\eta_s\\, \\frac{\\sum_k \\Delta q_{k,i}}{\\sum_k n_{k,i}},
 
 with :math:`n_{k,i}` client :math:`k`'s number of ratings of item :math:`i` (item biases
-alike). ``aggregation="sum"`` applies :math:`\\eta_s \\sum_k \\Delta q_{k,i}` (the FCF update of
+alike). This estimator suits plain (and clipped) training but not DP noise: the
+denominators ride in the clipped upload and, once noised, are no longer counts.
+
+With noise, ``aggregation="cohort_mean"`` is the fixed-denominator estimator of DP-FedAvg
+(McMahan et al. 2018, section 3): the noised sum divided by the *expected* cohort size
+:math:`qN` (sampling rate times number of clients, both public),
+
+.. math:: q_i \\leftarrow q_i + \\eta_s\\, \\frac{\\sum_k \\Delta q_{k,i}
+          + \\mathcal N(0, \\sigma^2 C^2)}{q N},
+
+an unbiased estimate of :math:`\\eta_s` times the mean client change. No count is uploaded
+(the count part of the vector is zero), so the whole clipping budget goes to the item
+changes and the privacy cost is that of one Gaussian release per round. ``aggregation="sum"``
+applies :math:`\\eta_s \\sum_k \\Delta q_{k,i}` (the FCF update of
 Ammad-ud-din et al. 2019), which needs :math:`\\eta_s < 2 / (\\eta\\, n_i)` for the most
 popular item to be stable.
 
@@ -143,9 +157,9 @@ class FederatedServer:
                  rng: np.random.Generator) -> None:
         if config.kind not in ("explicit", "implicit"):
             raise ConfigError(f"kind must be 'explicit' or 'implicit'; got {config.kind!r}")
-        if config.aggregation not in ("item_mean", "sum"):
-            raise ConfigError(
-                f"aggregation must be 'item_mean' or 'sum'; got {config.aggregation!r}")
+        if config.aggregation not in ("item_mean", "cohort_mean", "sum"):
+            raise ConfigError("aggregation must be 'item_mean', 'cohort_mean' or 'sum'; got "
+                              f"{config.aggregation!r}")
         if config.noise_multiplier > 0 and not config.clip_norm:
             raise ConfigError("noise_multiplier > 0 needs a clip_norm (the sensitivity)")
         self.config = config
@@ -154,6 +168,7 @@ class FederatedServer:
         self.layout = (UpdateLayout.explicit if config.kind == "explicit"
                        else UpdateLayout.implicit)(config.n_items, config.n_factors)
         self.history: list[RoundRecord] = []
+        self.n_clients = 0
 
     # -- sampling -----------------------------------------------------------------------------
     def sample(self, clients: list[int]) -> list[int]:
@@ -282,11 +297,15 @@ class FederatedServer:
         start = time.perf_counter()
         cfg = self.config
         record = RoundRecord(round=round_idx)
-        cohort = self.sample(transport.clients())
+        everyone = transport.clients()
+        self.n_clients = len(everyone)
+        cohort = self.sample(everyone)
         record.sampled = len(cohort)
         base = {"kind": cfg.kind, "item_factors": self.state.item_factors,
                 "item_bias": self.state.item_bias, "intercept": float(self.state.intercept),
                 "clip_norm": cfg.clip_norm, **cfg.client_config}
+        if cfg.kind == "explicit":
+            base["send_counts"] = cfg.aggregation == "item_mean"
         requests = {c: dict(base) for c in cohort}
         try:
             total, metrics, accepted = self.secure_sum(transport, "train", cohort, requests,
@@ -302,6 +321,7 @@ class FederatedServer:
             else:
                 self._metrics(record, metrics)
             self._step(total)
+            self._check_finite(round_idx)
             record.applied = True
         record.seconds = time.perf_counter() - start
         self.history.append(record)
@@ -317,6 +337,21 @@ class FederatedServer:
         if vn > 0:
             record.val_rmse = math.sqrt(max(vsse, 0.0) / vn)
 
+    def _check_finite(self, round_idx: int) -> None:
+        """Stop with a clear error rather than carry a non-finite item state on."""
+        st = self.state
+        if np.isfinite(st.item_factors).all() and np.isfinite(st.item_bias).all():
+            return
+        cfg = self.config
+        hint = ("lower server_learning_rate"
+                + (" or noise_multiplier, or use aggregation='cohort_mean' (the DP-FedAvg "
+                   "fixed-denominator step)" if cfg.noise_multiplier > 0 else ""))
+        raise ConfigError(
+            f"federated training diverged: the item state became non-finite in round "
+            f"{round_idx} (aggregation={cfg.aggregation!r}, server_learning_rate="
+            f"{cfg.server_learning_rate}, noise_multiplier={cfg.noise_multiplier}, "
+            f"clip_norm={cfg.clip_norm}); {hint}")
+
     def _step(self, total: np.ndarray) -> None:
         cfg = self.config
         parts = self.layout.split(total)
@@ -331,8 +366,13 @@ class FederatedServer:
                 scale = np.where(ok, 1.0 / np.where(ok, den, 1.0), 0.0)
                 dq = dq * scale[:, None]
                 db = db * scale
-            st.item_factors = (st.item_factors + eta * dq).astype(np.float32)
-            st.item_bias = (st.item_bias + eta * db).astype(np.float32)
+            elif cfg.aggregation == "cohort_mean":
+                expected = max(cfg.client_fraction * max(self.n_clients, 1), 1.0)
+                dq = dq / expected
+                db = db / expected
+            with np.errstate(over="ignore", invalid="ignore"):  # _check_finite reports it
+                st.item_factors = (st.item_factors + eta * dq).astype(np.float32)
+                st.item_bias = (st.item_bias + eta * db).astype(np.float32)
             return
         q = max(cfg.client_fraction, 1e-12)
         lam = cfg.regularization
