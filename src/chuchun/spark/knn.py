@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from chuchun._exceptions import DataError
 from chuchun.data.interactions import Interactions
+from chuchun.models.knn import _RANK_EPS
 from chuchun.models.knn import ItemKNN as _LocalItemKNN
 from chuchun.spark.data import SparkInteractions, _f
 from chuchun.spark.models import SparkRecommender, als_biases
@@ -48,15 +49,18 @@ class ItemKNN(SparkRecommender):
     computed exactly from per-pair sums of a self-join of the ratings on the user, whose cost
     is :math:`\\sum_u n_u^2` rows before aggregation.
 
-    ``predict`` clips to the rating scale; ``recommend`` ranks by the unclipped estimate, over
-    the items reached through a user's neighbours plus, for the rest, the best fallback
-    estimates (:math:`c_i + o_u` orders items the same way for every user, so only the
-    ``k + |reached|`` best need scoring).
+    ``predict`` clips to the rating scale; ``recommend`` ranks, as the local model does, by
+    the unclipped estimate discounted by its neighbour support, :math:`(\hat r_{ui} - r_{\min})
+    (w_{ui} + \epsilon) / (w_{ui} + \lambda_r)` with :math:`w_{ui}` the similarity mass of
+    the neighbours used (0 for the fallback) and :math:`\lambda_r` = ``ranking_damping`` (the
+    estimate itself when 0), over the items reached through a user's neighbours plus, for the
+    rest, the best fallback estimates (:math:`c_i + o_u` orders items the same way for every
+    user, so only the ``k + |reached|`` best need scoring).
 
     Parameters
     ----------
     n_neighbors, min_neighbors, similarity, prediction, shrinkage, min_support, damping,
-    max_stored, user_regularization, item_regularization, bias_epochs, clip
+    max_stored, ranking_damping, user_regularization, item_regularization, bias_epochs, clip
         The declarations of :class:`chuchun.models.ItemKNN` (same names, defaults, meaning).
 
     Attributes
@@ -84,6 +88,7 @@ class ItemKNN(SparkRecommender):
     min_support = _LocalItemKNN.min_support
     damping = _LocalItemKNN.damping
     max_stored = _LocalItemKNN.max_stored
+    ranking_damping = _LocalItemKNN.ranking_damping
     user_regularization = _LocalItemKNN.user_regularization
     item_regularization = _LocalItemKNN.item_regularization
     bias_epochs = _LocalItemKNN.bias_epochs
@@ -165,9 +170,11 @@ class ItemKNN(SparkRecommender):
             return both
         from pyspark.sql import Window
 
+        # "auto": what the local model keeps, twice the neighbours prediction uses
+        keep = 2 * int(self.n_neighbors) if self.max_stored == "auto" else int(self.max_stored)
         w = Window.partitionBy("i").orderBy(F.col("s").desc(), F.col("j").asc())
         return both.withColumn("_r", F.row_number().over(w)).filter(
-            F.col("_r") <= int(self.max_stored)).drop("_r")
+            F.col("_r") <= keep).drop("_r")
 
     # -- the prediction rule ------------------------------------------------------------------
     def _terms(self) -> tuple[DataFrame, DataFrame]:
@@ -219,7 +226,8 @@ class ItemKNN(SparkRecommender):
         enough = F.coalesce(F.col("_cnt"), F.lit(0)) >= max(int(self.min_neighbors), 1)
         return (agg.join(item_terms, "item_idx").join(user_terms, "user_idx")
                 .select("user_idx", "item_idx",
-                        F.when(enough, est).otherwise(fallback).alias("est")))
+                        F.when(enough, est).otherwise(fallback).alias("est"),
+                        F.when(enough, F.col("_den")).otherwise(0.0).alias("_mass")))
 
     def _user_ratings(self) -> DataFrame:
         F = _f()
@@ -244,7 +252,7 @@ class ItemKNN(SparkRecommender):
                                  F.lit(None).cast("double").alias("_den"),
                                  F.lit(None).cast("long").alias("_cnt"))
         est = reached.unionByName(self._finish(empty, item_terms, user_terms))
-        return pairs.join(est, ["user_idx", "item_idx"], "left").withColumn(
+        return pairs.join(est.drop("_mass"), ["user_idx", "item_idx"], "left").withColumn(
             "prediction", self._clip_column(F.col("est"))).drop("est")
 
     def _fallback_idx(self, pairs: DataFrame) -> DataFrame:
@@ -285,7 +293,14 @@ class ItemKNN(SparkRecommender):
                             F.lit(None).cast("double").alias("_den"),
                             F.lit(None).cast("long").alias("_cnt"))
         fallback = self._finish(empty, item_terms, user_terms)
-        return reached.unionByName(fallback).withColumnRenamed("est", "score")
+        both = reached.unionByName(fallback)
+        if self.ranking_damping == 0:
+            score = F.col("est")
+        else:  # the local model's ranking score (chuchun.models.knn, _ranking)
+            floor = float(self.rating_scale_[0]) if self.rating_scale_ is not None else 0.0
+            score = ((F.col("est") - F.lit(floor)) * (F.col("_mass") + F.lit(_RANK_EPS))
+                     / (F.col("_mass") + F.lit(float(self.ranking_damping))))
+        return both.select("user_idx", "item_idx", score.alias("score"))
 
     # -- to and from local ----------------------------------------------------------------------
     def similarity_matrix(self) -> sp.csr_matrix:
