@@ -323,13 +323,14 @@ def test_recommend_explain(ratings_csv: Path, tmp_path: Path) -> None:
     fit = invoke("fit", "--data", ratings_csv, "--model", "ItemKNN", "--param", "n_neighbors=5",
                  "--param", "similarity=cosine", "--out", out)
     assert fit.returncode == 0, fit.stderr
+    # the ranking score's terms: the baseline, the neighbour support and the rated items
     proc = run("recommend", "--model", out, "--user", "u00", "-k", "2", "--explain",
-               "--format", "json")
+               "--n-reasons", "6", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)
     model = load_model(out)
     for rec in records:
-        expected = model.explain(["u00"], [rec["item"]], n_reasons=3)[0]
+        expected = model.explain(["u00"], [rec["item"]], n_reasons=6)[0]
         got = rec["explanation"]
         assert got["summary"] == str(expected).splitlines()[0]
         assert [r["id"] for r in got["reasons"]] == [r.id for r in expected.reasons]
