@@ -191,15 +191,18 @@ def test_bpr_epoch_matches_numpy(pr, lr):
 
 
 @SETTINGS
-@given(problems(), st.sampled_from([0, 1]), st.integers(1, 4))
-def test_hybrid_epoch_matches_numpy(pr, loss, n_draws):
+@given(problems(), st.sampled_from([0, 1]), st.integers(1, 4), st.sampled_from([0.0, 0.5, 1.0]))
+def test_hybrid_epoch_matches_numpy(pr, loss, n_draws, dropout):
     rng = pr["rng"]
     U, I = pr["U"], pr["I"]
     ni, k = I.shape[0], pr["V"].shape[1]
     order = rng.permutation(len(pr["y"])).astype(np.int64)
     negs = rng.integers(0, ni, (len(order), n_draws)).astype(np.int32)
+    drop = (rng.random(len(order)) < dropout).astype(np.uint8)
     seen = _csr(sp.csr_matrix((np.ones(len(order)), (pr["uidx"], pr["iidx"])),
                               shape=(U.shape[0], ni)))
+    # the id-free rows: the item block without its first column, as the model builds them
+    A = _csr(sp.hstack([sp.csr_matrix((ni, 1)), I[:, 1:]]).tocsr())
 
     def state():
         r = np.random.default_rng(1)
@@ -210,10 +213,11 @@ def test_hybrid_epoch_matches_numpy(pr, loss, n_draws):
 
     a, b = state(), state()
     args = (U.indptr, U.indices, U.data, I.indptr, I.indices, I.data)
+    tail = (seen.indptr, seen.indices, drop, A.indptr, A.indices, A.data)
     ra = H.hybrid_epoch(order, pr["uidx"], pr["iidx"], negs, loss, ni, *args, *a, 0.05, 1e-3,
-                        seen.indptr, seen.indices)
+                        *tail)
     rb = H.hybrid_epoch_numpy(order, pr["uidx"], pr["iidx"], negs, loss, ni, *args, *b, 0.05,
-                              1e-3, seen.indptr, seen.indices)
+                              1e-3, *tail)
     assert ra[1] == rb[1]
     assert abs(ra[0] - rb[0]) < 1e-8 * max(1.0, abs(rb[0]))
     for x, w in zip(a, b, strict=True):

@@ -11,9 +11,15 @@ violation found after :math:`t` draws, descend on
 :math:`L \\cdot (1 - s_{ui} + s_{uj})` with :math:`L = \\ln\\lfloor (n - 1) / t \\rfloor`
 (the rank estimate). Items the user interacted with are never used as negatives.
 
+Item-id dropout: where ``drop[t]`` is set, step ``t`` represents its positive and its negative
+items by the second item matrix (``fa_*``, the attribute rows without the id feature) instead
+of the first, so the attribute embeddings learn to score items on their own, as they must for
+items without interactions. With ``drop`` all zero the two matrices are never mixed.
+
 Every parameter takes AdaGrad steps :math:`\\theta \\mathrel{-}= \\eta g / \\sqrt{G}`,
 :math:`G \\mathrel{+}= g^2` (accumulators start at 1), with L2 weight ``reg`` in :math:`g`.
-Random draws come in as ``order`` and ``negs`` (drawn by the caller), so the twin sees them.
+Random draws come in as ``order``, ``negs`` and ``drop`` (drawn by the caller), so the twin
+sees them.
 """
 
 from __future__ import annotations
@@ -70,9 +76,10 @@ def _is_seen(seen_indptr, seen_indices, u, j):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def hybrid_epoch(order, uidx, iidx, negs, loss, n_items,
-                 fu_indptr, fu_indices, fu_data, fi_indptr, fi_indices, fi_data,
+                 fu_indptr, fu_indices, fu_data, fi_indptr0, fi_indices0, fi_data0,
                  Eu, bu, Ei, bi, gEu, gbu, gEi, gbi, lr, reg,
-                 seen_indptr, seen_indices):  # pragma: no cover - compiled
+                 seen_indptr, seen_indices, drop, fa_indptr, fa_indices,
+                 fa_data):  # pragma: no cover - compiled
     """One pass over the positives ``order`` (row numbers); returns (summed loss, updates)."""
     K = Eu.shape[1]
     p = np.empty(K)
@@ -87,6 +94,10 @@ def hybrid_epoch(order, uidx, iidx, negs, loss, n_items,
         n = order[t]
         u = uidx[n]
         i = iidx[n]
+        if drop[t]:
+            fi_indptr, fi_indices, fi_data = fa_indptr, fa_indices, fa_data
+        else:
+            fi_indptr, fi_indices, fi_data = fi_indptr0, fi_indices0, fi_data0
         _rep(fu_indptr, fu_indices, fu_data, u, Eu, bu, p)
         beta_i = _rep(fi_indptr, fi_indices, fi_data, i, Ei, bi, qi)
         s_i = beta_i
@@ -136,9 +147,9 @@ def hybrid_epoch(order, uidx, iidx, negs, loss, n_items,
 
 
 def hybrid_epoch_numpy(order, uidx, iidx, negs, loss, n_items,
-                       fu_indptr, fu_indices, fu_data, fi_indptr, fi_indices, fi_data,
+                       fu_indptr, fu_indices, fu_data, fi_indptr0, fi_indices0, fi_data0,
                        Eu, bu, Ei, bi, gEu, gbu, gEi, gbi, lr, reg,
-                       seen_indptr, seen_indices):
+                       seen_indptr, seen_indices, drop, fa_indptr, fa_indices, fa_data):
     """Plain twin of :func:`hybrid_epoch` (same draws, vectorised per triple)."""
     total = 0.0
     updates = 0
@@ -157,6 +168,8 @@ def hybrid_epoch_numpy(order, uidx, iidx, negs, loss, n_items,
 
     for t, n in enumerate(order):
         u, i = uidx[n], iidx[n]
+        fi_indptr, fi_indices, fi_data = ((fa_indptr, fa_indices, fa_data) if drop[t]
+                                          else (fi_indptr0, fi_indices0, fi_data0))
         fu, xu = rows(fu_indptr, fu_indices, fu_data, u)
         fi, xi = rows(fi_indptr, fi_indices, fi_data, i)
         p = xu @ Eu[fu]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import optimize
 
-from chuchun._exceptions import ConfigError, DataError
+from chuchun._exceptions import ConfigError, DataError, DataWarning
 from chuchun._params import Param, random_state_param
 from chuchun._random import check_random_state
 from chuchun.data.design import FeatureSpace
@@ -42,12 +44,35 @@ class HybridMF(Recommender):
     ``recommend(users, candidates=new_items)`` ranks a set of new items; new users are served by
     :meth:`recommend_new_users` from their attributes.
 
+    Two options serve items without interactions (*cold* items) better:
+
+    ``item_id_dropout``
+        each training step, with this probability, represents its positive and negative item
+        by their attributes alone (the id feature dropped, the row rescaled to sum to one), so
+        the attribute embeddings learn to rank items the way cold items must be ranked.
+    ``cold_item_prior``
+        a prior for cold items learned from the items that arrived during the latest
+        ``cold_item_prior`` share of the log (by interaction count; needs timestamps and item
+        attributes). For those arrivals, the interactions after their first one follow a
+        Poisson model with the time since arrival as exposure,
+
+        .. math:: y_i \\sim \\mathrm{Poisson}\\big(e_i \\exp(c + \\theta^\\top a_i)\\big),
+                  \\qquad \\min_{c,\\theta}\\ \\sum_i \\big(e_i e^{c + \\theta^\\top a_i}
+                  - y_i (c + \\theta^\\top a_i)\\big) + \\tfrac12 \\|\\theta\\|^2
+
+        over their raw attribute rows :math:`a_i` (L-BFGS). A cold item's bias becomes the
+        cold items' mean attribute bias plus its centred log rate
+        :math:`\\theta^\\top a_i - \\overline{\\theta^\\top a}`: among cold items the order of
+        the biases is that of the learned arrival rates (a log rate enters a multinomial choice
+        model's utility with coefficient one), while their level against the items with
+        interactions stays the model's own.
+
     ``fit(data, user_features=None, item_features=None, callbacks=None)``.
 
     Parameters
     ----------
     loss, n_factors, n_epochs, learning_rate, regularization, max_sampled, init_std,
-    use_ids, n_threads, random_state, verbose
+    use_ids, item_id_dropout, cold_item_prior, n_threads, random_state, verbose
         See the declarations below.
 
     Attributes
@@ -57,12 +82,19 @@ class HybridMF(Recommender):
     n_user_features_ : int
     feature_names_ : ndarray of str
     history_ : dict of lists, ``train_loss`` per epoch
+    item_prior_ : ndarray (n_items,) float32, the bias of each cold item that replaces its
+        attribute bias (zero for items with interactions, and everywhere without
+        ``cold_item_prior``)
+    prior_coef_ : ndarray (1 + n_attributes,) float32, :math:`c` and :math:`\\theta` of the
+        arrival-rate model (empty without ``cold_item_prior``)
 
     References
     ----------
     M. Kula. Metadata embeddings for user and item cold-start recommendations. CBRecSys 2015.
     J. Weston, S. Bengio, N. Usunier. WSABIE: scaling up to large vocabulary image annotation.
     IJCAI 2011.
+    M. Volkovs, G. Yu, T. Poutanen. DropoutNet: addressing cold start in recommender systems.
+    NeurIPS 2017 (input dropout of the preference part so content learns to stand alone).
     """
 
     loss = Param(str, "warp", "Ranking loss.", choices=("warp", "bpr"))
@@ -73,6 +105,10 @@ class HybridMF(Recommender):
     max_sampled = Param(int, 10, "WARP: most negatives drawn per positive.", low=1)
     init_std = Param(float, 0.01, "Std of the normal embedding initialisation.", low=0)
     use_ids = Param(bool, True, "Give every training user and item an id feature.")
+    item_id_dropout = Param(float, 0.0, "Chance that a step shows its items by attributes only.",
+                            low=0, high=1, high_open=True)
+    cold_item_prior = Param(float, 0.0, "Latest share of the log whose arrivals teach a cold-item "
+                            "prior (0: none).", low=0, high=1, high_open=True)
     n_threads = Param(int, None, "Threads (None: all cores); training is sequential.", low=1,
                       nullable=True)
     random_state = random_state_param("Seed of initialisation and sampling.")
@@ -107,6 +143,18 @@ class HybridMF(Recommender):
         self.seen_ = seen
         self.item_popularity_ = np.bincount(iidx, minlength=len(fs.items)).astype(np.float32)
         fu, fi = _sum_rows(fs.user_block), _sum_rows(fs.item_block)
+        attr_cols = self._attribute_columns(fs)
+        if self.cold_item_prior > 0 and len(attr_cols) == 0:
+            raise ConfigError("cold_item_prior needs item attributes: pass item_features")
+        if self.cold_item_prior > 0 and data.timestamps is None:
+            raise DataError("cold_item_prior needs the interactions' timestamps (the arrival "
+                            "of items is read from them); the log has none")
+        dropout = float(self.item_id_dropout)
+        fa = _sum_rows(fs.item_block[:, attr_cols]) if dropout > 0 else fi
+        if dropout > 0:
+            # attribute columns keep their place in the item block
+            fa = _sum_rows(sp.csr_matrix((fa.data, attr_cols[fa.indices], fa.indptr),
+                                         shape=fi.shape))
         pu, pi, k = fu.shape[1], fi.shape[1], int(self.n_factors)
         Eu = rng.normal(0.0, self.init_std, (pu, k))
         Ei = rng.normal(0.0, self.init_std, (pi, k))
@@ -115,16 +163,20 @@ class HybridMF(Recommender):
         pattern = seen.copy()
         indptr, indices = pattern.indptr.astype(np.int64), pattern.indices.astype(np.int32)
         n_draws = self.max_sampled if self.loss == "warp" else 1
+        keep_all = np.zeros(len(uidx), dtype=np.uint8)
         loop = _Loop(self, self.n_epochs, callbacks)
         try:
             for epoch in range(self.n_epochs):
                 order = rng.permutation(len(uidx)).astype(np.int64)
                 negs = rng.integers(0, len(fs.items), (len(order), n_draws)).astype(np.int32)
+                drop = ((rng.random(len(order)) < dropout).astype(np.uint8) if dropout > 0
+                        else keep_all)
                 total, used = hybrid_epoch(
                     order, uidx, iidx, negs, 0 if self.loss == "bpr" else 1, len(fs.items),
                     fu.indptr, fu.indices, fu.data, fi.indptr, fi.indices, fi.data,
                     Eu, bu, Ei, bi, gEu, gbu, gEi, gbi, float(self.learning_rate),
-                    float(self.regularization), indptr, indices)
+                    float(self.regularization), indptr, indices, drop, fa.indptr, fa.indices,
+                    fa.data)
                 if loop.end_epoch(epoch, total / max(used, 1), float("nan")):
                     break
         finally:
@@ -139,7 +191,27 @@ class HybridMF(Recommender):
         self.fs_meta_: dict[str, Any] = {"group_names": list(fs.group_names), "context_spec": [],
                          "options": fs.options}
         self.feature_groups_ = fs.feature_groups
+        self.item_prior_ = np.zeros(len(fs.items), dtype=np.float32)
+        self.prior_coef_ = np.zeros(0, dtype=np.float32)
+        if self.cold_item_prior > 0:
+            raw = sp.csr_matrix(fs.item_block[:, attr_cols], dtype=np.float64)
+            coef, log_rate = _arrival_rates(data.timestamps, iidx, raw,  # type: ignore[arg-type]
+                                            float(self.cold_item_prior))
+            self.prior_coef_ = coef.astype(np.float32)
+            cold = self.item_popularity_ == 0
+            if cold.any():
+                attr_bias = fi[cold] @ bi
+                self.item_prior_[cold] = (attr_bias.mean() + log_rate[cold]
+                                          - log_rate[cold].mean())
         self._cache: dict[str, Any] = {}
+
+    @staticmethod
+    def _attribute_columns(fs: FeatureSpace) -> np.ndarray:
+        """Item-block columns that are attributes (not the item id)."""
+        groups = fs.feature_groups[fs.n_user_features:]
+        if "item" in fs.group_names and fs.options.get("ids", True):
+            return np.flatnonzero(groups != fs.group_names.index("item")).astype(np.int32)
+        return np.arange(len(groups), dtype=np.int32)
 
     # -- representations ----------------------------------------------------------------------
     def _reps(self) -> dict[str, np.ndarray]:
@@ -152,7 +224,12 @@ class HybridMF(Recommender):
             b = self.feature_biases_.astype(np.float64)
             cache["P"] = self.user_rows_ @ E[:pu]
             cache["Q"] = self.item_rows_ @ E[pu:]
-            cache["bi"] = self.item_rows_ @ b[pu:]
+            bi = self.item_rows_ @ b[pu:]
+            prior = getattr(self, "item_prior_", None)
+            if prior is not None and len(getattr(self, "prior_coef_", ())):
+                cold = self.item_popularity_ == 0
+                bi[cold] = prior[cold]
+            cache["bi"] = bi
         return cache
 
     def _user_reps(self, rows: sp.csr_matrix) -> np.ndarray:
@@ -220,9 +297,13 @@ class HybridMF(Recommender):
         fi, xi = ir.indices, ir.data.astype(np.float64)
         names = self.feature_names_
         reasons = []
-        for g, x in zip(fi, xi, strict=True):
-            reasons.append(Reason(kind="bias", id=f"{names[pu + g]} (bias)",
-                                  contribution=float(x * b[pu + g])))
+        if len(getattr(self, "prior_coef_", ())) and self.item_popularity_[item_idx] == 0:
+            reasons.append(Reason(kind="popularity", id="learned arrival rate of new items",
+                                  contribution=float(self.item_prior_[item_idx])))
+        else:
+            for g, x in zip(fi, xi, strict=True):
+                reasons.append(Reason(kind="bias", id=f"{names[pu + g]} (bias)",
+                                      contribution=float(x * b[pu + g])))
         G = (E[fu] @ E[pu + fi].T) * np.outer(xu, xi)
         for a in range(len(fu)):
             for c in range(len(fi)):
@@ -259,3 +340,44 @@ def _sum_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     out.indices = out.indices.astype(np.int32)
     return out
 
+
+
+def _arrival_rates(timestamps: np.ndarray, iidx: np.ndarray, attributes: sp.csr_matrix,
+                   share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson model of how often newly arrived items are chosen, from their attributes.
+
+    Arrivals are the items whose first interaction falls after the ``1 - share`` quantile of
+    the timestamps; for each, ``y`` counts its later interactions and the exposure is the time
+    from its arrival to the end of the log (in units of the window). Returns the coefficients
+    ``[c, theta]`` and the log rate :math:`\\theta^\\top a_i` of every item (without ``c``).
+    """
+    n_items = attributes.shape[0]
+    t = np.asarray(timestamps, dtype=np.float64)
+    t_cut, t_end = float(np.quantile(t, 1.0 - share)), float(t.max())
+    first = np.full(n_items, np.inf)
+    np.minimum.at(first, iidx, t)
+    arrived = np.flatnonzero(np.isfinite(first) & (first > t_cut))
+    counts = np.bincount(iidx, minlength=n_items).astype(np.float64)
+    m = attributes.shape[1]
+    if len(arrived) < 2 or t_end <= t_cut:
+        warnings.warn(f"cold_item_prior={share}: only {len(arrived)} item(s) arrived in the "
+                      "latest share of the log; the cold-item prior is flat", DataWarning,
+                      stacklevel=4)
+        return np.zeros(1 + m), np.zeros(n_items)
+    X = attributes[arrived]
+    y = counts[arrived] - 1.0
+    expo = (t_end - first[arrived]) / (t_end - t_cut)
+
+    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = np.clip(z[0] + X @ z[1:], -30.0, 30.0)
+        mu = expo * np.exp(eta)
+        r = mu - y
+        value = float(mu.sum() - y @ eta + 0.5 * z[1:] @ z[1:])
+        return value, np.r_[r.sum(), X.T @ r + z[1:]]
+
+    z0 = np.zeros(1 + m)
+    z0[0] = np.log(max(y.sum(), 1.0) / max(expo.sum(), 1e-12))
+    res = optimize.minimize(objective, z0, jac=True, method="L-BFGS-B",
+                            options={"maxiter": 500})
+    coef = np.asarray(res.x)
+    return coef, np.asarray(attributes @ coef[1:]).ravel()
