@@ -117,7 +117,8 @@ class HybridMF(Recommender):
     supports_fold_in = True
     explain_is_additive = True
     explain_method = ("exact decomposition of p_u . q_i + item bias over pairs of user and "
-                      "item features: x_uf x_ig <e_f, e_g>, plus x_ig b_g")
+                      "item features: x_uf x_ig <e_f, e_g>, plus x_ig b_g (a cold item's "
+                      "learned arrival prior in place of b_g with cold_item_prior)")
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 4, "n_epochs": 5}
 
     def _fit(
@@ -133,6 +134,12 @@ class HybridMF(Recommender):
         if fs.n_user_features == 0 or fs.n_item_features == 0:
             raise ConfigError("HybridMF needs a feature for users and for items: keep "
                               "use_ids=True or pass user_features and item_features")
+        attr_cols = self._attribute_columns(fs)
+        if self.cold_item_prior > 0 and len(attr_cols) == 0:
+            raise ConfigError("cold_item_prior needs item attributes: pass item_features")
+        if self.cold_item_prior > 0 and data.timestamps is None:
+            raise DataError("cold_item_prior needs the interactions' timestamps (the arrival "
+                            "of items is read from them); the log has none")
         rng = check_random_state(self.random_state)
         uidx = fs.users.index(data.user_ids).astype(np.int32)
         iidx = fs.items.index(data.item_ids).astype(np.int32)
@@ -143,12 +150,6 @@ class HybridMF(Recommender):
         self.seen_ = seen
         self.item_popularity_ = np.bincount(iidx, minlength=len(fs.items)).astype(np.float32)
         fu, fi = _sum_rows(fs.user_block), _sum_rows(fs.item_block)
-        attr_cols = self._attribute_columns(fs)
-        if self.cold_item_prior > 0 and len(attr_cols) == 0:
-            raise ConfigError("cold_item_prior needs item attributes: pass item_features")
-        if self.cold_item_prior > 0 and data.timestamps is None:
-            raise DataError("cold_item_prior needs the interactions' timestamps (the arrival "
-                            "of items is read from them); the log has none")
         dropout = float(self.item_id_dropout)
         fa = _sum_rows(fs.item_block[:, attr_cols]) if dropout > 0 else fi
         if dropout > 0:
