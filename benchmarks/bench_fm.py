@@ -764,7 +764,7 @@ def assemble_rmse(test_paths: list[str], val_paths: list[str]) -> list[tuple[str
     sel_rows = []
     for label, idx in SELECTIONS.items():
         cands = [names[j] for j in idx if names[j] in vt.columns]
-        if not cands:
+        if len(cands) < len(idx):
             continue
         for fold, vrow in vt[cands].iterrows():
             best = vrow.idxmin()
@@ -787,21 +787,30 @@ def assemble_rmse(test_paths: list[str], val_paths: list[str]) -> list[tuple[str
 
 
 RMSE_NOTES = (
-    "Protocol: official folds u1..u5, rank 10, 200 Gibbs sweeps, burn-in 5 (myFM "
-    "n_kept_samples=195; chuchun keeps max_kept_samples of them, see the command), "
-    "predictions clipped to [1, 5], both libraries seeded with the fold number. myFM gets "
-    "chuchun's user and item blocks as two RelationBlocks (Rendle 2013) and the rating-day "
-    "one-hot as its X, with the same prior groups (one per id block, attribute column, "
-    "implicit block and the day). Implicit blocks: the user's rated items and the item's "
-    "raters, each scaled by 1/sqrt(n) (as in myFM's ml-100k examples and SVD++). 'All rated "
-    "pairs': the blocks are built from every (user, item) pair of u.data with the test "
-    "ratings hidden: which films a user rated in the test fold is known, not how (the "
-    "convention of the Netflix prize data for which SVD++ was built, Koren 2008; myFM's "
-    "example calls training-only blocks its 'stricter protocol'). Rating day: the UTC day of "
-    "each rating as a categorical context column, known for every test rating "
-    "(Rendle et al. 2019 use it as timeSVD++'s time feature). Wall-clock times are "
-    "single fits on a 2-core machine shared with other developers' jobs (the load average "
-    "is in the per-fold table): read CPU seconds (time.process_time) and their ratio.")
+    "Runs (from the repository root, PYTHONPATH=src, each with nice -n 5): test rows "
+    "`python benchmarks/bench_fm.py --sections rmse --folds F --feature-sets N "
+    "--max-kept-samples 195 --rows-out ROWS` for N = 2 (training-fold blocks) and 3 (blocks "
+    "from all rated pairs), folds 1-3 in one process per N and folds 4,5 in another; "
+    "validation rows `python benchmarks/bench_fm.py --sections rmse_validation --folds "
+    "1,2,3,4,5 --feature-sets 2,3 --max-kept-samples 195 --rows-out ROWS`; this file "
+    "`python benchmarks/bench_fm.py --assemble TEST_ROWS VALIDATION_ROWS --topic "
+    "fm_rmse_implicit`.\n\n"
+    "Protocol: official folds u1..u5, rank 10, 200 Gibbs sweeps, burn-in 5, every "
+    "post-burn-in sample kept by both (myFM n_kept_samples=195, chuchun "
+    "max_kept_samples=195), predictions clipped to [1, 5], both libraries seeded with the "
+    "fold number. myFM gets chuchun's user and item blocks as two RelationBlocks (Rendle "
+    "2013) with the same prior groups (one per id block, attribute column and implicit "
+    "block). Features: user id, age bucket, gender, occupation, item id, genres, and the "
+    "implicit blocks: the user's rated items and the item's raters, each scaled by "
+    "1/sqrt(n) (as in myFM's ml-100k examples and SVD++). 'All rated pairs': the blocks are "
+    "built from every (user, item) pair of u.data with the test ratings hidden: which films "
+    "a user rated in the test fold is known, not how (the convention of the Netflix prize "
+    "data for which SVD++ was built, Koren 2008; myFM's example calls training-only blocks "
+    "its 'stricter protocol'); on the validation cut, 'all rated pairs' are the pairs of the "
+    "whole training fold, the validation ratings hidden. Wall-clock times are single fits "
+    "on a 2-core machine shared with other developers' jobs (load average 35-45, in the "
+    "per-fold table), so read the CPU seconds (time.process_time) and their ratio; the "
+    "first fold of each process includes loading the compiled kernels.")
 
 
 def main() -> None:
