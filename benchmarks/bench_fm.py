@@ -25,7 +25,18 @@ Sections, all in one process:
     whose first rating falls after it are new; for every user with a rating before and a
     rating of a new item after it, all new items are ranked (``candidates=``) and NDCG@10 is
     measured against the new items they rated. Models know the new items' genres and release
-    year (from the title) only.
+    year (from the title) only. HybridMF's cold-item options (``item_id_dropout``,
+    ``cold_item_prior``, the year also as a number) are chosen on the same protocol cut from
+    the training period (its 80 % time quantile); references: the learned arrival prior
+    alone, newest first, random, and two oracles that read the test period.
+``rmse_validation``
+    validation RMSE of the implicit-block feature sets on a random 10 % cut of each training
+    fold (the test fold unread); ``--rows-out`` appends rows as JSON lines, and
+    ``--assemble TEST_ROWS VALIDATION_ROWS`` writes the tables (per fold, means, and the set
+    chosen per fold on validation) from such files.
+``coldstart_prior``, ``coldstart_age``
+    the arrival prior alone for several item descriptions, and HybridMF with the release age,
+    chosen by the mean over four rolling validation cuts of the training period.
 """
 
 from __future__ import annotations
