@@ -284,6 +284,7 @@ def worker(lib: str, kind: str, path: str, bpr_epochs: str = "100") -> None:
         user, item = z["user"], z["item"]
         n_users, n_items = int(z["n_users"]), int(z["n_items"])
         del z
+        _warm_worker(lib, kind)
         t0 = time.perf_counter()
         params = {"alpha": 10.0} if kind == "als" else {}
         # both libraries get the same user x item CSR built the same way from the pairs
@@ -325,15 +326,37 @@ def _vm_rss_mib() -> float:
     return float("nan")
 
 
+def _warm_csr() -> sp.csr_matrix:
+    """A small random matrix large enough that the fits take their multi-threaded paths."""
+    rng = np.random.default_rng(0)
+    m = sp.csr_matrix((np.ones(20_000, dtype=np.float32),
+                       (rng.integers(0, 2_000, 20_000), rng.integers(0, 300, 20_000))),
+                      shape=(2_000, 300))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
 def warm_compile() -> None:
     """Compile chuchun's kernels once (numba cache) so scale runs time fitting only."""
     from chuchun.data import Interactions
 
-    rng = np.random.default_rng(0)
-    d = Interactions.from_arrays(rng.integers(0, 50, 500), rng.integers(0, 40, 500),
-                                 duplicates="last")
+    d = Interactions.from_sparse(_warm_csr())
     for kind in ("als", "bpr"):
-        chuchun_model(kind).set_params(n_factors=64).fit(d)
+        for n_threads in (1, 2):
+            chuchun_model(kind, 2).set_params(n_factors=64, n_threads=n_threads).fit(d)
+
+
+def _warm_worker(lib: str, kind: str) -> None:
+    """Load the kernels in this process (the issue compares fits with kernels warmed): a
+    two-epoch fit on a small matrix through the same multi-threaded path as the timed fit."""
+    small = _warm_csr()
+    if lib == "chuchun":
+        from chuchun.data import Interactions
+
+        chuchun_model(kind, 2).fit(Interactions.from_sparse(small))
+    else:
+        implicit_model(kind, 2).fit(small, show_progress=False)
 
 
 SMALL_LOG = (10_000, 17_000, 75_000)  # users, items, interactions

@@ -308,3 +308,32 @@ def test_bpr_partial_fit_continues_and_refreshes_users(blocks, bpr):
     assert (recs.item_idx[0] % N_BLOCKS == 1).all()
     assert (recs.item_idx[1] % N_BLOCKS == 2).all()
     np.testing.assert_array_equal(m.user_factors_[m.users_.index([5])[0]], bpr.user_factors_[5])
+
+
+
+@pytest.mark.parametrize(("two_items", "n_epochs", "expected_rounds"),
+                         [(False, 7, 3), (True, 4, 8)])
+def test_bpr_rounds_draw_one_epoch_of_samples_per_epoch(monkeypatch, two_items, n_epochs,
+                                                        expected_rounds):
+    # blocks: about 135 interactions per thread, fewer than 10 x 30 items, so one round (one
+    # merge) spans 3 epochs: 3 + 3 + 1. Two items, 40 interactions per thread: 2 rounds per
+    # epoch. Either way each thread draws n_epochs times its number of interactions.
+    import chuchun.kernels.bpr as kernel
+    from chuchun.kernels.implicit_als import row_blocks
+
+    if two_items:
+        data = Interactions.from_arrays(np.repeat(np.arange(40), 2), np.tile([0, 1], 40))
+    else:
+        data = _blocks()
+    calls = []
+    real = kernel.bpr_round
+
+    def spy(*args):
+        calls.append(np.asarray(args[-4]).copy())
+        return real(*args)
+
+    monkeypatch.setattr(kernel, "bpr_round", spy)
+    m = BPR(n_factors=4, n_epochs=n_epochs, n_threads=2, random_state=0).fit(data)
+    per_thread = np.diff(m.seen_.indptr[row_blocks(m.seen_.indptr, 2, 0.0)])
+    assert len(calls) == expected_rounds
+    np.testing.assert_array_equal(np.sum(calls, axis=0), n_epochs * per_thread)

@@ -372,7 +372,10 @@ class BPR(_FactorRecommender):
 
     Training runs on ``n_threads`` threads, each owning a block of users and a private copy of
     the item table merged at fixed points (see :mod:`chuchun.kernels.bpr`), so a fit is
-    reproducible for a fixed seed *and* thread count.
+    reproducible for a fixed seed *and* thread count. A merge follows about ten updates per item
+    row on each thread: up to four per epoch on large logs, and on small logs (fewer than
+    ``10 * n_items`` interactions per thread) one every few epochs (at most five), since
+    merging the item tables then costs as much as the sampling itself.
 
     Parameters
     ----------
@@ -426,7 +429,8 @@ class BPR(_FactorRecommender):
     _test_params: ClassVar[dict[str, Any]] = {"n_factors": 8, "n_epochs": 10}
 
     _MAX_TRIES = 16
-    _ROUNDS = 4
+    _ROUNDS = 4  # most merges per epoch
+    _EPOCHS_PER_ROUND = 5  # most epochs between merges
 
     def _fit(self, data: Interactions) -> None:
         self._check_values(data)
@@ -457,8 +461,9 @@ class BPR(_FactorRecommender):
         finally:
             _als.set_threads(previous)
 
-    def _epochs(self, n_epochs: int) -> Any:
-        return progress(range(n_epochs), total=n_epochs, desc="BPR", verbose=self.verbose)
+    def _epochs(self, n_epochs: int | list[int]) -> Any:
+        steps = range(n_epochs) if isinstance(n_epochs, int) else n_epochs
+        return progress(steps, total=len(steps), desc="BPR", verbose=self.verbose)
 
     def partial_fit(self, data: Interactions | None = None, *,
                     n_epochs: int | None = None) -> Self:
@@ -531,15 +536,22 @@ class BPR(_FactorRecommender):
         states = _bpr.seed_states(seed, 2 * n_threads)
         index = _bpr.row_index(csr.indptr)
         per_thread = np.diff(csr.indptr[bounds]).astype(np.int64)
-        # at most _ROUNDS merges per epoch: each round is one parallel region
-        n_rounds = max(1, min(self._ROUNDS, int(per_thread.max()) // (10 * csr.shape[1])))
+        # each round is one parallel region and ends in a merge of the item tables; a thread
+        # makes about 10 updates per item row in a round: at most _ROUNDS rounds per epoch,
+        # and on small logs one round spans up to _EPOCHS_PER_ROUND epochs
+        work = int(per_thread.max())
+        n_rounds = max(1, min(self._ROUNDS, work // (10 * csr.shape[1])))
+        span = 1
+        if work and work < 10 * csr.shape[1]:
+            span = min(self._EPOCHS_PER_ROUND, -(-10 * csr.shape[1] // work))
+        groups = [span] * (n_epochs // span) + ([n_epochs % span] if n_epochs % span else [])
         S, bS = self.item_factors_, self.item_bias_
         S_next, bS_next = np.empty_like(S), np.empty_like(bS)
         L_prev = np.broadcast_to(S, (n_threads, *S.shape)).copy()
         bL_prev = np.broadcast_to(bS, (n_threads, *bS.shape)).copy()
         L_next, bL_next = np.empty_like(L_prev), np.empty_like(bL_prev)
-        edges = [per_thread * r // n_rounds for r in range(n_rounds + 1)]
-        for _ in self._epochs(n_epochs):
+        for g in self._epochs(groups):
+            edges = [g * per_thread * r // n_rounds for r in range(n_rounds + 1)]
             for r in range(n_rounds):
                 _bpr.bpr_round(csr.indptr, csr.indices, index, self.user_factors_, S, bS, S_next,
                                bS_next, L_prev, bL_prev, L_next, bL_next, states, bounds,
