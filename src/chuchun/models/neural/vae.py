@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,6 +15,7 @@ from chuchun._random import check_random_state
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
 from chuchun.models._results import Reason
+from chuchun.models.neural._epochs import EpochCallback, check_callbacks
 
 __all__ = ["MultVAE"]
 
@@ -34,8 +36,10 @@ class MultVAE(Recommender):
         \\log \\pi_i(z_u)\\Big] - \\beta\\, \\mathrm{KL}\\big(q(z_u \\mid x_u) \\,\\|\\,
         \\mathcal N(0, I)\\big),
 
-    with Adam, :math:`\\beta` rising linearly from 0 to ``beta_cap`` over the first
-    ``anneal_fraction`` of the update steps. Scores are the logits of the mean,
+    with Adam, :math:`\\beta_t = \\beta_{\\max} \\min(1, t / T)` after :math:`t` updates
+    (:math:`\\beta_{\\max}` = ``beta_cap``, :math:`T` = ``anneal_steps``; the paper's
+    schedule counts updates, not epochs, so a fit of ``n_epochs=e`` is exactly the first
+    :math:`e` epochs of a longer fit with the same seed). Scores are the logits of the mean,
     :math:`f(\\mu_u)` (no dropout, no sampling), so a user unseen in training is folded in
     exactly: the encoder reads any history.
 
@@ -52,8 +56,9 @@ class MultVAE(Recommender):
         Input dropout rate (paper: 0.5).
     beta_cap : float
         Largest KL weight :math:`\\beta` (paper: 0.2).
-    anneal_fraction : float
-        Fraction of the update steps over which :math:`\\beta` rises to ``beta_cap``.
+    anneal_steps : int
+        Updates :math:`T` over which :math:`\\beta` rises linearly to ``beta_cap`` (paper:
+        200,000); 0 keeps :math:`\\beta` at ``beta_cap`` from the first update.
     n_epochs, batch_size, learning_rate : int, int, float
         Adam over shuffled user batches.
     regularization : float
@@ -86,8 +91,8 @@ class MultVAE(Recommender):
     n_hidden = Param(int, 600, "Hidden layer width of encoder and decoder.", low=1)
     dropout = Param(float, 0.5, "Input dropout rate.", low=0, high=1, high_open=True)
     beta_cap = Param(float, 0.2, "Largest KL weight beta.", low=0)
-    anneal_fraction = Param(float, 0.8, "Share of update steps over which beta reaches its cap.",
-                            low=0, high=1, low_open=True)
+    anneal_steps = Param(int, 200_000, "Updates over which beta rises linearly to beta_cap (0: "
+                         "beta_cap throughout).", low=0)
     n_epochs = Param(int, 100, "Passes over the users.", low=1)
     batch_size = Param(int, 128, "Users per update.", low=1)
     learning_rate = Param(float, 1e-3, "Adam step size.", low=0, low_open=True)
@@ -107,7 +112,11 @@ class MultVAE(Recommender):
     interactions_: sp.csr_matrix
 
     # -- fitting ------------------------------------------------------------------------------
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, *,
+             callbacks: Sequence[EpochCallback] | None = None) -> None:
+        """Train. ``callbacks`` receive ``cb(model, epoch, logs)`` after every epoch (``logs``:
+        ``loss``, the epoch's mean negative ELBO, and ``beta``), with the model already
+        scoring with that epoch's weights; a callback returning ``True`` stops training."""
         from chuchun.models.neural._torch import (
             import_torch,
             make_generator,
@@ -115,17 +124,18 @@ class MultVAE(Recommender):
             torch_threads,
         )
 
+        cbs = check_callbacks(callbacks)
         torch = import_torch()
         device = resolve_device(torch, self.device)
         x = _binary(data.csr)
         rng = check_random_state(self.random_state)
         gen = make_generator(torch, rng, device)
-        with torch_threads(torch, self.n_threads):
-            self._train(torch, x, rng, gen, device)
         self.interactions_ = x
+        with torch_threads(torch, self.n_threads):
+            self._train(torch, x, rng, gen, device, cbs)
 
     def _train(self, torch: Any, x: sp.csr_matrix, rng: np.random.Generator, gen: Any,
-               device: Any) -> None:
+               device: Any, callbacks: list[EpochCallback]) -> None:
         n_users, n_items = x.shape
         f, h = self.n_factors, self.n_hidden
 
@@ -142,13 +152,11 @@ class MultVAE(Recommender):
         w4, b4 = layer(h, n_items)
         params = [w1, b1, w2, b2, w3, b3, w4, b4]
         opt = torch.optim.Adam(params, lr=self.learning_rate, weight_decay=self.regularization)
-        steps_per_epoch = -(-n_users // self.batch_size)
-        anneal_steps = max(1.0, self.anneal_fraction * steps_per_epoch * self.n_epochs)
         keep = 1.0 - self.dropout
         step = 0
-        losses = []
-        for _ in progress(range(self.n_epochs), total=self.n_epochs, desc="MultVAE",
-                          verbose=self.verbose):
+        losses: list[float] = []
+        for epoch in progress(range(self.n_epochs), total=self.n_epochs, desc="MultVAE",
+                              verbose=self.verbose):
             order = rng.permutation(n_users)
             total = 0.0
             for start in range(0, n_users, self.batch_size):
@@ -175,7 +183,7 @@ class MultVAE(Recommender):
                 logits = torch.tanh(z @ w3.T + b3) @ w4.T + b4
                 nll = -(torch.log_softmax(logits, dim=1) * xb).sum(dim=1).mean()
                 kl = (0.5 * (-logvar + torch.exp(logvar) + mu**2 - 1.0)).sum(dim=1).mean()
-                beta = min(self.beta_cap, self.beta_cap * step / anneal_steps)
+                beta = self._beta(step)
                 loss = nll + beta * kl
                 opt.zero_grad()
                 loss.backward()
@@ -183,6 +191,20 @@ class MultVAE(Recommender):
                 step += 1
                 total += float(loss.detach()) * len(rows)
             losses.append(total / n_users)
+            if callbacks:
+                self._store(params, losses)
+                logs = {"loss": losses[-1], "beta": self._beta(step)}
+                if any([bool(cb(self, epoch, logs)) for cb in callbacks]):
+                    break
+        self._store(params, losses)
+
+    def _beta(self, step: int) -> float:
+        """The KL weight of update ``step`` (0-based): linear from 0 to ``beta_cap``."""
+        if self.anneal_steps == 0:
+            return float(self.beta_cap)
+        return float(self.beta_cap) * min(1.0, step / self.anneal_steps)
+
+    def _store(self, params: list[Any], losses: list[float]) -> None:
         arrays = [p.detach().cpu().numpy().astype(np.float32) for p in params]
         (self.enc_weights_, self.enc_biases_, self.enc_mu_weights_, self.enc_mu_biases_,
          self.dec_hidden_weights_, self.dec_hidden_biases_, self.dec_weights_,
