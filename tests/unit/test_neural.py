@@ -213,3 +213,33 @@ def test_vae_beta_rises_over_updates_then_stays_at_the_cap(data):
     np.testing.assert_allclose(betas, [0.2, 0.4, 0.4, 0.4])
     fixed = MultVAE(**{**MultVAE._test_params, "anneal_steps": 0, "beta_cap": 0.3})
     assert fixed._beta(0) == pytest.approx(0.3)
+
+
+def test_vae_recency_weights_the_encoder_input_and_folds_in_by_order():
+    from chuchun.data import Interactions
+
+    rng = np.random.default_rng(3)
+    pairs = rng.choice(20 * 15, size=150, replace=False)
+    users, items = pairs // 15, pairs % 15
+    stamps = rng.permutation(150)
+    data = Interactions.from_arrays(users, items, timestamps=stamps)
+    model = MultVAE(**MultVAE._test_params, recency_half_life=1.0).fit(data)
+    u = int(data.users.index([users[0]])[0])
+    mine = np.flatnonzero(users == users[0])
+    latest_first = items[mine[np.argsort(-stamps[mine])]]
+    row = model.profiles_[u]
+    weights = dict(zip(data.items.ids[row.indices].tolist(), row.data.tolist(), strict=True))
+    assert [weights[i] for i in latest_first] == [2.0**-r for r in range(len(mine))]
+    np.testing.assert_allclose(model._score([u]), model._logits(model.profiles_[[u]]))
+    assert not np.allclose(model._score([u]), model._logits(model.interactions_[[u]]))
+    # fold-in reads the order given: histories oldest first reproduce the training users
+    ids = data.users.ids[:6]
+    hist = [list(items[np.flatnonzero(users == uid)][np.argsort(stamps[users == uid])])
+            for uid in ids]
+    folded = model.recommend_for_history(hist, k=4)
+    direct = model.recommend(ids, k=4)
+    np.testing.assert_array_equal(folded.item_idx, direct.item_idx)
+    np.testing.assert_allclose(folded.scores, direct.scores, rtol=1e-5)
+    reasons = model.explain([ids[0]], [data.items.ids[0]], n_reasons=None)[0].reasons
+    assert sorted(r.detail["value"] for r in reasons) == sorted(
+        model.profiles_[int(data.users.index([ids[0]])[0])].data.tolist())

@@ -63,6 +63,13 @@ class MultVAE(Recommender):
         Adam over shuffled user batches.
     regularization : float
         L2 weight decay of the weights.
+    recency_half_life : float or None
+        With :math:`h` set, the encoder reads recency-weighted histories
+        :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in
+        :math:`u`'s history from the latest interaction, 0) in training and scoring, while the
+        likelihood still reconstructs the binary history; the weighting of EASE, SLIM and
+        RP3beta (Ding & Li 2005, with rank in place of elapsed time). Folding in reads the order
+        of the history given. None: every history item weighs 1 (the paper's model).
     device : str
         Torch device for training ("cpu", "cuda", "cuda:1", ...).
     random_state : int or None
@@ -79,6 +86,8 @@ class MultVAE(Recommender):
         :math:`W_3, b_3, W_4, b_4`; the rows of :math:`W_4` are the item vectors compared by
         ``similar_items`` (cosine).
     interactions_ : scipy.sparse.csr_matrix, the binary users x items matrix
+    profiles_ : scipy.sparse.csr_matrix
+        The recency-weighted rows the encoder reads (only with ``recency_half_life``).
     loss_history_ : ndarray, mean negative ELBO per epoch
 
     References
@@ -97,6 +106,10 @@ class MultVAE(Recommender):
     batch_size = Param(int, 128, "Users per update.", low=1)
     learning_rate = Param(float, 1e-3, "Adam step size.", low=0, low_open=True)
     regularization = Param(float, 0.0, "L2 weight decay.", low=0)
+    recency_half_life = Param(
+        float, None, "Encoder input weighs each history item by 2 ** (-r / h), r its rank from "
+        "the user's latest interaction (0); None weighs all alike.", low=0, low_open=True,
+        nullable=True)
     device = Param(str, "cpu", "Torch device used for training.")
     random_state = random_state_param("Seed of every random draw.")
     n_threads = n_threads_param("Torch CPU threads during fit.")
@@ -131,11 +144,22 @@ class MultVAE(Recommender):
         rng = check_random_state(self.random_state)
         gen = make_generator(torch, rng, device)
         self.interactions_ = x
-        with torch_threads(torch, self.n_threads):
-            self._train(torch, x, rng, gen, device, cbs)
+        if self.recency_half_life is not None:
+            from chuchun.data.sequences import user_sequences
 
-    def _train(self, torch: Any, x: sp.csr_matrix, rng: np.random.Generator, gen: Any,
-               device: Any, callbacks: list[EpochCallback]) -> None:
+            seqs = user_sequences(data)  # sequence u is user index u, oldest first
+            lengths = seqs.lengths
+            rows = np.repeat(np.arange(len(seqs)), lengths)
+            rank = np.repeat(seqs.indptr[1:], lengths) - 1 - np.arange(len(seqs.items))
+            self.profiles_ = _decayed(rows, seqs.items.astype(np.int64), rank, x.shape,
+                                      self.recency_half_life)
+        with torch_threads(torch, self.n_threads):
+            self._train(torch, x, self._rows(), rng, gen, device, cbs)
+
+    def _train(self, torch: Any, x: sp.csr_matrix, enc: sp.csr_matrix, rng: np.random.Generator,
+               gen: Any, device: Any, callbacks: list[EpochCallback]) -> None:
+        """Adam on the annealed ELBO; the encoder reads rows of ``enc`` (``x`` itself, or its
+        recency-weighted rows), the likelihood reconstructs the rows of ``x``."""
         n_users, n_items = x.shape
         f, h = self.n_factors, self.n_hidden
 
@@ -161,11 +185,13 @@ class MultVAE(Recommender):
             total = 0.0
             for start in range(0, n_users, self.batch_size):
                 rows = order[start : start + self.batch_size]
-                batch = x[rows]
-                xb = torch.from_numpy(batch.toarray()).to(device)
+                xb = torch.from_numpy(x[rows].toarray()).to(device)
                 # the encoder reads the sparse input: normalise and drop out its non-zeros only
+                batch = enc[rows]
                 counts = np.diff(batch.indptr)
-                scale = 1.0 / np.sqrt(np.maximum(np.repeat(counts, counts), 1))
+                norms = np.sqrt(np.asarray(batch.multiply(batch).sum(axis=1)).ravel())
+                norms = np.where(norms > 0, norms, 1.0)
+                scale = 1.0 / np.repeat(norms, counts)
                 vals = torch.from_numpy((batch.data * scale).astype(np.float32)).to(device)
                 if self.dropout > 0:
                     mask = torch.rand(vals.shape, generator=gen, device=device) < keep
@@ -221,15 +247,33 @@ class MultVAE(Recommender):
         dec = np.tanh(mu @ self.dec_hidden_weights_.T + self.dec_hidden_biases_)
         return np.asarray(dec @ self.dec_weights_.T + self.dec_biases_, dtype=np.float32)
 
+    def _rows(self) -> sp.csr_matrix:
+        """The users x items rows the encoder reads (recency-weighted when ``profiles_``)."""
+        profiles = vars(self).get("profiles_")
+        return self.interactions_ if profiles is None else profiles
+
+    def _orders_histories(self) -> bool:
+        return self.recency_half_life is not None
+
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._logits(self.interactions_[np.asarray(user_idx)])
+        return self._logits(self._rows()[np.asarray(user_idx)])
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._logits(_binary(history))
 
+    def _score_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
+        assert self.recency_half_life is not None
+        lengths = np.array([len(q) for q in sequences], dtype=np.int64)
+        rows = np.repeat(np.arange(len(sequences)), lengths)
+        items = np.concatenate(sequences) if len(sequences) else np.empty(0, np.int64)
+        rank = np.repeat(np.cumsum(lengths), lengths) - 1 - np.arange(int(lengths.sum()))
+        return self._logits(_decayed(rows, items.astype(np.int64), rank,
+                                     (len(sequences), len(self.items_)),
+                                     self.recency_half_life))
+
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
-        row = self.interactions_[[user_idx]]
-        hist = row.indices
+        row = self._rows()[[user_idx]]
+        hist, values = row.indices, row.data
         score = float(self._logits(row)[0, item_idx])
         if len(hist) == 0:
             return score, []
@@ -238,8 +282,8 @@ class MultVAE(Recommender):
         drop = self._logits(sp.csr_matrix(dense))[:, item_idx]
         reasons = [
             Reason(kind="item", id=_plain(self.items_.ids[j]), contribution=float(score - d),
-                   detail={"score_without": float(d)})
-            for j, d in zip(hist, drop, strict=True)
+                   detail={"score_without": float(d), "value": float(v)})
+            for j, d, v in zip(hist, drop, values, strict=True)
         ]
         return score, reasons
 
@@ -258,6 +302,20 @@ def _binary(csr: sp.csr_matrix) -> sp.csr_matrix:
     x.eliminate_zeros()
     x.sort_indices()
     return x
+
+
+def _decayed(rows: np.ndarray, items: np.ndarray, rank: np.ndarray, shape: tuple[int, int],
+             half_life: float) -> sp.csr_matrix:
+    """CSR of ``2 ** (-rank / half_life)``; an item repeated in a row keeps its latest rank
+    (the weighting of ``chuchun.models.linear``)."""
+    order = np.lexsort((rank, items, rows))
+    rows, items, rank = rows[order], items[order], rank[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])
+    w = np.exp2(-rank[first] / half_life).astype(np.float32)
+    out = sp.csr_matrix((w, (rows[first], items[first])), shape=shape, dtype=np.float32)
+    out.sort_indices()
+    return out
 
 
 def _plain(v: Any) -> Any:
