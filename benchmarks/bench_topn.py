@@ -469,6 +469,35 @@ def not_cached(name: str, problem: Problem, params: dict[str, Any]) -> tuple[flo
     raise LookupError(f"{name} {params}: a curve checkpoint missing from the cache")
 
 
+def seed_runs(name: str, chosen: dict[str, Any], seeds: list[int], dataset: str,
+              validation: Problem, final: Problem, lines: list[str]) -> None:
+    """The chosen setting refitted with other seeds (``random_state``): validation and test
+    NDCG per seed and their mean with its standard error, seed 0 being the tuning run."""
+    label = f"chuchun {name}"
+    base = {k: v for k, v in chosen["params"].items() if k != "random_state"}
+    rows = [(FIXED[name].get("random_state", 0), chosen["val"], chosen["test"], chosen["fit"])]
+    for seed in seeds:
+        measured = _cached_run(run_chuchun, name, validation, final,
+                               _cache_key(dataset, label, {**base, "random_state": seed}))
+        if measured is not None:
+            rows.append((seed, *measured))
+    vals = np.array([r[1] for r in rows])
+    tests = np.array([r[2] for r in rows])
+    lines += [f"**{label}, {_fmt(base)}: seeds**", "",
+              "| random_state | validation NDCG@10 | test NDCG@10 | fit (s) |", "|---|---|---|---|"]
+    lines += [f"| {seed} | {v:.4f} | {t:.4f} | {f:.2f} |" for seed, v, t, f in rows]
+    if len(rows) > 1:
+        n = np.sqrt(len(rows))
+        lines.append(f"| mean ± s.e. ({len(rows)} seeds) | {vals.mean():.4f} ± "
+                     f"{vals.std(ddof=1) / n:.4f} | {tests.mean():.4f} ± "
+                     f"{tests.std(ddof=1) / n:.4f} | |")
+    lines.append("")
+    SEEDS[f"{dataset}|{name}"] = (len(rows), float(vals.mean()), float(tests.mean()))
+
+
+SEEDS: dict[str, tuple[int, float, float]] = {}
+
+
 def ease_timing(rounds: int) -> None:
     """EASE fit times on the whole ml-100k training part, chuchun and Cornac interleaved."""
     _, final = problems(load("ml-100k"))
@@ -525,6 +554,8 @@ def main() -> None:
                     help="the neural models' candidates from one fit per setting (CURVES)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch and kernel threads of the chuchun fits (default 2)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
+                    help="refit each model's chosen setting with these random_state values")
     ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
                     help="merge these cache files into --cache (entry by entry) and stop")
     args = ap.parse_args()
@@ -603,6 +634,11 @@ def main() -> None:
                                    f"{res['val']:.4f} | {res['test']:.4f} | {res['fit']:.2f} |")
                     if res["val"] > best[ds][1]:
                         best[ds] = (name, res["val"], res["test"], _fmt(res["params"]))
+                    if args.seeds and "random_state" in FIXED[name]:
+                        seed_runs(name, res, args.seeds, ds, validation, final, lines)
+                        n, v, t = SEEDS[f"{ds}|{name}"]
+                        summary.append(f"| {ds} | chuchun {name}, mean of {n} seeds | "
+                                       f"{_fmt(res['params'])} | {v:.4f} | {t:.4f} | |")
                 sections[-1] = (sections[-1][0], "\n".join(lines))
                 save()
             if args.curve and name in RECBOLE_CURVES and not args.no_reference:
