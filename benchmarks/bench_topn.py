@@ -552,6 +552,8 @@ def main() -> None:
                     help="one candidate per neural model (MultVAE, LightGCN)")
     ap.add_argument("--curve", action="store_true",
                     help="the neural models' candidates from one fit per setting (CURVES)")
+    ap.add_argument("--curve-settings", default=None, metavar="JSON",
+                    help='replace CURVES, e.g. \'{"MultVAE": [[{"beta_cap": 0.2}, [50, 100]]]}\'')
     ap.add_argument("--threads", type=int, default=None,
                     help="torch and kernel threads of the chuchun fits (default 2)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
@@ -586,6 +588,9 @@ def main() -> None:
         ACTIVE.update(SINGLE)
     if args.long:
         ACTIVE.update(LONG)
+    if args.curve_settings:
+        for name, curves in json.loads(args.curve_settings).items():
+            CURVES[name] = [(dict(params), tuple(epochs)) for params, epochs in curves]
     if args.curve:
         CACHE["curve"] = True
         ACTIVE.update({name: curve_grid(curves) for name, curves in CURVES.items()})
