@@ -215,8 +215,9 @@ def test_vae_beta_rises_over_updates_then_stays_at_the_cap(data):
     assert fixed._beta(0) == pytest.approx(0.3)
 
 
-def test_vae_recency_weights_the_encoder_input_and_folds_in_by_order():
+def test_vae_recency_weights_the_encoder_input_and_folds_in_by_order(tmp_path):
     from chuchun.data import Interactions
+    from chuchun.io import load_model
 
     rng = np.random.default_rng(3)
     pairs = rng.choice(20 * 15, size=150, replace=False)
@@ -243,3 +244,6 @@ def test_vae_recency_weights_the_encoder_input_and_folds_in_by_order():
     reasons = model.explain([ids[0]], [data.items.ids[0]], n_reasons=None)[0].reasons
     assert sorted(r.detail["value"] for r in reasons) == sorted(
         model.profiles_[int(data.users.index([ids[0]])[0])].data.tolist())
+    model.save(str(tmp_path / "vae.zip"))
+    loaded = load_model(str(tmp_path / "vae.zip"))
+    np.testing.assert_array_equal(loaded.recommend(ids, k=4).item_idx, direct.item_idx)
