@@ -22,13 +22,22 @@ the validation and test sides of slow candidates can run in two processes (``--p
 files are merged, and ``--cached-only`` tabulates what the file holds without fitting. Fit times
 are those of the run that measured the candidate.
 
+``--curve`` measures the neural models (MultVAE, LightGCN) by learning curves: one fit per
+setting, scored at each checkpoint of its epoch list through a fit callback. Their schedules count
+updates (MultVAE anneals beta over a fixed number of updates), so the epoch-e checkpoint is exactly
+the model fitted with n_epochs=e and the same seed, and each checkpoint is a candidate like any
+other; its fit time is the training time up to that epoch (scoring excluded). The validation and
+test curves of a setting are two fits (``--part``), on the validation cut and the whole training
+part. RecBole's LightGCN module (Cornac's needs DGL, which does not load with torch 2.13) runs
+the same curve beside chuchun's: see ``run_recbole_curve``.
+
 Datasets: MovieLens 100K (``../shared/datasets/ml-100k``) and the bundled ml-latest-small.
 
 Usage::
 
     PYTHONPATH=src nice -n 5 python benchmarks/bench_topn.py [--datasets ml-100k ml-latest-small]
         [--models EASE RP3beta ...] [--no-reference] [--cache runs.json [--part test]
-        [--cached-only]] [--long]
+        [--cached-only]] [--long] [--curve [--threads N]] [--merge part1.json part2.json]
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -108,6 +118,31 @@ SINGLE: dict[str, list[dict[str, Any]]] = {
     "MultVAE": [{"n_epochs": 50, "beta_cap": 0.2}],
     "LightGCN": [{"n_epochs": 80, "regularization": 1e-4}],
 }
+# --curve: one fit per setting measures every epoch count in its checkpoint list. The neural
+# models' schedules count updates (MultVAE anneals beta over anneal_steps updates), so the
+# epoch-e checkpoint seen by a fit callback is exactly the model fitted with n_epochs=e; each
+# checkpoint is then a candidate like any other (validation and test NDCG, fit seconds up to it).
+_VAE_EPOCHS = (10, 20, 30, 40, 50, 75, 100, 150)
+_GCN_EPOCHS = (20, 40, 60, 80, 100, 125, 150, 200)
+CURVES: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
+    "MultVAE": [
+        # beta fixed at 0.2 from the first update (Cornac VAECF's setting)
+        ({"beta_cap": 0.2, "anneal_steps": 0}, _VAE_EPOCHS),
+        # the encoder reads recency-weighted histories (as EASE, SLIM, RP3beta can)
+        ({"beta_cap": 0.2, "anneal_steps": 0, "recency_half_life": 8.0}, _VAE_EPOCHS),
+        # the paper's schedule: beta rises over 200,000 updates (8 per epoch here)
+        ({"beta_cap": 0.2, "anneal_steps": 200_000}, _VAE_EPOCHS),
+        # half the capacity ([300 -> 100]), beta fixed at 0.2
+        ({"beta_cap": 0.2, "anneal_steps": 0, "n_hidden": 300, "n_factors": 100}, _VAE_EPOCHS),
+    ],
+    "LightGCN": [
+        # 10 updates per epoch at Adam step 1e-2
+        ({"batch_size": 8192, "learning_rate": 1e-2, "regularization": 1e-4}, _GCN_EPOCHS),
+        # the paper's batch (40 updates per epoch), a larger step than its 1e-3
+        ({"batch_size": 2048, "learning_rate": 5e-3, "regularization": 1e-4},
+         (10, 20, 30, 40, 50, 75, 100)),
+    ],
+}
 # --reduced (the larger catalogue of ml-latest-small on two shared cores): fewer candidates
 REDUCED: dict[str, list[dict[str, Any]]] = {
     "EASE": [{"regularization": 200.0}, {"regularization": 400.0, "recency_half_life": 8.0}],
@@ -168,11 +203,34 @@ def _timed(train_rows: np.ndarray, test_rows: np.ndarray) -> Problem:
 def run_chuchun(name: str, problem: Problem, params: dict[str, Any]) -> tuple[float, float]:
     from chuchun.models import get_model_class
 
-    model = get_model_class(name)(**FIXED[name], **params)
+    model = get_model_class(name)(**{**FIXED[name], **params})
     t0 = time.perf_counter()
     model.fit(problem.data)
     elapsed = time.perf_counter() - t0
     return elapsed, problem.ndcg_chuchun(model)
+
+
+def run_curve(name: str, problem: Problem, params: dict[str, Any],
+              checkpoints: tuple[int, ...],
+              record: Callable[[int, float, float], None]) -> None:
+    """One fit of ``max(checkpoints)`` epochs; at each checkpoint e, ``record(e, seconds,
+    ndcg)`` with the training seconds up to epoch e (the evaluations excluded)."""
+    from chuchun.models import get_model_class
+
+    model = get_model_class(name)(**{**FIXED[name], **params, "n_epochs": max(checkpoints)})
+    clock = {"start": time.perf_counter(), "eval": 0.0}
+
+    def checkpoint(m: Any, epoch: int, logs: dict[str, float]) -> None:
+        if epoch + 1 in checkpoints:
+            t = time.perf_counter()
+            seconds = t - clock["start"] - clock["eval"]
+            ndcg = problem.ndcg_chuchun(m)
+            record(epoch + 1, seconds, ndcg)
+            print(f"    {name} {params} epoch {epoch + 1}: ndcg {ndcg:.4f} "
+                  f"({seconds:.1f} s, loss {logs['loss']:.4f})", flush=True)
+            clock["eval"] += time.perf_counter() - t
+
+    model.fit(problem.data, callbacks=[checkpoint])
 
 
 # -- Cornac ------------------------------------------------------------------------------------
@@ -221,8 +279,88 @@ def run_cornac(name: str, problem: Problem, params: dict[str, Any]) -> tuple[flo
     return elapsed, ndcg_at_k(top, [problem.relevant[u] for u in users])
 
 
+# -- RecBole LightGCN (Cornac's needs DGL, which does not load with torch 2.13) ---------------
+#: LightGCN settings of ``CURVES`` also run through RecBole's model, side by side
+RECBOLE_CURVES: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
+    "LightGCN": [(CURVES["LightGCN"][0][0], tuple(e for e in _GCN_EPOCHS if e <= 100))],
+}
+
+
+def run_recbole_curve(name: str, problem: Problem, params: dict[str, Any],
+                      checkpoints: tuple[int, ...],
+                      record: Callable[[int, float, float], None]) -> None:
+    """RecBole 1.2.1's ``LightGCN`` module (its graph normalisation, propagation, Xavier
+    initialisation, BPR and embedding losses; ``require_pow=True``, so ``reg_weight`` is the
+    same lambda as chuchun's) trained by the loop chuchun's LightGCN uses: each epoch one
+    triple per interaction (uniform positive pair, uniform unseen negative), Adam, the same
+    batch size, step and epochs. RecBole's own trainer and data pipeline are not used."""
+    import torch
+    from recbole.model.general_recommender.lightgcn import LightGCN as RecBoleLightGCN
+
+    from chuchun.models.neural.lightgcn import _negatives
+
+    assert name == "LightGCN"
+    if not hasattr(sp.dok_matrix, "_update"):
+        # RecBole 1.2.1 fills its adjacency through dok_matrix._update, which scipy 1.15
+        # removed; the same bulk insert into the DOK's dict
+        sp.dok_matrix._update = lambda self, entries: self._dict.update(entries)
+    x = problem.csr.astype(np.float32)
+    x.data[:] = 1.0
+    n_users, n_items = x.shape
+
+    class _Dataset:
+        def num(self, field: str) -> int:
+            return n_users if field == "user_id" else n_items
+
+        def inter_matrix(self, form: str = "coo") -> Any:
+            return x.tocoo()
+
+    config = {"USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "NEG_PREFIX": "neg_",
+              "device": torch.device("cpu"), "embedding_size": 64, "n_layers": 3,
+              "reg_weight": params["regularization"], "require_pow": True}
+    threads = FIXED[name]["n_threads"]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    model = RecBoleLightGCN(config, _Dataset())
+    opt = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
+    coo = x.tocoo()
+    pos_u, pos_i = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    seen_keys = np.sort(pos_u * n_items + pos_i)
+    eval_s = 0.0
+    try:
+        for epoch in range(max(checkpoints)):
+            model.train()
+            pick = rng.integers(0, len(pos_u), size=len(pos_u))
+            u_all, i_all = pos_u[pick], pos_i[pick]
+            j_all = _negatives(rng, u_all, seen_keys, n_items)
+            for start in range(0, len(u_all), params["batch_size"]):
+                sl = slice(start, start + params["batch_size"])
+                batch = {"user_id": torch.from_numpy(u_all[sl]),
+                         "item_id": torch.from_numpy(i_all[sl]),
+                         "neg_item_id": torch.from_numpy(j_all[sl])}
+                opt.zero_grad()
+                model.calculate_loss(batch).backward()
+                opt.step()
+            if epoch + 1 in checkpoints:
+                t = time.perf_counter()
+                model.eval()
+                with torch.no_grad():
+                    users, items = model.forward()
+                ndcg = problem.ndcg_factors(users.numpy(), items.numpy())
+                record(epoch + 1, t - t0 - eval_s, ndcg)
+                print(f"    RecBole {name} {params} epoch {epoch + 1}: ndcg {ndcg:.4f} "
+                      f"({t - t0 - eval_s:.1f} s)", flush=True)
+                eval_s += time.perf_counter() - t
+    finally:
+        torch.set_num_threads(previous)
+
+
 # -- the run -----------------------------------------------------------------------------------
-CACHE: dict[str, Any] = {"path": None, "runs": {}, "part": "both", "cached_only": False}
+CACHE: dict[str, Any] = {"path": None, "runs": {}, "part": "both", "cached_only": False,
+                         "curve": False}
 
 
 def _cache_key(dataset: str, label: str, params: dict[str, Any]) -> str:
@@ -260,8 +398,8 @@ def _save_cache() -> None:
 
 def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float]], name: str,
              validation: Problem, final: Problem, lines: list[str], label: str,
-             dataset: str = "") -> dict[str, Any]:
-    grid = ACTIVE[name]
+             dataset: str = "", grid: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    grid = ACTIVE[name] if grid is None else grid
     if runner is run_cornac:  # the reference has no recency weighting
         grid = [p for p in grid if "recency_half_life" not in p]
     rows = []
@@ -286,10 +424,77 @@ def evaluate(runner: Callable[[str, Problem, dict[str, Any]], tuple[float, float
     lines.append("")
     params = rows[best][0]
     times = [rows[best][3]]
-    if times[0] < 5.0 and not CACHE["cached_only"]:  # slow fits are timed once
+    if times[0] < 5.0 and not CACHE["cached_only"] and not CACHE["curve"]:  # slow: timed once
         times += [runner(name, final, params)[0] for _ in range(2)]
     return {"params": params, "val": rows[best][1], "test": rows[best][2],
             "fit": statistics.median(times)}
+
+
+def run_curves(name: str, dataset: str, validation: Problem, final: Problem,
+               reference: bool = False) -> None:
+    """Fill the cache with every checkpoint of ``CURVES[name]`` (``RECBOLE_CURVES`` with
+    ``reference``) on the sides ``--part`` asks for; a curve whose checkpoints are all cached
+    is skipped."""
+    label = f"RecBole {name}" if reference else f"chuchun {name}"
+    runner = run_recbole_curve if reference else run_curve
+    curves = RECBOLE_CURVES[name] if reference else CURVES[name]
+    warmed = reference
+    for params, checkpoints in curves:
+        keys = {e: _cache_key(dataset, label, {**params, "n_epochs": e}) for e in checkpoints}
+        for side, problem in (("val", validation), ("test", final)):
+            if CACHE["part"] not in ("both", "validation" if side == "val" else "test"):
+                continue
+            if all(side in CACHE["runs"].get(k, {}) for k in keys.values()):
+                continue
+
+            def record(e: int, seconds: float, ndcg: float, side: str = side) -> None:
+                entry = CACHE["runs"].setdefault(keys[e], {})
+                entry[side] = ndcg
+                if side == "test":
+                    entry["fit"] = seconds
+                _save_cache()
+
+            if not warmed:  # the first fit of a process pays torch's start-up: untimed
+                run_chuchun(name, validation, {**params, "n_epochs": 1})
+                warmed = True
+            runner(name, problem, params, checkpoints, record)
+
+
+def curve_grid(curves: list[tuple[dict[str, Any], tuple[int, ...]]]) -> list[dict[str, Any]]:
+    return [{**params, "n_epochs": e} for params, checkpoints in curves for e in checkpoints]
+
+
+def not_cached(name: str, problem: Problem, params: dict[str, Any]) -> tuple[float, float]:
+    raise LookupError(f"{name} {params}: a curve checkpoint missing from the cache")
+
+
+def seed_runs(name: str, chosen: dict[str, Any], seeds: list[int], dataset: str,
+              validation: Problem, final: Problem, lines: list[str]) -> None:
+    """The chosen setting refitted with other seeds (``random_state``): validation and test
+    NDCG per seed and their mean with its standard error, seed 0 being the tuning run."""
+    label = f"chuchun {name}"
+    base = {k: v for k, v in chosen["params"].items() if k != "random_state"}
+    rows = [(FIXED[name].get("random_state", 0), chosen["val"], chosen["test"], chosen["fit"])]
+    for seed in seeds:
+        measured = _cached_run(run_chuchun, name, validation, final,
+                               _cache_key(dataset, label, {**base, "random_state": seed}))
+        if measured is not None:
+            rows.append((seed, *measured))
+    vals = np.array([r[1] for r in rows])
+    tests = np.array([r[2] for r in rows])
+    lines += [f"**{label}, {_fmt(base)}: seeds**", "",
+              "| random_state | validation NDCG@10 | test NDCG@10 | fit (s) |", "|---|---|---|---|"]
+    lines += [f"| {seed} | {v:.4f} | {t:.4f} | {f:.2f} |" for seed, v, t, f in rows]
+    if len(rows) > 1:
+        n = np.sqrt(len(rows))
+        lines.append(f"| mean ± s.e. ({len(rows)} seeds) | {vals.mean():.4f} ± "
+                     f"{vals.std(ddof=1) / n:.4f} | {tests.mean():.4f} ± "
+                     f"{tests.std(ddof=1) / n:.4f} | |")
+    lines.append("")
+    SEEDS[f"{dataset}|{name}"] = (len(rows), float(vals.mean()), float(tests.mean()))
+
+
+SEEDS: dict[str, tuple[int, float, float]] = {}
 
 
 def ease_timing(rounds: int) -> None:
@@ -344,7 +549,29 @@ def main() -> None:
                     help="the longer-training candidates of the neural models")
     ap.add_argument("--single", action="store_true",
                     help="one candidate per neural model (MultVAE, LightGCN)")
+    ap.add_argument("--curve", action="store_true",
+                    help="the neural models' candidates from one fit per setting (CURVES)")
+    ap.add_argument("--curve-settings", default=None, metavar="JSON",
+                    help='replace CURVES, e.g. \'{"MultVAE": [[{"beta_cap": 0.2}, [50, 100]]]}\'')
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch and kernel threads of the chuchun fits (default 2)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
+                    help="refit each model's chosen setting with these random_state values")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                    help="merge these cache files into --cache (entry by entry) and stop")
     args = ap.parse_args()
+    if args.threads is not None:
+        for fixed in FIXED.values():
+            if "n_threads" in fixed:
+                fixed["n_threads"] = args.threads
+    if args.merge:
+        merged = json.loads(Path(args.cache).read_text()) if Path(args.cache).exists() else {}
+        for extra in args.merge:
+            for key, entry in json.loads(Path(extra).read_text()).items():
+                merged.setdefault(key, {}).update(entry)
+        CACHE["path"], CACHE["runs"] = args.cache, merged
+        _save_cache()
+        return
     if args.ease_timing:
         ease_timing(args.ease_timing)
         return
@@ -360,6 +587,12 @@ def main() -> None:
         ACTIVE.update(SINGLE)
     if args.long:
         ACTIVE.update(LONG)
+    if args.curve_settings:
+        for name, curves in json.loads(args.curve_settings).items():
+            CURVES[name] = [(dict(params), tuple(epochs)) for params, epochs in curves]
+    if args.curve:
+        CACHE["curve"] = True
+        ACTIVE.update({name: curve_grid(curves) for name, curves in CURVES.items()})
     cornac_version = None if args.no_reference else cornac_available()
     summary = ["| data | model | chosen on validation | validation | test | fit (s) |",
                "|---|---|---|---|---|---|"]
@@ -393,6 +626,8 @@ def main() -> None:
             if not args.reference_only:
                 if name in ("EASE", "RP3beta", "SLIM", "ImplicitALS") and not args.cached_only:
                     run_chuchun(name, validation, ACTIVE[name][0])  # compile / warm up
+                if args.curve and name in CURVES and not args.cached_only:
+                    run_curves(name, ds, validation, final)
                 try:
                     res = evaluate(run_chuchun, name, validation, final, lines,
                                    f"chuchun {name}", ds)
@@ -403,9 +638,27 @@ def main() -> None:
                                    f"{res['val']:.4f} | {res['test']:.4f} | {res['fit']:.2f} |")
                     if res["val"] > best[ds][1]:
                         best[ds] = (name, res["val"], res["test"], _fmt(res["params"]))
+                    if args.seeds and "random_state" in FIXED[name]:
+                        seed_runs(name, res, args.seeds, ds, validation, final, lines)
+                        n, v, t = SEEDS[f"{ds}|{name}"]
+                        summary.append(f"| {ds} | chuchun {name}, mean of {n} seeds | "
+                                       f"{_fmt(res['params'])} | {v:.4f} | {t:.4f} | |")
                 sections[-1] = (sections[-1][0], "\n".join(lines))
                 save()
-            if cornac_version and name in CORNAC:
+            if args.curve and name in RECBOLE_CURVES and not args.no_reference:
+                if not args.cached_only:
+                    run_curves(name, ds, validation, final, reference=True)
+                try:
+                    ref = evaluate(not_cached, name, validation, final, lines,
+                                   f"RecBole {name}", ds, curve_grid(RECBOLE_CURVES[name]))
+                except LookupError:
+                    lines += [f"RecBole {name}: no candidate measured in this table's cache.", ""]
+                else:
+                    summary.append(f"| {ds} | RecBole {name} | {_fmt(ref['params'])} | "
+                                   f"{ref['val']:.4f} | {ref['test']:.4f} | {ref['fit']:.2f} |")
+                sections[-1] = (sections[-1][0], "\n".join(lines))
+                save()
+            if cornac_version and name in CORNAC and not args.curve:
                 try:
                     ref = evaluate(run_cornac, name, validation, final, lines,
                                    f"Cornac {CORNAC[name]}", ds)

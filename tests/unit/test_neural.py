@@ -165,3 +165,85 @@ def test_gcn_cpu_propagation_matches_torch_sparse():
     np.testing.assert_allclose(spmm(e).detach().numpy(),
                                torch.sparse.mm(ref, e).detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.numpy(), e.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [MultVAE, LightGCN])
+def test_a_short_fit_is_the_start_of_a_longer_one(cls, data):
+    # the schedule counts updates (not a share of n_epochs), so the epoch-e checkpoint that a
+    # callback sees is exactly the model fitted with n_epochs=e: learning curves need one fit
+    params = {**cls._test_params, "n_threads": 1, "n_epochs": 6}
+    if cls is MultVAE:
+        params["anneal_steps"] = 10  # reaches the cap inside the longer fit
+    key = "dec_weights_" if cls is MultVAE else "item_factors_"
+    seen: dict[int, np.ndarray] = {}
+
+    def record(model, epoch, logs):
+        seen[epoch] = getattr(model, key).copy()
+        assert np.isfinite(logs["loss"])
+
+    long = cls(**params).fit(data, callbacks=[record])
+    short = cls(**{**params, "n_epochs": 3}).fit(data)
+    assert sorted(seen) == list(range(6))
+    np.testing.assert_array_equal(seen[2], getattr(short, key))
+    np.testing.assert_array_equal(seen[5], getattr(long, key))
+    assert not np.array_equal(seen[2], seen[5])
+
+
+@pytest.mark.parametrize("cls", [MultVAE, LightGCN])
+def test_callback_scores_with_the_epoch_weights_and_can_stop(cls, data):
+    users = data.users.ids[:4]
+    lists = []
+
+    def stop_after_two(model, epoch, logs):
+        lists.append(model.recommend(users, k=3).item_idx.copy())
+        return epoch == 1
+
+    model = cls(**{**cls._test_params, "n_epochs": 10}).fit(data, callbacks=[stop_after_two])
+    assert len(model.loss_history_) == 2 and len(lists) == 2
+    np.testing.assert_array_equal(lists[-1], model.recommend(users, k=3).item_idx)
+    with pytest.raises(ConfigError, match="callables"):
+        cls(**cls._test_params).fit(data, callbacks=[3])
+
+
+def test_vae_beta_rises_over_updates_then_stays_at_the_cap(data):
+    betas = []
+    # 60 users in batches of 16: 4 updates per epoch; logs carry the next update's beta
+    MultVAE(**{**MultVAE._test_params, "n_epochs": 4, "anneal_steps": 8, "beta_cap": 0.4}).fit(
+        data, callbacks=[lambda m, e, logs: betas.append(logs["beta"])])
+    np.testing.assert_allclose(betas, [0.2, 0.4, 0.4, 0.4])
+    fixed = MultVAE(**{**MultVAE._test_params, "anneal_steps": 0, "beta_cap": 0.3})
+    assert fixed._beta(0) == pytest.approx(0.3)
+
+
+def test_vae_recency_weights_the_encoder_input_and_folds_in_by_order(tmp_path):
+    from chuchun.data import Interactions
+    from chuchun.io import load_model
+
+    rng = np.random.default_rng(3)
+    pairs = rng.choice(20 * 15, size=150, replace=False)
+    users, items = pairs // 15, pairs % 15
+    stamps = rng.permutation(150)
+    data = Interactions.from_arrays(users, items, timestamps=stamps)
+    model = MultVAE(**MultVAE._test_params, recency_half_life=1.0).fit(data)
+    u = int(data.users.index([users[0]])[0])
+    mine = np.flatnonzero(users == users[0])
+    latest_first = items[mine[np.argsort(-stamps[mine])]]
+    row = model.profiles_[u]
+    weights = dict(zip(data.items.ids[row.indices].tolist(), row.data.tolist(), strict=True))
+    assert [weights[i] for i in latest_first] == [2.0**-r for r in range(len(mine))]
+    np.testing.assert_allclose(model._score([u]), model._logits(model.profiles_[[u]]))
+    assert not np.allclose(model._score([u]), model._logits(model.interactions_[[u]]))
+    # fold-in reads the order given: histories oldest first reproduce the training users
+    ids = data.users.ids[:6]
+    hist = [list(items[np.flatnonzero(users == uid)][np.argsort(stamps[users == uid])])
+            for uid in ids]
+    folded = model.recommend_for_history(hist, k=4)
+    direct = model.recommend(ids, k=4)
+    np.testing.assert_array_equal(folded.item_idx, direct.item_idx)
+    np.testing.assert_allclose(folded.scores, direct.scores, rtol=1e-5)
+    reasons = model.explain([ids[0]], [data.items.ids[0]], n_reasons=None)[0].reasons
+    assert sorted(r.detail["value"] for r in reasons) == sorted(
+        model.profiles_[int(data.users.index([ids[0]])[0])].data.tolist())
+    model.save(str(tmp_path / "vae.zip"))
+    loaded = load_model(str(tmp_path / "vae.zip"))
+    np.testing.assert_array_equal(loaded.recommend(ids, k=4).item_idx, direct.item_idx)

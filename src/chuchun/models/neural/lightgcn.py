@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,6 +15,7 @@ from chuchun._random import check_random_state
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
 from chuchun.models._results import Reason
+from chuchun.models.neural._epochs import EpochCallback, check_callbacks
 
 __all__ = ["LightGCN"]
 
@@ -117,7 +119,11 @@ class LightGCN(Recommender):
     interactions_: sp.csr_matrix
 
     # -- fitting ------------------------------------------------------------------------------
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, *,
+             callbacks: Sequence[EpochCallback] | None = None) -> None:
+        """Train. ``callbacks`` receive ``cb(model, epoch, logs)`` after every epoch (``logs``:
+        ``loss``, the epoch's mean BPR loss), with the model already scoring with that epoch's
+        embeddings; a callback returning ``True`` stops training."""
         from chuchun.models.neural._torch import (
             import_torch,
             make_generator,
@@ -125,6 +131,7 @@ class LightGCN(Recommender):
             torch_threads,
         )
 
+        cbs = check_callbacks(callbacks)
         torch = import_torch()
         device = resolve_device(torch, self.device)
         x = sp.csr_matrix(data.csr, dtype=np.float32, copy=True)
@@ -136,12 +143,12 @@ class LightGCN(Recommender):
         x.sort_indices()
         rng = check_random_state(self.random_state)
         gen = make_generator(torch, rng, device)
-        with torch_threads(torch, self.n_threads):
-            self._train(torch, x, rng, gen, device)
         self.interactions_ = x
+        with torch_threads(torch, self.n_threads):
+            self._train(torch, x, rng, gen, device, cbs)
 
     def _train(self, torch: Any, x: sp.csr_matrix, rng: np.random.Generator, gen: Any,
-               device: Any) -> None:
+               device: Any, callbacks: list[EpochCallback]) -> None:
         n_users, n_items = x.shape
         user_deg = np.diff(x.indptr).astype(np.float64)
         item_deg = np.bincount(x.indices, minlength=n_items).astype(np.float64)
@@ -183,9 +190,9 @@ class LightGCN(Recommender):
         pos_i = coo.col.astype(np.int64)
         seen_keys = pos_u * n_items + pos_i
         seen_keys.sort()
-        losses = []
-        for _ in progress(range(self.n_epochs), total=self.n_epochs, desc="LightGCN",
-                          verbose=self.verbose):
+        losses: list[float] = []
+        for epoch in progress(range(self.n_epochs), total=self.n_epochs, desc="LightGCN",
+                              verbose=self.verbose):
             pick = rng.integers(0, len(pos_u), size=len(pos_u))
             u_all, i_all = pos_u[pick], pos_i[pick]
             j_all = _negatives(rng, u_all, seen_keys, n_items)
@@ -207,6 +214,14 @@ class LightGCN(Recommender):
                 opt.step()
                 total += float(bpr.detach()) * len(u)
             losses.append(total / max(1, len(u_all)))
+            if callbacks:
+                self._store(torch, emb, propagate, n_users, item_deg, losses)
+                if any([bool(cb(self, epoch, {"loss": losses[-1]})) for cb in callbacks]):
+                    break
+        self._store(torch, emb, propagate, n_users, item_deg, losses)
+
+    def _store(self, torch: Any, emb: Any, propagate: Any, n_users: int, item_deg: np.ndarray,
+               losses: list[float]) -> None:
         with torch.no_grad():
             final, partial = propagate(emb)
         final_np = final.cpu().numpy().astype(np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,6 +15,7 @@ from chuchun._random import check_random_state
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
 from chuchun.models._results import Reason
+from chuchun.models.neural._epochs import EpochCallback, check_callbacks
 
 __all__ = ["MultVAE"]
 
@@ -34,8 +36,10 @@ class MultVAE(Recommender):
         \\log \\pi_i(z_u)\\Big] - \\beta\\, \\mathrm{KL}\\big(q(z_u \\mid x_u) \\,\\|\\,
         \\mathcal N(0, I)\\big),
 
-    with Adam, :math:`\\beta` rising linearly from 0 to ``beta_cap`` over the first
-    ``anneal_fraction`` of the update steps. Scores are the logits of the mean,
+    with Adam, :math:`\\beta_t = \\beta_{\\max} \\min(1, t / T)` after :math:`t` updates
+    (:math:`\\beta_{\\max}` = ``beta_cap``, :math:`T` = ``anneal_steps``; the paper's
+    schedule counts updates, not epochs, so a fit of ``n_epochs=e`` is exactly the first
+    :math:`e` epochs of a longer fit with the same seed). Scores are the logits of the mean,
     :math:`f(\\mu_u)` (no dropout, no sampling), so a user unseen in training is folded in
     exactly: the encoder reads any history.
 
@@ -52,12 +56,20 @@ class MultVAE(Recommender):
         Input dropout rate (paper: 0.5).
     beta_cap : float
         Largest KL weight :math:`\\beta` (paper: 0.2).
-    anneal_fraction : float
-        Fraction of the update steps over which :math:`\\beta` rises to ``beta_cap``.
+    anneal_steps : int
+        Updates :math:`T` over which :math:`\\beta` rises linearly to ``beta_cap`` (paper:
+        200,000); 0 keeps :math:`\\beta` at ``beta_cap`` from the first update.
     n_epochs, batch_size, learning_rate : int, int, float
         Adam over shuffled user batches.
     regularization : float
         L2 weight decay of the weights.
+    recency_half_life : float or None
+        With :math:`h` set, the encoder reads recency-weighted histories
+        :math:`\\tilde x_{uj} = 2^{-r_{uj}/h}` (:math:`r_{uj}` the rank of item :math:`j` in
+        :math:`u`'s history from the latest interaction, 0) in training and scoring, while the
+        likelihood still reconstructs the binary history; the weighting of EASE, SLIM and
+        RP3beta (Ding & Li 2005, with rank in place of elapsed time). Folding in reads the order
+        of the history given. None: every history item weighs 1 (the paper's model).
     device : str
         Torch device for training ("cpu", "cuda", "cuda:1", ...).
     random_state : int or None
@@ -74,6 +86,8 @@ class MultVAE(Recommender):
         :math:`W_3, b_3, W_4, b_4`; the rows of :math:`W_4` are the item vectors compared by
         ``similar_items`` (cosine).
     interactions_ : scipy.sparse.csr_matrix, the binary users x items matrix
+    profiles_ : scipy.sparse.csr_matrix
+        The recency-weighted rows the encoder reads (only with ``recency_half_life``).
     loss_history_ : ndarray, mean negative ELBO per epoch
 
     References
@@ -86,12 +100,16 @@ class MultVAE(Recommender):
     n_hidden = Param(int, 600, "Hidden layer width of encoder and decoder.", low=1)
     dropout = Param(float, 0.5, "Input dropout rate.", low=0, high=1, high_open=True)
     beta_cap = Param(float, 0.2, "Largest KL weight beta.", low=0)
-    anneal_fraction = Param(float, 0.8, "Share of update steps over which beta reaches its cap.",
-                            low=0, high=1, low_open=True)
+    anneal_steps = Param(int, 200_000, "Updates over which beta rises linearly to beta_cap (0: "
+                         "beta_cap throughout).", low=0)
     n_epochs = Param(int, 100, "Passes over the users.", low=1)
     batch_size = Param(int, 128, "Users per update.", low=1)
     learning_rate = Param(float, 1e-3, "Adam step size.", low=0, low_open=True)
     regularization = Param(float, 0.0, "L2 weight decay.", low=0)
+    recency_half_life = Param(
+        float, None, "Encoder input weighs each history item by 2 ** (-r / h), r its rank from "
+        "the user's latest interaction (0); None weighs all alike.", low=0, low_open=True,
+        nullable=True)
     device = Param(str, "cpu", "Torch device used for training.")
     random_state = random_state_param("Seed of every random draw.")
     n_threads = n_threads_param("Torch CPU threads during fit.")
@@ -107,7 +125,11 @@ class MultVAE(Recommender):
     interactions_: sp.csr_matrix
 
     # -- fitting ------------------------------------------------------------------------------
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, *,
+             callbacks: Sequence[EpochCallback] | None = None) -> None:
+        """Train. ``callbacks`` receive ``cb(model, epoch, logs)`` after every epoch (``logs``:
+        ``loss``, the epoch's mean negative ELBO, and ``beta``), with the model already
+        scoring with that epoch's weights; a callback returning ``True`` stops training."""
         from chuchun.models.neural._torch import (
             import_torch,
             make_generator,
@@ -115,17 +137,29 @@ class MultVAE(Recommender):
             torch_threads,
         )
 
+        cbs = check_callbacks(callbacks)
         torch = import_torch()
         device = resolve_device(torch, self.device)
         x = _binary(data.csr)
         rng = check_random_state(self.random_state)
         gen = make_generator(torch, rng, device)
-        with torch_threads(torch, self.n_threads):
-            self._train(torch, x, rng, gen, device)
         self.interactions_ = x
+        if self.recency_half_life is not None:
+            from chuchun.data.sequences import user_sequences
 
-    def _train(self, torch: Any, x: sp.csr_matrix, rng: np.random.Generator, gen: Any,
-               device: Any) -> None:
+            seqs = user_sequences(data)  # sequence u is user index u, oldest first
+            lengths = seqs.lengths
+            rows = np.repeat(np.arange(len(seqs)), lengths)
+            rank = np.repeat(seqs.indptr[1:], lengths) - 1 - np.arange(len(seqs.items))
+            self.profiles_ = _decayed(rows, seqs.items.astype(np.int64), rank, x.shape,
+                                      self.recency_half_life)
+        with torch_threads(torch, self.n_threads):
+            self._train(torch, x, self._rows(), rng, gen, device, cbs)
+
+    def _train(self, torch: Any, x: sp.csr_matrix, enc: sp.csr_matrix, rng: np.random.Generator,
+               gen: Any, device: Any, callbacks: list[EpochCallback]) -> None:
+        """Adam on the annealed ELBO; the encoder reads rows of ``enc`` (``x`` itself, or its
+        recency-weighted rows), the likelihood reconstructs the rows of ``x``."""
         n_users, n_items = x.shape
         f, h = self.n_factors, self.n_hidden
 
@@ -142,22 +176,22 @@ class MultVAE(Recommender):
         w4, b4 = layer(h, n_items)
         params = [w1, b1, w2, b2, w3, b3, w4, b4]
         opt = torch.optim.Adam(params, lr=self.learning_rate, weight_decay=self.regularization)
-        steps_per_epoch = -(-n_users // self.batch_size)
-        anneal_steps = max(1.0, self.anneal_fraction * steps_per_epoch * self.n_epochs)
         keep = 1.0 - self.dropout
         step = 0
-        losses = []
-        for _ in progress(range(self.n_epochs), total=self.n_epochs, desc="MultVAE",
-                          verbose=self.verbose):
+        losses: list[float] = []
+        for epoch in progress(range(self.n_epochs), total=self.n_epochs, desc="MultVAE",
+                              verbose=self.verbose):
             order = rng.permutation(n_users)
             total = 0.0
             for start in range(0, n_users, self.batch_size):
                 rows = order[start : start + self.batch_size]
-                batch = x[rows]
-                xb = torch.from_numpy(batch.toarray()).to(device)
+                xb = torch.from_numpy(x[rows].toarray()).to(device)
                 # the encoder reads the sparse input: normalise and drop out its non-zeros only
+                batch = enc[rows]
                 counts = np.diff(batch.indptr)
-                scale = 1.0 / np.sqrt(np.maximum(np.repeat(counts, counts), 1))
+                norms = np.sqrt(np.asarray(batch.multiply(batch).sum(axis=1)).ravel())
+                norms = np.where(norms > 0, norms, 1.0)
+                scale = 1.0 / np.repeat(norms, counts)
                 vals = torch.from_numpy((batch.data * scale).astype(np.float32)).to(device)
                 if self.dropout > 0:
                     mask = torch.rand(vals.shape, generator=gen, device=device) < keep
@@ -175,7 +209,7 @@ class MultVAE(Recommender):
                 logits = torch.tanh(z @ w3.T + b3) @ w4.T + b4
                 nll = -(torch.log_softmax(logits, dim=1) * xb).sum(dim=1).mean()
                 kl = (0.5 * (-logvar + torch.exp(logvar) + mu**2 - 1.0)).sum(dim=1).mean()
-                beta = min(self.beta_cap, self.beta_cap * step / anneal_steps)
+                beta = self._beta(step)
                 loss = nll + beta * kl
                 opt.zero_grad()
                 loss.backward()
@@ -183,6 +217,20 @@ class MultVAE(Recommender):
                 step += 1
                 total += float(loss.detach()) * len(rows)
             losses.append(total / n_users)
+            if callbacks:
+                self._store(params, losses)
+                logs = {"loss": losses[-1], "beta": self._beta(step)}
+                if any([bool(cb(self, epoch, logs)) for cb in callbacks]):
+                    break
+        self._store(params, losses)
+
+    def _beta(self, step: int) -> float:
+        """The KL weight of update ``step`` (0-based): linear from 0 to ``beta_cap``."""
+        if self.anneal_steps == 0:
+            return float(self.beta_cap)
+        return float(self.beta_cap) * min(1.0, step / self.anneal_steps)
+
+    def _store(self, params: list[Any], losses: list[float]) -> None:
         arrays = [p.detach().cpu().numpy().astype(np.float32) for p in params]
         (self.enc_weights_, self.enc_biases_, self.enc_mu_weights_, self.enc_mu_biases_,
          self.dec_hidden_weights_, self.dec_hidden_biases_, self.dec_weights_,
@@ -199,15 +247,33 @@ class MultVAE(Recommender):
         dec = np.tanh(mu @ self.dec_hidden_weights_.T + self.dec_hidden_biases_)
         return np.asarray(dec @ self.dec_weights_.T + self.dec_biases_, dtype=np.float32)
 
+    def _rows(self) -> sp.csr_matrix:
+        """The users x items rows the encoder reads (recency-weighted when ``profiles_``)."""
+        profiles = vars(self).get("profiles_")
+        return self.interactions_ if profiles is None else profiles
+
+    def _orders_histories(self) -> bool:
+        return self.recency_half_life is not None
+
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._logits(self.interactions_[np.asarray(user_idx)])
+        return self._logits(self._rows()[np.asarray(user_idx)])
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._logits(_binary(history))
 
+    def _score_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
+        assert self.recency_half_life is not None
+        lengths = np.array([len(q) for q in sequences], dtype=np.int64)
+        rows = np.repeat(np.arange(len(sequences)), lengths)
+        items = np.concatenate(sequences) if len(sequences) else np.empty(0, np.int64)
+        rank = np.repeat(np.cumsum(lengths), lengths) - 1 - np.arange(int(lengths.sum()))
+        return self._logits(_decayed(rows, items.astype(np.int64), rank,
+                                     (len(sequences), len(self.items_)),
+                                     self.recency_half_life))
+
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
-        row = self.interactions_[[user_idx]]
-        hist = row.indices
+        row = self._rows()[[user_idx]]
+        hist, values = row.indices, row.data
         score = float(self._logits(row)[0, item_idx])
         if len(hist) == 0:
             return score, []
@@ -216,8 +282,8 @@ class MultVAE(Recommender):
         drop = self._logits(sp.csr_matrix(dense))[:, item_idx]
         reasons = [
             Reason(kind="item", id=_plain(self.items_.ids[j]), contribution=float(score - d),
-                   detail={"score_without": float(d)})
-            for j, d in zip(hist, drop, strict=True)
+                   detail={"score_without": float(d), "value": float(v)})
+            for j, d, v in zip(hist, drop, values, strict=True)
         ]
         return score, reasons
 
@@ -236,6 +302,20 @@ def _binary(csr: sp.csr_matrix) -> sp.csr_matrix:
     x.eliminate_zeros()
     x.sort_indices()
     return x
+
+
+def _decayed(rows: np.ndarray, items: np.ndarray, rank: np.ndarray, shape: tuple[int, int],
+             half_life: float) -> sp.csr_matrix:
+    """CSR of ``2 ** (-rank / half_life)``; an item repeated in a row keeps its latest rank
+    (the weighting of ``chuchun.models.linear``)."""
+    order = np.lexsort((rank, items, rows))
+    rows, items, rank = rows[order], items[order], rank[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])
+    w = np.exp2(-rank[first] / half_life).astype(np.float32)
+    out = sp.csr_matrix((w, (rows[first], items[first])), shape=shape, dtype=np.float32)
+    out.sort_indices()
+    return out
 
 
 def _plain(v: Any) -> Any:
