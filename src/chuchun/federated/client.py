@@ -68,6 +68,20 @@ class UpdateLayout:
             pos += n
         return out
 
+    def add_into(self, out: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+        """``out += flatten(arrays)`` without the intermediate vector (the in-process
+        simulation sums hundreds of catalogue-sized uploads per round)."""
+        if out.shape != (self.size,):
+            raise DataError(f"update vector has shape {out.shape}; expected ({self.size},)")
+        pos = 0
+        for name, shape in self.parts:
+            value = np.asarray(arrays[name])
+            if value.shape != shape:
+                raise DataError(f"update part {name!r} has shape {value.shape}; expected {shape}")
+            n = value.size
+            out[pos:pos + n] += value.reshape(-1)
+            pos += n
+
     def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         if flat.shape != (self.size,):
             raise DataError(f"update vector has shape {flat.shape}; expected ({self.size},)")
@@ -148,26 +162,35 @@ def explicit_update(
     from chuchun.kernels.mf import sgd_epoch  # imported on use: a Flower client starts per message
 
     n = data.n_examples
-    Q = glob.item_factors.copy()
-    bi = glob.item_bias.copy()
+    n_items = len(glob.item_bias)
+    items = data.items.astype(np.int32, copy=False)
+    # SGD touches the rated rows only: work on a copy of those (local indices), the same
+    # arithmetic as on a copy of the whole catalogue
+    rated, local = np.unique(items, return_inverse=True)
+    local = local.astype(np.int32)
+    Q = glob.item_factors[rated]
+    bi = glob.item_bias[rated]
     P = state.factors[None, :].astype(np.float32).copy()
     bu = np.array([state.bias], dtype=np.float32)
     users = np.zeros(n, dtype=np.int32)
-    items = data.items.astype(np.int32, copy=False)
     values = data.values.astype(np.float32, copy=False)
     ptr = np.array([0, n], dtype=np.int64)
     sse = np.zeros(1, dtype=np.float64)
     lr = float(config.learning_rate)
     for _ in range(config.n_epochs):
         rows = rng.permutation(n).astype(np.int64)
-        sgd_epoch(users, items, values, rows, ptr, 1, float(glob.intercept), bu, bi, P, Q, lr,
+        sgd_epoch(users, local, values, rows, ptr, 1, float(glob.intercept), bu, bi, P, Q, lr,
                   lr, float(config.bias_regularization), float(config.regularization), True,
                   sse)
     state.factors = P[0]
     state.bias = float(bu[0])
-    counts = np.bincount(items, minlength=len(bi)).astype(np.float64)
-    upload = {"item_factors": Q.astype(np.float64) - glob.item_factors,
-              "item_bias": bi.astype(np.float64) - glob.item_bias, "item_counts": counts}
+    counts = np.bincount(items, minlength=n_items).astype(np.float64)
+    # dense over the catalogue (the upload's shape must not reveal the rated items)
+    dq = np.zeros(glob.item_factors.shape, dtype=np.float64)
+    dq[rated] = Q.astype(np.float64) - glob.item_factors[rated]
+    db = np.zeros(n_items, dtype=np.float64)
+    db[rated] = bi.astype(np.float64) - glob.item_bias[rated]
+    upload = {"item_factors": dq, "item_bias": db, "item_counts": counts}
     metrics = {"train_sse": float(sse[0]), "train_n": float(n)}
     if len(data.val_items):
         vi = data.val_items
@@ -372,7 +395,7 @@ class ClientRuntime:
             else:
                 parts, m = implicit_update(glob, self.users[u], self.states[u], iconf, gram)
                 metrics += [m["train_loss"], m["train_n"], 0.0, 0.0]
-            total += layout.flatten(parts)
+            layout.add_into(total, parts)
         clip_norm = request.get("clip_norm")
         clipped = False
         if clip_norm is not None and float(clip_norm) > 0:  # type: ignore[arg-type]
