@@ -233,9 +233,12 @@ def implicit_solve_users(
 
 def implicit_update(
     glob: GlobalState, data: ClientData, state: ClientState, config: ImplicitConfig,
-    gram: np.ndarray | None = None,
+    gram: np.ndarray | None = None, item_factors64: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """ALS user solve, then the item-side gradient statistics; updates ``state`` in place.
+
+    ``gram`` (:math:`Y^\top Y + \lambda I`) and ``item_factors64`` (the item factors as
+    float64) depend on the broadcast only; a caller serving many users passes them once.
 
     With :math:`s_i = x_u^\\top y_i`, the negative half-gradient of the user's loss
     :math:`\\sum_i c_{ui}(p_{ui} - s_i)^2` is :math:`-s_i x_u` for every item and
@@ -257,7 +260,7 @@ def implicit_update(
     x = X[0]
     state.factors = x
     xd = x.astype(np.float64)
-    Y = glob.item_factors.astype(np.float64)
+    Y = glob.item_factors.astype(np.float64) if item_factors64 is None else item_factors64
     s = Y @ xd
     keep = data.values > 0
     items = data.items[keep]
@@ -273,19 +276,20 @@ def implicit_update(
     return upload, {"train_loss": loss, "train_n": float(len(items))}
 
 
-_LAST_GRAM: list[Any] = [None, None, None]
+_LAST_GRAM: list[Any] = [None, None, None, None]
 
 
-def _gram(item_factors: Any, regularization: float) -> np.ndarray:
-    """:math:`Y^\\top Y + \\lambda I` of the broadcast item factors. Every client of a round
-    gets the same array, so the in-process simulation computes it once per round."""
+def _gram(item_factors: Any, regularization: float) -> tuple[np.ndarray, np.ndarray]:
+    """:math:`Y^\\top Y + \\lambda I` of the broadcast item factors and the factors as
+    float64. Every client of a round gets the same array, so the in-process simulation
+    computes them once per round (the cache holds the array, so its identity is not reused)."""
     if _LAST_GRAM[0] is item_factors and _LAST_GRAM[1] == regularization:
-        return _LAST_GRAM[2]  # type: ignore[no-any-return]
+        return _LAST_GRAM[2], _LAST_GRAM[3]
     Y = np.asarray(item_factors, dtype=np.float32)
     gram = Y.T @ Y
     gram[np.diag_indices_from(gram)] += np.float32(regularization)
-    _LAST_GRAM[:] = [item_factors, regularization, gram]
-    return gram
+    _LAST_GRAM[:] = [item_factors, regularization, gram, Y.astype(np.float64)]
+    return gram, _LAST_GRAM[3]
 
 
 class ClientRuntime:
@@ -380,7 +384,7 @@ class ClientRuntime:
             layout = UpdateLayout.implicit(n_items, f)
             iconf = ImplicitConfig(float(request["regularization"]),  # type: ignore[arg-type]
                                    float(request["alpha"]))  # type: ignore[arg-type]
-            gram = _gram(request["item_factors"], iconf.regularization)
+            gram, factors64 = _gram(request["item_factors"], iconf.regularization)
         total = np.zeros(layout.size, dtype=np.float64)
         metrics = np.zeros(4, dtype=np.float64)
         self.calls += 1
@@ -393,7 +397,8 @@ class ClientRuntime:
                 metrics += [m["train_sse"], m["train_n"], m.get("val_sse", 0.0),
                             m.get("val_n", 0.0)]
             else:
-                parts, m = implicit_update(glob, self.users[u], self.states[u], iconf, gram)
+                parts, m = implicit_update(glob, self.users[u], self.states[u], iconf, gram,
+                                           factors64)
                 metrics += [m["train_loss"], m["train_n"], 0.0, 0.0]
             layout.add_into(total, parts)
         clip_norm = request.get("clip_norm")
