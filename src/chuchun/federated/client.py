@@ -237,7 +237,7 @@ def implicit_update(
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """ALS user solve, then the item-side gradient statistics; updates ``state`` in place.
 
-    ``gram`` (:math:`Y^\top Y + \lambda I`) and ``item_factors64`` (the item factors as
+    ``gram`` (:math:`Y^\\top Y + \\lambda I`) and ``item_factors64`` (the item factors as
     float64) depend on the broadcast only; a caller serving many users passes them once.
 
     With :math:`s_i = x_u^\\top y_i`, the negative half-gradient of the user's loss
