@@ -30,7 +30,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,55 +62,80 @@ def _load() -> float:
     return float(os.getloadavg()[0])
 
 
-def explicit(folds, n_rounds: int) -> tuple[str, str, str]:
-    """Per fold: FunkSVD, FederatedMF, FederatedMF with 20 % dropout; then the mean row.
-    Returns the table, the per-round table (mean over the folds) and a summary line."""
-    rows, curve = [], {}
-    runs = (("federated", {}), ("20% dropout", {"dropout_fraction": 0.2}))
-    for name, split in folds:
-        t = time.perf_counter()
-        central = FunkSVD(n_factors=N_FACTORS, random_state=0).fit(split.train)
-        central_s = time.perf_counter() - t
-        res = {"fold": name, "FunkSVD RMSE": rmse(central, split.test),
-               "FunkSVD fit s": central_s}
-        for label, kw in runs:
-            per_round: list[float] = []
-            model = FederatedMF(n_factors=N_FACTORS, n_rounds=n_rounds, random_state=0, **kw)
-            model.fit(split.train, callbacks=[
-                lambda m, r, rec, acc=per_round: acc.append(rmse(m, split.test))])
-            res[f"{label} RMSE"] = per_round[-1]
-            res[f"{label} gap"] = per_round[-1] - res["FunkSVD RMSE"]
-            hist = pd.DataFrame(model.history_)
-            res[f"{label} s/round"] = float(hist["seconds"].median())
-            if label == "federated":
-                res["KiB down/client/round"] = hist["bytes_down_per_client"].iloc[-1] / 1024
-                res["KiB up/client/round"] = hist["bytes_up_per_client"].iloc[-1] / 1024
-            else:
-                res["dropped/round (mean)"] = float(hist["dropped"].mean())
-            curve[(name, label)] = np.asarray(per_round) - res["FunkSVD RMSE"]
-            print(f"{name} {label}: RMSE {per_round[-1]:.4f} (FunkSVD {res['FunkSVD RMSE']:.4f},"
-                  f" gap {res[f'{label} gap']:+.4f}), {res[f'{label} s/round']:.2f} s/round",
-                  flush=True)
-        res["load"] = _load()
-        rows.append(res)
+def explicit_fold(fold: int, n_rounds: int) -> tuple[dict, dict]:
+    """FunkSVD, FederatedMF and FederatedMF with 20 % dropout on fold ``u{fold}``: the
+    table row and the gap to FunkSVD after every round of each federated run."""
+    name, split = f"u{fold}", ml100k_folds()[fold - 1]
+    t = time.perf_counter()
+    central = FunkSVD(n_factors=N_FACTORS, random_state=0).fit(split.train)
+    central_s = time.perf_counter() - t
+    res = {"fold": name, "FunkSVD RMSE": rmse(central, split.test), "FunkSVD fit s": central_s}
+    curve = {}
+    for label, kw in RUNS:
+        per_round: list[float] = []
+        model = FederatedMF(n_factors=N_FACTORS, n_rounds=n_rounds, random_state=0, **kw)
+        model.fit(split.train, callbacks=[
+            lambda m, r, rec, acc=per_round: acc.append(rmse(m, split.test))])
+        res[f"{label} RMSE"] = per_round[-1]
+        res[f"{label} gap"] = per_round[-1] - res["FunkSVD RMSE"]
+        hist = pd.DataFrame(model.history_)
+        res[f"{label} s/round"] = float(hist["seconds"].median())
+        if label == "federated":
+            res["KiB down/client/round"] = hist["bytes_down_per_client"].iloc[-1] / 1024
+            res["KiB up/client/round"] = hist["bytes_up_per_client"].iloc[-1] / 1024
+        else:
+            res["dropped/round (mean)"] = float(hist["dropped"].mean())
+        curve[label] = np.asarray(per_round) - res["FunkSVD RMSE"]
+        print(f"{name} {label}: RMSE {per_round[-1]:.4f} (FunkSVD {res['FunkSVD RMSE']:.4f},"
+              f" gap {res[f'{label} gap']:+.4f}), {res[f'{label} s/round']:.2f} s/round",
+              flush=True)
+    res["load"] = _load()
+    return res, curve
+
+
+RUNS = (("federated", {}), ("20% dropout", {"dropout_fraction": 0.2}))
+
+
+def explicit(folds: list[int], n_rounds: int, jobs: int = 1,
+             meanwhile: Callable[[], Any] | None = None) -> tuple[str, str, str, Any]:
+    """:func:`explicit_fold` on each fold (``jobs`` folds at a time in worker processes, while
+    ``meanwhile()`` runs here); then the mean row. Returns the table, the per-round table
+    (mean and largest gap over the folds), a summary line and what ``meanwhile`` returned."""
+    extra = None
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(explicit_fold, f, n_rounds) for f in folds]
+            if meanwhile is not None:
+                extra = meanwhile()
+            results = [fut.result() for fut in futures]
+    else:
+        results = [explicit_fold(f, n_rounds) for f in folds]
+        if meanwhile is not None:
+            extra = meanwhile()
+    rows = [res for res, _ in results]
+    curves = [c for _, c in results]
+    names = [r["fold"] for r in rows]
     frame = pd.DataFrame(rows).set_index("fold")
     gaps = frame[["federated gap", "20% dropout gap"]]
     if len(frame) > 1:
         frame.loc["mean"] = frame.mean(numeric_only=True)
     print(markdown_table(frame), flush=True)
     worst = float(gaps.to_numpy().max())
-    summary = (f"Mean gap over {len(folds)} fold(s): {gaps['federated gap'].mean():.4f} "
+    summary = (f"Mean gap over {len(names)} fold(s): {gaps['federated gap'].mean():.4f} "
                f"without dropout, {gaps['20% dropout gap'].mean():.4f} with 20 % dropout; "
                f"largest single-fold gap {worst:.4f} (target: within 0.01 on every fold: "
                f"**{'met' if worst <= 0.01 else 'not met'}**).")
     rounds = pd.DataFrame({"round": np.arange(1, n_rounds + 1)})
-    for label, _ in runs:
-        stack = np.stack([curve[(name, label)] for name, _ in folds])
+    for label, _ in RUNS:
+        stack = np.stack([c[label] for c in curves])
         rounds[f"{label}: mean gap"] = stack.mean(axis=0)
         rounds[f"{label}: largest gap"] = stack.max(axis=0)
     step = max(1, n_rounds // 10)
     rounds = rounds[(rounds["round"] % step == 0) | (rounds["round"] == 1)]
-    return markdown_table(frame), markdown_table(rounds.set_index("round")), summary
+    return markdown_table(frame), markdown_table(rounds.set_index("round")), summary, extra
 
 
 def implicit(splits, n_rounds: int) -> str:
@@ -191,6 +218,9 @@ def main() -> None:
     parser.add_argument("--dp-fraction", type=float, default=0.1)
     parser.add_argument("--dp-clip", type=float, default=0.5)
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="folds of the explicit part run this many at a time in worker "
+                             "processes (the implicit part runs meanwhile)")
     args = parser.parse_args()
     folds = [(f"u{f}", s) for f, s in zip(range(1, 6), ml100k_folds(), strict=True)
              if f in args.folds]
@@ -198,19 +228,7 @@ def main() -> None:
     privacy_heading = (f"Privacy: DP-FedAvg on {folds[0][0]} (client sampling "
                        f"q={args.dp_fraction}, clip C={args.dp_clip}, {args.dp_rounds} rounds)")
     sections = []
-    if "explicit" in args.parts:
-        table, rounds, summary = explicit(folds, args.rounds)
-        sections += [
-            ("Explicit: FederatedMF vs FunkSVD, test RMSE", table + "\n\n" + summary + (
-                "\n\nGap = federated minus FunkSVD on the same fold. Both with n_factors=32 "
-                f"and random_state=0; FederatedMF with its defaults ({args.rounds} rounds, 1 "
-                "local epoch, client learning rate 0.005, server learning rate 30, per-item "
-                "averaging), every user a client; '20% dropout': each cohort member drops "
-                "mid-round with probability 0.2. 'load': 1-minute load average after the "
-                "fold.")),
-            (f"Gap to FunkSVD per round (mean and largest over {', '.join(n for n, _ in folds)})",
-             rounds),
-        ]
+    implicit_section = None
     if "implicit" in args.parts:
         splits = ([("temporal", ml100k_temporal_split())]
                   if args.implicit_on in ("temporal", "both") else [])
@@ -219,9 +237,29 @@ def main() -> None:
         what = {"temporal": "temporal split: each user's latest 20 % are test",
                 "folds": "the official folds, every test rating relevant",
                 "both": "temporal split (each user's latest 20 % are test), then the folds"}
-        sections.append((f"Implicit: FederatedImplicitMF vs ImplicitALS ({what[args.implicit_on]}"
-                         f"; 64 factors, {args.implicit_rounds} rounds / sweeps)",
-                         implicit(splits, args.implicit_rounds)))
+
+        def implicit_section() -> tuple[str, str]:
+            return (f"Implicit: FederatedImplicitMF vs ImplicitALS ({what[args.implicit_on]}"
+                    f"; 64 factors, {args.implicit_rounds} rounds / sweeps)",
+                    implicit(splits, args.implicit_rounds))
+    if "explicit" in args.parts:
+        table, rounds, summary, imp = explicit(sorted(args.folds), args.rounds, args.jobs,
+                                               implicit_section)
+        sections += [
+            ("Explicit: FederatedMF vs FunkSVD, test RMSE", table + "\n\n" + summary + (
+                "\n\nGap = federated minus FunkSVD on the same fold. Both with n_factors=32 "
+                f"and random_state=0; FederatedMF with its defaults ({args.rounds} rounds, 1 "
+                "local epoch, client learning rate 0.005, server learning rate 30, per-item "
+                "averaging), every user a client; '20% dropout': each cohort member drops "
+                "mid-round with probability 0.2. 'load': 1-minute load average after the "
+                f"fold ({args.jobs} fold(s) at a time in separate processes).")),
+            (f"Gap to FunkSVD per round (mean and largest over {', '.join(n for n, _ in folds)})",
+             rounds),
+        ]
+        if imp is not None:
+            sections.append(imp)
+    elif implicit_section is not None:
+        sections.append(implicit_section())
     if "privacy" in args.parts:
         sections.append((privacy_heading, privacy(folds[0][1], args.dp_rounds, args.dp_fraction,
                                                   args.dp_clip, args.sigmas)))
