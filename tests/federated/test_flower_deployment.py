@@ -1,5 +1,7 @@
 """End to end on Flower's deployment runtime: a SuperLink and three SuperNodes as separate
-processes on 127.0.0.1, the chuchun ServerApp/ClientApp submitted with ``flwr run``."""
+processes on 127.0.0.1, the chuchun ServerApp/ClientApp submitted with ``flwr run``, with
+secure aggregation: the ServerApp records every update it received, and the test shows that
+each was masked while their sum is the sum of the nodes' true updates."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import time
 
 import numpy as np
 
-from chuchun.federated.client import implicit_solve_users
-from chuchun.federated.flower import write_app, write_node_data
+from chuchun.federated import secagg
+from chuchun.federated.client import ClientRuntime, implicit_solve_users
+from chuchun.federated.flower import read_node_data, write_app, write_node_data
 from chuchun.testing import block_interactions
 
 N_NODES = 3
@@ -57,6 +60,35 @@ def _wait_listening(port, proc, timeout=30.0):
     raise AssertionError(f"nothing listens on {port} after {timeout}s")
 
 
+def _carrying(marker):
+    """(pid, process group, command line) of this user's processes whose environment holds
+    ``marker`` (every process the test starts inherits it, whatever group it ends up in)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if marker not in fh.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            found.append((int(entry), os.getpgid(int(entry)), cmd))
+        except (OSError, ProcessLookupError):
+            continue  # another user's process, or gone meanwhile
+    return found
+
+
+def _plain_update(path, item_factors, n_factors):
+    """What the node serving ``path`` computes before masking, replayed here."""
+    rt = ClientRuntime(0, read_node_data(str(path)), n_factors, 0)
+    reply = rt.handle("train", {"kind": "implicit", "item_factors": item_factors,
+                                "item_bias": np.zeros(len(item_factors), np.float32),
+                                "intercept": 0.0, "clip_norm": None,
+                                "regularization": 0.1, "alpha": 4.0})
+    return np.asarray(reply["update"], dtype=np.float64)
+
+
 def test_flower_superlink_and_supernodes_train_a_model(tmp_path, free_ports, flower_env):
     data = block_interactions(n_users=90, n_items=36, density=0.6, random_state=3)
     train, test = _split(data)
@@ -71,7 +103,7 @@ def test_flower_superlink_and_supernodes_train_a_model(tmp_path, free_ports, flo
     app = write_app(str(tmp_path / "app"), {
         "kind": "implicit", "n-items": data.n_items, "n-factors": 6, "n-rounds": 3,
         "regularization": 0.1, "alpha": 4.0, "min-nodes": N_NODES, "output-dir": str(out),
-        "round-timeout": 60.0, "seed": 1})
+        "round-timeout": 60.0, "seed": 1, "secure-aggregation": True, "record-uploads": True})
     fleet, appio, control = free_ports[:3]
     home = flower_env["FLWR_HOME"]
     os.makedirs(home, exist_ok=True)
@@ -81,6 +113,8 @@ def test_flower_superlink_and_supernodes_train_a_model(tmp_path, free_ports, flo
     logs = tmp_path / "logs"
     logs.mkdir()
     procs: list[subprocess.Popen] = []
+    marker = f"FLWR_HOME={home}".encode()
+    escaped = []
 
     def start(name, args):
         fh = open(logs / f"{name}.log", "w")
@@ -123,11 +157,32 @@ def test_flower_superlink_and_supernodes_train_a_model(tmp_path, free_ports, flo
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+        # anything that left those groups (a new session) would survive them: stop it by pid
+        escaped = [e for e in _carrying(marker) if e[1] not in {p.pid for p in procs}]
+        for pid, _, _ in escaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not escaped, f"Flower processes outside the test's process groups: {escaped}"
 
     history = json.loads((out / "history.json").read_text())
     assert history["nodes"] == N_NODES
     rounds = history["history"]
     assert len(rounds) == 3 and all(r["accepted"] == N_NODES for r in rounds)
+    assert all(r["applied"] and r["unmasked_pairs"] == 0 for r in rounds)
+    # what the server received: masked vectors only, whose sum is the sum of the true updates
+    received = np.load(out / "received.npz")
+    for r in range(3):
+        Y_r = received[f"r{r}_item_factors"]
+        masked = [received[f"r{r}_c{c}_update"] for c in range(N_NODES)]
+        plain = [_plain_update(tmp_path / f"node{k}.npz", Y_r, 6) for k in range(N_NODES)]
+        assert all(m.dtype == np.uint64 and m.shape == plain[0].shape for m in masked)
+        wire = np.zeros_like(masked[0])
+        for m in masked:
+            wire += m  # modulo 2**64, as the server sums
+        np.testing.assert_allclose(secagg.decode(wire), np.sum(plain, axis=0),
+                                   rtol=1e-4, atol=1e-4)
+        for m in masked:
+            assert min(np.abs(secagg.decode(m) - p).max() for p in plain) > 1e3
     assert rounds[-1]["train_loss"] < rounds[0]["train_loss"]
     state = np.load(out / "item_state.npz")
     Y = state["item_factors"]

@@ -13,9 +13,11 @@ from chuchun.federated import FederatedImplicitMF, FederatedMF, privacy, secagg
 from chuchun.federated.client import (
     ClientData,
     ClientState,
+    ExplicitConfig,
     GlobalState,
     ImplicitConfig,
     UpdateLayout,
+    explicit_update,
     implicit_update,
 )
 from chuchun.federated.simulation import InProcessTransport, clients_from_interactions
@@ -243,6 +245,44 @@ def test_noise_without_clipping_is_a_config_error(data):
 
 
 # -- the client computations -------------------------------------------------------------------
+def test_explicit_client_sends_the_funksvd_sgd_change_of_the_whole_catalogue():
+    from chuchun.kernels.mf import sgd_epoch_numpy
+
+    rng = np.random.default_rng(4)
+    n_items, f = 9, 3
+    Q0 = (rng.standard_normal((n_items, f)) * 0.3).astype(np.float32)
+    b0 = (rng.standard_normal(n_items) * 0.2).astype(np.float32)
+    items = np.array([7, 2, 5, 2], dtype=np.int32)  # a repeated item, unsorted
+    values = np.array([4.0, 2.0, 5.0, 3.0], dtype=np.float32)
+    p0 = (rng.standard_normal(f) * 0.3).astype(np.float32)
+    config = ExplicitConfig(2, 0.05, 0.02, 0.01)
+    state = ClientState(p0.copy(), 0.25)
+    parts, metrics = explicit_update(GlobalState(Q0, b0, 3.5), ClientData(items, values), state,
+                                     config, np.random.default_rng(8))
+    # the reference: the same two epochs on a copy of the whole catalogue
+    Q, b = Q0.copy(), b0.copy()
+    P, bu = p0[None, :].copy(), np.array([0.25], dtype=np.float32)
+    order = np.random.default_rng(8)
+    sse = np.zeros(1)
+    for _ in range(2):
+        rows = order.permutation(len(items)).astype(np.int64)
+        sgd_epoch_numpy(np.zeros(4, np.int32), items, values, rows, np.array([0, 4]), 1, 3.5,
+                        bu, b, P, Q, 0.05, 0.05, 0.01, 0.02, True, sse)
+    np.testing.assert_allclose(parts["item_factors"], Q.astype(np.float64) - Q0, atol=1e-6)
+    np.testing.assert_allclose(parts["item_bias"], b.astype(np.float64) - b0, atol=1e-6)
+    unrated = np.setdiff1d(np.arange(n_items), items)
+    assert not parts["item_factors"][unrated].any() and not parts["item_bias"][unrated].any()
+    assert parts["item_factors"].shape == (n_items, f)
+    np.testing.assert_array_equal(parts["item_counts"], np.bincount(items, minlength=n_items))
+    np.testing.assert_allclose(state.factors, P[0], atol=1e-6)
+    assert state.bias == pytest.approx(float(bu[0]), abs=1e-6)
+    assert metrics["train_sse"] == pytest.approx(float(sse[0]), rel=1e-5)
+    layout = UpdateLayout.explicit(n_items, f)
+    total = np.full(layout.size, 0.5)
+    layout.add_into(total, parts)
+    np.testing.assert_array_equal(total, 0.5 + layout.flatten(parts))
+
+
 def test_implicit_client_solves_like_implicit_als_and_sends_the_true_gradient():
     rng = np.random.default_rng(0)
     Y = rng.normal(size=(7, 3)).astype(np.float32)

@@ -68,6 +68,20 @@ class UpdateLayout:
             pos += n
         return out
 
+    def add_into(self, out: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+        """``out += flatten(arrays)`` without the intermediate vector (the in-process
+        simulation sums hundreds of catalogue-sized uploads per round)."""
+        if out.shape != (self.size,):
+            raise DataError(f"update vector has shape {out.shape}; expected ({self.size},)")
+        pos = 0
+        for name, shape in self.parts:
+            value = np.asarray(arrays[name])
+            if value.shape != shape:
+                raise DataError(f"update part {name!r} has shape {value.shape}; expected {shape}")
+            n = value.size
+            out[pos:pos + n] += value.reshape(-1)
+            pos += n
+
     def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         if flat.shape != (self.size,):
             raise DataError(f"update vector has shape {flat.shape}; expected ({self.size},)")
@@ -148,26 +162,35 @@ def explicit_update(
     from chuchun.kernels.mf import sgd_epoch  # imported on use: a Flower client starts per message
 
     n = data.n_examples
-    Q = glob.item_factors.copy()
-    bi = glob.item_bias.copy()
+    n_items = len(glob.item_bias)
+    items = data.items.astype(np.int32, copy=False)
+    # SGD touches the rated rows only: work on a copy of those (local indices), the same
+    # arithmetic as on a copy of the whole catalogue
+    rated, local = np.unique(items, return_inverse=True)
+    local = local.astype(np.int32)
+    Q = glob.item_factors[rated]
+    bi = glob.item_bias[rated]
     P = state.factors[None, :].astype(np.float32).copy()
     bu = np.array([state.bias], dtype=np.float32)
     users = np.zeros(n, dtype=np.int32)
-    items = data.items.astype(np.int32, copy=False)
     values = data.values.astype(np.float32, copy=False)
     ptr = np.array([0, n], dtype=np.int64)
     sse = np.zeros(1, dtype=np.float64)
     lr = float(config.learning_rate)
     for _ in range(config.n_epochs):
         rows = rng.permutation(n).astype(np.int64)
-        sgd_epoch(users, items, values, rows, ptr, 1, float(glob.intercept), bu, bi, P, Q, lr,
+        sgd_epoch(users, local, values, rows, ptr, 1, float(glob.intercept), bu, bi, P, Q, lr,
                   lr, float(config.bias_regularization), float(config.regularization), True,
                   sse)
     state.factors = P[0]
     state.bias = float(bu[0])
-    counts = np.bincount(items, minlength=len(bi)).astype(np.float64)
-    upload = {"item_factors": Q.astype(np.float64) - glob.item_factors,
-              "item_bias": bi.astype(np.float64) - glob.item_bias, "item_counts": counts}
+    counts = np.bincount(items, minlength=n_items).astype(np.float64)
+    # dense over the catalogue (the upload's shape must not reveal the rated items)
+    dq = np.zeros(glob.item_factors.shape, dtype=np.float64)
+    dq[rated] = Q.astype(np.float64) - glob.item_factors[rated]
+    db = np.zeros(n_items, dtype=np.float64)
+    db[rated] = bi.astype(np.float64) - glob.item_bias[rated]
+    upload = {"item_factors": dq, "item_bias": db, "item_counts": counts}
     metrics = {"train_sse": float(sse[0]), "train_n": float(n)}
     if len(data.val_items):
         vi = data.val_items
@@ -210,9 +233,12 @@ def implicit_solve_users(
 
 def implicit_update(
     glob: GlobalState, data: ClientData, state: ClientState, config: ImplicitConfig,
-    gram: np.ndarray | None = None,
+    gram: np.ndarray | None = None, item_factors64: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """ALS user solve, then the item-side gradient statistics; updates ``state`` in place.
+
+    ``gram`` (:math:`Y^\\top Y + \\lambda I`) and ``item_factors64`` (the item factors as
+    float64) depend on the broadcast only; a caller serving many users passes them once.
 
     With :math:`s_i = x_u^\\top y_i`, the negative half-gradient of the user's loss
     :math:`\\sum_i c_{ui}(p_{ui} - s_i)^2` is :math:`-s_i x_u` for every item and
@@ -234,7 +260,7 @@ def implicit_update(
     x = X[0]
     state.factors = x
     xd = x.astype(np.float64)
-    Y = glob.item_factors.astype(np.float64)
+    Y = glob.item_factors.astype(np.float64) if item_factors64 is None else item_factors64
     s = Y @ xd
     keep = data.values > 0
     items = data.items[keep]
@@ -250,19 +276,20 @@ def implicit_update(
     return upload, {"train_loss": loss, "train_n": float(len(items))}
 
 
-_LAST_GRAM: list[Any] = [None, None, None]
+_LAST_GRAM: list[Any] = [None, None, None, None]
 
 
-def _gram(item_factors: Any, regularization: float) -> np.ndarray:
-    """:math:`Y^\\top Y + \\lambda I` of the broadcast item factors. Every client of a round
-    gets the same array, so the in-process simulation computes it once per round."""
+def _gram(item_factors: Any, regularization: float) -> tuple[np.ndarray, np.ndarray]:
+    """:math:`Y^\\top Y + \\lambda I` of the broadcast item factors and the factors as
+    float64. Every client of a round gets the same array, so the in-process simulation
+    computes them once per round (the cache holds the array, so its identity is not reused)."""
     if _LAST_GRAM[0] is item_factors and _LAST_GRAM[1] == regularization:
-        return _LAST_GRAM[2]  # type: ignore[no-any-return]
+        return _LAST_GRAM[2], _LAST_GRAM[3]
     Y = np.asarray(item_factors, dtype=np.float32)
     gram = Y.T @ Y
     gram[np.diag_indices_from(gram)] += np.float32(regularization)
-    _LAST_GRAM[:] = [item_factors, regularization, gram]
-    return gram
+    _LAST_GRAM[:] = [item_factors, regularization, gram, Y.astype(np.float64)]
+    return gram, _LAST_GRAM[3]
 
 
 class ClientRuntime:
@@ -357,7 +384,7 @@ class ClientRuntime:
             layout = UpdateLayout.implicit(n_items, f)
             iconf = ImplicitConfig(float(request["regularization"]),  # type: ignore[arg-type]
                                    float(request["alpha"]))  # type: ignore[arg-type]
-            gram = _gram(request["item_factors"], iconf.regularization)
+            gram, factors64 = _gram(request["item_factors"], iconf.regularization)
         total = np.zeros(layout.size, dtype=np.float64)
         metrics = np.zeros(4, dtype=np.float64)
         self.calls += 1
@@ -370,9 +397,10 @@ class ClientRuntime:
                 metrics += [m["train_sse"], m["train_n"], m.get("val_sse", 0.0),
                             m.get("val_n", 0.0)]
             else:
-                parts, m = implicit_update(glob, self.users[u], self.states[u], iconf, gram)
+                parts, m = implicit_update(glob, self.users[u], self.states[u], iconf, gram,
+                                           factors64)
                 metrics += [m["train_loss"], m["train_n"], 0.0, 0.0]
-            total += layout.flatten(parts)
+            layout.add_into(total, parts)
         clip_norm = request.get("clip_norm")
         clipped = False
         if clip_norm is not None and float(clip_norm) > 0:  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ secure-aggregation and intercept exchanges) and waits for the replies through th
 named by the SuperNode's ``data-path`` node config (an ``.npz`` with ``items``, ``values``
 and ``users``, items as indices into the shared catalogue). The runtime's private state (user
 factors, the round's key pair) is kept in the node's ``context.state`` between messages: it
-never leaves the node.
+never leaves the node. With the run config ``record-uploads`` the ServerApp also writes what it
+received (``received.npz``), so a deployment can be audited for what the server saw.
 
 :func:`write_app` writes a Flower App directory (``pyproject.toml`` naming these components and
 the run configuration) for ``flwr run``; ``docs/federated.md`` shows a whole deployment.
@@ -33,7 +34,8 @@ from flwr.serverapp import Grid, ServerApp
 from chuchun.federated.client import ClientData, ClientRuntime, GlobalState
 from chuchun.federated.strategy import FederatedServer, ServerConfig
 
-__all__ = ["FlowerTransport", "client_app", "server_app", "write_app", "write_node_data"]
+__all__ = ["FlowerTransport", "client_app", "read_node_data", "server_app", "write_app",
+           "write_node_data"]
 
 _KINDS = {"keys": "query.keys", "stats": "query.stats", "unmask": "query.unmask",
           "train": "train"}
@@ -62,6 +64,7 @@ DEFAULT_RUN_CONFIG: dict[str, Any] = {
     "wait-for-nodes": 60.0,
     "seed": 0,
     "output-dir": "",
+    "record-uploads": False,  # also write received.npz: every update the server received
 }
 
 
@@ -105,6 +108,9 @@ class FlowerTransport:
         self.node_ids = sorted(int(n) for n in node_ids)
         self.index = {n: j for j, n in enumerate(self.node_ids)}
         self.timeout = float(timeout)
+        #: every request and the reply that arrived (None if none), when ``record`` is on
+        self.log: list[tuple[str, int, dict[str, Any], dict[str, Any] | None]] = []
+        self.record = False
 
     def clients(self) -> list[int]:
         return list(range(len(self.node_ids)))
@@ -124,6 +130,8 @@ class FlowerTransport:
             reply = decode(msg.content)
             reply.setdefault("elapsed", time.perf_counter() - start)
             out[self.index[int(msg.metadata.src_node_id)]] = reply
+        if self.record:
+            self.log.extend((kind, c, req, out.get(c)) for c, req in requests.items())
         return out
 
 
@@ -132,11 +140,10 @@ client_app = ClientApp()
 _STATE_KEY = "chuchun"
 
 
-def _runtime(context: Context) -> ClientRuntime:
-    node = context.node_config
-    with np.load(str(node["data-path"]), allow_pickle=False) as z:
+def read_node_data(path: str) -> dict[int, ClientData]:
+    """The users one SuperNode serves, from the ``.npz`` of :func:`write_node_data`."""
+    with np.load(path, allow_pickle=False) as z:
         users, items, values = z["users"], z["items"].astype(np.int32), z["values"]
-    n_factors = int(context.run_config["n-factors"])
     data: dict[int, ClientData] = {}
     order = np.argsort(users, kind="stable")
     uniq, starts = np.unique(users[order], return_index=True)
@@ -144,6 +151,12 @@ def _runtime(context: Context) -> ClientRuntime:
     for j, u in enumerate(uniq):
         rows = order[bounds[j]:bounds[j + 1]]
         data[int(u)] = ClientData(items[rows], values[rows].astype(np.float32))
+    return data
+
+
+def _runtime(context: Context) -> ClientRuntime:
+    data = read_node_data(str(context.node_config["data-path"]))
+    n_factors = int(context.run_config["n-factors"])
     seed = int(context.run_config.get("seed", 0)) * 1_000_003 + int(context.node_id) % 2**31
     rt = ClientRuntime(int(context.node_id), data, n_factors, seed)
     saved = context.state.config_records.get(_STATE_KEY)
@@ -236,17 +249,43 @@ def _main(grid: Grid, context: Context) -> None:
             np.float32), np.zeros(n_items, dtype=np.float32)),
         rng)
     transport = FlowerTransport(grid, nodes, float(cfg["round-timeout"]))
+    transport.record = bool(cfg["record-uploads"])
     if kind == "explicit":
         server.compute_intercept(transport)
+    received: dict[str, np.ndarray] = {}
     for r in range(int(cfg["n-rounds"])):
         server.run_round(transport, r)
+        received.update(_received(transport.log, r))
+        transport.log.clear()
     if cfg["output-dir"]:
-        _save(str(cfg["output-dir"]), server, len(nodes))
+        _save(str(cfg["output-dir"]), server, len(nodes), received)
 
 
-def _save(directory: str, server: FederatedServer, n_nodes: int) -> None:
-    """Write the item side and the round history atomically into ``directory``."""
+def _received(log: list[tuple[str, int, dict[str, Any], dict[str, Any] | None]],
+              round_idx: int) -> dict[str, np.ndarray]:
+    """The server's view of one round's training exchange: the item factors it broadcast
+    and each update vector that arrived (masked under secure aggregation), keyed
+    ``r{round}_item_factors`` and ``r{round}_c{client}_update``."""
+    out: dict[str, np.ndarray] = {}
+    for kind, client, request, reply in log:
+        if kind != "train":
+            continue
+        out[f"r{round_idx}_item_factors"] = np.asarray(request["item_factors"])
+        if reply is not None and isinstance(reply.get("update"), np.ndarray):
+            out[f"r{round_idx}_c{client}_update"] = reply["update"]
+    return out
+
+
+def _save(directory: str, server: FederatedServer, n_nodes: int,
+          received: dict[str, np.ndarray] | None = None) -> None:
+    """Write the item side, the round history and (when recorded) the updates the server
+    received atomically into ``directory``."""
     os.makedirs(directory, exist_ok=True)
+    if received:
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, allow_pickle=False, **received)
+        os.replace(tmp, os.path.join(directory, "received.npz"))
     st = server.state
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
     with os.fdopen(fd, "wb") as fh:
