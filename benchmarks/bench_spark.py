@@ -498,9 +498,9 @@ def _write(sections: list[tuple[str, str]], topic: str) -> Path:
         "time. Peak memory is the largest resident set of that tree (the JVM included for "
         "Spark). The Spark session start (JVM launch) is reported apart and is in neither "
         "time. `load mean`/`load max` are the machine's 1-minute load average sampled every "
-        "second during the run: the machine has two cores shared with other work, so wall "
-        "times are inflated by roughly load/2 and noisy; CPU seconds are the comparable "
-        "measure. With `--repeat 1` each number is a single run."
+        "second during the run. On a machine shared with other work the wall times are "
+        "inflated and noisy (`CPU/wall` shows the share of the cores a run got); CPU seconds "
+        "are the comparable measure. With `--repeat 1` each number is a single run."
     )
     return write_results(topic, "Spark backend: local chuchun vs chuchun on Spark",
                          sections, libraries=("pyspark",), notes=notes)
