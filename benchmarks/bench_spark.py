@@ -357,8 +357,8 @@ def _ml100k_rmse(spark: Any, n_folds: int) -> pd.DataFrame:
                                split, metrics=["rmse"], unknown="skip")["rmse"]
         rows.append({"fold": name, "test pairs scored": len(pred),
                      "chuchun on Spark": ours, "MLlib direct": direct,
-                     "chuchun local": local, "|Spark - MLlib|": abs(ours - direct),
-                     "|Spark - local|": abs(ours - local)})
+                     "chuchun local": local, "Δ Spark vs MLlib": abs(ours - direct),
+                     "Δ Spark vs local": abs(ours - local)})
         print(rows[-1], file=sys.stderr, flush=True)
     table = pd.DataFrame(rows).set_index("fold")
     table.loc["mean"] = table.mean()
@@ -423,7 +423,7 @@ def _item_cosine(spark: Any, k: int = 20) -> str:
         "items with equal neighbour counts": int(np.sum(np.diff(ours.indptr)
                                                          == np.diff(ref.indptr))),
         "same (item, neighbour) entries": same.nnz,
-        "max |similarity difference|": float(abs(ours - ref).max()),
+        "max abs. similarity difference": float(abs(ours - ref).max()),
     }
     print(row, file=sys.stderr, flush=True)
     return markdown_table(pd.DataFrame([row]), digits=3, index=False)
