@@ -95,8 +95,8 @@ def test_association_rules_equal_local(data, small_log):
 
 
 def test_als_lists_stay_full_for_users_with_long_histories(spark):
-    """MLlib candidates are requested per history-length group; a user who has seen most of
-    the catalogue, and the popular items first, still gets k unseen items, as locally."""
+    """A user who has seen most of the catalogue, the popular items first, still gets k
+    unseen items from MLlib's candidates, as locally."""
     from chuchun.data import Interactions
 
     rng = np.random.default_rng(5)

@@ -314,31 +314,6 @@ class _MLlibALS(SparkRecommender):
     def _fit(self, data: SparkInteractions) -> None:
         self.mllib_model_ = self._estimator().fit(data.frame)
 
-    def _recommend_idx(self, user_idx: DataFrame, k: int, exclude_seen: bool) -> DataFrame:
-        """MLlib gives every user of one call the same number of candidates. Asking each for
-        ``k`` plus the longest history in the log makes every list as long as the catalogue
-        once a few users are very active, so users are grouped by their history length
-        rounded up to ``2^b - 1`` and each group asks for ``k + 2^b - 1`` items: at most
-        ``k + 2 n_u`` candidates per user, still at least ``k`` unseen ones."""
-        if not exclude_seen:
-            return super()._recommend_idx(user_idx, k, exclude_seen)
-        F = _f()
-        seen = self.data_.frame.select("user_idx", "item_idx")
-        counts = seen.groupBy("user_idx").agg(F.count(F.lit(1)).alias("_n"))
-        users = (user_idx.join(counts, "user_idx", "left").fillna(0, ["_n"])
-                 .withColumn("_b", F.ceil(F.log2(F.col("_n") + F.lit(1))).cast("int"))
-                 .persist())
-        groups = sorted(int(row[0]) for row in users.select("_b").distinct().collect())
-        parts = [self._candidates(users.filter(F.col("_b") == b).select("user_idx"),
-                                  k + 2**b - 1) for b in groups]
-        if not parts:
-            return _top_k(self._candidates(user_idx, k), k)
-        scores = parts[0]
-        for part in parts[1:]:
-            scores = scores.unionByName(part)
-        scores = scores.join(seen, ["user_idx", "item_idx"], "left_anti")
-        return _top_k(scores.filter(~F.isnan("score")), k)
-
     def _candidates(self, user_idx: DataFrame, n: int) -> DataFrame:
         F = _f()
         n = min(n, self.n_items_)
