@@ -92,3 +92,21 @@ def test_association_rules_equal_local(data, small_log):
                                                                  b["consequent"]))
     users = small_log.users.ids
     assert _lists(ours.recommend(k=3), 3) == _local_lists(ref, users, 3)
+
+
+def test_als_lists_stay_full_for_users_with_long_histories(spark):
+    """A user who has seen most of the catalogue, the popular items first, still gets k
+    unseen items from MLlib's candidates, as locally."""
+    from chuchun.data import Interactions
+
+    rng = np.random.default_rng(5)
+    heavy = [(0, i) for i in range(31)]  # 31 = 2^5 - 1 popular items seen by user 0
+    light = [(u, int(i)) for u in range(1, 40)
+             for i in {*rng.choice(31, size=3, replace=False).tolist(), 31 + u % 9}]
+    users, items = np.array(heavy + light).T
+    log = Interactions.from_arrays(users, items)
+    data = SparkInteractions.from_local(log, spark=spark)
+    model = ImplicitALS(n_factors=3, n_epochs=3, random_state=0).fit(data)
+    lists = _lists(model.recommend(k=4), 4)
+    assert len(lists[0]) == 4 and not set(lists[0]) & set(range(31))
+    assert lists == _local_lists(model.to_local(), log.users.ids, 4)

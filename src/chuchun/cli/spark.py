@@ -10,6 +10,7 @@ model as an ordinary artifact. The local path of both commands is left untouched
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,9 @@ def _read(spark_master: str | None, data_path: str, *, user_col: str, item_col: 
     if no_header and not header_names:
         raise ConfigError("--no-header needs --names COL,COL,... to name the columns")
 
-    spark = get_session(spark_master or "local[*]")
+    # under spark-submit the JVM is already up (it set the gateway port): keep its master
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    spark = get_session(spark_master or (None if submitted else "local[*]"))
     path = Path(data_path)
     cols: dict[str, Any] = {
         "user_col": user_col, "item_col": item_col,

@@ -31,10 +31,13 @@ def get_session(
 ) -> Any:
     """The active SparkSession, or a new one.
 
-    An active session (e.g. the one ``spark-submit`` or a notebook created) is returned as it
-    is, so the cluster's settings win; ``master`` only applies when a session is created here.
-    A new session has the UI off (unless ``config`` turns it on), Arrow transfers on and, for a
-    ``local[...]`` master, ``shuffle_partitions`` defaulting to four per core instead of 200.
+    An active session (e.g. one a notebook created) is returned as it is, so its settings
+    win; ``master`` only applies when a session is created here. A new session has Arrow
+    transfers on and the session time zone UTC (timestamps are read as local ``Interactions``
+    read them); ``config`` overrides both. Without ``master`` (under ``spark-submit``) the
+    master, resources and UI are those the submission configured. With a ``local[...]``
+    master the UI is off (unless ``config`` turns it on) and ``shuffle_partitions`` defaults
+    to four per core instead of 200.
     """
     require_pyspark()
     from pyspark.sql import SparkSession
@@ -44,7 +47,6 @@ def get_session(
         return active
     builder = SparkSession.builder.appName(app_name)
     settings: dict[str, str] = {
-        "spark.ui.enabled": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
     }
@@ -53,6 +55,7 @@ def get_session(
         if master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             settings["spark.driver.host"] = "127.0.0.1"
+            settings["spark.ui.enabled"] = "false"
             cores = master[master.find("[") + 1 : master.find("]")] if "[" in master else "1"
             n = os.cpu_count() or 2 if cores == "*" else int(cores) if cores.isdigit() else 2
             settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions or 4 * n)

@@ -168,7 +168,7 @@ class SparkInteractions:
         """Read Parquet (a file or a directory of parts); ``kwargs`` go to :meth:`from_frame`."""
         spark = spark or get_session()
         path = os.fspath(path)
-        _check_exists(path)
+        _check_exists(path, spark)
         try:
             frame = spark.read.parquet(path)
         except Exception as exc:  # Spark raises AnalysisException and Py4J errors alike
@@ -192,7 +192,7 @@ class SparkInteractions:
         """
         spark = spark or get_session()
         path = os.fspath(path)
-        _check_exists(path)
+        _check_exists(path, spark)
         frame = spark.read.csv(path, sep=sep, header=header, inferSchema=True)
         if names is not None:
             if len(names) != len(frame.columns):
@@ -305,8 +305,14 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _check_exists(path: str) -> None:
-    if "://" not in path and not os.path.exists(path):
+def _check_exists(path: str, spark: SparkSession) -> None:
+    """A clear error for a missing local file; a path without a scheme on a cluster whose
+    default file system is not local (HDFS, S3) is left to Spark."""
+    if "://" in path:
+        return
+    jsc: Any = spark.sparkContext._jsc
+    default_fs = str(jsc.hadoopConfiguration().get("fs.defaultFS") or "file:///")
+    if default_fs.startswith("file:") and not os.path.exists(path):
         raise DataError(f"file not found: {path!r}")
 
 
