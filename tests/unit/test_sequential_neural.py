@@ -191,3 +191,19 @@ def test_sasrec_narrow_input_gives_the_full_width_states():
                                    rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="max_len"):
         net(torch.ones(1, 5, dtype=torch.long), offset=8)
+
+
+def test_sasrec_scores_match_full_width_inputs(data):
+    """Scoring sorts sequences by length and pads each chunk to its longest one: the scores
+    are those of max_len-wide inputs, in the caller's order."""
+    import torch
+
+    model = SASRec(**{**FAST[SASRec], "n_epochs": 1, "max_len": 6}).fit(data)
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, N_ITEMS, size=n) for n in (9, 1, 4, 6, 2, 3)]
+    net = model._module()
+    with torch.no_grad():
+        h, _ = net(torch.from_numpy(model._inputs(seqs).astype(np.int64)))
+        want = (h[:, -1] @ net.item_table().T).numpy()
+        got = model._forward_scores(net, seqs).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

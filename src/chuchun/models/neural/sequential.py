@@ -605,12 +605,19 @@ class SASRec(_TorchSequenceModel):
         import torch
 
         device = self._device()
-        out = []
+        L = int(self.max_len)
+        table = net.item_table()
+        out = torch.empty((len(sequences), table.shape[0]), device=device)
+        # shortest first, each chunk padded to its longest sequence (positions offset)
+        lengths = np.array([min(len(s), L) for s in sequences])
+        order = np.argsort(lengths, kind="stable")
         for c in range(0, len(sequences), 512):
-            inp = torch.from_numpy(self._inputs(sequences[c : c + 512]).astype(np.int64))
-            h, _ = net(inp.to(device))
-            out.append(h[:, -1] @ net.item_table().T)
-        return torch.cat(out)
+            rows = order[c : c + 512]
+            width = max(1, int(lengths[rows].max()))
+            inp = self._inputs([sequences[r] for r in rows], width).astype(np.int64)
+            h, _ = net(torch.from_numpy(inp).to(device), offset=L - width)
+            out[torch.from_numpy(rows).to(device)] = h[:, -1] @ table.T
+        return out
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
         import torch
