@@ -287,7 +287,8 @@ def run_neural(name: str, split: LeaveLastOut, args: argparse.Namespace, record:
         for r in results:
             extra.setdefault("candidates", []).append((cls.__name__, r))
         runs = [best]
-        for seed in args.seeds:
+        with_seeds = not args.seed_models or cls.__name__ in args.seed_models
+        for seed in args.seeds if with_seeds else ():
             if seed != 0:
                 runs.append(fit_neural(name, split, args, cls,
                                        dict(best["params"], random_state=seed)))
@@ -468,6 +469,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0],
                     help="seeds of the chosen neural candidate (seed 0 chooses; the others are "
                     "refits of that setting, reported per seed and as a mean)")
+    ap.add_argument("--seed-models", nargs="*", default=[],
+                    help="neural models that get the extra --seeds (default: all run)")
     ap.add_argument("--cache", default=str(Path(__file__).resolve().parent / "results"
                                            / "sequential_runs.json"),
                     help="JSON file of finished results; a rerun reads them instead of refitting "
