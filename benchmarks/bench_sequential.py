@@ -236,7 +236,7 @@ _RUN_KEYS = ("n_epochs", "patience", "n_threads", "random_state")
 
 
 def fit_neural(name: str, split: LeaveLastOut, args: argparse.Namespace, cls: Any,
-               full: dict[str, Any]) -> dict[str, Any]:
+               full: dict[str, Any]) -> dict[str, Any] | None:
     """One candidate fitted on ``train`` (stopped early on the validation item), scored on the
     validation and test items; cached under all its parameters."""
 
@@ -261,7 +261,15 @@ def fit_neural(name: str, split: LeaveLastOut, args: argparse.Namespace, cls: An
                 "val": eval_sequence(model, split, "validation"),
                 "test": eval_sequence(model, split, "test"), "seconds": seconds}
 
-    return cached({"data": name, "model": cls.__name__, **full}, fit)
+    key = {"data": name, "model": cls.__name__, **full}
+    if args.cached_seeds_only and full.get("random_state", 0) != 0 and not is_cached(key):
+        return None
+    return cached(key, fit)
+
+
+def is_cached(key: dict[str, Any]) -> bool:
+    return (CACHE is not None and CACHE.exists()
+            and json.dumps(key, sort_keys=True) in json.loads(CACHE.read_text()))
 
 
 def run_neural(name: str, split: LeaveLastOut, args: argparse.Namespace, record: Any,
@@ -289,9 +297,11 @@ def run_neural(name: str, split: LeaveLastOut, args: argparse.Namespace, record:
         runs = [best]
         with_seeds = not args.seed_models or cls.__name__ in args.seed_models
         for seed in args.seeds if with_seeds else ():
-            if seed != 0:
-                runs.append(fit_neural(name, split, args, cls,
-                                       dict(best["params"], random_state=seed)))
+            if seed == 0:
+                continue
+            run = fit_neural(name, split, args, cls, dict(best["params"], random_state=seed))
+            if run is not None:
+                runs.append(run)
         if len(runs) > 1:
             extra.setdefault("seeds", []).append((cls.__name__, shown, runs))
 
@@ -412,6 +422,9 @@ def neural_sections(name: str, extra: dict[str, Any], best_set: float
         rows.append({
             "model": m,
             "seeds": ", ".join(str(r["params"]["random_state"]) for r in runs),
+            "best epoch of run, per seed": " / ".join(
+                f"{r['best_epoch'] + 1} of {len(r['history']['loss'])}"
+                + (" (time limit)" if r.get("stopped_by_time") else "") for r in runs),
             "val NDCG@10 per seed": " / ".join(f"{r['val'][1]:.4f}" for r in runs),
             "test NDCG@10 per seed": " / ".join(f"{v:.4f}" for v in tests),
             "test NDCG@10 mean": float(np.mean(tests)),
@@ -469,6 +482,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0],
                     help="seeds of the chosen neural candidate (seed 0 chooses; the others are "
                     "refits of that setting, reported per seed and as a mean)")
+    ap.add_argument("--cached-seeds-only", action="store_true",
+                    help="report only the extra seeds already in the cache (fit none)")
     ap.add_argument("--seed-models", nargs="*", default=[],
                     help="neural models that get the extra --seeds (default: all run)")
     ap.add_argument("--cache", default=str(Path(__file__).resolve().parent / "results"
