@@ -156,3 +156,54 @@ def test_sasrec_windows_cover_every_transition_once(max_len):
         [np.arange(max(a + 1, b - max_len), b) for a, b in zip(lo, hi, strict=True)]))
     np.testing.assert_array_equal(targets_of["all"], every)
     np.testing.assert_array_equal(targets_of["last"], latest)
+
+
+def test_sasrec_length_batches_cover_every_window_once_and_pad_little():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(2, 202, size=1000)
+    model = SASRec(batch_size=32, max_len=200)
+    batches = model._length_batches(lengths, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(1000))
+    assert all(1 <= len(b) <= 32 for b in batches)
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    # random batches of 32 would pad nearly every window to ~200 (about 2x the real length)
+    assert padded < 1.2 * lengths.sum()
+    again = model._length_batches(lengths, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_sasrec_narrow_input_gives_the_full_width_states():
+    """A batch padded to its longest window (positions offset) computes what the max_len-wide
+    input computes for every real item."""
+    import torch
+
+    from chuchun.models.neural._nets import SASRecNet
+
+    torch.manual_seed(0)
+    net = SASRecNet(30, 8, 12, 2, 2, 0.3).eval()
+    seqs = [np.array([3, 5, 7]), np.array([1, 2, 3, 4, 9]), np.array([8])]
+    model = SASRec(max_len=12)
+    with torch.no_grad():
+        full, _ = net(torch.from_numpy(model._inputs(seqs).astype(np.int64)))
+        narrow, _ = net(torch.from_numpy(model._inputs(seqs, 5).astype(np.int64)), offset=7)
+    for r, s in enumerate(seqs):
+        np.testing.assert_allclose(narrow[r, -len(s):].numpy(), full[r, -len(s):].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="max_len"):
+        net(torch.ones(1, 5, dtype=torch.long), offset=8)
+
+
+def test_sasrec_scores_match_full_width_inputs(data):
+    """Scoring sorts sequences by length and pads each chunk to its longest one: the scores
+    are those of max_len-wide inputs, in the caller's order."""
+    import torch
+
+    model = SASRec(**{**FAST[SASRec], "n_epochs": 1, "max_len": 6}).fit(data)
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, N_ITEMS, size=n) for n in (9, 1, 4, 6, 2, 3)]
+    net = model._module()
+    with torch.no_grad():
+        h, _ = net(torch.from_numpy(model._inputs(seqs).astype(np.int64)))
+        want = (h[:, -1] @ net.item_table().T).numpy()
+        got = model._forward_scores(net, seqs).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -91,14 +91,21 @@ class SASRecNet(nn.Module):
         with torch.no_grad():
             self.item.weight[0].zero_()
 
-    def forward(self, seq: torch.Tensor, need_weights: bool = False
+    def forward(self, seq: torch.Tensor, need_weights: bool = False, offset: int = 0
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Hidden states ``(B, L, dim)`` of left-padded ``seq`` (0 = padding; item ``i`` as
-        ``i + 1``) and, with ``need_weights``, the last block's head-averaged attention."""
+        ``i + 1``) and, with ``need_weights``, the last block's head-averaged attention.
+
+        ``seq`` may be narrower than ``max_len`` when its first ``offset`` columns would all
+        be padding: column ``c`` then takes position ``offset + c``, so the states of the real
+        items are those of the full-width input."""
         B, L = seq.shape
+        if offset < 0 or offset + L > self.pos.num_embeddings:
+            raise ValueError(f"offset {offset} + width {L} exceeds max_len "
+                             f"{self.pos.num_embeddings}")
         pad = seq == 0
         x = self.item(seq) * math.sqrt(self.dim)
-        x = x + self.pos(torch.arange(L, device=seq.device))[None]
+        x = x + self.pos(torch.arange(offset, offset + L, device=seq.device))[None]
         x = self.drop(x) * (~pad).unsqueeze(-1)
         causal = torch.ones(L, L, dtype=torch.bool, device=seq.device).triu(1)
         mask = causal[None] | pad[:, None, :]

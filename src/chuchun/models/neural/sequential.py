@@ -186,11 +186,6 @@ class _TorchSequenceModel(_SequenceRecommender):
             out[rows] = scores.cpu().numpy()
         return out
 
-    def _batches(self, ids: np.ndarray) -> Iterator[np.ndarray]:
-        step = int(self.batch_size)
-        for c in range(0, len(ids), step):
-            yield ids[c : c + step]
-
     # hooks of the two models
     @abc.abstractmethod
     def _build(self, n_items: int) -> Any:
@@ -521,8 +516,24 @@ class SASRec(_TorchSequenceModel):
         return SASRecNet(n_items, int(self.n_factors), int(self.max_len), int(self.n_blocks),
                          int(self.n_heads), float(self.dropout))
 
-    def _inputs(self, sequences: list[np.ndarray]) -> np.ndarray:
-        return pad_sequences([np.asarray(s) + 1 for s in sequences], int(self.max_len), pad=0)
+    def _inputs(self, sequences: list[np.ndarray], width: int | None = None) -> np.ndarray:
+        width = int(self.max_len) if width is None else width
+        return pad_sequences([np.asarray(s) + 1 for s in sequences], width, pad=0)
+
+    def _length_batches(self, lengths: np.ndarray, rng: np.random.Generator
+                        ) -> list[np.ndarray]:
+        """Mini-batches of window indices, each window once: windows are shuffled, sorted by
+        length within groups of 16 batches (so a batch is padded to about its own windows'
+        length rather than to ``max_len``), cut into batches, and the batches shuffled."""
+        step = int(self.batch_size)
+        order = rng.permutation(len(lengths))
+        group = 16 * step
+        batches: list[np.ndarray] = []
+        for g in range(0, len(order), group):
+            chunk = order[g : g + group]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches.extend(chunk[c : c + step] for c in range(0, len(chunk), step))
+        return [batches[b] for b in rng.permutation(len(batches))]
 
     def _windows(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
         """``[start, end)`` offsets into ``seqs.items`` of the training windows: up to
@@ -551,16 +562,17 @@ class SASRec(_TorchSequenceModel):
         device = self._device()
         L = int(self.max_len)
         starts, ends = self._windows(seqs)
-        order = rng.permutation(len(starts))
         items = seqs.items
         n_items = len(sample_p)
         total, count = 0.0, 0
-        for batch in self._batches(order):
+        for batch in self._length_batches(ends - starts, rng):
             tails = [items[starts[w] : ends[w]] for w in batch]
-            inp = torch.from_numpy(self._inputs([t[:-1] for t in tails]).astype(np.int64))
-            tgt = torch.from_numpy(self._inputs([t[1:] for t in tails]).astype(np.int64))
+            # pad to the batch's longest window, not to max_len (positions stay aligned)
+            width = int(max(len(t) for t in tails)) - 1
+            inp = torch.from_numpy(self._inputs([t[:-1] for t in tails], width).astype(np.int64))
+            tgt = torch.from_numpy(self._inputs([t[1:] for t in tails], width).astype(np.int64))
             inp, tgt = inp.to(device), tgt.to(device)
-            h, _ = net(inp)
+            h, _ = net(inp, offset=L - width)
             valid = tgt > 0
             hv = h[valid]
             tv = tgt[valid] - 1
@@ -593,12 +605,19 @@ class SASRec(_TorchSequenceModel):
         import torch
 
         device = self._device()
-        out = []
+        L = int(self.max_len)
+        table = net.item_table()
+        out = torch.empty((len(sequences), table.shape[0]), device=device)
+        # shortest first, each chunk padded to its longest sequence (positions offset)
+        lengths = np.array([min(len(s), L) for s in sequences])
+        order = np.argsort(lengths, kind="stable")
         for c in range(0, len(sequences), 512):
-            inp = torch.from_numpy(self._inputs(sequences[c : c + 512]).astype(np.int64))
-            h, _ = net(inp.to(device))
-            out.append(h[:, -1] @ net.item_table().T)
-        return torch.cat(out)
+            rows = order[c : c + 512]
+            width = max(1, int(lengths[rows].max()))
+            inp = self._inputs([sequences[r] for r in rows], width).astype(np.int64)
+            h, _ = net(torch.from_numpy(inp).to(device), offset=L - width)
+            out[torch.from_numpy(rows).to(device)] = h[:, -1] @ table.T
+        return out
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
         import torch
