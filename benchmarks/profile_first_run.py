@@ -23,11 +23,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+_PHASES = ("fit", "recommend", "predict", "explain", "similar_items", "recommend_for_history")
+
+
+def _phase() -> str:
+    """The outermost estimator method on the stack (which call made numba compile)."""
+    frame = sys._getframe(2)
+    found = "-"
+    while frame is not None:
+        if frame.f_code.co_name in _PHASES and "chuchun" in frame.f_code.co_filename:
+            found = frame.f_code.co_name
+        frame = frame.f_back
+    return found
+
+
 @dataclass
 class Compile:
     name: str
     args: str
     depth: int
+    phase: str = "-"
     wall: float = 0.0
     cpu: float = 0.0
     children_wall: float = 0.0
@@ -62,7 +77,7 @@ def main() -> None:
             py = disp.py_func
             name = f"{py.__module__.removeprefix('chuchun.kernels.')}.{py.__qualname__}"
             sig = ", ".join(str(a) for a in ev.data["args"])
-            node = Compile(name, sig, len(stack))
+            node = Compile(name, sig, len(stack), _phase())
             (stack[-1][0].children if stack else top).append(node)
             stack.append((node, time.perf_counter(), time.process_time()))
 
@@ -85,16 +100,16 @@ def main() -> None:
     total_wall = time.perf_counter() - start_wall
     total_cpu = time.process_time() - start_cpu
 
-    print("\n| kernel | argument types | wall s | CPU s | self CPU s |")
-    print("|---|---|---|---|---|")
+    print("\n| kernel | called in | argument types | wall s | CPU s | self CPU s |")
+    print("|---|---|---|---|---|---|")
 
     def show(node: Compile) -> None:
         if node.cpu < args.min_seconds:
             return
         indent = "&nbsp;&nbsp;" * node.depth
         short = node.args if len(node.args) < 90 else node.args[:87] + "..."
-        print(f"| {indent}{node.name} | `{short}` | {node.wall:.1f} | {node.cpu:.1f} | "
-              f"{node.cpu - node.children_cpu:.1f} |")
+        print(f"| {indent}{node.name} | {node.phase} | `{short}` | {node.wall:.1f} | "
+              f"{node.cpu:.1f} | {node.cpu - node.children_cpu:.1f} |")
         for child in node.children:
             show(child)
 
