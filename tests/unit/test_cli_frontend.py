@@ -247,6 +247,47 @@ def test_movielens_100k_brings_user_demographics(work: Path) -> None:
     assert loaded.user_features is not None
     assert "gender=F" in loaded.user_features.feature_names.tolist()
     assert loaded.labels is not None and loaded.labels[2] == "Beta (1991)"
+    # the command line passes them, without flags, to a model that takes user features
+    out = work / "ml-100k-hybrid"
+    proc = run("fit", "--data", d, "--model", "HybridMF:n_factors=2,n_epochs=2", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "with item labels" in proc.stdout
+    names = load_model(out).feature_names_.tolist()
+    assert {"gender=F", "gender=M", "occupation=technician"} <= set(names)
+
+
+def test_user_features_from_a_file(work: Path, movies: dict[str, Path]) -> None:
+    users = work / "users.csv"
+    pd.DataFrame({"user": [f"u{u:02d}" for u in range(40)],
+                  "side": ["odd" if u % 2 else "even" for u in range(40)],
+                  "age": [20 + u for u in range(40)]}).to_csv(users, index=False)
+    out = work / "hybrid"
+    proc = run("fit", "--data", movies["ratings"], "--model", "HybridMF:n_factors=4,n_epochs=5",
+               "--user-features", users, "--categorical", "side", "--numeric", "age",
+               "--item-features", movies["features"], "--multi-valued", "genres=|",
+               "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    names = set(load_model(out).feature_names_.tolist())
+    assert {"side=odd", "side=even", "age", "genres=Drama", "genres=Sci-Fi"} <= names
+    explain = run("explain", "--model", out, "--user", "u01", "--item", "m03", "--n-reasons",
+                  "50", "--format", "json")
+    assert explain.returncode == 0, explain.stderr
+    ids = {str(r["id"]) for r in json.loads(explain.stdout)[0]["reasons"]}
+    assert any("side=odd" in i for i in ids)  # the user's own feature takes part in the score
+
+
+def test_bundled_dataset_brings_genres_tags_and_titles(work: Path) -> None:
+    out = work / "bundled-content"
+    proc = run("fit", "--data", "ml-latest-small", "--model", "ContentBased", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "with item labels" in proc.stdout
+    model = load_model(out)
+    assert "Toy Story (1995)" in set(model.item_labels_.tolist())
+    rec = run("recommend", "--model", out, "--user", "1", "-k", "2", "--format", "json")
+    assert rec.returncode == 0, rec.stderr
+    records = json.loads(rec.stdout)
+    titles = set(model.item_labels_.tolist())
+    assert len(records) == 2 and all(r["label"] in titles for r in records)
 
 
 def test_context_columns(work: Path) -> None:
@@ -294,6 +335,16 @@ def test_evaluate_compares_models_on_one_split(work: Path, movies: dict[str, Pat
     nobody = invoke("evaluate", "--data", movies["ratings"], "--model", "Popularity",
                     "--model", "Random", "--param", "n_factors=3")
     assert "none of the models" in one_error_line(nobody)
+
+
+def test_evaluate_a_content_model_with_features_from_flags(movies: dict[str, Path]) -> None:
+    proc = run("evaluate", "--data", movies["ratings"], "--model", "ContentBased",
+               "--item-features", movies["features"], "--multi-valued", "genres=|",
+               "--text", "plot", "-k", "5", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert [r["model"] for r in results] == ["ContentBased"]
+    assert 0.0 <= results[0]["ndcg@5"] <= 1.0
 
 
 def test_tune_searches_on_training_data_and_saves_the_best(work: Path,
@@ -391,10 +442,20 @@ def test_recommend_for_a_new_users_history(work: Path, movies: dict[str, Path]) 
     assert both.returncode == 2
 
 
-def test_unknown_policy_default_matches_python() -> None:
+def test_unknown_policy_default_matches_python(knn_model: Path) -> None:
     option = next(p for p in recommend_command.params if p.name == "unknown")
     python_default = inspect.signature(Recommender.recommend).parameters["unknown"].default
     assert option.default == python_default == "fallback"
+    # an unknown user gets the fallback list by default, as in Python
+    proc = run("recommend", "--model", knn_model, "--user", "nobody", "-k", "3",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    expected = load_model(knn_model).recommend(["nobody"], k=3).to_lists()[0]
+    assert [r["item"] for r in json.loads(proc.stdout)] == expected and len(expected) == 3
+    refused = run("recommend", "--model", knn_model, "--user", "nobody", "--unknown", "error")
+    assert refused.returncode == 1
+    line = one_error_line(refused)
+    assert "--unknown" in line and "unknown=" not in line  # the flag, not the Python keyword
 
 
 def test_recommend_explain_csv_has_the_reasons(knn_model: Path) -> None:

@@ -292,10 +292,11 @@ def _py(value: Any) -> Any:
 
 
 def _warm_up_in_background(argv: list[str]) -> None:
-    """Entry of the background warm-up: fit each model, last first, on a small slice.
+    """Entry of the background warm-up: each model, last first, on a small slice.
 
-    ``argv`` is ``[--quick] name ...``, as :func:`demo_command` passes it; the fits compile the
-    kernels into numba's on-disk cache and are thrown away.
+    ``argv`` is ``[--quick] name ...``, as :func:`demo_command` passes it. Each model is fitted
+    and then used as the demo uses it (predict, recommend, explain), so that the kernels of
+    every step are compiled into numba's on-disk cache; the models are thrown away.
     """
     from chuchun._progress import set_progress
     from chuchun.datasets import load_movielens_latest_small
@@ -312,9 +313,22 @@ def _warm_up_in_background(argv: list[str]) -> None:
         cls = get_model_class(entry.name)
         try:
             extra = entry.fit_kwargs(ml, small) if entry.fit_kwargs is not None else {}
-            cls(**_params_for(entry, cls, quick)).fit(small, **extra)
+            model = cls(**_params_for(entry, cls, quick)).fit(small, **extra)
+            _use_like_the_demo(model, small)
         except Exception:  # a slice too small for some setting: the demo compiles it itself
             logger.debug("background warm-up of %s failed", entry.name, exc_info=True)
+
+
+def _use_like_the_demo(model: Recommender, data: Interactions) -> None:
+    """The calls the demo makes on a fitted model, on a few users of ``data``: the kernels
+    that only scoring or explaining reach get compiled too."""
+    users = data.users.ids[:4]
+    if model.predicts_ratings:
+        model.predict(data.user_ids[:8], data.item_ids[:8])
+    recs = model.recommend(users, k=3)
+    items = [_py(x) for x in recs.item_ids[0] if x is not None]
+    if items:
+        model.explain([_py(users[0])] * len(items), items)
 
 
 if __name__ == "__main__":  # python -m chuchun.cli.demo: the background warm-up

@@ -169,12 +169,14 @@ def _fetch_user(indptr, indices, P, u, k):  # pragma: no cover - compiled
         prefetch1(indices, lo + (n * q >> 2))
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _run(indptr, indices, index, P, Q, bias, xs, xn, u_lo, u_hi, n_samples, lr, reg, n_items,
          max_tries):  # pragma: no cover - compiled
     # n_samples steps for the users u_lo:u_hi from the positive stream xs and the negative
     # stream xn; returns (xs, xn, n_updates). The states live in locals (registers), not in a
     # shared array: threads writing neighbouring words would fight over one cache line.
+    # Compiled once as a function of its own (not inlined into its callers): a call per round
+    # costs nothing, and numba's parallel passes over bpr_round no longer see the sampler.
     k_lo = indptr[u_lo]
     span = np.uint64(indptr[u_hi] - k_lo)
     done = 0

@@ -73,7 +73,6 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
     and their ratings (CSR of the transposed rating matrix, rows sorted); ``group_bounds``: the
     start of each run of equal ``pair_x`` plus the end.
     """
-    n_x = nb_center.shape[0]  # neighbours are indexed like nb_center (s may be rectangular)
     n_groups = group_bounds.shape[0] - 1
     if n_groups <= 0:
         return
@@ -81,54 +80,67 @@ def knn_aggregate(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data,
     for y in range(c_indptr.shape[0] - 1):
         max_col = max(max_col, c_indptr[y + 1] - c_indptr[y])
     n_blocks = max(1, min(n_blocks, n_groups))
+    # the parallel loop only hands out blocks: its body is a call, so numba's parallel
+    # passes see a few statements, not the whole aggregation (seconds less to compile)
     for blk in numba.prange(n_blocks):
         lo = (blk * n_groups) // n_blocks
         hi = ((blk + 1) * n_groups) // n_blocks
-        dense = np.zeros(n_x)
-        cand_sim = np.empty(max_col)
-        cand_dev = np.empty(max_col)
-        work = np.empty(max_col)
-        for g in range(lo, hi):
-            x = pair_x[group_bounds[g]]
-            for p in range(s_indptr[x], s_indptr[x + 1]):
-                if s_data[p] > 0:
-                    dense[s_indices[p]] = s_data[p]
-            for q in range(group_bounds[g], group_bounds[g + 1]):
-                y = pair_y[q]
-                m = 0
-                for t in range(c_indptr[y], c_indptr[y + 1]):
-                    nb = c_indices[t]
-                    s = dense[nb]
-                    if s > 0:
-                        cand_sim[m] = s
-                        cand_dev[m] = (c_data[t] - nb_center[nb] - col_offset[y]) / nb_scale[nb]
-                        m += 1
-                num = 0.0
-                den = 0.0
-                if m > k:
-                    # k-th largest similarity; take everything above it, then ties in order
-                    thr = kth_largest(cand_sim, m, k, work)
-                    taken = 0
-                    for j in range(m):
-                        if cand_sim[j] > thr:
-                            num += cand_sim[j] * cand_dev[j]
-                            den += cand_sim[j]
-                            taken += 1
-                    for j in range(m):
-                        if taken < k and cand_sim[j] == thr:
-                            num += cand_sim[j] * cand_dev[j]
-                            den += cand_sim[j]
-                            taken += 1
-                    m = k
-                else:
-                    for j in range(m):
+        _aggregate_groups(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data, pair_x,
+                          pair_y, group_bounds, lo, hi, max_col, k, nb_center, nb_scale,
+                          col_offset, out_agg, out_count, out_weight)
+
+
+@numba.njit(cache=True)
+def _aggregate_groups(s_indptr, s_indices, s_data, c_indptr, c_indices, c_data, pair_x, pair_y,
+                      group_bounds, lo, hi, max_col, k, nb_center, nb_scale, col_offset,
+                      out_agg, out_count, out_weight):  # pragma: no cover - compiled
+    # the groups lo..hi of knn_aggregate, serially, with their own scratch
+    n_x = nb_center.shape[0]  # neighbours are indexed like nb_center (s may be rectangular)
+    dense = np.zeros(n_x)
+    cand_sim = np.empty(max_col)
+    cand_dev = np.empty(max_col)
+    work = np.empty(max_col)
+    for g in range(lo, hi):
+        x = pair_x[group_bounds[g]]
+        for p in range(s_indptr[x], s_indptr[x + 1]):
+            if s_data[p] > 0:
+                dense[s_indices[p]] = s_data[p]
+        for q in range(group_bounds[g], group_bounds[g + 1]):
+            y = pair_y[q]
+            m = 0
+            for t in range(c_indptr[y], c_indptr[y + 1]):
+                nb = c_indices[t]
+                s = dense[nb]
+                if s > 0:
+                    cand_sim[m] = s
+                    cand_dev[m] = (c_data[t] - nb_center[nb] - col_offset[y]) / nb_scale[nb]
+                    m += 1
+            num = 0.0
+            den = 0.0
+            if m > k:
+                # k-th largest similarity; take everything above it, then ties in order
+                thr = kth_largest(cand_sim, m, k, work)
+                taken = 0
+                for j in range(m):
+                    if cand_sim[j] > thr:
                         num += cand_sim[j] * cand_dev[j]
                         den += cand_sim[j]
-                out_agg[q] = num / den if den > 0 else 0.0
-                out_count[q] = m
-                out_weight[q] = den
-            for p in range(s_indptr[x], s_indptr[x + 1]):
-                dense[s_indices[p]] = 0.0
+                        taken += 1
+                for j in range(m):
+                    if taken < k and cand_sim[j] == thr:
+                        num += cand_sim[j] * cand_dev[j]
+                        den += cand_sim[j]
+                        taken += 1
+                m = k
+            else:
+                for j in range(m):
+                    num += cand_sim[j] * cand_dev[j]
+                    den += cand_sim[j]
+            out_agg[q] = num / den if den > 0 else 0.0
+            out_count[q] = m
+            out_weight[q] = den
+        for p in range(s_indptr[x], s_indptr[x + 1]):
+            dense[s_indices[p]] = 0.0
 
 
 def kth_largest_numpy(values, m, k, work):

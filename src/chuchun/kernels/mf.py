@@ -309,109 +309,120 @@ _CHUNK = 8  # ratings per Gram update in _als_rows (the update is unrolled for e
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def _als_rows(indptr, indices, data, Y, b_other, mu, reg_factor, reg_bias, weighted, fit_bias,
               bounds, X_out, b_out, sse_out):  # pragma: no cover - compiled
-    k = Y.shape[1]
-    off = 1 if fit_bias else 0
-    d = k + off
     # the dual (kernel) form needs D^-1, and penalties of similar scale: a bias penalty far
     # below the factor one adds a huge constant to every dual entry and cancels their digits
     dual_ok = reg_factor > 0.0 and (not fit_bias or (
         reg_bias >= _DUAL_RATIO * reg_factor and reg_factor >= _DUAL_RATIO * reg_bias))
+    # the parallel loop only hands out blocks: its body is a call, so numba's parallel
+    # passes see a few statements, not the whole row solver (seconds less to compile)
     for blk in prange(bounds.shape[0] - 1):
-        # scratch of this block, reused for all its rows
-        A = np.empty((d, d))
-        rhs = np.empty(d)
-        x = np.empty(d)
-        Z = np.empty((_CHUNK, d))
-        tq = np.empty(_CHUNK)
-        sse = 0.0
-        for uu in range(bounds[blk], bounds[blk + 1]):
-            start = indptr[uu]
-            end = indptr[uu + 1]
-            n = end - start
-            if n == 0:
-                for f in range(k):
-                    X_out[uu, f] = 0.0
-                if fit_bias:
-                    b_out[uu] = 0.0
-                continue
-            w = float(n) if weighted else 1.0
-            bias = 0.0
-            if dual_ok and n < d:
-                # (Z^T Z + D)^-1 Z^T t = D^-1 Z^T (Z D^-1 Z^T + I)^-1 t: an n x n system
-                inv_f = 1.0 / (w * reg_factor)
-                inv_b = 1.0 / (w * reg_bias) if fit_bias else 0.0
-                for a in range(n):
-                    ja = indices[start + a]
-                    rhs[a] = data[start + a] - mu - b_other[ja]
-                    for b in range(a + 1):
-                        jb = indices[start + b]
-                        s = 0.0
-                        for f in range(k):
-                            s += np.float64(Y[ja, f]) * np.float64(Y[jb, f])
-                        A[a, b] = s * inv_f + inv_b
-                    A[a, a] += 1.0
-                _chol_solve(A, rhs, n)
-                for f in range(k):
-                    x[f] = 0.0
-                for a in range(n):
-                    ja = indices[start + a]
-                    alpha = rhs[a]
-                    bias += alpha
-                    for f in range(k):
-                        x[f] += alpha * Y[ja, f]
-                bias *= inv_b
-                for f in range(k):
-                    x[f] *= inv_f
-            else:
-                for a in range(d):
-                    rhs[a] = 0.0
-                    for b in range(a + 1):
-                        A[a, b] = 0.0
-                # Gram matrix Z^T Z by chunks of _CHUNK ratings (rank-_CHUNK updates of the
-                # lower triangle: fewer passes over A than one rank-1 update per rating)
-                for c0 in range(start, end, _CHUNK):
-                    m = min(_CHUNK, end - c0)
-                    for q in range(m):
-                        j = indices[c0 + q]
-                        tq[q] = data[c0 + q] - mu - b_other[j]
-                        if fit_bias:
-                            Z[q, 0] = 1.0
-                        for f in range(k):
-                            Z[q, off + f] = Y[j, f]
-                    for q in range(m, _CHUNK):
-                        tq[q] = 0.0
-                        for f in range(d):
-                            Z[q, f] = 0.0
-                    for a in range(d):
-                        z0, z1, z2, z3 = Z[0, a], Z[1, a], Z[2, a], Z[3, a]
-                        z4, z5, z6, z7 = Z[4, a], Z[5, a], Z[6, a], Z[7, a]
-                        rhs[a] += ((z0 * tq[0] + z1 * tq[1] + z2 * tq[2] + z3 * tq[3])
-                                   + (z4 * tq[4] + z5 * tq[5] + z6 * tq[6] + z7 * tq[7]))
-                        for b in range(a + 1):
-                            A[a, b] += ((z0 * Z[0, b] + z1 * Z[1, b] + z2 * Z[2, b]
-                                         + z3 * Z[3, b]) + (z4 * Z[4, b] + z5 * Z[5, b]
-                                                            + z6 * Z[6, b] + z7 * Z[7, b]))
-                if fit_bias:
-                    A[0, 0] += w * reg_bias
-                for f in range(k):
-                    A[off + f, off + f] += w * reg_factor
-                _chol_solve(A, rhs, d)
-                if fit_bias:
-                    bias = rhs[0]
-                for f in range(k):
-                    x[f] = rhs[off + f]
-            if fit_bias:
-                b_out[uu] = bias
+        sse_out[blk] = _als_block(indptr, indices, data, Y, b_other, mu, reg_factor, reg_bias,
+                                  weighted, fit_bias, dual_ok, bounds[blk], bounds[blk + 1],
+                                  X_out, b_out)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _als_block(indptr, indices, data, Y, b_other, mu, reg_factor, reg_bias, weighted, fit_bias,
+               dual_ok, lo, hi, X_out, b_out):  # pragma: no cover - compiled
+    # rows lo..hi of _als_rows, serially; returns their squared error
+    k = Y.shape[1]
+    off = 1 if fit_bias else 0
+    d = k + off
+    # scratch of this block, reused for all its rows
+    A = np.empty((d, d))
+    rhs = np.empty(d)
+    x = np.empty(d)
+    Z = np.empty((_CHUNK, d))
+    tq = np.empty(_CHUNK)
+    sse = 0.0
+    for uu in range(lo, hi):
+        start = indptr[uu]
+        end = indptr[uu + 1]
+        n = end - start
+        if n == 0:
             for f in range(k):
-                X_out[uu, f] = x[f]
-            # squared error of the row's ratings under the new solution
-            for pos in range(start, end):
-                j = indices[pos]
-                e = data[pos] - mu - b_other[j] - bias
+                X_out[uu, f] = 0.0
+            if fit_bias:
+                b_out[uu] = 0.0
+            continue
+        w = float(n) if weighted else 1.0
+        bias = 0.0
+        if dual_ok and n < d:
+            # (Z^T Z + D)^-1 Z^T t = D^-1 Z^T (Z D^-1 Z^T + I)^-1 t: an n x n system
+            inv_f = 1.0 / (w * reg_factor)
+            inv_b = 1.0 / (w * reg_bias) if fit_bias else 0.0
+            for a in range(n):
+                ja = indices[start + a]
+                rhs[a] = data[start + a] - mu - b_other[ja]
+                for b in range(a + 1):
+                    jb = indices[start + b]
+                    s = 0.0
+                    for f in range(k):
+                        s += np.float64(Y[ja, f]) * np.float64(Y[jb, f])
+                    A[a, b] = s * inv_f + inv_b
+                A[a, a] += 1.0
+            _chol_solve(A, rhs, n)
+            for f in range(k):
+                x[f] = 0.0
+            for a in range(n):
+                ja = indices[start + a]
+                alpha = rhs[a]
+                bias += alpha
                 for f in range(k):
-                    e -= x[f] * Y[j, f]
-                sse += e * e
-        sse_out[blk] = sse
+                    x[f] += alpha * Y[ja, f]
+            bias *= inv_b
+            for f in range(k):
+                x[f] *= inv_f
+        else:
+            for a in range(d):
+                rhs[a] = 0.0
+                for b in range(a + 1):
+                    A[a, b] = 0.0
+            # Gram matrix Z^T Z by chunks of _CHUNK ratings (rank-_CHUNK updates of the
+            # lower triangle: fewer passes over A than one rank-1 update per rating)
+            for c0 in range(start, end, _CHUNK):
+                m = min(_CHUNK, end - c0)
+                for q in range(m):
+                    j = indices[c0 + q]
+                    tq[q] = data[c0 + q] - mu - b_other[j]
+                    if fit_bias:
+                        Z[q, 0] = 1.0
+                    for f in range(k):
+                        Z[q, off + f] = Y[j, f]
+                for q in range(m, _CHUNK):
+                    tq[q] = 0.0
+                    for f in range(d):
+                        Z[q, f] = 0.0
+                for a in range(d):
+                    z0, z1, z2, z3 = Z[0, a], Z[1, a], Z[2, a], Z[3, a]
+                    z4, z5, z6, z7 = Z[4, a], Z[5, a], Z[6, a], Z[7, a]
+                    rhs[a] += ((z0 * tq[0] + z1 * tq[1] + z2 * tq[2] + z3 * tq[3])
+                               + (z4 * tq[4] + z5 * tq[5] + z6 * tq[6] + z7 * tq[7]))
+                    for b in range(a + 1):
+                        A[a, b] += ((z0 * Z[0, b] + z1 * Z[1, b] + z2 * Z[2, b]
+                                     + z3 * Z[3, b]) + (z4 * Z[4, b] + z5 * Z[5, b]
+                                                        + z6 * Z[6, b] + z7 * Z[7, b]))
+            if fit_bias:
+                A[0, 0] += w * reg_bias
+            for f in range(k):
+                A[off + f, off + f] += w * reg_factor
+            _chol_solve(A, rhs, d)
+            if fit_bias:
+                bias = rhs[0]
+            for f in range(k):
+                x[f] = rhs[off + f]
+        if fit_bias:
+            b_out[uu] = bias
+        for f in range(k):
+            X_out[uu, f] = x[f]
+        # squared error of the row's ratings under the new solution
+        for pos in range(start, end):
+            j = indices[pos]
+            e = data[pos] - mu - b_other[j] - bias
+            for f in range(k):
+                e -= x[f] * Y[j, f]
+            sse += e * e
+    return sse
 
 
 def als_row_bounds(indptr: np.ndarray, n_blocks: int, k: int) -> np.ndarray:

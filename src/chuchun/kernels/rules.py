@@ -333,7 +333,7 @@ def fpgrowth_itemsets(
             p_weights[q] = node_count[nd]
             p_indptr[q + 1] = pos
         c_item, c_count, c_parent, c_hptr, c_hnodes = _build_tree(
-            p_indptr, p_items[:pos], p_weights, n_new
+            p_indptr, p_items[:pos], p_weights, np.int64(n_new)  # one specialisation, not two
         )
         if _is_chain(c_parent):
             # single-path tree: every combination of its items is frequent, with the count of
@@ -683,7 +683,10 @@ def rule_candidates(
 @numba.njit(cache=True, nogil=True)
 def _grow(a, cap):  # pragma: no cover - compiled
     b = np.empty(cap, a.dtype)
-    b[: a.shape[0]] = a
+    # an element loop, not a slice assignment: the latter brings numba's shape-mismatch error
+    # path (string formatting) into the compiled code, seconds of compilation for nothing
+    for t in range(a.shape[0]):
+        b[t] = a[t]
     return b
 
 
