@@ -15,6 +15,65 @@ from chuchun.models._results import Reason
 
 __all__ = ["BaselineOnly", "GlobalMean", "Popularity", "Random", "fit_biases", "fold_in_user_bias"]
 
+#: default ``ranking_damping`` of the explicit rating models (chosen on a validation cut of
+#: the bundled data's training part; see ``benchmarks/results/contract.md``)
+RANKING_DAMPING = 300.0
+
+
+class _SupportRanked(Recommender):
+    """Ranking of the explicit rating models (BaselineOnly, FunkSVD, SVDpp, ALS): the
+    unclipped predicted rating discounted by the item's rating support,
+
+    .. math:: s_{ui} = (\\hat r_{ui} - r_{\\min}) \\frac{n_i}{n_i + \\lambda_n}
+
+    with :math:`n_i` the item's number of training ratings, :math:`r_{\\min}` the lowest rating
+    of the scale and :math:`\\lambda_n` = ``ranking_damping`` (0: rank by :math:`\\hat r_{ui}`).
+    A rating predictor alone ranks first the rarely rated items whose few ratings are high
+    (their bias is barely shrunk); the discount keeps the predicted rating's order among
+    well-supported items and lets the evidence behind an item count. ``predict`` is unchanged.
+    ``explain`` adds one ``"rating support"`` term, the ranking score minus the predicted
+    rating, so that additive explanations add up to the ranking score.
+    """
+
+    ranking_damping = Param(float, RANKING_DAMPING, "recommend ranks by (prediction - lowest "
+                            "rating) x n_i / (n_i + this), n_i the item's training rating "
+                            "count (0: by the prediction alone).", low=0)
+
+    def _support(self) -> np.ndarray:
+        """The discount :math:`n_i / (n_i + \\lambda_n)` of every item (float64)."""
+        n = self.item_popularity_.astype(np.float64)
+        return n / (n + float(self.ranking_damping))
+
+    def _rating_floor(self) -> float:
+        return float(self.rating_scale_[0]) if self.rating_scale_ is not None else 0.0
+
+    def _rank_scores(self, est: np.ndarray) -> np.ndarray:
+        """Ranking scores of unclipped estimates ``(n_rows, n_items)`` (float32)."""
+        if float(self.ranking_damping) == 0:
+            return np.asarray(est, dtype=np.float32)
+        out = (np.asarray(est, dtype=np.float64) - self._rating_floor()) * self._support()
+        return out.astype(np.float32)
+
+    def _support_terms(self, est: float, item_idx: int) -> tuple[float, list[Reason]]:
+        """The ranking score of one estimate and its ``"rating support"`` reason (none when
+        ``ranking_damping`` is 0)."""
+        if float(self.ranking_damping) == 0:
+            return est, []
+        factor = float(self._support()[item_idx])
+        score = (est - self._rating_floor()) * factor
+        return score, [Reason(
+            kind="bias", id="rating support", contribution=score - est,
+            detail={"predicted rating": est, "n_ratings": int(self.item_popularity_[item_idx]),
+                    "factor": factor})]
+
+    def _fallback_ranking(self) -> np.ndarray:
+        # users unseen in training: the fallback estimate (mu + b_i), discounted alike
+        if float(self.ranking_damping) == 0:
+            return super()._fallback_ranking()
+        n = len(self.items_)
+        est = self._fallback_pairs(np.full(n, -1, dtype=np.int32), np.arange(n, dtype=np.int32))
+        return self._rank_scores(est[None, :])[0]
+
 
 class GlobalMean(Recommender):
     """Predicts the mean training rating for every pair.
@@ -162,7 +221,7 @@ def fit_biases(
     return mu, bu, bi
 
 
-class BaselineOnly(Recommender):
+class BaselineOnly(_SupportRanked):
     """User and item biases around the global mean.
 
     .. math:: \\hat r_{ui} = \\mu + b_u + b_i
@@ -171,7 +230,9 @@ class BaselineOnly(Recommender):
     baseline estimates that neighbourhood and factor models build on (Koren 2010, sec. 2.1).
     Unknown users or items get a zero bias. ``predict`` clips to the rating scale (``clip``);
     ``recommend`` ranks by the unclipped estimate, so items above the top of the scale do not
-    tie. ``explain`` returns the three terms :math:`\\mu, b_u, b_i`, which add up to the score.
+    tie, discounted by the item's rating support (``ranking_damping``, see
+    :class:`_SupportRanked`). ``explain`` returns the three terms :math:`\\mu, b_u, b_i` and the
+    ``"rating support"`` term, which add up to the ranking score.
 
     Parameters
     ----------
@@ -184,6 +245,9 @@ class BaselineOnly(Recommender):
         SGD step size.
     clip : bool
         Clip predictions to the training rating scale.
+    ranking_damping : float
+        :math:`\\lambda_n` of the ranking score :math:`(\\hat r_{ui} - r_{\\min})\\, n_i /
+        (n_i + \\lambda_n)` (0: rank by :math:`\\hat r_{ui}`).
     random_state : int or None
         Seed for the SGD shuffling order.
 
@@ -233,12 +297,13 @@ class BaselineOnly(Recommender):
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         base = self.global_mean_ + self.user_bias_[user_idx][:, None] + self.item_bias_[None, :]
-        return base.astype(np.float32)
+        return self._rank_scores(base)
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, list[Reason]]:
         mu, bu, bi = self.global_mean_, self.user_bias_[user_idx], self.item_bias_[item_idx]
         reasons = bias_reasons(global_mean=mu, user_bias=bu, item_bias=bi)
-        return float(np.float32(mu + bu + bi)), reasons
+        score, support = self._support_terms(float(mu + bu + bi), item_idx)
+        return score, reasons + support
 
     def _predict_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return self._clip(self.global_mean_ + self.user_bias_[user_idx] + self.item_bias_[item_idx])
@@ -251,7 +316,7 @@ class BaselineOnly(Recommender):
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         lam = _default(self.user_regularization, 15.0 if self.method == "als" else 0.02)
         bu = fold_in_user_bias(history, self.global_mean_, self.item_bias_, lam)
-        return (self.global_mean_ + bu[:, None] + self.item_bias_[None, :]).astype(np.float32)
+        return self._rank_scores(self.global_mean_ + bu[:, None] + self.item_bias_[None, :])
 
 
 def fold_in_user_bias(

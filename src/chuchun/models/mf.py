@@ -38,7 +38,7 @@ from chuchun.models._explain import (
 )
 from chuchun.models._results import Reason
 from chuchun.models._similar import cosine_rows
-from chuchun.models.baseline import fit_biases
+from chuchun.models.baseline import _SupportRanked, fit_biases
 
 __all__ = ["ALS", "FunkSVD", "SVDpp", "TruncatedSVD"]
 
@@ -71,7 +71,23 @@ class _FactorModel(Recommender):
 
     # -- scoring ------------------------------------------------------------------------------
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._scores_from(self.user_bias_[user_idx], self._user_vectors(user_idx))
+        return self._rank_scores(
+            self._scores_from(self.user_bias_[user_idx], self._user_vectors(user_idx)))
+
+    def _rank_scores(self, est: np.ndarray) -> np.ndarray:
+        """Ranking scores of unclipped estimates (the estimates themselves here; the rating
+        models that discount by support override this)."""
+        return est
+
+    def _support_terms(self, est: float, item_idx: int) -> tuple[float, list[Reason]]:
+        """The ranking score of one estimate and the reasons that turn the estimate into it."""
+        return est, []
+
+    def _estimate(self, user_idx: int, item_idx: int) -> float:
+        """Unclipped predicted rating of one known pair (float64)."""
+        pu = self._user_vectors(np.array([user_idx]))[0].astype(np.float64)
+        return float(pu @ self.item_factors_[item_idx].astype(np.float64) + self.intercept_
+                     + float(self.user_bias_[user_idx]) + float(self.item_bias_[item_idx]))
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx]
@@ -104,7 +120,7 @@ class _FactorModel(Recommender):
     # -- fold-in ------------------------------------------------------------------------------
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         bu, pu = self._fold_in(history)
-        return self._scores_from(bu, pu)
+        return self._rank_scores(self._scores_from(bu, pu))
 
     def _fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Bias and factors of each history row, item side fixed (regularised least squares)."""
@@ -160,8 +176,9 @@ class _FactorModel(Recommender):
             self.item_factors_[js], self._user_vectors(np.array([user_idx]))[0],
             self.item_factors_[item_idx])
         score = float(self._score(np.array([user_idx]))[0, item_idx])
+        _, support = self._support_terms(self._estimate(user_idx, item_idx), item_idx)
         reasons = self._bias_terms(user_idx, item_idx) + history_reasons(
-            self.items_.ids[js], contrib, rating=ratings, weight=weights)
+            self.items_.ids[js], contrib, rating=ratings, weight=weights) + support
         return score, reasons
 
     # -- helpers ------------------------------------------------------------------------------
@@ -483,7 +500,7 @@ class _SGDFactorModel(_FactorModel):
 
 
 # ---------------------------------------------------------------------------------------------
-class FunkSVD(_SGDFactorModel):
+class FunkSVD(_SupportRanked, _SGDFactorModel):
     """Biased matrix factorization by stochastic gradient descent ("Funk SVD").
 
     .. math:: \\hat r_{ui} = \\mu + b_u + b_i + p_u^T q_i
@@ -519,11 +536,17 @@ class FunkSVD(_SGDFactorModel):
     & Volinsky 2008, sec. 5). The part of :math:`p_u` outside the span of the history is not
     attributed, so the reasons do not add up to the score exactly.
 
+    **Ranking.** ``recommend`` ranks by the unclipped prediction discounted by the item's
+    rating support, :math:`(\\hat r_{ui} - r_{\\min})\\, n_i / (n_i + \\lambda_n)`
+    (``ranking_damping``; 0 ranks by the prediction; see
+    :class:`~chuchun.models.baseline._SupportRanked`); ``predict`` is unchanged and ``explain``
+    adds the ``"rating support"`` term.
+
     Parameters
     ----------
     n_factors, n_epochs, learning_rate, learning_rate_decay, regularization,
-    bias_regularization, biased, init_std, validation_fraction, patience, clip, n_threads,
-    random_state, verbose
+    bias_regularization, biased, init_std, validation_fraction, patience, clip,
+    ranking_damping, n_threads, random_state, verbose
         See the declarations below.
 
     Attributes
@@ -592,7 +615,7 @@ class FunkSVD(_SGDFactorModel):
 
 
 # ---------------------------------------------------------------------------------------------
-class SVDpp(_SGDFactorModel):
+class SVDpp(_SupportRanked, _SGDFactorModel):
     """SVD++: biased MF plus the implicit feedback of *which* items each user rated.
 
     .. math:: \\hat r_{ui} = \\mu + b_u + b_i + q_i^T \\Big(p_u + |N(u)|^{-1/2}
@@ -624,10 +647,17 @@ class SVDpp(_SGDFactorModel):
     By default :math:`\\gamma_b = \\gamma_y = \\gamma` (``learning_rate``) and
     :math:`\\lambda_b = \\lambda_y = \\lambda` (``regularization``), as in Surprise.
 
+    **Ranking.** ``recommend`` ranks by the unclipped prediction discounted by the item's
+    rating support, :math:`(\\hat r_{ui} - r_{\\min})\\, n_i / (n_i + \\lambda_n)`
+    (``ranking_damping``; 0 ranks by the prediction; see
+    :class:`~chuchun.models.baseline._SupportRanked`); ``predict`` is unchanged and ``explain``
+    adds the ``"rating support"`` term.
+
     Parameters
     ----------
     n_factors, n_epochs, learning_rate, learning_rate_decay, regularization,
-    bias_regularization, init_std, validation_fraction, patience, clip, random_state, verbose
+    bias_regularization, init_std, validation_fraction, patience, clip, ranking_damping,
+    random_state, verbose
         As for :class:`FunkSVD` (``learning_rate`` and ``regularization`` also apply to
         :math:`y_j` and the biases unless set separately).
     bias_learning_rate, implicit_learning_rate, implicit_regularization
@@ -717,9 +747,10 @@ class SVDpp(_SGDFactorModel):
         share, weights = ridge_history_weights(
             self.item_factors_[js], self.user_factors_[user_idx], qi)
         score = float(self._score(np.array([user_idx]))[0, item_idx])
+        _, support = self._support_terms(self._estimate(user_idx, item_idx), item_idx)
         reasons = self._bias_terms(user_idx, item_idx) + history_reasons(
             self.items_.ids[js], implicit + share, rating=ratings, implicit=implicit,
-            weight=weights)
+            weight=weights) + support
         return score, reasons
 
     def _implicit_sums(self, history: sp.csr_matrix) -> np.ndarray:
@@ -750,7 +781,7 @@ class SVDpp(_SGDFactorModel):
 
 
 # ---------------------------------------------------------------------------------------------
-class ALS(_FactorModel):
+class ALS(_SupportRanked, _FactorModel):
     """Explicit-feedback alternating least squares with biases and weighted-λ regularisation.
 
     .. math:: \\min \\sum_{(u,i)} (r_{ui} - \\mu - b_u - b_i - p_u^T q_i)^2
@@ -764,10 +795,16 @@ class ALS(_FactorModel):
     fresh ones). ``explain`` decomposes a prediction over the user's rated items through the
     user's regularised Gram matrix (Hu, Koren & Volinsky 2008, sec. 5).
 
+    **Ranking.** ``recommend`` ranks by the unclipped prediction discounted by the item's
+    rating support, :math:`(\\hat r_{ui} - r_{\\min})\\, n_i / (n_i + \\lambda_n)`
+    (``ranking_damping``; 0 ranks by the prediction; see
+    :class:`~chuchun.models.baseline._SupportRanked`); ``predict`` is unchanged and ``explain``
+    adds the ``"rating support"`` term.
+
     Parameters
     ----------
     n_factors, n_epochs, regularization, bias_regularization, weighted, biased, init_std,
-    clip, n_threads, random_state, verbose
+    clip, ranking_damping, n_threads, random_state, verbose
         See the declarations below. ``n_epochs`` counts ALS iterations.
 
     Attributes
@@ -966,7 +1003,9 @@ class ALS(_FactorModel):
         if self.fit_bias_:
             reasons += bias_reasons(item_bias=self.item_bias_[item_idx])
         reasons += history_reasons(self.items_.ids[js], contrib, rating=ratings, similarity=sims)
-        return float(sum(r.contribution for r in reasons)), reasons
+        score, support = self._support_terms(float(sum(r.contribution for r in reasons)),
+                                             item_idx)
+        return score, reasons + support
 
 
 def _merge_vocab(old: Vocabulary, new: Vocabulary, what: str) -> Vocabulary:
