@@ -155,8 +155,9 @@ def _wrk(port: int, paths: list[bytes], seconds: float, connections: int,
         "request = function()\n  i = i + 1\n"
         "  return wrk.format('GET', paths[(i % #paths) + 1])\nend\n")
     out = subprocess.run(
-        [exe, "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script),
-         f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60,
+        [exe, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s",
+         str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, timeout=seconds + 60,
     ).stdout
     rps = re.search(r"Requests/sec:\s*([0-9.]+)", out)
     total = re.search(r"([0-9]+) requests in", out)
@@ -165,11 +166,10 @@ def _wrk(port: int, paths: list[bytes], seconds: float, connections: int,
                      r"timeout ([0-9]+)", out)
     if rps is None or total is None:
         return None
-    errors = int(non2xx.group(1)) if non2xx else 0
-    if sock:
-        errors += sum(int(x) for x in sock.groups())
+    socket_errors = [int(x) for x in sock.groups()] if sock else [0, 0, 0, 0]
     return {"wrk_rps": float(rps.group(1)), "wrk_requests": int(total.group(1)),
-            "wrk_errors": errors}
+            "wrk_non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "wrk_socket_errors": sum(socket_errors[:3]), "wrk_timeouts": socket_errors[3]}
 
 
 def _free_port() -> int:
@@ -297,7 +297,8 @@ def part_load(rates: list[float], seconds: float, connections: int, workers: int
     cols = ["requests", "unanswered", "errors", "achieved_rps", "p50_ms", "p90_ms", "p99_ms",
             "p999_ms", "max_ms", "server_cpu_ms_per_req", "generator_cpu_ms_per_req",
             "rss_before_mb", "rss_after_mb", "saturation_rps", "saturation_errors",
-            "saturation_server_cpu_ms_per_req", "wrk_rps", "wrk_errors", "load1_before",
+            "saturation_server_cpu_ms_per_req", "wrk_rps", "wrk_non2xx", "wrk_socket_errors",
+            "wrk_timeouts", "load1_before",
             "load1_after", "load1_end"]
     body = (f"Open loop at {', '.join(f'{r:g}' for r in rates)} requests/s for {seconds:g} s "
             f"over {connections} keep-alive connections (a run ends {drain:g} s after its last "
@@ -307,7 +308,7 @@ def part_load(rates: list[float], seconds: float, connections: int, workers: int
             "the open-loop run / requests answered. Saturation: closed loop over the same "
             f"connections for {sat_seconds:g} s (Python generator, then wrk). load1: the "
             "1-minute load average before the open-loop run, after it, and after the "
-            "saturation runs.\n\n"
+            "saturation runs. wrk_timeouts: requests wrk gave up on after 10 s.\n\n"
             + markdown_table(frame[[c for c in cols if c in frame.columns]], digits=2))
     return body, cornac_note, [float(r["load1_before"]) for r in rows.values()]
 

@@ -93,7 +93,8 @@ def test_fast_path_answers_as_the_route(artifacts: dict[str, Path]) -> None:
     assert counter.n == answered  # every one of these took the fast path
     # the answers are the model's own
     body = fast.get("/v1/models/als/recommend", params={"user": 7, "k": 5}).json()
-    assert [x["item"] for x in body["results"][0]["items"]] == model.recommend([7], k=5).to_lists()[0]
+    want = model.recommend([7], k=5).to_lists()[0]
+    assert [x["item"] for x in body["results"][0]["items"]] == want
 
     # what the fast path leaves to the route: same answers and errors, not answered by it
     left = [
