@@ -127,8 +127,13 @@ async def _closed_loop(host: str, port: int, paths: list[bytes], seconds: float,
         while time.perf_counter() < end:
             raw = b"GET " + paths[j % len(paths)] + b" HTTP/1.1\r\nHost: x\r\n\r\n"
             try:
-                if await _request(reader, writer, raw) != 200:
+                # a request still unanswered 10 s after the loop's end ends this connection
+                left = end + 10.0 - time.perf_counter()
+                if await asyncio.wait_for(_request(reader, writer, raw), max(left, 0.1)) != 200:
                     errors[0] += 1
+            except TimeoutError:
+                errors[0] += 1
+                break
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 errors[0] += 1
                 reader, writer = await asyncio.open_connection(host, port)
