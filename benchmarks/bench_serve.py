@@ -5,10 +5,17 @@ serve`` on loopback; an open-loop generator sends ``GET /v1/models/als/recommend
 random known users at a fixed rate. Its schedule is wrk2's: request ``j`` is due at
 ``t0 + j / rate`` whatever happened before, each of ``C`` connections owns every ``C``-th due
 time, and latency runs from the due time to the last byte of the answer, so time spent
-queueing behind a slow answer counts (no coordinated omission). Then a closed loop with the
-same connections as fast as they go gives the saturation throughput. Cornac's serving app
-(``cornac.serving``, Flask) runs beside it on a Cornac MF model of the same shape when Cornac is
-installed.
+queueing behind a slow answer counts (no coordinated omission). A run stops
+``--drain`` seconds after its last due time: requests still unanswered then are counted as
+``unanswered`` and enter the percentiles with the time they had waited (a lower bound), so an
+overloaded server cannot stretch the run. The server's CPU time (user + system, all its
+processes) over the run divided by the requests answered is its CPU cost per request; the
+generator's own CPU per request is reported beside it (both share the machine's cores).
+
+Then the saturation throughput: a closed loop over the same connections as fast as they go, and
+``wrk`` (a C load generator, when installed) with the same connections and paths. Cornac's
+serving app (``cornac.serving``, Flask) runs through the same steps on a Cornac MF model of the
+same shape when Cornac is installed.
 
 ``--part ann``: recall@10 and per-query time of the HNSW inner-product index against exact
 search on a synthetic factor catalogue (1M items by default).
@@ -19,13 +26,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +45,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, write_results  # noqa: E402
 
 # -- the load generator ---------------------------------------------------------------------
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run on uvloop when it is installed (a cheaper generator leaves more CPU to the server)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -51,11 +72,12 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 
 async def _open_loop(host: str, port: int, paths: list[bytes], rate: float, seconds: float,
-                     connections: int) -> dict[str, float]:
+                     connections: int, drain: float) -> dict[str, float]:
     n = int(rate * seconds)
     latencies = np.full(n, np.nan)
     errors = [0]
     t0 = time.perf_counter() + 0.5
+    stop = t0 + seconds + drain  # nothing is sent or awaited after this
 
     async def conn(c: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
@@ -64,11 +86,16 @@ async def _open_loop(host: str, port: int, paths: list[bytes], rate: float, seco
             wait = due - time.perf_counter()
             if wait > 0:
                 await asyncio.sleep(wait)
+            left = stop - time.perf_counter()
+            if left <= 0:
+                break
             raw = b"GET " + paths[j % len(paths)] + b" HTTP/1.1\r\nHost: x\r\n\r\n"
             try:
-                status = await _request(reader, writer, raw)
+                status = await asyncio.wait_for(_request(reader, writer, raw), left)
                 if status != 200:
                     errors[0] += 1
+            except TimeoutError:
+                break
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 errors[0] += 1
                 reader, writer = await asyncio.open_connection(host, port)
@@ -77,9 +104,12 @@ async def _open_loop(host: str, port: int, paths: list[bytes], rate: float, seco
 
     start = time.perf_counter()
     await asyncio.gather(*(conn(c) for c in range(connections)))
-    elapsed = time.perf_counter() - start - 0.5
-    ms = latencies[np.isfinite(latencies)] * 1000
-    return {"requests": n, "errors": errors[0], "achieved_rps": n / elapsed,
+    end = time.perf_counter()
+    answered = np.isfinite(latencies)
+    waited = np.maximum(end - (t0 + np.arange(n) / rate), 0.0)
+    ms = np.where(answered, latencies, waited) * 1000  # unanswered: time waited, a lower bound
+    return {"requests": n, "answered": int(answered.sum()), "unanswered": int(n - answered.sum()),
+            "errors": errors[0], "achieved_rps": answered.sum() / (end - start - 0.5),
             "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
             "p99_ms": float(np.percentile(ms, 99)), "p999_ms": float(np.percentile(ms, 99.9)),
             "max_ms": float(ms.max())}
@@ -97,8 +127,13 @@ async def _closed_loop(host: str, port: int, paths: list[bytes], seconds: float,
         while time.perf_counter() < end:
             raw = b"GET " + paths[j % len(paths)] + b" HTTP/1.1\r\nHost: x\r\n\r\n"
             try:
-                if await _request(reader, writer, raw) != 200:
+                # a request still unanswered 10 s after the loop's end ends this connection
+                left = end + 10.0 - time.perf_counter()
+                if await asyncio.wait_for(_request(reader, writer, raw), max(left, 0.1)) != 200:
                     errors[0] += 1
+            except TimeoutError:
+                errors[0] += 1
+                break
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 errors[0] += 1
                 reader, writer = await asyncio.open_connection(host, port)
@@ -110,6 +145,36 @@ async def _closed_loop(host: str, port: int, paths: list[bytes], seconds: float,
     await asyncio.gather(*(conn(c) for c in range(connections)))
     return {"requests": done[0], "errors": errors[0],
             "throughput_rps": done[0] / (time.perf_counter() - start)}
+
+
+def _wrk(port: int, paths: list[bytes], seconds: float, connections: int,
+         tmp: Path) -> dict[str, float] | None:
+    """Closed-loop throughput measured by wrk (one thread, same connections and paths)."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    script = tmp / "paths.lua"
+    listed = ",\n".join('"' + p.decode() + '"' for p in paths)
+    script.write_text(
+        "local paths = {\n" + listed + "\n}\nlocal i = 0\n"
+        "request = function()\n  i = i + 1\n"
+        "  return wrk.format('GET', paths[(i % #paths) + 1])\nend\n")
+    out = subprocess.run(
+        [exe, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s",
+         str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, timeout=seconds + 60,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s*([0-9.]+)", out)
+    total = re.search(r"([0-9]+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*([0-9]+)", out)
+    sock = re.search(r"Socket errors: connect ([0-9]+), read ([0-9]+), write ([0-9]+), "
+                     r"timeout ([0-9]+)", out)
+    if rps is None or total is None:
+        return None
+    socket_errors = [int(x) for x in sock.groups()] if sock else [0, 0, 0, 0]
+    return {"wrk_rps": float(rps.group(1)), "wrk_requests": int(total.group(1)),
+            "wrk_non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "wrk_socket_errors": sum(socket_errors[:3]), "wrk_timeouts": socket_errors[3]}
 
 
 def _free_port() -> int:
@@ -135,27 +200,59 @@ def _wait_ready(url_path: str, port: int, proc: subprocess.Popen[bytes],
     raise RuntimeError("server did not start")
 
 
-def _rss_mb(pid: int) -> float:
+def _procs(pid: int) -> list[Any]:
     import psutil
 
     p = psutil.Process(pid)
-    return sum(x.memory_info().rss for x in [p, *p.children(recursive=True)]) / 2**20
+    return [p, *p.children(recursive=True)]
+
+
+def _rss_mb(pid: int) -> float:
+    return sum(x.memory_info().rss for x in _procs(pid)) / 2**20
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the server and its worker processes so far."""
+    total = 0.0
+    for p in _procs(pid):
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def _load1() -> float:
+    return os.getloadavg()[0]
 
 
 def _load_run(name: str, port: int, pid: int, paths: list[bytes], rate: float, seconds: float,
-              connections: int, warmup: float) -> dict[str, float]:
-    asyncio.run(_closed_loop("127.0.0.1", port, paths, warmup, connections))  # warm caches
-    rss0 = _rss_mb(pid)
-    row = asyncio.run(_open_loop("127.0.0.1", port, paths, rate, seconds, connections))
-    rss1 = _rss_mb(pid)
-    sat = asyncio.run(_closed_loop("127.0.0.1", port, paths, min(seconds, 15.0), connections))
-    row.update({"rss_before_mb": rss0, "rss_after_mb": rss1,
-                "saturation_rps": sat["throughput_rps"], "saturation_errors": sat["errors"]})
-    print(name, row, flush=True)
+              connections: int, warmup: float, drain: float, sat_seconds: float,
+              tmp: Path) -> dict[str, float]:
+    _run(_closed_loop("127.0.0.1", port, paths, warmup, connections))  # warm caches
+    load0 = _load1()
+    rss0, cpu0, gen0 = _rss_mb(pid), _cpu_s(pid), time.process_time()
+    row = _run(_open_loop("127.0.0.1", port, paths, rate, seconds, connections, drain))
+    cpu1, gen1, rss1 = _cpu_s(pid), time.process_time(), _rss_mb(pid)
+    answered = max(row["answered"], 1)
+    row.update({"server_cpu_ms_per_req": (cpu1 - cpu0) / answered * 1000,
+                "generator_cpu_ms_per_req": (gen1 - gen0) / answered * 1000,
+                "rss_before_mb": rss0, "rss_after_mb": rss1, "load1_before": load0,
+                "load1_after": _load1()})
+    cpu0 = _cpu_s(pid)
+    sat = _run(_closed_loop("127.0.0.1", port, paths, sat_seconds, connections))
+    row.update({"saturation_rps": sat["throughput_rps"], "saturation_errors": sat["errors"],
+                "saturation_server_cpu_ms_per_req":
+                    (_cpu_s(pid) - cpu0) / max(sat["requests"], 1) * 1000})
+    wrk = _wrk(port, paths, sat_seconds, connections, tmp)
+    if wrk is not None:
+        row.update(wrk)
+    row["load1_end"] = _load1()
+    print(name, {k: round(v, 3) for k, v in row.items()}, flush=True)
     return row
 
 
-def part_load(rates: list[float], seconds: float, connections: int) -> tuple[str, str]:
+def part_load(rates: list[float], seconds: float, connections: int, workers: int,
+              fast_path: bool, drain: float, sat_seconds: float, cornac: bool,
+              http: str = "auto", loop: str = "auto") -> tuple[str, str, list[float]]:
     from chuchun.datasets import load_dataset
     from chuchun.models import ALS
 
@@ -167,34 +264,63 @@ def part_load(rates: list[float], seconds: float, connections: int) -> tuple[str
     users = rng.choice(model.users_.ids, size=5000)
     rows = {}
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chuchun", "serve", str(tmp / "als.zip"), "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-    )
+    label = f"chuchun serve ({workers} worker{'s' if workers > 1 else ''}"
+    label += "" if fast_path else ", no fast path"
+    if http == "auto" and loop == "auto":
+        extra = ["--workers", str(workers)] + ([] if fast_path else ["--no-fast-path"])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chuchun", "serve", str(tmp / "als.zip"), "--port",
+             str(port), "--no-access-log", "--log-level", "warning", *extra],
+        )
+    else:  # uvicorn's own command line, to compare its HTTP parsers and event loops
+        from chuchun.serve.app import ENV_CONFIG, ServeConfig
+
+        config = ServeConfig(models={"als": str(tmp / "als.zip")}, fast_path=fast_path)
+        env = {**os.environ, ENV_CONFIG: config.to_env(), "CHUCHUN_SERVE_ACCESS_LOG": "0",
+               "CHUCHUN_SERVE_LOG_LEVEL": "warning"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "chuchun.serve.app:app_from_env", "--factory",
+             "--port", str(port), "--workers", str(workers), "--http", http, "--loop", loop,
+             "--no-access-log", "--log-level", "warning"], env=env,
+        )
+        label += f", uvicorn --http {http} --loop {loop}"
+    label += ")"
     try:
         _wait_ready("/readyz", port, proc)
         paths = [f"/v1/models/als/recommend?user={u}&k=10".encode() for u in users]
         for rate in rates:
-            rows[f"chuchun serve, {rate:g}/s"] = _load_run(
-                "chuchun", port, proc.pid, paths, rate, seconds, connections, 5.0)
+            rows[f"{label}, {rate:g}/s"] = _load_run(
+                "chuchun", port, proc.pid, paths, rate, seconds, connections, 3.0, drain,
+                sat_seconds, tmp)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    cornac_note = _cornac_reference(ml, users, tmp, rates, seconds, connections, rows)
+    cornac_note = (_cornac_reference(ml, users, tmp, rates, seconds, connections, rows, drain,
+                                     sat_seconds) if cornac else "Cornac reference skipped.")
     frame = pd.DataFrame(rows).T
     frame.index.name = "server"
-    cols = ["requests", "errors", "achieved_rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms",
-            "max_ms", "rss_before_mb", "rss_after_mb", "saturation_rps", "saturation_errors"]
-    body = (f"Open loop at {', '.join(f'{r:g}' for r in rates)} requests/s for {seconds:g} s over {connections} keep-alive "
-            f"connections, `recommend` k=10 for random known users of ALS (50 factors) on "
+    cols = ["requests", "unanswered", "errors", "achieved_rps", "p50_ms", "p90_ms", "p99_ms",
+            "p999_ms", "max_ms", "server_cpu_ms_per_req", "generator_cpu_ms_per_req",
+            "rss_before_mb", "rss_after_mb", "saturation_rps", "saturation_errors",
+            "saturation_server_cpu_ms_per_req", "wrk_rps", "wrk_non2xx", "wrk_socket_errors",
+            "wrk_timeouts", "load1_before",
+            "load1_after", "load1_end"]
+    body = (f"Open loop at {', '.join(f'{r:g}' for r in rates)} requests/s for {seconds:g} s "
+            f"over {connections} keep-alive connections (a run ends {drain:g} s after its last "
+            f"due time), `recommend` k=10 for random known users of ALS (50 factors) on "
             f"ml-latest-small ({len(model.users_)} users, {len(model.items_)} items); latency "
-            "from each request's due time. Saturation: closed loop, same connections, 15 s.\n\n"
+            "from each request's due time. CPU per request: server process CPU seconds over "
+            "the open-loop run / requests answered. Saturation: closed loop over the same "
+            f"connections for {sat_seconds:g} s (Python generator, then wrk). load1: the "
+            "1-minute load average before the open-loop run, after it, and after the "
+            "saturation runs. wrk_timeouts: requests wrk gave up on after 10 s.\n\n"
             + markdown_table(frame[[c for c in cols if c in frame.columns]], digits=2))
-    return body, cornac_note
+    return body, cornac_note, [float(r["load1_before"]) for r in rows.values()]
 
 
-def _cornac_reference(ml, users, tmp: Path, rates: list[float], seconds: float,
-                      connections: int, rows: dict) -> str:
+def _cornac_reference(ml: Any, users: np.ndarray, tmp: Path, rates: list[float],
+                      seconds: float, connections: int, rows: dict[str, Any], drain: float,
+                      sat_seconds: float) -> str:
     try:
         import cornac  # noqa: F401
         from cornac.data import Dataset
@@ -220,14 +346,16 @@ def _cornac_reference(ml, users, tmp: Path, rates: list[float], seconds: float,
         _wait_ready(f"/recommend?uid={users[0]}&k=10", port, proc)
         paths = [f"/recommend?uid={u}&k=10&remove_seen=true".encode() for u in users]
         for rate in rates:
-            rows[f"cornac.serving, {rate:g}/s"] = _load_run(
-                "cornac", port, proc.pid, paths, rate, seconds, connections, 5.0)
+            rows[f"cornac.serving (Flask), {rate:g}/s"] = _load_run(
+                "cornac", port, proc.pid, paths, rate, seconds, connections, 3.0, drain,
+                sat_seconds, tmp)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     return ("Cornac reference: cornac.models.MF (k=50, 20 epochs) on the same ratings, served by "
             "`flask --app cornac.serving.app run --with-threads` (Cornac's documented serving "
-            "app; Flask's development server).")
+            "app on Flask's development server, one process), answering "
+            "`/recommend?uid=U&k=10&remove_seen=true` for the same users.")
 
 
 # -- ANN -------------------------------------------------------------------------------------
@@ -273,6 +401,17 @@ def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: in
             + markdown_table(frame, digits=3))
 
 
+def _machine_note(loads: list[float], what: str) -> str:
+    """What the load average said while the benchmark ran (measured, not assumed)."""
+    cores = os.cpu_count() or 1
+    lo, hi = min(loads), max(loads)
+    state = ("the machine was otherwise nearly idle" if hi < 0.5 * cores else
+             f"other work shared the {cores} cores: read the timings as an upper bound of what "
+             "a quiet machine gives")
+    return (f"1-minute load average {what}: {lo:.1f} to {hi:.1f} on {cores} logical cores; "
+            f"{state}.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["load", "ann", "all"], default="all")
@@ -280,27 +419,46 @@ def main() -> None:
                     help="Requests/s of an open-loop run (repeat for several; default 1000).")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--drain", type=float, default=10.0,
+                    help="Seconds a run waits for answers after its last due time.")
+    ap.add_argument("--saturation-seconds", type=float, default=10.0)
+    ap.add_argument("--workers", type=int, default=1, help="chuchun serve --workers.")
+    ap.add_argument("--no-fast-path", action="store_true",
+                    help="Serve every request through the FastAPI route (chuchun serve "
+                    "--no-fast-path), for comparison.")
+    ap.add_argument("--no-cornac", action="store_true", help="Skip the Cornac reference.")
+    ap.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
+                    help="uvicorn's HTTP parser (not auto: started with uvicorn's command line).")
+    ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                    help="uvicorn's event loop (not auto: started with uvicorn's command line).")
     ap.add_argument("--ann-items", type=int, default=1_000_000)
     ap.add_argument("--ann-dim", type=int, default=32)
     ap.add_argument("--ann-queries", type=int, default=1000)
     ap.add_argument("--ann-ef-construction", type=int, default=100)
     ap.add_argument("--ann-m", type=int, default=16)
     args = ap.parse_args()
-    noisy = ("The machine's 2 cores were shared with other developers' builds and tests during "
-             "the run (load average well above 2), and the load generator shares them with the "
-             "server: read the latencies as an upper bound of what a quiet machine gives.")
     if args.part in ("ann", "all"):
+        load0 = _load1()
         body = part_ann(args.ann_items, args.ann_dim, args.ann_queries,
                         args.ann_ef_construction, args.ann_m)
+        note = _machine_note([load0, _load1()], "at the start and the end of the run")
         path = write_results("serve-ann", "Service: ANN index recall against exact search",
                              [("HNSW inner-product index vs exact top-10", body)],
-                             libraries=["hnswlib"], notes=noisy)
+                             libraries=["hnswlib"],
+                             notes=note + " Recall does not depend on the load; times do.")
         print(f"wrote {path}")
     if args.part in ("load", "all"):
-        body, note = part_load(args.rate or [1000.0], args.seconds, args.connections)
+        body, note, loads = part_load(args.rate or [1000.0], args.seconds, args.connections,
+                               args.workers, not args.no_fast_path, args.drain,
+                               args.saturation_seconds, not args.no_cornac, args.http,
+                               args.loop)
+        machine = _machine_note(loads, "before each open-loop run") + (
+            " The load generator runs on the same cores as the server, and the server's own "
+            "load adds to the average while it runs.")
         path = write_results("serve", "Service: latency under an open-loop load",
                              [("recommend k=10 at a fixed rate", body)],
-                             libraries=["fastapi", "uvicorn", "cornac"], notes=note + "\n\n" + noisy)
+                             libraries=["fastapi", "uvicorn", "cornac"],
+                             notes=note + "\n\n" + machine)
         print(f"wrote {path}")
 
 

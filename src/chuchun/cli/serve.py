@@ -68,11 +68,14 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Service log level.")
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
+@click.option("--no-fast-path", is_flag=True,
+              help="Answer GET .../recommend through the general route too (same answers, "
+              "several times the CPU per request; for comparison and debugging).")
 def serve_command(
     model_paths: tuple[str, ...], names: tuple[str, ...], host: str, port: int, workers: int,
     labels_path: str | None, index: str, ann_m: int, ann_ef_construction: int,
     ann_ef_search: int, admin_token_file: str | None, max_body_bytes: int,
-    graceful_timeout: float, log_level: str, no_access_log: bool,
+    graceful_timeout: float, log_level: str, no_access_log: bool, no_fast_path: bool,
 ) -> None:
     """Serve saved models over HTTP, with a web page at / to explore them.
 
@@ -100,6 +103,7 @@ def serve_command(
                      "ef_search": ann_ef_search},
         admin_token_file=os.path.abspath(admin_token_file) if admin_token_file else None,
         max_body_bytes=max_body_bytes,
+        fast_path=not no_fast_path,
     )
     config.admin_token()  # an unreadable token file is an error now, not at the first reload
     configure_logging(log_level, access=not no_access_log)

@@ -37,6 +37,8 @@ from chuchun._exceptions import (
     UnknownIdError,
 )
 from chuchun.serve import schemas as S
+from chuchun.serve._fast import ROUTE as FAST_ROUTE
+from chuchun.serve._fast import FastRecommend
 from chuchun.serve._registry import ModelRegistry, ServedModel, read_labels
 from chuchun.serve.metrics import Metrics
 
@@ -68,6 +70,9 @@ class ServeConfig:
         ``CHUCHUN_ADMIN_TOKEN``; with neither the admin routes are off).
     max_body_bytes : int
         Larger request bodies are refused with 413.
+    fast_path : bool
+        Answer plain ``GET .../recommend`` requests for known users before routing (see
+        :mod:`chuchun.serve._fast`; same answers, a fraction of the CPU).
     """
 
     models: dict[str, str]
@@ -76,6 +81,7 @@ class ServeConfig:
     ann_options: dict[str, Any] = field(default_factory=dict)
     admin_token_file: str | None = None
     max_body_bytes: int = 1 << 20
+    fast_path: bool = True
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -184,10 +190,12 @@ class ObserveMiddleware:
     """Refuses bodies over the limit (413), counts and times every request, logs one JSON line
     per request."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int,
+                 fast: FastRecommend | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.limit = max_body_bytes
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -196,6 +204,7 @@ class ObserveMiddleware:
         start = time.perf_counter()
         status = [500]
         started = [False]
+        fast_route = None
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -226,6 +235,8 @@ class ObserveMiddleware:
                 resp = _error(413, "body_too_large",
                               f"request body larger than {self.limit} bytes")
                 await resp(scope, receive, send_wrapper)
+            elif self.fast is not None and await self.fast.handle(scope, send_wrapper):
+                fast_route = FAST_ROUTE
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except BodyTooLarge:
@@ -235,8 +246,7 @@ class ObserveMiddleware:
                 await resp(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = fast_route or getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.observe(scope.get("method", ""), template, status[0], elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("", 0)
@@ -305,22 +315,28 @@ class Service:
         idx = sm.model.items_.index(np.asarray(exclude))
         return {int(i) for i in idx if i >= 0}
 
+    def _rows(self, sm: ServedModel, users: Any, k: int, exclude_seen: bool,
+              candidates: list[Any] | None, unknown: str,
+              drop: set[int]) -> list[tuple[Any, Any, Any]]:
+        """(item ids, scores, item indices) per user: ``k + len(drop)`` of them, best first."""
+        model = sm.model
+        if sm.index is not None and candidates is None:
+            return self._recommend_ann(sm, users, k, exclude_seen, unknown, drop)
+        recs = model.recommend(
+            np.asarray(users), k=min(k + len(drop), len(model.items_)),
+            exclude_seen=exclude_seen, candidates=candidates,
+            unknown=unknown,  # type: ignore[arg-type]
+        )
+        return list(zip(recs.item_ids, recs.scores, recs.item_idx, strict=True))
+
     def recommend(self, name: str, req: S.RecommendRequest) -> dict[str, Any]:
         sm = self.served(name)
         model = sm.model
         drop = self._drop(sm, req.exclude)
         users = list(req.users)
         try:
-            rows: list[tuple[Any, Any, Any]] = []
-            if sm.index is not None and req.candidates is None:
-                rows = self._recommend_ann(sm, users, req, drop)
-            else:
-                recs = model.recommend(
-                    np.asarray(users), k=min(req.k + len(drop), len(model.items_)),
-                    exclude_seen=req.exclude_seen, candidates=req.candidates,
-                    unknown=req.unknown,
-                )
-                rows = list(zip(recs.item_ids, recs.scores, recs.item_idx, strict=True))
+            rows = self._rows(sm, users, req.k, req.exclude_seen, req.candidates, req.unknown,
+                              drop)
             results = []
             for user, (item_ids, scores, idx) in zip(users, rows, strict=True):
                 uid, known = self._user_id(sm, user)
@@ -335,25 +351,26 @@ class Service:
             raise _model_errors(exc) from None
         return {"model": name, "version": sm.version, "results": results}
 
-    def _recommend_ann(self, sm: ServedModel, users: list[Any], req: S.RecommendRequest,
-                       drop: set[int]) -> list[tuple[Any, Any, Any]]:
+    def _recommend_ann(self, sm: ServedModel, users: Any, k: int, exclude_seen: bool,
+                       unknown: str, drop: set[int]) -> list[tuple[Any, Any, Any]]:
         model, index = sm.model, sm.index
         u_idx = model.users_.index(np.asarray(users))
         rows: list[tuple[Any, Any, Any]] = []
         dropped = np.fromiter(drop, dtype=np.int64, count=len(drop))
         for user, u in zip(users, u_idx, strict=True):
             n_seen = int(model.seen_.indptr[u + 1] - model.seen_.indptr[u]) if u >= 0 else 0
-            if u < 0 or 2 * (req.k + len(drop) + n_seen) > len(model.items_) // 4:
+            if u < 0 or 2 * (k + len(drop) + n_seen) > len(model.items_) // 4:
                 # unknown users, and lists that reach deep into the catalogue: exact search
-                recs = model.recommend([user], k=min(req.k + len(drop), len(model.items_)),
-                                       exclude_seen=req.exclude_seen, unknown=req.unknown)
+                recs = model.recommend([user], k=min(k + len(drop), len(model.items_)),
+                                       exclude_seen=exclude_seen,
+                                       unknown=unknown)  # type: ignore[arg-type]
                 rows.append((recs.item_ids[0], recs.scores[0], recs.item_idx[0]))
                 continue
             excl = dropped
-            if req.exclude_seen:
+            if exclude_seen:
                 seen = model.seen_
                 excl = np.union1d(excl, seen.indices[seen.indptr[u]:seen.indptr[u + 1]])
-            idx, scores = index.recommend(int(u), req.k, exclude=excl)
+            idx, scores = index.recommend(int(u), k, exclude=excl)
             rows.append((model.items_.ids[idx], scores, idx))
         return rows
 
@@ -492,7 +509,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
         responses=_ERRORS,
     )
     app.add_middleware(ObserveMiddleware, metrics=metrics,  # type: ignore[arg-type]
-                       max_body_bytes=config.max_body_bytes)
+                       max_body_bytes=config.max_body_bytes,
+                       fast=FastRecommend(service) if config.fast_path else None)
     _install_error_handlers(app)
     app.state.service = service
 

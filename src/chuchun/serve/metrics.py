@@ -6,6 +6,8 @@ labels them with its ``pid``, so a scraper that reaches several workers can add 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import threading
 from collections.abc import Iterable
@@ -36,20 +38,22 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, str(status))
+        j = bisect.bisect_left(BUCKETS, seconds)  # the first bucket with seconds <= bound
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
             self._sums[key] = self._sums.get(key, 0.0) + seconds
-            buckets = self._buckets.setdefault(key, [0] * len(BUCKETS))
-            for j, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    buckets[j] += 1
+            buckets = self._buckets.get(key)
+            if buckets is None:
+                buckets = self._buckets[key] = [0] * (len(BUCKETS) + 1)  # last: above all
+            buckets[j] += 1
 
     def render(self, model_versions: dict[str, tuple[str, int]]) -> str:
         """The exposition text; ``model_versions`` maps name -> (class, version)."""
         with self._lock:
             counts = dict(self._counts)
             sums = dict(self._sums)
-            buckets = {k: list(v) for k, v in self._buckets.items()}
+            # per-bucket counts -> the cumulative counts the exposition format wants
+            buckets = {k: list(itertools.accumulate(v[:-1])) for k, v in self._buckets.items()}
         pid = ("pid", self.pid)
         out = [
             "# HELP chuchun_http_requests_total HTTP requests answered.",

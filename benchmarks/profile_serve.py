@@ -1,0 +1,237 @@
+"""Where one ``GET /v1/models/{name}/recommend?user=ID&k=10`` request spends its CPU time.
+
+The service's ASGI application is driven in-process (no sockets): each request is an ASGI
+``http`` scope with an empty body, run on one event loop, so the numbers are the application's
+own cost. The HTTP layer (uvicorn's httptools parser, the socket writes) is what the real
+server's per-request CPU (``bench_serve.py --part load``, server CPU seconds / requests) adds on
+top.
+
+Three views of the same request:
+
+- per-request CPU of the whole application, and of each piece called alone (the model's
+  ``recommend``, the service's answer dict, JSON encoding, metrics, the access-log line);
+- a cProfile of many requests, summed by component (sync routes run in a worker thread that
+  cProfile does not see, so for the profile the thread hop is replaced by a direct call and its
+  cost is measured separately);
+- the same with the fast path (``GET recommend`` answered before routing) on and off.
+
+Usage: ``python benchmarks/profile_serve.py [--requests 3000] [--factors 50]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import logging
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _scope(path: str, query: str) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+        "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"),
+                    (b"accept", b"*/*")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {},
+    }
+
+
+async def _drive(app: Any, queries: list[str], path: str) -> list[bytes]:
+    bodies: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    for q in queries:
+        chunks: list[bytes] = []
+        status = [0]
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await app(_scope(path, q), receive, send)
+        if status[0] != 200:
+            raise RuntimeError(f"status {status[0]} for {q}: {b''.join(chunks)[:300]!r}")
+        bodies.append(b"".join(chunks))
+    return bodies
+
+
+def _cpu_per_call(fn: Any, n: int) -> float:
+    fn()
+    t = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - t) / n * 1e6
+
+
+COMPONENTS = [
+    # (label, (file fragment, function name)) summed by cumulative time; nested entries overlap
+    ("ObserveMiddleware (whole request inside it)", ("serve/app.py", "__call__")),
+    ("  FastAPI request handler", ("fastapi/routing.py", "app")),
+    ("    parameter parsing / validation", ("fastapi/dependencies/utils.py",
+                                             "solve_dependencies")),
+    ("    route function (Service.recommend)", ("serve/app.py", "recommend")),
+    ("      Recommender.recommend", ("models/_base.py", "recommend")),
+    ("        _score (factor dot products)", ("models/mf.py", "_score")),
+    ("        _top_k", ("models/_base.py", "_top_k")),
+    ("        vocabulary lookups", ("data/vocabulary.py", "index")),
+    ("    response validation + serialisation", ("fastapi/routing.py", "serialize_response")),
+    ("    JSONResponse.render (json.dumps)", ("starlette/responses.py", "render")),
+    ("  routing (Router.__call__ / matches)", ("starlette/routing.py", "matches")),
+    ("  metrics observe", ("serve/metrics.py", "observe")),
+    ("  access log line", ("logging/__init__.py", "info")),
+    ("  fast path (answer before routing)", ("serve/_fast.py", "handle")),
+    ("    query parsing", ("serve/_fast.py", "parse_query")),
+    ("    user lookup", ("serve/_fast.py", "user_index")),
+    ("    Service._rows (model.recommend)", ("serve/app.py", "_rows")),
+    ("    Service._items (ids, labels, scores)", ("serve/app.py", "_items")),
+    ("    json.dumps", ("json/__init__.py", "dumps")),
+]
+
+
+def _component_table(stats: pstats.Stats, n: int) -> list[tuple[str, float]]:
+    rows = []
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for label, (frag, name) in COMPONENTS:
+        total = 0.0
+        for (file, _line, fn), (_cc, _nc, _tt, ct, _callers) in raw.items():
+            if fn == name and frag in file.replace("\\", "/"):
+                total = max(total, ct)  # recursive entries repeat the outer cumulative time
+        if total > 0:
+            rows.append((label, total / n * 1e6))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--factors", type=int, default=50)
+    ap.add_argument("--access-log", action="store_true",
+                    help="Log one line per request (to a discarded stream) as the service does "
+                    "by default.")
+    args = ap.parse_args()
+
+    import starlette.concurrency
+    from fastapi import routing as fastapi_routing
+
+    from chuchun.datasets import load_dataset
+    from chuchun.models import ALS
+    from chuchun.serve.app import ServeConfig, create_app, limit_native_threads
+
+    limit_native_threads()
+    ml = load_dataset("ml-latest-small")
+    tmp = Path(tempfile.mkdtemp(prefix="profile-serve-"))
+    model = ALS(n_factors=args.factors, random_state=0).fit(ml.ratings)
+    model.save(str(tmp / "als.zip"))
+    access = logging.getLogger("chuchun.serve.access")
+    access.handlers[:] = [logging.StreamHandler(io.StringIO())]
+    access.propagate = False
+    access.setLevel(logging.INFO if args.access_log else logging.WARNING)
+
+    rng = np.random.default_rng(0)
+    users = rng.choice(model.users_.ids, size=args.requests)
+    queries = [f"user={u}&k=10" for u in users]
+    path = "/v1/models/als/recommend"
+    n = len(queries)
+
+    import dataclasses
+
+    has_fast = "fast_path" in {f.name for f in dataclasses.fields(ServeConfig)}
+
+    def build(fast: bool) -> Any:
+        extra = {"fast_path": fast} if has_fast else {}  # older versions have no fast path
+        return create_app(ServeConfig(models={"als": str(tmp / "als.zip")}, **extra))
+
+    apps = {"general path (FastAPI route)": build(False)}
+    if has_fast:
+        apps["fast path"] = build(True)
+    loop = asyncio.new_event_loop()
+    results: dict[str, Any] = {}
+    for label, app in apps.items():
+        loop.run_until_complete(_drive(app, queries[:200], path))  # warm up
+        t = time.process_time()
+        bodies = loop.run_until_complete(_drive(app, queries, path))
+        cpu = (time.process_time() - t) / n * 1e6
+        results[label] = {"cpu_us": cpu, "bodies": bodies}
+        print(f"{label}: {cpu:.0f} us CPU per request (in-process, {n} requests)", flush=True)
+    if has_fast:
+        same = all(json.loads(a) == json.loads(b) for a, b in zip(
+            *(r["bodies"] for r in results.values()), strict=True))
+        print(f"answers identical (parsed JSON) for all {n} requests: {same}")
+
+    # the thread hop of sync routes, measured alone
+    async def hops(m: int) -> None:
+        for _ in range(m):
+            await starlette.concurrency.run_in_threadpool(lambda: None)
+
+    loop.run_until_complete(hops(100))
+    t0, c0 = time.perf_counter(), time.process_time()
+    loop.run_until_complete(hops(n))
+    hop_cpu = (time.process_time() - c0) / n * 1e6
+    hop_wall = (time.perf_counter() - t0) / n * 1e6
+    print(f"one run_in_threadpool hop: {hop_cpu:.0f} us CPU, {hop_wall:.0f} us wall "
+          "(sync routes take two: the endpoint and the response validation)")
+
+    # pieces alone
+    u0 = users[0]
+    from chuchun.serve.app import Service
+    from chuchun.serve.schemas import RecommendRequest
+
+    general = apps["general path (FastAPI route)"]
+    service: Service = general.state.service
+    req = RecommendRequest(users=[str(u0)], k=10)
+    answer = service.recommend("als", req)
+    pieces = {
+        "model.recommend([user], k=10)": lambda: model.recommend([str(u0)], k=10),
+        "model.recommend([user]) int id": lambda: model.recommend([int(u0)], k=10),
+        "vocabulary index of one str id": lambda: model.users_.index(np.asarray([str(u0)])),
+        "Service.recommend (answer dict)": lambda: service.recommend("als", req),
+        "RecommendRequest(...) pydantic": lambda: RecommendRequest(users=[str(u0)], k=10),
+        "json.dumps(answer)": lambda: json.dumps(answer),
+    }
+    print("\npieces called alone (us CPU per call):")
+    for label, fn in pieces.items():
+        print(f"  {label:38s} {_cpu_per_call(fn, 2000):8.1f}")
+
+    # cProfile with the thread hop replaced by a direct call (cProfile sees one thread)
+    async def inline(func: Any, *a: Any, **kw: Any) -> Any:
+        return func(*a, **kw)
+
+    saved = fastapi_routing.run_in_threadpool
+    fastapi_routing.run_in_threadpool = inline  # type: ignore[assignment]
+    try:
+        for label, app in apps.items():
+            prof = cProfile.Profile()
+            prof.enable()
+            loop.run_until_complete(_drive(app, queries, path))
+            prof.disable()
+            stats = pstats.Stats(prof)
+            total = sum(v[2] for v in stats.stats.values()) / n * 1e6  # type: ignore[attr-defined]
+            print(f"\n{label}, cProfile (profiler overhead inflates every figure; read them as "
+                  f"shares): total {total:.0f} us per request")
+            for comp, us in _component_table(stats, n):
+                print(f"  {comp:48s} {us:8.0f} us  {100 * us / total:5.1f} %")
+            if label.startswith("general"):
+                s = io.StringIO()
+                pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(18)
+                print("\n".join(s.getvalue().splitlines()[6:30]))
+    finally:
+        fastapi_routing.run_in_threadpool = saved  # type: ignore[assignment]
+    loop.close()
+
+
+if __name__ == "__main__":
+    main()
