@@ -108,7 +108,12 @@ class FactorIndex:
         """Approximate top-``k`` item indices per query row, best first."""
         q = np.asarray(queries, dtype=np.float32).reshape(-1, self.item_vectors.shape[1])
         k = min(k, self.n_items)
-        labels, _ = self._index.knn_query(q, k=k, num_threads=1)  # searches max(ef, k)
+        try:
+            labels, _ = self._index.knn_query(q, k=k, num_threads=1)  # searches max(ef, k)
+        except RuntimeError:
+            # the graph walk reached fewer than k items (possible in inner-product space when
+            # many item vectors are short): answer this query by exact search instead
+            return exact_top_k(self.item_vectors, q, k)
         return labels.astype(np.int64)
 
     # -- factor models ------------------------------------------------------------------------
@@ -123,9 +128,20 @@ class FactorIndex:
             by (then the service must use exact search for it).
         """
         users, items, item_bias, offsets = _factor_view(model)
-        index = cls(np.hstack([items, item_bias[:, None]]), **options)
-        index._user_vectors = np.hstack([users, np.ones((users.shape[0], 1), np.float32)])
-        index._user_offsets = offsets
+        ones = np.ones((users.shape[0], 1), np.float32)
+        support = _ranking_support(model)
+        if support is None:
+            index = cls(np.hstack([items, item_bias[:, None]]), **options)
+            index._user_vectors = np.hstack([users, ones])
+            index._user_offsets = offsets
+        else:
+            # rating models rank by w_i (c_u + b_i - r_min + p_u.q_i): the item side carries
+            # w_i, the user side c_u, so the ranking is still one inner product
+            w, floor = support
+            index = cls(np.hstack([items * w[:, None], (w * (item_bias - floor))[:, None],
+                                   w[:, None]]), **options)
+            index._user_vectors = np.hstack([users, ones, offsets[:, None]])
+            index._user_offsets = np.zeros_like(offsets)
         _check_view(model, index)
         return index
 
@@ -170,6 +186,17 @@ def _factor_view(model: Recommender) -> tuple[np.ndarray, np.ndarray, np.ndarray
     intercept = float(getattr(model, "intercept_", 0.0) or 0.0)
     return (np.asarray(users, np.float32), np.asarray(items, np.float32), ib,
             (ub + np.float32(intercept)).astype(np.float32))
+
+
+def _ranking_support(model: Recommender) -> tuple[np.ndarray, np.float32] | None:
+    """The per-item factor ``w_i`` and the rating floor of a rating model that ranks by its
+    support-discounted prediction (``ranking_damping``), or None."""
+    damping = getattr(model, "ranking_damping", None)
+    support = getattr(model, "_support", None)
+    floor = getattr(model, "_rating_floor", None)
+    if not damping or support is None or floor is None:
+        return None
+    return np.asarray(support(), np.float32), np.float32(floor())
 
 
 def _check_view(model: Recommender, index: FactorIndex, n_check: int = 16) -> None:
