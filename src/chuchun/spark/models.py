@@ -202,7 +202,11 @@ class SparkRecommender(HasParams, abc.ABC):
 
     def _local_params(self) -> dict[str, Any]:
         names = _local_param_names(self.local_class)
-        return {k: v for k, v in self.get_params().items() if k in names}
+        params = {k: v for k, v in self.get_params().items() if k in names}
+        if "ranking_damping" in names and "ranking_damping" not in params:
+            # the Spark models rank by the undiscounted score; the local model ranks the same
+            params["ranking_damping"] = 0.0
+        return params
 
     @abc.abstractmethod
     def _export(self, model: Any, data: Interactions) -> None:
