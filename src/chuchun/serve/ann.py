@@ -8,7 +8,10 @@ A factor model scores an item for a user as
 
 (:math:`c_u` = intercept + user bias, constant along a user's list, so it does not change the
 ranking). With item vectors :math:`x_i = [q_i, b_i]` and the query :math:`y_u = [p_u, 1]` the
-ranking is a maximum-inner-product search, which runs on hnswlib's HNSW graph (Malkov &
+ranking is a maximum-inner-product search. Rating models that rank by their prediction
+discounted by the item's rating support, :math:`w_i (c_u + b_i - r_{\min} + p_u^\top q_i)`
+(``ranking_damping``), use :math:`x_i = [w_i q_i, w_i (b_i - r_{\min}), w_i]` and
+:math:`y_u = [p_u, 1, c_u]`. The search runs on hnswlib's HNSW graph (Malkov &
 Yashunin, 2018) in its inner-product space. The Euclidean reduction of Bachrach et al. (2014)
 (append :math:`\sqrt{M^2 - \|x_i\|^2}` to every item so the nearest neighbour under L2 is the
 largest inner product) is the textbook alternative; on clustered synthetic factors with unequal
