@@ -41,6 +41,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 import chuchun  # noqa: E402
+from chuchun.models._results import _fmt, _plain  # noqa: E402
 from chuchun.cli._common import Loaded, fit_arguments  # noqa: E402
 from chuchun.data.interactions import Interactions  # noqa: E402
 from chuchun.data.splits import user_holdout  # noqa: E402
@@ -109,16 +110,6 @@ def prepare(user: int | None, query: int | None) -> Setup:
     q = train.items.ids[int(np.argmax(counts))] if query is None else query
     return Setup(loaded, train, titles, u, [_plain(x) for x in items[order]],
                  [float(r) for r in ratings[order]], _plain(q))
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
 
 
 def _cell(text: str) -> str:
