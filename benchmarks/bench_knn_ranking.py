@@ -56,13 +56,17 @@ def _rmse(model, split) -> float:  # type: ignore[no-untyped-def]
     return float(evaluate(model, split, metrics=["rmse"])["rmse"])
 
 
-def validation_section(ml: Interactions, grid: list[float]) -> str:
+def _damping_grid(ml: Interactions, grid: list[float],
+                  models: tuple[type, ...]) -> tuple[str, float]:
+    """Validation NDCG@10 of each model by ``ranking_damping`` (a markdown table; each model is
+    fitted once on the validation cut's training part and re-ranked per value), and Popularity's
+    NDCG@10 on the same cut."""
     split = user_holdout(ml, test_fraction=0.2, order="time")
     val = user_holdout(split.train, test_fraction=0.2, order="time")
     rows = ["| model | " + " | ".join(f"{g:g}" for g in grid) + " |",
             "|---|" + "---|" * len(grid)]
     pop = evaluate(Popularity(), val, metrics=["ndcg"], k=10)["ndcg@10"]
-    for cls in (ItemKNN, UserKNN):
+    for cls in models:
         m = cls().fit(val.train)
         cells = []
         for g in grid:
@@ -70,9 +74,14 @@ def validation_section(ml: Interactions, grid: list[float]) -> str:
             cells.append(evaluate(m, val, metrics=["ndcg"], k=10, fit=False)["ndcg@10"])
         rows.append(f"| {cls.__name__} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
         print(rows[-1], flush=True)
+    return "\n".join(rows), pop
+
+
+def validation_section(ml: Interactions, grid: list[float]) -> str:
+    table, pop = _damping_grid(ml, grid, (ItemKNN, UserKNN))
     return ("NDCG@10 on the validation cut (the training part of the temporal split, each "
             "user's latest 20% of training ratings held out) by `ranking_damping`; every other "
-            f"parameter at its default. Popularity there: {pop:.4f}.\n\n" + "\n".join(rows))
+            f"parameter at its default. Popularity there: {pop:.4f}.\n\n" + table)
 
 
 def test_section(ml: Interactions) -> str:
@@ -132,22 +141,10 @@ def ml100k_section(folds: list[int]) -> str:
 
 
 def rating_validation_section(ml: Interactions, grid: list[float]) -> str:
-    split = user_holdout(ml, test_fraction=0.2, order="time")
-    val = user_holdout(split.train, test_fraction=0.2, order="time")
-    rows = ["| model | " + " | ".join(f"{g:g}" for g in grid) + " |",
-            "|---|" + "---|" * len(grid)]
-    pop = evaluate(Popularity(), val, metrics=["ndcg"], k=10)["ndcg@10"]
-    for cls in RATING_MODELS:
-        m = cls().fit(val.train)
-        cells = []
-        for g in grid:
-            m.set_params(ranking_damping=g)
-            cells.append(evaluate(m, val, metrics=["ndcg"], k=10, fit=False)["ndcg@10"])
-        rows.append(f"| {cls.__name__} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
-        print(rows[-1], flush=True)
+    table, pop = _damping_grid(ml, grid, RATING_MODELS)
     return ("NDCG@10 on the validation cut (each user's latest 20% of training ratings held "
             "out) by `ranking_damping` λ_n; every other parameter at its default. Popularity "
-            f"there: {pop:.4f}.\n\n" + "\n".join(rows))
+            f"there: {pop:.4f}.\n\n" + table)
 
 
 def rating_test_section(ml: Interactions) -> str:
