@@ -46,6 +46,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 import warnings
 from pathlib import Path
 
@@ -162,6 +163,23 @@ def myfm_group_shapes(fs: FeatureSpace) -> list[int]:
     return np.diff(np.r_[0, cuts, len(order)]).tolist()
 
 
+def _mcmc_setup(opt: dict, train: Interactions, test: Interactions, uf: Any, itf: Any,
+                pairs: Interactions, max_kept: int, seed: int
+                ) -> tuple[Any, Interactions, Interactions, dict]:
+    """The MCMC FM of one feature set (rank 10, 200 sweeps) with its fit arguments, and the
+    train/test parts with the rating day added when the set uses it."""
+    kw: dict = dict(user_features=uf, item_features=itf) if opt["side"] else {}
+    if opt.get("all_pairs"):
+        kw["implicit_from"] = pairs
+    if opt.get("day"):
+        train, test = with_day(train), with_day(test)
+        kw["context"] = ["day"]
+    model = FactorizationMachine(solver="mcmc", n_factors=10, n_epochs=200, burn_in=5,
+                                 max_kept_samples=max_kept, implicit_users=opt["implicit"],
+                                 implicit_items=opt["implicit"], random_state=seed)
+    return model, train, test, kw
+
+
 def bench_rmse(folds: list[int], run_myfm: set[str], sets: list[str],
                max_kept: int = 50, rows_out: str | None = None
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -177,17 +195,8 @@ def bench_rmse(folds: list[int], run_myfm: set[str], sets: list[str],
             continue
         for f in folds:
             tr, te = splits[f - 1].train, splits[f - 1].test
-            kw: dict = dict(user_features=uf, item_features=itf) if opt["side"] else {}
-            if opt.get("all_pairs"):
-                kw["implicit_from"] = all_pairs
             day = bool(opt.get("day"))
-            if day:
-                tr, te = with_day(tr), with_day(te)
-                kw["context"] = ["day"]
-            model = FactorizationMachine(solver="mcmc", n_factors=10, n_epochs=200, burn_in=5,
-                                         max_kept_samples=max_kept,
-                                         implicit_users=opt["implicit"],
-                                         implicit_items=opt["implicit"], random_state=f)
+            model, tr, te, kw = _mcmc_setup(opt, tr, te, uf, itf, all_pairs, max_kept, f)
             t0, c0 = time.perf_counter(), time.process_time()
             model.fit(tr, **kw)
             fit_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
@@ -262,17 +271,7 @@ def bench_rmse_validation(folds: list[int], sets: list[str], max_kept: int = 50,
         pairs = Interactions.from_arrays(full.user_ids, full.item_ids)
         for name in sets:
             opt = FEATURE_SETS[name]
-            tr, va = fit_part, val
-            kw: dict = dict(user_features=uf, item_features=itf) if opt["side"] else {}
-            if opt.get("all_pairs"):
-                kw["implicit_from"] = pairs
-            if opt.get("day"):
-                tr, va = with_day(tr), with_day(va)
-                kw["context"] = ["day"]
-            model = FactorizationMachine(solver="mcmc", n_factors=10, n_epochs=200, burn_in=5,
-                                         max_kept_samples=max_kept,
-                                         implicit_users=opt["implicit"],
-                                         implicit_items=opt["implicit"], random_state=f)
+            model, tr, va, kw = _mcmc_setup(opt, fit_part, val, uf, itf, pairs, max_kept, f)
             model.fit(tr, **kw)
             if opt.get("day"):
                 pred = model.predict_context(va.user_ids, va.item_ids, {"day": va.context["day"]})
