@@ -506,3 +506,26 @@ def test_demo_background_warm_up_fills_an_empty_kernel_cache(
     # a filled cache needs no second process
     assert start_background_warm_up("chuchun.cli.demo", ["FunkSVD"]) is None
     stop_background_warm_up(proc)  # already finished: a no-op
+
+
+def test_demo_because_line_names_the_reasons_that_lift_the_score() -> None:
+    from types import SimpleNamespace
+
+    from chuchun.cli.demo import _because
+    from chuchun.models._results import Reason
+
+    ml = SimpleNamespace(
+        items=pd.DataFrame({"item": [1, 2, 3], "title": ["Alien", "Heat", "Fargo"]}),
+        titles=lambda ids: [{1: "Alien", 2: "Heat", 3: "Fargo"}[int(i)] for i in ids],
+    )
+    reasons = (
+        Reason("bias", "neighbour support", 1.5),
+        Reason("item", 1, -0.40),  # the largest named term pulls the score down
+        Reason("item", 2, 0.05),
+        Reason("item", 3, 0.30),
+    )
+    line = _because(SimpleNamespace(reasons=reasons), ml)
+    assert line == "Fargo (+0.3); Heat (+0.05)"
+    # with nothing named that lifts the score, the named reasons are still shown by size
+    only_negative = (Reason("bias", "global mean", 3.0), Reason("item", 1, -0.4))
+    assert _because(SimpleNamespace(reasons=only_negative), ml) == "Alien (-0.4)"

@@ -277,7 +277,10 @@ def _because(explanation: Any, ml: Any) -> str:
     labels = {_py(i): t for i, t in zip(ml.items["item"], ml.items["title"], strict=True)}
     parts = []
     named = [r for r in explanation.reasons if r.kind in _NAMED_REASONS]
-    for reason in (named or list(explanation.reasons))[:2]:  # the strongest that name something
+    # the two strongest reasons for the item: named ones that raise its score first, so a short
+    # line never shows a rated movie that pulled the score down while a larger term lifted it
+    supporting = sorted((r for r in named if r.contribution > 0), key=lambda r: -r.contribution)
+    for reason in (supporting or named or list(explanation.reasons))[:2]:
         label = reason.label or (
             ml.titles([reason.id])[0] if reason.kind == "item" else str(reason.id)
         )
