@@ -51,7 +51,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_speed_mf": ["--repeat", "1", "--folds", "1", "--no-spark"],
     "bench_fm": ["--folds", "1", "--feature-sets", "0", "--skip-myfm-features",
                  "--sections", "rmse,ranking"],
-    "bench_implicit": ["all", "--sizes", "200000", "--out", "{out}/implicit.md"],
+    "bench_implicit": ["all", "--recorded", "--sizes", "200000", "--out", "{out}/implicit.md"],
     "bench_ingest": ["--rows", "100000", "--repeats", "1"],
     "bench_knn": ["--quick", "--out", "{out}/knn.md"],
     "bench_knn_ranking": ["--quick"],
