@@ -431,6 +431,11 @@ def scale(sizes: list[int], out_lines: list[str], models: tuple[str, ...] = ("al
     out_lines.append("")
 
 
+def _loadavg() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
 def header(command: str) -> list[str]:
     import implicit
 
@@ -439,7 +444,7 @@ def header(command: str) -> list[str]:
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {os.cpu_count()} cores (shared with other jobs during the run), "
+        f"Machine: {os.cpu_count()} cores, load average at the start {_loadavg()}, "
         f"{platform.machine()}, Python {platform.python_version()}, implicit "
         f"{implicit.__version__}, numpy {np.__version__}. Both libraries: 2 threads, BLAS "
         "limited to 1 thread, OMP_WAIT_POLICY="
@@ -477,6 +482,7 @@ def main() -> None:
         if args.part in ("scale", "all"):
             scale(args.sizes, lines, tuple(args.models), args.small_log, args.pairs,
                   args.bpr_epochs)
+    lines += [f"Load average at the end: {_loadavg()}.", ""]
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)

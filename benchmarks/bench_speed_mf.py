@@ -218,6 +218,7 @@ def main() -> None:
     ap.add_argument("--folds", default="1,2,3,4,5")
     ap.add_argument("--no-spark", action="store_true")
     args = ap.parse_args()
+    start = loadavg()
     warm_up()
 
     funk: list[dict[str, Any]] = []
@@ -258,16 +259,22 @@ def main() -> None:
                          markdown_table(pd.DataFrame(spark_rows), digits=4, index=False)
                          + f"\n\nchuchun / Spark wall time: {ours / theirs:.3f}"))
     path = write_results("mf_speed", "FunkSVD and explicit ALS fit speed", sections,
-                         libraries=["surprise", "pyspark"], notes=NOTES)
+                         libraries=["surprise", "pyspark"],
+                         notes=NOTES.format(start=start, end=loadavg()))
     print(path.read_text())
 
 
 NOTES = """
-Medians of the interleaved repetitions. The machine's two cores are shared with seven other
-developers' jobs (load average 8-30 during the run), so the wall times include time spent
-waiting for a core and vary by tens of percent between runs; the CPU column (process time of
-all threads) is the work done and is the steadier figure for the chuchun and Surprise rows.
+Medians of the interleaved repetitions. Load average of the 2-core machine (1, 5, 15 min) at
+the start of the run: {start}; at the end: {end}. Where other jobs ran meanwhile, the wall times
+include time spent waiting for a core; the CPU column (process time of all threads) is the work
+done and is the steadier figure for the chuchun and Surprise rows.
 """
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
 
 
 if __name__ == "__main__":

