@@ -3,7 +3,7 @@
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_sequential_recbole.py [--models SASRec GRU4Rec] \
-        [--epochs 40] [--probe 20] [--stop-at HH:MM]
+        [--epochs 40] [--threads 1] [--probe 20 --threads 1 2] [--stop-at HH:MM]
 
 The MovieLens 100K log is written as a RecBole atomic file whose timestamps are each row's rank
 in chuchun's time order (ties broken by item id, as :func:`chuchun.data.user_sequences` does), so
@@ -16,9 +16,11 @@ excluded. RecBole's own evaluator does not exclude them for sequential models, s
 test numbers are not the ones compared.
 
 Settings follow ``benchmarks/bench_sequential.py`` (64 factors, at most 50 recent items,
-dropout, learning rate, batch size); the architectures differ in details RecBole fixes (its
-SASRec has a GELU feed-forward layer of width ``inner_size`` and dropout on attention weights;
-its GRU4Rec has dropout on the input embedding only).
+dropout, learning rate, batch size, ReLU feed-forward layer of width 64, Adam without weight
+decay, full-softmax cross-entropy, patience 3); the architectures differ in details RecBole fixes
+(its SASRec normalises after each sub-layer rather than before and drops out attention weights;
+its GRU4Rec has dropout on the input embedding only), and RecBole trains on every prefix where
+chuchun's SASRec trains every position of a window in one pass.
 
 RecBole is not in an extra of ``pyproject.toml``: its declared requirements pin ``ray<=2.6.3``
 and other packages it does not import for this use. Install it with::
@@ -29,8 +31,10 @@ and other packages it does not import for this use. Install it with::
 chuchun's extras). RecBole 1.2.1 reads aliases NumPy 2 removed; :func:`numpy2_aliases` restores
 them before its configuration is built.
 
-``--probe N`` trains only the first ``N`` mini-batches of one epoch and reports the time per
-batch and the extrapolated time of one epoch, for machines where full training does not fit.
+``--probe N`` trains only the first ``N`` mini-batches of one epoch and reports the wall and
+CPU time per batch (split into data loading, forward pass with the loss, backward pass and
+optimiser step) and the extrapolated time of one epoch, for each ``--threads`` count in turn,
+for machines where full training does not fit.
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "GRU4Rec": dict(embedding_size=64, hidden_size=64, num_layers=1, dropout_prob=0.1,
                     learning_rate=2e-3, train_batch_size=64),
     "SASRec": dict(hidden_size=64, inner_size=64, n_layers=2, n_heads=1,
-                   hidden_dropout_prob=0.2, attn_dropout_prob=0.2, learning_rate=3e-3,
-                   train_batch_size=128),
+                   hidden_dropout_prob=0.2, attn_dropout_prob=0.2, hidden_act="relu",
+                   learning_rate=3e-3, train_batch_size=128),
 }
 
 
@@ -126,23 +130,43 @@ def run(model_name: str, folder: Path, split: Any, args: argparse.Namespace) -> 
     if args.probe:
         trainer.optimizer = trainer._build_optimizer()
         model.train()
+        load = " ".join(open("/proc/loadavg").read().split()[:3])
         t = time.perf_counter()
+        cpu = time.process_time()
+        parts = {"data": 0.0, "forward + loss": 0.0, "backward": 0.0, "optimiser": 0.0}
         done = 0
-        for batch in train_data:
+        batches = iter(train_data)
+        while done < min(args.probe, n_batches):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            t1 = time.perf_counter()
             trainer.optimizer.zero_grad()
             loss = model.calculate_loss(batch)
+            t2 = time.perf_counter()
             loss.backward()
+            t3 = time.perf_counter()
             trainer.optimizer.step()
+            t4 = time.perf_counter()
+            for key, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                parts[key] += seconds
             done += 1
-            if done >= args.probe:
-                break
         per_batch = (time.perf_counter() - t) / done
-        return {"model": f"RecBole {model_name}", "training sequences": len(train_data.dataset),
+        cpu_per_batch = (time.process_time() - cpu) / done
+        return {"model": f"RecBole {model_name}", "torch threads": args.threads,
+                "training sequences": len(train_data.dataset),
                 "batches per epoch": n_batches, "probe batches": done,
-                "s per batch": per_batch, "s per epoch (extrapolated)": per_batch * n_batches}
+                "s per batch": per_batch, "CPU s per batch": cpu_per_batch,
+                "s per epoch (extrapolated)": per_batch * n_batches,
+                "CPU s per epoch (extrapolated)": cpu_per_batch * n_batches,
+                **{f"s per batch: {k}": v / done for k, v in parts.items()},
+                "load average at start": load}
+
+    curve: list[str] = []
 
     def time_limit(epoch: int, valid_score: float) -> None:
-        print(model_name, "epoch", epoch, "valid NDCG@10", valid_score, flush=True)
+        print(model_name, "epoch", epoch, "valid NDCG@10", valid_score,
+              round(time.perf_counter() - t), "s", flush=True)
+        curve.append(f"{valid_score:.4f}")
         if args.stop_at is not None and time.time() > args.stop_at:
             raise _TimeUp
 
@@ -157,7 +181,9 @@ def run(model_name: str, folder: Path, split: Any, args: argparse.Namespace) -> 
     model.load_state_dict(state["state_dict"])
     model.eval()
     return {"model": f"RecBole {model_name}", "best valid NDCG@10 (RecBole, unmasked)":
-            float(trainer.best_valid_score), "stopped by time": stopped,
+            float(trainer.best_valid_score), "epochs run": len(curve),
+            "valid NDCG@10 per epoch (RecBole, unmasked)": " / ".join(curve),
+            "stopped by time": stopped,
             **score_test(model, dataset, test_data, split), "fit s": seconds}
 
 
@@ -203,12 +229,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=["GRU4Rec", "SASRec"])
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--patience", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1],
+                    help="torch threads (with --probe, each count is probed in turn)")
     ap.add_argument("--probe", type=int, default=0,
                     help="time this many training mini-batches only (no full training)")
     ap.add_argument("--stop-at", default=None, metavar="HH:MM",
                     help="UTC time after which training stops at the end of the epoch")
     ap.add_argument("--topic", default="sequential_recbole")
+    ap.add_argument("--note", default="The machine's 2 cores were shared with other jobs "
+                    "during the run: times are noisy and only indicative.",
+                    help="sentence on the machine's state written under the table")
     args = ap.parse_args()
     if args.stop_at is not None:
         hh, mm = (int(x) for x in args.stop_at.split(":"))
@@ -221,15 +251,17 @@ def main() -> None:
         folder = Path(tmp)
         split = write_atomic(folder, "ml100kseq")
         for name in args.models:
-            rows.append(run(name, folder, split, args))
-            print(rows[-1], flush=True)
+            for threads in args.threads if args.probe else args.threads[:1]:
+                rows.append(run(name, folder, split, argparse.Namespace(**{
+                    **vars(args), "threads": threads})))
+                print(rows[-1], flush=True)
     table = pd.DataFrame(rows).set_index("model")
+    load = " ".join(open("/proc/loadavg").read().split()[:3])
     heading = ("MovieLens 100K, leave-last-out: RecBole training cost probe" if args.probe
                else "MovieLens 100K, leave-last-out, full ranking, earlier items excluded")
     path = write_results(args.topic, "Sequence models: RecBole reference run",
                          [(heading, markdown_table(table))], libraries=["torch", "recbole"],
-                         notes="The machine's 2 cores were shared with other jobs during the run: "
-                         "times are noisy and only indicative.")
+                         notes=f"Load average at the end of the run: {load}. {args.note}")
     print(f"wrote {path}")
 
 
