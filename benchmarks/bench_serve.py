@@ -361,7 +361,10 @@ def _cornac_reference(ml: Any, users: np.ndarray, tmp: Path, rates: list[float],
 # -- ANN -------------------------------------------------------------------------------------
 
 
-def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: int) -> str:
+def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: int,
+             n_threads: int, ef_values: list[int]) -> str:
+    import importlib.metadata
+
     from chuchun.serve.ann import FactorIndex, exact_top_k
 
     rng = np.random.default_rng(0)
@@ -378,11 +381,15 @@ def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: in
     exact = np.vstack([exact_top_k(items, queries[j:j + 100], 10)
                        for j in range(0, n_queries, 100)])
     exact_s = (time.perf_counter() - t) / n_queries
+    print(f"exact search done ({exact_s * 1000:.1f} ms per query); building the index",
+          flush=True)
     t = time.perf_counter()
-    index = FactorIndex(items, M=M, ef_construction=ef_construction, ef_search=10)
+    index = FactorIndex(items, M=M, ef_construction=ef_construction, ef_search=10,
+                        n_threads=n_threads)
     build_s = time.perf_counter() - t
+    print(f"built in {build_s:.0f} s", flush=True)
     rows = {}
-    for ef in (50, 100, 200, 400):
+    for ef in ef_values:
         index._index.set_ef(ef)
         t = time.perf_counter()
         approx = np.vstack([index.query(q, 10) for q in queries])
@@ -395,8 +402,10 @@ def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: in
     frame = pd.DataFrame(rows).T
     frame.index.name = "ef_search"
     return (f"{n_items:,} items, {dim} factors + a bias column (clustered factors, log-normal "
-            f"norms), {n_queries} queries; hnswlib inner-product HNSW, M={M}, "
-            f"ef_construction={ef_construction}; build {build_s:.0f} s. Exact: NumPy brute "
+            f"norms), {n_queries} queries; hnswlib {importlib.metadata.version('hnswlib')} "
+            f"inner-product HNSW, M={M}, ef_construction={ef_construction}, built with "
+            f"{n_threads} threads in {build_s:.0f} s. Queries one at a time on one thread. "
+            "Exact: NumPy brute "
             "force in batches of 100 queries (per-query time is the batch time / 100).\n\n"
             + markdown_table(frame, digits=3))
 
@@ -436,11 +445,15 @@ def main() -> None:
     ap.add_argument("--ann-queries", type=int, default=1000)
     ap.add_argument("--ann-ef-construction", type=int, default=100)
     ap.add_argument("--ann-m", type=int, default=16)
+    ap.add_argument("--ann-threads", type=int, default=2, help="Index build threads.")
+    ap.add_argument("--ann-ef-search", type=int, action="append",
+                    help="ef_search values to measure (repeat; default 50 100 200 400 800).")
     args = ap.parse_args()
     if args.part in ("ann", "all"):
         load0 = _load1()
         body = part_ann(args.ann_items, args.ann_dim, args.ann_queries,
-                        args.ann_ef_construction, args.ann_m)
+                        args.ann_ef_construction, args.ann_m, args.ann_threads,
+                        args.ann_ef_search or [50, 100, 200, 400, 800])
         note = _machine_note([load0, _load1()], "at the start and the end of the run")
         path = write_results("serve-ann", "Service: ANN index recall against exact search",
                              [("HNSW inner-product index vs exact top-10", body)],
