@@ -38,7 +38,7 @@ from chuchun._exceptions import (
 )
 from chuchun.serve import schemas as S
 from chuchun.serve._fast import ROUTE as FAST_ROUTE
-from chuchun.serve._fast import FastRecommend
+from chuchun.serve._fast import FastRecommend, user_index
 from chuchun.serve._registry import ModelRegistry, ServedModel, read_labels
 from chuchun.serve.metrics import Metrics
 
@@ -73,6 +73,9 @@ class ServeConfig:
     fast_path : bool
         Answer plain ``GET .../recommend`` requests for known users before routing (see
         :mod:`chuchun.serve._fast`; same answers, a fraction of the CPU).
+    serving_view : bool
+        Prepare each model's serving view at load (:mod:`chuchun.serve._view`), which the fast
+        path answers from with one compiled kernel and a join of prepared JSON bytes.
     """
 
     models: dict[str, str]
@@ -82,6 +85,7 @@ class ServeConfig:
     admin_token_file: str | None = None
     max_body_bytes: int = 1 << 20
     fast_path: bool = True
+    serving_view: bool = True
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -305,10 +309,6 @@ class Service:
                 break
         return out
 
-    def _user_id(self, sm: ServedModel, user: Any) -> tuple[Any, bool]:
-        i = int(sm.model.users_.index([user])[0])
-        return (sm.model.users_.to_python(i), True) if i >= 0 else (user, False)
-
     def _drop(self, sm: ServedModel, exclude: list[Any] | None) -> set[int]:
         if not exclude:
             return set()
@@ -334,12 +334,18 @@ class Service:
         model = sm.model
         drop = self._drop(sm, req.exclude)
         users = list(req.users)
+        u_idx = [user_index(sm, str(user)) if isinstance(user, str)
+                 else int(model.users_.index([user])[0]) for user in users]
+        # every user known: the model gets its own ids (mapped by a binary search, not the
+        # text-to-number conversion again); else the request's, so errors name them as sent
+        query_users: Any = (model.users_.ids[np.asarray(u_idx, dtype=np.int64)]
+                            if min(u_idx, default=-1) >= 0 else users)
         try:
-            rows = self._rows(sm, users, req.k, req.exclude_seen, req.candidates, req.unknown,
-                              drop)
+            rows = self._rows(sm, query_users, req.k, req.exclude_seen, req.candidates,
+                              req.unknown, drop)
             results = []
-            for user, (item_ids, scores, idx) in zip(users, rows, strict=True):
-                uid, known = self._user_id(sm, user)
+            for user, u, (item_ids, scores, idx) in zip(users, u_idx, rows, strict=True):
+                uid, known = (model.users_.to_python(u), True) if u >= 0 else (user, False)
                 items = self._items(sm, item_ids, scores, idx, req.k, drop)
                 if req.explain and known and items:
                     exps = model.explain([uid] * len(items), [x["item"] for x in items],
@@ -478,6 +484,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
     if registry is None:
         labels = read_labels(config.labels_path) if config.labels_path else None
         registry = ModelRegistry(config.models, labels=labels, index=config.index,
+                                 serving_views=config.serving_view,
                                  ann_options=config.ann_options)
         registry.load_all()
     token = config.admin_token()
