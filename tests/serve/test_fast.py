@@ -245,3 +245,13 @@ def test_serving_view_keeps_only_what_reproduces_the_model(artifacts: dict[str, 
         recs = model.recommend(model.users_.ids[u:u + 1], k=10)
         assert idx == recs.item_idx[0].tolist()
         assert np.array_equal(np.float32(scores), recs.scores[0])
+
+
+def test_query_pairs_are_parse_qsl() -> None:
+    from urllib.parse import parse_qsl
+
+    from chuchun.serve._fast import _pairs
+
+    for text in ("user=1&k=10", "user=1&&k=", "user&k=3=4", "=x&user=2", "", "&", "a=b&a=c",
+                 "user=a%20b", "user=a+b", "x=%zz&user=3", "user=1;k=2", "user==1"):
+        assert _pairs(text) == parse_qsl(text, keep_blank_values=True), text

@@ -73,6 +73,15 @@ class _Query:
     exclude: list[str] | None
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True)``; without ``%`` or ``+`` nothing needs
+    decoding, so a plain split gives the same pairs."""
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    return [(key, value) for key, _, value in (part.partition("=")
+                                               for part in text.split("&") if part)]
+
+
 def parse_query(query_string: bytes) -> _Query | None:
     """The parameters of a recommend request, or None when the route must judge them.
 
@@ -81,7 +90,7 @@ def parse_query(query_string: bytes) -> _Query | None:
     """
     scalars: dict[str, str] = {}
     lists: dict[str, list[str]] = {}
-    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    for key, value in _pairs(query_string.decode("latin-1")):
         if key in ("candidates", "exclude"):
             lists.setdefault(key, []).append(value)
         elif key in _SCALARS:

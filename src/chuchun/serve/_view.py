@@ -19,6 +19,7 @@ the model's own ``_score`` is used), and the top-k must equal ``model.recommend`
 
 from __future__ import annotations
 
+import array
 import json
 import logging
 from collections.abc import Callable
@@ -77,8 +78,9 @@ class ServingView:
         parts = [b',"item":' + _json(i) + b',"label":' + _json(labels.get(str(_plain(i)), ""))
                  + b',"score":' for i in ids]
         self.item_json = b"".join(parts)
-        self.item_offsets = np.zeros(n_items + 1, dtype=np.int64)
-        np.cumsum([len(p) for p in parts], out=self.item_offsets[1:])
+        offsets = np.zeros(n_items + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in parts], out=offsets[1:])
+        self.item_offsets = array.array("q", offsets.tobytes())  # Python ints when indexed
         self.head = b'{"model":' + _json(name) + b',"version":' + _json(int(version)) + \
             b',"results":[{"user":'
         self.tail = b']}],"ignored":[]}'
@@ -186,11 +188,10 @@ class ServingView:
     def body(self, u: int, idx: list[int], scores: list[float]) -> bytes:
         """The JSON answer of the fast path for user ``u`` and its ranked items."""
         offsets, blob = self.item_offsets, self.item_json
-        starts = offsets[idx].tolist()
-        ends = offsets[np.asarray(idx, dtype=np.int64) + 1].tolist()
         items = b",".join([
-            b'{"rank":%d%s%s,"explanation":null}' % (r, blob[a:b], repr(s).encode())
-            for r, (a, b, s) in enumerate(zip(starts, ends, scores, strict=True), start=1)
+            b'{"rank":%d%s%s,"explanation":null}' % (r, blob[offsets[i]:offsets[i + 1]],
+                                                     repr(s).encode())
+            for r, (i, s) in enumerate(zip(idx, scores, strict=True), start=1)
         ])
         return b"".join((self.head, self.user_json(u), b',"known":true,"items":[', items,
                          self.tail))
