@@ -255,3 +255,28 @@ def test_query_pairs_are_parse_qsl() -> None:
     for text in ("user=1&k=10", "user=1&&k=", "user&k=3=4", "=x&user=2", "", "&", "a=b&a=c",
                  "user=a%20b", "user=a+b", "x=%zz&user=3", "user=1;k=2", "user==1"):
         assert _pairs(text) == parse_qsl(text, keep_blank_values=True), text
+
+
+def test_freeze_heap_at_start_and_after_reload(artifacts: dict[str, Path],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from chuchun.serve import app as serve_app
+
+    calls: list[int] = []
+    monkeypatch.setattr(serve_app, "freeze_heap", lambda: calls.append(gc.get_count()[0]))
+    monkeypatch.setenv("CHUCHUN_ADMIN_TOKEN", "t0ken")
+    for freeze in (False, True):
+        calls.clear()
+        app = create_app(ServeConfig(models={"als": str(artifacts["als"])}, freeze_heap=freeze))
+        with TestClient(app) as client:
+            assert len(calls) == int(freeze)  # once the models are loaded
+            r = client.post("/v1/admin/reload", headers={"Authorization": "Bearer t0ken"})
+            assert r.status_code == 200
+            assert len(calls) == 2 * int(freeze)  # and after a reload
+    monkeypatch.undo()
+    serve_app.freeze_heap()  # the real one: the live objects are in the permanent generation
+    try:
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

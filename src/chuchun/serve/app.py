@@ -8,6 +8,7 @@ labels, error statuses, metrics and logs, never model logic.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import importlib.resources
 import json
@@ -76,6 +77,11 @@ class ServeConfig:
     serving_view : bool
         Prepare each model's serving view at load (:mod:`chuchun.serve._view`), which the fast
         path answers from with one compiled kernel and a join of prepared JSON bytes.
+    freeze_heap : bool
+        Once the models are loaded (and after each reload), move every live object to the
+        garbage collector's permanent generation (:func:`gc.freeze`), so that its full
+        collections no longer walk the models and the framework: shorter pauses in the latency
+        tail. ``chuchun serve`` turns it on.
     """
 
     models: dict[str, str]
@@ -86,6 +92,7 @@ class ServeConfig:
     max_body_bytes: int = 1 << 20
     fast_path: bool = True
     serving_view: bool = True
+    freeze_heap: bool = False
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -298,8 +305,9 @@ class _LabelMap(dict[str, str]):
 class Service:
     """The operations behind the routes, on one registry."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, *, freeze_heap: bool = False) -> None:
         self.registry = registry
+        self.freeze_heap = freeze_heap
 
     def served(self, name: str) -> ServedModel:
         sm = self.registry.get(name)
@@ -463,6 +471,8 @@ class Service:
                 results.append({"name": n, "ok": False,
                                 "version": old.version if old else None,
                                 "error": " ".join(str(exc).split())})
+        if self.freeze_heap:
+            freeze_heap()
         status = 200 if all(r["ok"] for r in results) else 409
         return status, {"results": results}
 
@@ -503,7 +513,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
                                  ann_options=config.ann_options)
         registry.load_all()
     token = config.admin_token()
-    service = Service(registry)
+    service = Service(registry, freeze_heap=config.freeze_heap)
     metrics = Metrics()
     state = {"stopping": False}
 
@@ -520,6 +530,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
             loop.add_signal_handler(signal.SIGHUP, on_hup)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+        if config.freeze_heap:
+            freeze_heap()
         yield
         state["stopping"] = True
         log.info("shutting down")
@@ -658,6 +670,13 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
         return JSONResponse(body, status_code=status)
 
     return app
+
+
+def freeze_heap() -> None:
+    """Collect garbage, then move the live objects to the permanent generation (gc.freeze):
+    long-lived state (models, the application) is no longer walked by full collections."""
+    gc.collect()
+    gc.freeze()
 
 
 def limit_native_threads(n: int = 1) -> None:
