@@ -143,6 +143,7 @@ def _finish_numpy(dot, item_add, user_add, floor, support, mode):
     if mode & MODE_USER:
         s = (s + np.float32(user_add)).astype(np.float32)
     if mode & MODE_SUPPORT:
-        s = ((s.astype(np.float64) - float(floor)) * np.asarray(support, np.float64)).astype(
-            np.float32)
+        with np.errstate(invalid="ignore"):  # inf x 0 is NaN, as in the compiled loop
+            s = ((s.astype(np.float64) - float(floor)) * np.asarray(support, np.float64)).astype(
+                np.float32)
     return s
