@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import shutil
@@ -81,29 +82,38 @@ async def _open_loop(host: str, port: int, paths: list[bytes], rate: float, seco
 
     async def conn(c: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
-        for j in range(c, n, connections):
-            due = t0 + j / rate
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            left = stop - time.perf_counter()
-            if left <= 0:
-                break
-            raw = b"GET " + paths[j % len(paths)] + b" HTTP/1.1\r\nHost: x\r\n\r\n"
-            try:
-                status = await asyncio.wait_for(_request(reader, writer, raw), left)
-                if status != 200:
+        try:
+            for j in range(c, n, connections):
+                due = t0 + j / rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if stop - time.perf_counter() <= 0:
+                    break
+                raw = b"GET " + paths[j % len(paths)] + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                try:
+                    # no per-request timeout task (it costs CPU the server shares); the
+                    # run's end cancels whatever is still waiting
+                    status = await _request(reader, writer, raw)
+                    if status != 200:
+                        errors[0] += 1
+                except (OSError, asyncio.IncompleteReadError, ValueError):
                     errors[0] += 1
-            except TimeoutError:
-                break
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                errors[0] += 1
-                reader, writer = await asyncio.open_connection(host, port)
-            latencies[j] = time.perf_counter() - due
-        writer.close()
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                latencies[j] = time.perf_counter() - due
+        finally:
+            writer.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(conn(c) for c in range(connections)))
+    tasks = [asyncio.create_task(conn(c)) for c in range(connections)]
+    _, pending = await asyncio.wait(tasks, timeout=max(0.0, stop - time.perf_counter()))
+    for task in pending:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
     end = time.perf_counter()
     answered = np.isfinite(latencies)
     waited = np.maximum(end - (t0 + np.arange(n) / rate), 0.0)
@@ -229,9 +239,16 @@ def _load_run(name: str, port: int, pid: int, paths: list[bytes], rate: float, s
               tmp: Path) -> dict[str, float]:
     _run(_closed_loop("127.0.0.1", port, paths, warmup, connections))  # warm caches
     load0 = _load1()
-    rss0, cpu0, gen0 = _rss_mb(pid), _cpu_s(pid), time.process_time()
-    row = _run(_open_loop("127.0.0.1", port, paths, rate, seconds, connections, drain))
-    cpu1, gen1, rss1 = _cpu_s(pid), time.process_time(), _rss_mb(pid)
+    # the generator's own collector pauses would count as the server's latency: none during
+    # the run (its garbage is freed by reference counting; cycles wait until the end)
+    gc.collect()
+    gc.disable()
+    try:
+        rss0, cpu0, gen0 = _rss_mb(pid), _cpu_s(pid), time.process_time()
+        row = _run(_open_loop("127.0.0.1", port, paths, rate, seconds, connections, drain))
+        cpu1, gen1, rss1 = _cpu_s(pid), time.process_time(), _rss_mb(pid)
+    finally:
+        gc.enable()
     answered = max(row["answered"], 1)
     row.update({"server_cpu_ms_per_req": (cpu1 - cpu0) / answered * 1000,
                 "generator_cpu_ms_per_req": (gen1 - gen0) / answered * 1000,
@@ -361,7 +378,10 @@ def _cornac_reference(ml: Any, users: np.ndarray, tmp: Path, rates: list[float],
 # -- ANN -------------------------------------------------------------------------------------
 
 
-def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: int) -> str:
+def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: int,
+             n_threads: int, ef_values: list[int]) -> str:
+    import importlib.metadata
+
     from chuchun.serve.ann import FactorIndex, exact_top_k
 
     rng = np.random.default_rng(0)
@@ -378,11 +398,15 @@ def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: in
     exact = np.vstack([exact_top_k(items, queries[j:j + 100], 10)
                        for j in range(0, n_queries, 100)])
     exact_s = (time.perf_counter() - t) / n_queries
+    print(f"exact search done ({exact_s * 1000:.1f} ms per query); building the index",
+          flush=True)
     t = time.perf_counter()
-    index = FactorIndex(items, M=M, ef_construction=ef_construction, ef_search=10)
+    index = FactorIndex(items, M=M, ef_construction=ef_construction, ef_search=10,
+                        n_threads=n_threads)
     build_s = time.perf_counter() - t
+    print(f"built in {build_s:.0f} s", flush=True)
     rows = {}
-    for ef in (50, 100, 200, 400):
+    for ef in ef_values:
         index._index.set_ef(ef)
         t = time.perf_counter()
         approx = np.vstack([index.query(q, 10) for q in queries])
@@ -395,8 +419,10 @@ def part_ann(n_items: int, dim: int, n_queries: int, ef_construction: int, M: in
     frame = pd.DataFrame(rows).T
     frame.index.name = "ef_search"
     return (f"{n_items:,} items, {dim} factors + a bias column (clustered factors, log-normal "
-            f"norms), {n_queries} queries; hnswlib inner-product HNSW, M={M}, "
-            f"ef_construction={ef_construction}; build {build_s:.0f} s. Exact: NumPy brute "
+            f"norms), {n_queries} queries; hnswlib {importlib.metadata.version('hnswlib')} "
+            f"inner-product HNSW, M={M}, ef_construction={ef_construction}, built with "
+            f"{n_threads} threads in {build_s:.0f} s. Queries one at a time on one thread. "
+            "Exact: NumPy brute "
             "force in batches of 100 queries (per-query time is the batch time / 100).\n\n"
             + markdown_table(frame, digits=3))
 
@@ -436,11 +462,15 @@ def main() -> None:
     ap.add_argument("--ann-queries", type=int, default=1000)
     ap.add_argument("--ann-ef-construction", type=int, default=100)
     ap.add_argument("--ann-m", type=int, default=16)
+    ap.add_argument("--ann-threads", type=int, default=2, help="Index build threads.")
+    ap.add_argument("--ann-ef-search", type=int, action="append",
+                    help="ef_search values to measure (repeat; default 50 100 200 400 800).")
     args = ap.parse_args()
     if args.part in ("ann", "all"):
         load0 = _load1()
         body = part_ann(args.ann_items, args.ann_dim, args.ann_queries,
-                        args.ann_ef_construction, args.ann_m)
+                        args.ann_ef_construction, args.ann_m, args.ann_threads,
+                        args.ann_ef_search or [50, 100, 200, 400, 800])
         note = _machine_note([load0, _load1()], "at the start and the end of the run")
         path = write_results("serve-ann", "Service: ANN index recall against exact search",
                              [("HNSW inner-product index vs exact top-10", body)],

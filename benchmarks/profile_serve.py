@@ -13,7 +13,8 @@ Three views of the same request:
 - a cProfile of many requests, summed by component (sync routes run in a worker thread that
   cProfile does not see, so for the profile the thread hop is replaced by a direct call and its
   cost is measured separately);
-- the same with the fast path (``GET recommend`` answered before routing) on and off.
+- the same with the fast path (``GET recommend`` answered before routing) on and off, and
+  the fast path with and without the models' serving views (``chuchun.serve._view``).
 
 Usage: ``python benchmarks/profile_serve.py [--requests 3000] [--factors 50]``
 """
@@ -99,6 +100,9 @@ COMPONENTS = [
     ("    Service._rows (model.recommend)", ("serve/app.py", "_rows")),
     ("    Service._items (ids, labels, scores)", ("serve/app.py", "_items")),
     ("    json.dumps", ("json/__init__.py", "dumps")),
+    ("    ServingView.top_k (product + kernel)", ("serve/_view.py", "top_k")),
+    ("      BLAS product user x items", ("serve/_view.py", "<lambda>")),
+    ("    ServingView.body (bytes join)", ("serve/_view.py", "body")),
 ]
 
 
@@ -119,6 +123,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--factors", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="Interleaved rounds of the timed requests (the median is reported).")
     ap.add_argument("--access-log", action="store_true",
                     help="Log one line per request (to a discarded stream) as the service does "
                     "by default.")
@@ -149,28 +155,47 @@ def main() -> None:
 
     import dataclasses
 
-    has_fast = "fast_path" in {f.name for f in dataclasses.fields(ServeConfig)}
+    fields = {f.name for f in dataclasses.fields(ServeConfig)}
+    has_fast, has_view = "fast_path" in fields, "serving_view" in fields
 
-    def build(fast: bool) -> Any:
-        extra = {"fast_path": fast} if has_fast else {}  # older versions have no fast path
+    def build(fast: bool, view: bool = False) -> Any:
+        extra: dict[str, Any] = {"fast_path": fast} if has_fast else {}  # older versions
+        if has_view:
+            extra["serving_view"] = view
         return create_app(ServeConfig(models={"als": str(tmp / "als.zip")}, **extra))
 
     apps = {"general path (FastAPI route)": build(False)}
     if has_fast:
         apps["fast path"] = build(True)
+    if has_view:
+        apps["fast path with serving view"] = build(True, True)
     loop = asyncio.new_event_loop()
     results: dict[str, Any] = {}
     for label, app in apps.items():
         loop.run_until_complete(_drive(app, queries[:200], path))  # warm up
-        t = time.process_time()
-        bodies = loop.run_until_complete(_drive(app, queries, path))
-        cpu = (time.process_time() - t) / n * 1e6
-        results[label] = {"cpu_us": cpu, "bodies": bodies}
-        print(f"{label}: {cpu:.0f} us CPU per request (in-process, {n} requests)", flush=True)
+        results[label] = {"cpu_us": [], "bodies": None}
+    # the applications in turn, round after round: a busy machine slows them alike
+    chunks = np.array_split(np.arange(n), args.rounds)
+    for r, chunk in enumerate(chunks):
+        for label, app in apps.items():
+            batch = [queries[i] for i in chunk]
+            t = time.process_time()
+            bodies = loop.run_until_complete(_drive(app, batch, path))
+            results[label]["cpu_us"].append((time.process_time() - t) / len(batch) * 1e6)
+            results[label]["bodies"] = (results[label]["bodies"] or []) + bodies
+    for label, res in results.items():
+        cpu = float(np.median(res["cpu_us"]))
+        print(f"{label}: {cpu:.0f} us CPU per request (in-process, median of {args.rounds} "
+              f"interleaved rounds of {n // args.rounds} requests; min "
+              f"{min(res['cpu_us']):.0f})", flush=True)
     if has_fast:
-        same = all(json.loads(a) == json.loads(b) for a, b in zip(
-            *(r["bodies"] for r in results.values()), strict=True))
+        bodies = [r["bodies"] for r in results.values()]
+        same = all(json.loads(a) == json.loads(b)
+                   for other in bodies[1:] for a, b in zip(bodies[0], other, strict=True))
         print(f"answers identical (parsed JSON) for all {n} requests: {same}")
+        if len(bodies) == 3:
+            print(f"fast path answers identical byte for byte with and without the view: "
+                  f"{bodies[1] == bodies[2]}")
 
     # the thread hop of sync routes, measured alone
     async def hops(m: int) -> None:
@@ -202,6 +227,15 @@ def main() -> None:
         "RecommendRequest(...) pydantic": lambda: RecommendRequest(users=[str(u0)], k=10),
         "json.dumps(answer)": lambda: json.dumps(answer),
     }
+    if has_view:
+        view = apps["fast path with serving view"].state.service.registry.get("als").view
+        u_row = int(model.users_.index([u0])[0])
+        none = np.empty(0, dtype=np.int32)
+        top = view.top_k(u_row, 10, True, none)
+        pieces["ServingView.top_k (product + kernel)"] = lambda: view.top_k(u_row, 10, True,
+                                                                            none)
+        pieces["  its BLAS product alone"] = lambda: view._dot(u_row)
+        pieces["ServingView.body (bytes)"] = lambda: view.body(u_row, *top)
     print("\npieces called alone (us CPU per call):")
     for label, fn in pieces.items():
         print(f"  {label:38s} {_cpu_per_call(fn, 2000):8.1f}")

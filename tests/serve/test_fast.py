@@ -184,3 +184,99 @@ def test_metrics_histogram_is_cumulative() -> None:
         assert int(line.rsplit(" ", 1)[1]) == sum(t <= bound for t in times), line
     assert f'le="+Inf"}} {len(times)}' in text
     assert f"chuchun_http_request_duration_seconds_count{{method=\"GET\"" in text
+
+
+def _answers(fast: FastRecommend, name: str, query: bytes) -> bytes | None:
+    matched = fast.match({"path": f"/v1/models/{name}/recommend", "query_string": query})
+    assert matched is not None, query
+    return fast.answer(*matched)
+
+
+def test_serving_view_gives_the_same_bytes(artifacts: dict[str, Path]) -> None:
+    """The view's kernel and prepared bytes against the service's general code, byte for byte,
+    for every user of three models (two factored, one scored by its own ``_score``)."""
+    from chuchun.serve.app import Service
+
+    models = {n: str(artifacts[n]) for n in ("als", "ials", "pop")}
+    labels = read_labels(str(artifacts["titles"]))
+    with_view = ModelRegistry(models, labels=labels)
+    plain = ModelRegistry(models, labels=labels, serving_views=False)
+    with_view.load_all()
+    plain.load_all()
+    fast_view, fast_plain = FastRecommend(Service(with_view)), FastRecommend(Service(plain))
+    for name, factored in (("als", True), ("ials", True), ("pop", False)):
+        sm = with_view.get(name)
+        assert sm is not None and sm.view is not None and sm.view.factored is factored
+        assert plain.get(name).view is None  # type: ignore[union-attr]
+    model = with_view.get("als").model  # type: ignore[union-attr]
+    items = [int(i) for i in model.items_.ids]
+    rng = np.random.default_rng(3)
+    n = 0
+    for j, u in enumerate(int(x) for x in model.users_.ids):
+        query = f"user={u}&k={[1, 10, 37, 1000][j % 4]}"
+        if j % 3 == 1:
+            query += "&exclude_seen=false"
+        if j % 5 == 2:
+            query += "".join(f"&exclude={x}" for x in rng.choice(items, 4)) + "&exclude=zz"
+        for name in ("als", "ials", "pop"):
+            got = _answers(fast_view, name, query.encode())
+            assert got is not None and got == _answers(fast_plain, name, query.encode()), query
+            n += 1
+    assert n == 3 * len(model.users_)
+
+
+def test_serving_view_keeps_only_what_reproduces_the_model(artifacts: dict[str, Path]) -> None:
+    from chuchun.serve._view import build_view
+
+    model = chuchun.load(str(artifacts["als"]))
+    view = build_view(model, "als", 1, {})
+    assert view is not None and view.factored and view._reproduces(model)
+    view.item_add = view.item_add + np.float32(1e-3)  # a view that no longer matches
+    assert not view._reproduces(model)
+    # a model scoring differently from its family's decomposition: served by its own _score
+    own = model._score
+    model._score = lambda u: own(u) * np.float32(0.5)  # type: ignore[method-assign]
+    view = build_view(model, "als", 1, {})
+    assert view is not None and not view.factored
+    for u in range(0, len(model.users_), 7):
+        top = view.top_k(u, 10, True, np.empty(0, np.int32))
+        assert top is not None
+        idx, scores = top
+        recs = model.recommend(model.users_.ids[u:u + 1], k=10)
+        assert idx == recs.item_idx[0].tolist()
+        assert np.array_equal(np.float32(scores), recs.scores[0])
+
+
+def test_query_pairs_are_parse_qsl() -> None:
+    from urllib.parse import parse_qsl
+
+    from chuchun.serve._fast import _pairs
+
+    for text in ("user=1&k=10", "user=1&&k=", "user&k=3=4", "=x&user=2", "", "&", "a=b&a=c",
+                 "user=a%20b", "user=a+b", "x=%zz&user=3", "user=1;k=2", "user==1"):
+        assert _pairs(text) == parse_qsl(text, keep_blank_values=True), text
+
+
+def test_freeze_heap_at_start_and_after_reload(artifacts: dict[str, Path],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from chuchun.serve import app as serve_app
+
+    calls: list[int] = []
+    monkeypatch.setattr(serve_app, "freeze_heap", lambda: calls.append(gc.get_count()[0]))
+    monkeypatch.setenv("CHUCHUN_ADMIN_TOKEN", "t0ken")
+    for freeze in (False, True):
+        calls.clear()
+        app = create_app(ServeConfig(models={"als": str(artifacts["als"])}, freeze_heap=freeze))
+        with TestClient(app) as client:
+            assert len(calls) == int(freeze)  # once the models are loaded
+            r = client.post("/v1/admin/reload", headers={"Authorization": "Bearer t0ken"})
+            assert r.status_code == 200
+            assert len(calls) == 2 * int(freeze)  # and after a reload
+    monkeypatch.undo()
+    serve_app.freeze_heap()  # the real one: the live objects are in the permanent generation
+    try:
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

@@ -104,6 +104,7 @@ def serve_command(
         admin_token_file=os.path.abspath(admin_token_file) if admin_token_file else None,
         max_body_bytes=max_body_bytes,
         fast_path=not no_fast_path,
+        freeze_heap=True,
     )
     config.admin_token()  # an unreadable token file is an error now, not at the first reload
     configure_logging(log_level, access=not no_access_log)

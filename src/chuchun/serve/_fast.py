@@ -8,6 +8,13 @@ response validation) and the response model's validation and serialisation
 computes the list with the same :class:`~chuchun.serve.app.Service` code the route uses, and
 writes the JSON bytes directly.
 
+For a model with a serving view (:mod:`chuchun.serve._view`, prepared at load) and no
+``candidates``, a request is an index lookup, one BLAS product, one compiled pass that finishes
+the scores, masks seen and excluded items and keeps the top ``k``
+(:func:`chuchun.kernels.serving.rank_top_k`), and a join of prepared JSON bytes. Without a
+view (the ANN index, ``candidates``) it computes the list with the same
+:class:`~chuchun.serve.app.Service` code the route uses.
+
 It only answers what it can answer exactly as the route would: a served model, a known user,
 every parameter present at most once (lists excepted) and spelled in its plainest valid form,
 no explanations. Anything else (unknown model or user, a value the route would refuse or that
@@ -53,6 +60,7 @@ _BOOL = {"true": True, "false": False, "1": True, "0": False}
 _UNKNOWN = ("fallback", "empty", "error")
 _SCALARS = ("user", "k", "exclude_seen", "explain", "n_reasons", "unknown")
 _HEADERS = [(b"content-type", b"application/json")]
+_NONE = np.empty(0, dtype=np.int32)
 
 
 @dataclass
@@ -65,6 +73,15 @@ class _Query:
     exclude: list[str] | None
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True)``; without ``%`` or ``+`` nothing needs
+    decoding, so a plain split gives the same pairs."""
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    return [(key, value) for key, _, value in (part.partition("=")
+                                               for part in text.split("&") if part)]
+
+
 def parse_query(query_string: bytes) -> _Query | None:
     """The parameters of a recommend request, or None when the route must judge them.
 
@@ -73,7 +90,7 @@ def parse_query(query_string: bytes) -> _Query | None:
     """
     scalars: dict[str, str] = {}
     lists: dict[str, list[str]] = {}
-    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    for key, value in _pairs(query_string.decode("latin-1")):
         if key in ("candidates", "exclude"):
             lists.setdefault(key, []).append(value)
         elif key in _SCALARS:
@@ -106,13 +123,17 @@ def parse_query(query_string: bytes) -> _Query | None:
 def user_index(sm: ServedModel, user: str) -> int:
     """The user's row in the model (``-1`` when unknown), found as the route finds it.
 
-    The route maps the query's text with :meth:`Vocabulary.index`; integer ids spelled as plain
-    integers are looked up as integers here without the text-to-number conversion of pandas
-    (the same match: ``int`` reads ``"007"`` as 7 as ``pandas.to_numeric`` does).
+    :meth:`Vocabulary.index` maps text to integer ids through ``pandas.to_numeric``; integer
+    ids spelled as plain integers are looked up here by a binary search over the sorted ids
+    instead (the same match: ``int`` reads ``"007"`` as 7 as ``pandas.to_numeric`` does).
+    Anything else goes through :meth:`Vocabulary.index`.
     """
     users = sm.model.users_
     if users.numeric and _INT_ID.fullmatch(user):
-        return int(users.index(np.array([int(user)], dtype=np.int64))[0])
+        ids = users.ids
+        value = int(user)
+        pos = int(np.searchsorted(ids, value))
+        return pos if pos < len(ids) and int(ids[pos]) == value else -1
     return int(users.index(np.asarray([user]))[0])
 
 
@@ -145,6 +166,13 @@ class FastRecommend:
             return None  # unknown users: the policy (fallback, empty, error) is the route's
         model = sm.model
         service = self.service
+        view = sm.view
+        if view is not None and query.candidates is None:
+            drop = service._drop(sm, query.exclude)
+            exclude = np.fromiter(drop, dtype=np.int32, count=len(drop)) if drop else _NONE
+            top = view.top_k(u, query.k, query.exclude_seen, exclude)
+            if top is not None:
+                return view.body(u, *top)
         try:
             drop = service._drop(sm, query.exclude)
             native = model.users_.ids[u:u + 1]

@@ -84,6 +84,7 @@ class ServedModel:
     loaded_at: str
     labels: dict[str, str] = field(default_factory=dict)
     index: Any = None  # an ANN index (chuchun.serve.ann.FactorIndex) or None for exact search
+    view: Any = None  # the serving view (chuchun.serve._view.ServingView) of exact search, or None
     _search_text: list[str] | None = field(default=None, repr=False)
 
     def label(self, item_id: Any) -> str:
@@ -163,6 +164,7 @@ class ModelRegistry:
         labels: Mapping[str, str] | None = None,
         index: str = "exact",
         ann_options: Mapping[str, Any] | None = None,
+        serving_views: bool = True,
     ) -> None:
         if not paths:
             raise ConfigError("the service needs at least one model artifact")
@@ -172,6 +174,7 @@ class ModelRegistry:
         self.extra_labels = dict(labels or {})
         self.index_kind = index
         self.ann_options = dict(ann_options or {})
+        self.serving_views = serving_views
         self._models: dict[str, ServedModel] = {}
         self._versions: dict[str, int] = {}
         self._lock = threading.Lock()  # serialises loads; readers never take it
@@ -239,8 +242,13 @@ class ModelRegistry:
                 index = FactorIndex.build(model, **self.ann_options)
             except ConfigError as exc:
                 raise ArtifactError(f"{path!r}: {exc}") from None
+        view = None
+        if self.serving_views and index is None:
+            from chuchun.serve._view import build_view
+
+            view = build_view(model, name, version, labels)
         return ServedModel(
             name=name, path=path, model=model, manifest=manifest, version=version,
             loaded_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            labels=labels, index=index,
+            labels=labels, index=index, view=view,
         )
