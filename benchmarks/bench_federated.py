@@ -208,6 +208,25 @@ def _implicit_curve(task: tuple[str, float, float, int, int]) -> dict[str, Any]:
             "KiB up": float(hist["bytes_up_per_client"].max()) / 1024, "load": _load()}
 
 
+def _implicit_final(task: tuple[float, float, int, int]) -> dict[str, Any]:
+    """The chosen setting fitted on the temporal split's training part (worker process, one
+    thread) and scored on its test part."""
+    eta, q, n_rounds, seed = task
+    from threadpoolctl import threadpool_limits
+
+    t = time.perf_counter()
+    model = FederatedImplicitMF(n_factors=64, n_rounds=n_rounds, server_learning_rate=eta,
+                                client_fraction=q, random_state=seed)
+    with threadpool_limits(limits=1):
+        res = evaluate(model, _implicit_splits()["test"], metrics=["ndcg", "recall"], k=10)
+    hist = pd.DataFrame(model.history_)
+    return {**res, "times": {
+        "federated fit+eval s": time.perf_counter() - t,
+        "federated s/round": float(hist["seconds"].median()),
+        "KiB down/client/round": hist["bytes_down_per_client"].max() / 1024,
+        "KiB up/client/round": hist["bytes_up_per_client"].max() / 1024, "load": _load()}}
+
+
 _SPLITS: dict[str, Any] = {}
 
 
@@ -258,47 +277,40 @@ def implicit_tune(etas: list[float], fractions: list[float], n_rounds: int, jobs
             print(f"eta {res['eta']} q {res['q']} {res['which']}: NDCG@10 by round "
                   + " ".join(f"{v:.4f}" for v in res["ndcg"]), flush=True)
             out.append(res)
-    curves = {(r["which"], r["eta"], r["q"]): r for r in out}
-    rows = []
-    for eta in etas:
-        for q in fractions:
-            val, test = curves["validation", eta, q], curves["test", eta, q]
-            for r in [c for c in _CHECKPOINTS if c < n_rounds] + [n_rounds]:
-                rows.append({"server step": eta, "client fraction": q, "rounds": r,
-                             "validation NDCG@10": val["ndcg"][r - 1],
-                             "test NDCG@10": test["ndcg"][r - 1],
-                             "test Recall@10": test["recall"][r - 1],
-                             "s/round": test["s/round"],
-                             "clients/round": test["sampled/round"],
-                             "KiB down/client/round": test["KiB down"],
-                             "KiB up/client/round": test["KiB up"]})
-    grid = pd.DataFrame(rows)
-    best = grid.loc[grid["validation NDCG@10"].idxmax()]
-    eta, q, r = float(best["server step"]), float(best["client fraction"]), int(best["rounds"])
+        curves = {(r["which"], r["eta"], r["q"]): r for r in out}
+        rows = []
+        for eta in etas:
+            for q in fractions:
+                val, test = curves["validation", eta, q], curves["test", eta, q]
+                for r in [c for c in _CHECKPOINTS if c < n_rounds] + [n_rounds]:
+                    rows.append({"server step": eta, "client fraction": q, "rounds": r,
+                                 "validation NDCG@10": val["ndcg"][r - 1],
+                                 "test NDCG@10": test["ndcg"][r - 1],
+                                 "test Recall@10": test["recall"][r - 1],
+                                 "s/round": test["s/round"],
+                                 "clients/round": test["sampled/round"],
+                                 "KiB down/client/round": test["KiB down"],
+                                 "KiB up/client/round": test["KiB up"]})
+        grid = pd.DataFrame(rows)
+        best = grid.loc[grid["validation NDCG@10"].idxmax()]
+        eta, q, r = (float(best["server step"]), float(best["client fraction"]),
+                     int(best["rounds"]))
+        print(f"chosen on validation: eta {eta}, q {q}, {r} rounds", flush=True)
+        # the chosen setting refitted with exactly its round budget, with each seed
+        fits = list(pool.map(_implicit_final, [(eta, q, r, seed) for seed in seeds]))
     grid["chosen"] = ["**yes**" if (g["server step"], g["client fraction"], g["rounds"])
                       == (eta, q, r) else "" for _, g in grid.iterrows()]
-    # the chosen setting refitted with exactly its round budget (and other seeds)
     final = []
-    for seed in seeds:
-        t = time.perf_counter()
-        model = FederatedImplicitMF(n_factors=64, n_rounds=r, server_learning_rate=eta,
-                                    client_fraction=q, random_state=seed)
-        fed = evaluate(model, splits["test"], metrics=["ndcg", "recall"], k=10)
+    for seed, fit in zip(seeds, fits, strict=True):
         cen = central["test", seed]
-        hist = pd.DataFrame(model.history_)
         final.append({"seed": seed, "ImplicitALS NDCG@10": cen["ndcg@10"],
-                      "federated NDCG@10": fed["ndcg@10"],
-                      "ratio": fed["ndcg@10"] / cen["ndcg@10"],
+                      "federated NDCG@10": fit["ndcg@10"],
+                      "ratio": fit["ndcg@10"] / cen["ndcg@10"],
                       "ImplicitALS Recall@10": cen["recall@10"],
-                      "federated Recall@10": fed["recall@10"],
-                      "ImplicitALS fit+eval s": cen["seconds"],
-                      "federated fit+eval s": time.perf_counter() - t,
-                      "federated s/round": float(hist["seconds"].median()),
-                      "KiB down/client/round": hist["bytes_down_per_client"].max() / 1024,
-                      "KiB up/client/round": hist["bytes_up_per_client"].max() / 1024,
-                      "load": _load()})
-        print(f"chosen seed {seed}: {final[-1]['federated NDCG@10']:.4f} vs "
-              f"{cen['ndcg@10']:.4f} (ratio {final[-1]['ratio']:.3f})", flush=True)
+                      "federated Recall@10": fit["recall@10"],
+                      "ImplicitALS fit+eval s": cen["seconds"], **fit["times"]})
+        print(f"chosen seed {seed}: {fit['ndcg@10']:.4f} vs {cen['ndcg@10']:.4f} "
+              f"(ratio {final[-1]['ratio']:.3f})", flush=True)
     final_frame = pd.DataFrame(final).set_index("seed")
     ratio0 = float(final_frame["ratio"].iloc[0])
     if len(final_frame) > 1:
