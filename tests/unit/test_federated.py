@@ -325,7 +325,7 @@ def test_federated_implicit_beats_popularity(data):
     last = np.r_[np.diff(u) != 0, True]  # the last liked item of each user is held out
     train = Interactions.from_arrays(liked.user_ids[~last], liked.item_ids[~last])
     test_users, test_items = liked.user_ids[last], liked.item_ids[last]
-    model = FederatedImplicitMF(n_factors=4, n_rounds=6, regularization=0.1, alpha=4.0).fit(
+    model = FederatedImplicitMF(n_factors=4, n_rounds=12, regularization=0.1, alpha=4.0).fit(
         train)
     recs = model.recommend(test_users, k=3)
     pop = np.argsort(-model.item_popularity_, kind="stable")

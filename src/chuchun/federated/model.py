@@ -291,8 +291,9 @@ class FederatedImplicitMF(_Federated, Recommender):
     regularization = Param(float, 0.01, "L2 weight lambda of the factors.", low=0)
     alpha = Param(float, 1.0, "Confidence slope: c = 1 + alpha * r.", low=0)
     init_std = Param(float, 0.01, "Std of the normal item factor initialisation.", low=0)
-    server_learning_rate = Param(float, 1.0, "Server step eta_s of the preconditioned "
-                                 "gradient step.", low=0, low_open=True)
+    server_learning_rate = Param(float, 0.5, "Server step eta_s of the preconditioned "
+                                 "gradient step (0.5: chosen on validation, see "
+                                 "docs/federated.md).", low=0, low_open=True)
     n_rounds = Param(int, 15, "Communication rounds (the round budget).", low=1)
 
     supports_fold_in = True
