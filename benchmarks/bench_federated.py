@@ -12,6 +12,11 @@ MovieLens 100K, each user a client (in-process simulation, :mod:`chuchun.federat
 * privacy: ``FederatedMF`` with DP-FedAvg (clip norm C, client sampling q, noise multipliers
   sigma), test RMSE and (epsilon, delta = 1/n_users) from the RDP accountant of dp-accounting.
 
+* implicit-tune: the protocol's own settings of ``FederatedImplicitMF`` (server step, client
+  fraction, rounds) chosen on a validation cut of the temporal split's training part (each
+  user's latest 20 % of training interactions), every candidate also scored on test, then the
+  chosen setting against ImplicitALS (``results/federated_implicit.md``).
+
 Each part can run alone (``--parts``); the implicit comparison runs on the selected folds
 with ``--implicit-on folds`` or ``both`` (NDCG@10 against each fold's test ratings, training
 items excluded). Per fold the script prints the test RMSE as it goes; the 1-minute load average after
@@ -21,6 +26,7 @@ Usage::
 
     PYTHONPATH=src nice -n 5 python benchmarks/bench_federated.py --folds 1 2 3 4 5
     PYTHONPATH=src nice -n 5 python benchmarks/bench_federated.py --parts privacy
+    PYTHONPATH=src nice -n 5 python benchmarks/bench_federated.py --parts implicit-tune --jobs 2
 """
 
 from __future__ import annotations
@@ -173,6 +179,167 @@ def implicit(splits, n_rounds: int) -> str:
         f"**{'met' if worst >= 0.95 else 'not met'}**).")
 
 
+def _implicit_curve(task: tuple[str, float, float, int, int]) -> dict[str, Any]:
+    """One FederatedImplicitMF fit (worker process, one thread): NDCG@10 and Recall@10 of the
+    published model after every round on the split named ``task[0]`` ("validation": the last
+    20 % of each user's training interactions held out of the training part; "test")."""
+    which, eta, q, n_rounds, seed = task
+    from threadpoolctl import threadpool_limits
+
+    split = _implicit_splits()[which]
+    ndcg: list[float] = []
+    recall: list[float] = []
+
+    def record(m: Any, r: int, rec: dict[str, Any]) -> None:
+        res = evaluate(m, split, metrics=["ndcg", "recall"], k=10, fit=False)
+        ndcg.append(res["ndcg@10"])
+        recall.append(res["recall@10"])
+
+    model = FederatedImplicitMF(n_factors=64, n_rounds=n_rounds, server_learning_rate=eta,
+                                client_fraction=q, random_state=seed)
+    t = time.perf_counter()
+    with threadpool_limits(limits=1):
+        model.fit(split.train, callbacks=[record])
+    hist = pd.DataFrame(model.history_)
+    return {"which": which, "eta": eta, "q": q, "seed": seed, "ndcg": ndcg, "recall": recall,
+            "fit s": time.perf_counter() - t, "s/round": float(hist["seconds"].median()),
+            "sampled/round": float(hist["sampled"].mean()),
+            "KiB down": float(hist["bytes_down_per_client"].max()) / 1024,
+            "KiB up": float(hist["bytes_up_per_client"].max()) / 1024, "load": _load()}
+
+
+def _implicit_final(task: tuple[float, float, int, int]) -> dict[str, Any]:
+    """The chosen setting fitted on the temporal split's training part (worker process, one
+    thread) and scored on its test part."""
+    eta, q, n_rounds, seed = task
+    from threadpoolctl import threadpool_limits
+
+    t = time.perf_counter()
+    model = FederatedImplicitMF(n_factors=64, n_rounds=n_rounds, server_learning_rate=eta,
+                                client_fraction=q, random_state=seed)
+    with threadpool_limits(limits=1):
+        res = evaluate(model, _implicit_splits()["test"], metrics=["ndcg", "recall"], k=10)
+    hist = pd.DataFrame(model.history_)
+    return {**res, "times": {
+        "federated fit+eval s": time.perf_counter() - t,
+        "federated s/round": float(hist["seconds"].median()),
+        "KiB down/client/round": hist["bytes_down_per_client"].max() / 1024,
+        "KiB up/client/round": hist["bytes_up_per_client"].max() / 1024, "load": _load()}}
+
+
+_SPLITS: dict[str, Any] = {}
+
+
+def _implicit_splits() -> dict[str, Any]:
+    """The temporal split ("test") and its validation cut ("validation"): the latest 20 % of
+    each user's training interactions (by time) held out of the training part."""
+    if not _SPLITS:
+        import warnings
+
+        from chuchun._exceptions import DataWarning
+        from chuchun.data.splits import user_holdout
+
+        test = ml100k_temporal_split()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            _SPLITS["validation"] = user_holdout(test.train, test_fraction=0.2, order="time")
+        _SPLITS["test"] = test
+    return _SPLITS
+
+
+#: rounds at which candidates are compared (the per-round curves are reported in full)
+_CHECKPOINTS = (5, 10, 15, 20, 25, 30)
+
+
+def implicit_tune(etas: list[float], fractions: list[float], n_rounds: int, jobs: int,
+                  seeds: list[int]) -> list[tuple[str, str]]:
+    """Tune what the federated protocol owns (server step, client fraction, rounds) for
+    FederatedImplicitMF on the validation cut of the temporal split's training part; every
+    candidate is also fitted on the whole training part and scored on test (reported, never
+    used to choose). Then the chosen setting against ImplicitALS (seeds ``seeds``)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    splits = _implicit_splits()
+    central: dict[tuple[str, int], dict[str, float]] = {}
+    for which in ("validation", "test"):
+        for seed in seeds:
+            t = time.perf_counter()
+            res = evaluate(ImplicitALS(n_factors=64, random_state=seed, n_threads=1),
+                           splits[which], metrics=["ndcg", "recall"], k=10)
+            central[which, seed] = dict(res, seconds=time.perf_counter() - t)
+            print(f"ImplicitALS seed {seed} {which}: NDCG@10 {res['ndcg@10']:.4f}", flush=True)
+    tasks = [(which, eta, q, n_rounds, seeds[0]) for eta in etas for q in fractions
+             for which in ("validation", "test")]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        out = []
+        for res in pool.map(_implicit_curve, tasks):
+            print(f"eta {res['eta']} q {res['q']} {res['which']}: NDCG@10 by round "
+                  + " ".join(f"{v:.4f}" for v in res["ndcg"]), flush=True)
+            out.append(res)
+        curves = {(r["which"], r["eta"], r["q"]): r for r in out}
+        rows = []
+        for eta in etas:
+            for q in fractions:
+                val, test = curves["validation", eta, q], curves["test", eta, q]
+                for r in [c for c in _CHECKPOINTS if c < n_rounds] + [n_rounds]:
+                    rows.append({"server step": eta, "client fraction": q, "rounds": r,
+                                 "validation NDCG@10": val["ndcg"][r - 1],
+                                 "test NDCG@10": test["ndcg"][r - 1],
+                                 "test Recall@10": test["recall"][r - 1],
+                                 "s/round": test["s/round"],
+                                 "clients/round": test["sampled/round"],
+                                 "KiB down/client/round": test["KiB down"],
+                                 "KiB up/client/round": test["KiB up"]})
+        grid = pd.DataFrame(rows)
+        best = grid.loc[grid["validation NDCG@10"].idxmax()]
+        eta, q, r = (float(best["server step"]), float(best["client fraction"]),
+                     int(best["rounds"]))
+        print(f"chosen on validation: eta {eta}, q {q}, {r} rounds", flush=True)
+        # the chosen setting refitted with exactly its round budget, with each seed
+        fits = list(pool.map(_implicit_final, [(eta, q, r, seed) for seed in seeds]))
+    grid["chosen"] = ["**yes**" if (g["server step"], g["client fraction"], g["rounds"])
+                      == (eta, q, r) else "" for _, g in grid.iterrows()]
+    final = []
+    for seed, fit in zip(seeds, fits, strict=True):
+        cen = central["test", seed]
+        final.append({"seed": seed, "ImplicitALS NDCG@10": cen["ndcg@10"],
+                      "federated NDCG@10": fit["ndcg@10"],
+                      "ratio": fit["ndcg@10"] / cen["ndcg@10"],
+                      "ImplicitALS Recall@10": cen["recall@10"],
+                      "federated Recall@10": fit["recall@10"],
+                      "ImplicitALS fit+eval s": cen["seconds"], **fit["times"]})
+        print(f"chosen seed {seed}: {fit['ndcg@10']:.4f} vs {cen['ndcg@10']:.4f} "
+              f"(ratio {final[-1]['ratio']:.3f})", flush=True)
+    final_frame = pd.DataFrame(final).set_index("seed")
+    ratio0 = float(final_frame["ratio"].iloc[0])
+    if len(final_frame) > 1:
+        final_frame.loc["mean"] = final_frame.mean(numeric_only=True)
+    per_round = pd.DataFrame({"round": np.arange(1, n_rounds + 1)})
+    for eta_ in etas:
+        for q_ in fractions:
+            for which in ("validation", "test"):
+                per_round[f"{which} eta={eta_} q={q_}"] = curves[which, eta_, q_]["ndcg"]
+    als = pd.DataFrame([{"seed": s, "validation NDCG@10": central["validation", s]["ndcg@10"],
+                         "test NDCG@10": central["test", s]["ndcg@10"]} for s in seeds])
+    return [
+        ("Implicit: the chosen setting against ImplicitALS (temporal split, test)",
+         markdown_table(final_frame) + (
+             f"\n\nChosen on validation: server step {eta}, client fraction {q}, {r} rounds. "
+             f"Federated / centralised NDCG@10 with random_state={seeds[0]}: {ratio0:.3f} "
+             f"(target >= 0.95: **{'met' if ratio0 >= 0.95 else 'not met'}**).")),
+        ("Implicit: validation and test of every candidate",
+         markdown_table(grid.set_index("server step"))
+         + "\n\nValidation: the temporal split's training part with each user's latest 20 % "
+           "held out; test: fitted on the whole training part. Choice by validation NDCG@10 "
+           f"only; rounds compared at {', '.join(map(str, _CHECKPOINTS))}. Every fit 64 "
+           f"factors, lambda 0.01, alpha 1 (ImplicitALS's defaults), random_state={seeds[0]}."),
+        ("Implicit: NDCG@10 after every round", markdown_table(per_round.set_index("round"))),
+        ("Implicit: ImplicitALS reference (64 factors, 15 sweeps, defaults)",
+         markdown_table(als.set_index("seed"))),
+    ]
+
+
 def privacy(split, n_rounds: int, q: float, clip: float, sigmas: list[float]) -> str:
     mean = float(np.mean(split.train.values))
     baseline = float(np.sqrt(np.mean((mean - split.test.values) ** 2)))
@@ -203,8 +370,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, nargs="+", default=[1], choices=range(1, 6))
     parser.add_argument("--parts", nargs="+", default=["explicit", "implicit", "privacy"],
-                        choices=["explicit", "implicit", "privacy"],
-                        help="what to run; 'privacy' alone writes results/federated_privacy.md")
+                        choices=["explicit", "implicit", "privacy", "implicit-tune"],
+                        help="what to run; 'privacy' alone writes results/federated_privacy.md, "
+                             "'implicit-tune' alone results/federated_implicit.md")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--implicit-rounds", type=int, default=15)
     parser.add_argument("--implicit-on", choices=["temporal", "folds", "both"],
@@ -218,6 +386,15 @@ def main() -> None:
     parser.add_argument("--dp-fraction", type=float, default=0.1)
     parser.add_argument("--dp-clip", type=float, default=0.5)
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--etas", type=float, nargs="+", default=[0.5, 0.7, 1.0],
+                        help="implicit-tune: server steps eta_s")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.5],
+                        help="implicit-tune: client fractions")
+    parser.add_argument("--tune-rounds", type=int, default=30,
+                        help="implicit-tune: round budget of each candidate's curve")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="implicit-tune: seeds of the final comparison (the first one is "
+                             "the tuning seed)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="folds of the explicit part run this many at a time in worker "
                              "processes (the implicit part runs meanwhile)")
@@ -268,6 +445,22 @@ def main() -> None:
              "as noisy. Bytes are the float64 arrays of one message (the broadcast item state "
              "down; one dense update vector up), without framing. dp_accounting "
              f"{_version('dp-accounting')}.")
+    if "implicit-tune" in args.parts:
+        tune = implicit_tune(args.etas, args.fractions, args.tune_rounds, args.jobs, args.seeds)
+        if args.parts == ["implicit-tune"]:
+            path = write_results(
+                args.topic or "federated_implicit",
+                "Federated implicit MF: protocol tuning on validation (chuchun.federated)",
+                tune,
+                notes=("Times are from a 2-core machine shared with other work (1-minute load "
+                       f"average {start_load:.1f} at the start, {_load():.1f} at the end; "
+                       "candidates ran two at a time in one-thread worker processes): treat "
+                       "seconds as noisy. Bytes are the float64 arrays of one message (the "
+                       "broadcast item state down; one dense update vector up), without "
+                       "framing."))
+            print(path)
+            return
+        sections += tune
     only_privacy = args.parts == ["privacy"]
     path = write_results(
         args.topic or ("federated_privacy" if only_privacy else "federated"),

@@ -325,7 +325,7 @@ def test_federated_implicit_beats_popularity(data):
     last = np.r_[np.diff(u) != 0, True]  # the last liked item of each user is held out
     train = Interactions.from_arrays(liked.user_ids[~last], liked.item_ids[~last])
     test_users, test_items = liked.user_ids[last], liked.item_ids[last]
-    model = FederatedImplicitMF(n_factors=4, n_rounds=6, regularization=0.1, alpha=4.0).fit(
+    model = FederatedImplicitMF(n_factors=4, n_rounds=12, regularization=0.1, alpha=4.0).fit(
         train)
     recs = model.recommend(test_users, k=3)
     pop = np.argsort(-model.item_popularity_, kind="stable")
@@ -395,3 +395,36 @@ def test_non_finite_item_state_raises_naming_the_setting(data):
     with pytest.raises(ConfigError, match="diverged"):
         model.fit(data)
     assert not hasattr(model, "item_factors_"), "a failed fit leaves the model unfitted"
+
+
+def _implicit_objective(model, regularization, alpha):
+    """Hu, Koren & Volinsky's objective (ImplicitALS with its defaults) at a model's factors."""
+    R = model.seen_.toarray().astype(np.float64)
+    C = 1.0 + alpha * R
+    P = (R > 0).astype(np.float64)
+    X = model.user_factors_.astype(np.float64)
+    Y = model.item_factors_.astype(np.float64)
+    return float(np.sum(C * (P - X @ Y.T) ** 2)
+                 + regularization * (np.sum(X ** 2) + np.sum(Y ** 2)))
+
+
+def test_federated_implicit_minimises_the_implicit_als_objective(data):
+    # the objective ImplicitALS minimises with its defaults: c = 1 + alpha r (unobserved
+    # weight 1) and one lambda for every row (no frequency scaling)
+    ref = ImplicitALS()
+    assert (ref.unobserved_weight, ref.regularization_exponent) == (1.0, 0.0)
+    fed = FederatedImplicitMF()
+    assert (fed.n_factors, fed.regularization, fed.alpha) == (
+        ref.n_factors, ref.regularization, ref.alpha)
+    lam, alpha = 0.1, 2.0
+    als = ImplicitALS(n_factors=4, regularization=lam, alpha=alpha, solver="cholesky",
+                      n_epochs=50, random_state=0).fit(data)
+    values = []
+    for n_rounds in (5, 30):
+        model = FederatedImplicitMF(n_factors=4, regularization=lam, alpha=alpha,
+                                    n_rounds=n_rounds, server_learning_rate=1.0,
+                                    random_state=0).fit(data)
+        values.append(_implicit_objective(model, lam, alpha))
+    best = _implicit_objective(als, lam, alpha)
+    assert values[1] < values[0]
+    assert best <= values[1] <= 1.01 * best, (values, best)

@@ -260,10 +260,16 @@ class FederatedImplicitMF(_Federated, Recommender):
         + \\lambda \\Big(\\sum_u \\lVert x_u\\rVert^2 + \\sum_i \\lVert y_i\\rVert^2\\Big),
         \\qquad c_{ui} = 1 + \\alpha r_{ui}, \\quad p_{ui} = [r_{ui} > 0],
 
-    scores :math:`\\hat p_{ui} = x_u^\\top y_i`. Each round a sampled client solves its
+    scores :math:`\\hat p_{ui} = x_u^\\top y_i`. This is the objective
+    :class:`~chuchun.models.ImplicitALS` minimises with its defaults (unobserved weight
+    :math:`\\alpha_0 = 1`, regularisation exponent :math:`\\nu = 0`: one :math:`\\lambda` for
+    every user and item, no frequency scaling), with the same default :math:`f`,
+    :math:`\\lambda` and :math:`\\alpha`. Each round a sampled client solves its
     :math:`x_u` exactly with the item factors fixed (the ImplicitALS user half-step) and uploads
     the gradient statistics of its loss with respect to the item factors; the server takes a
-    preconditioned gradient step (see :mod:`chuchun.federated.strategy`). After the last round
+    preconditioned gradient step of size ``server_learning_rate`` (see
+    :mod:`chuchun.federated.strategy`). There are no local epochs: the client's step is an exact
+    minimisation, so repeating it changes nothing. After the last round
     every client solves :math:`x_u` once more against the final item factors, so fold-in
     reproduces a training user's scores and ``explain`` is exactly additive (the ImplicitALS
     decomposition, Hu et al. 2008, sec. 5).
@@ -285,8 +291,9 @@ class FederatedImplicitMF(_Federated, Recommender):
     regularization = Param(float, 0.01, "L2 weight lambda of the factors.", low=0)
     alpha = Param(float, 1.0, "Confidence slope: c = 1 + alpha * r.", low=0)
     init_std = Param(float, 0.01, "Std of the normal item factor initialisation.", low=0)
-    server_learning_rate = Param(float, 1.0, "Server step eta_s of the preconditioned "
-                                 "gradient step.", low=0, low_open=True)
+    server_learning_rate = Param(float, 0.5, "Server step eta_s of the preconditioned "
+                                 "gradient step (0.5: chosen on validation, see "
+                                 "docs/federated.md).", low=0, low_open=True)
     n_rounds = Param(int, 15, "Communication rounds (the round budget).", low=1)
 
     supports_fold_in = True

@@ -55,9 +55,14 @@ x_k^\\top`, :math:`d_i = \\sum_k (c_{ki} - 1)\\lVert x_k\\rVert^2` and sampling 
     P_i = G / q + \\big(\\lambda + d_i / (q f)\\big) I,
 
 where :math:`P_i` is the exact Hessian of the ALS item solve (Hu et al. 2008, eq. 4) with the
-item's confidence correction replaced by its average eigenvalue (its trace over :math:`f`). An
-item nobody interacted with gets the exact ALS step; with :math:`\\eta_s = 1` and every client
-sampled, the step approaches ImplicitALS's item half-step.
+item's confidence correction :math:`\\sum_k (c_{ki} - 1) x_k x_k^\\top` replaced by its average
+eigenvalue (its trace over :math:`f`). An item nobody interacted with gets the exact ALS step.
+For an item with many interactions the correction is concentrated in the few directions where
+its users' factors lie, so there :math:`P_i` underestimates the curvature and the full step
+(:math:`\\eta_s = 1`) overshoots; the step size is a protocol setting chosen on validation
+(``docs/federated.md``). The objective is ImplicitALS's with its defaults (unobserved weight 1,
+one :math:`\\lambda` for every row); the same :math:`\\lambda` and confidences enter the clients'
+solves and this step.
 """
 
 from __future__ import annotations
