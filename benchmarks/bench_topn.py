@@ -490,6 +490,30 @@ def curve_grid(curves: list[tuple[dict[str, Any], tuple[int, ...]]]) -> list[dic
     return [{**params, "n_epochs": e} for params, checkpoints in curves for e in checkpoints]
 
 
+def reference_table(name: str, dataset: str) -> list[str]:
+    """chuchun's and RecBole's checkpoints of ``RECBOLE_CURVES[name]`` side by side (the
+    cached ones), with the differences and the fit-time ratio."""
+    rows = []
+    for params in curve_grid(RECBOLE_CURVES[name]):
+        ours = CACHE["runs"].get(_cache_key(dataset, f"chuchun {name}", params), {})
+        theirs = CACHE["runs"].get(_cache_key(dataset, f"RecBole {name}", params), {})
+        if all({"val", "test", "fit"} <= set(e) for e in (ours, theirs)):
+            rows.append((params["n_epochs"], ours, theirs))
+    if not rows:
+        return []
+    lines = [f"**chuchun {name} and RecBole {name} side by side** ({_fmt(RECBOLE_CURVES[name][0][0])}"
+             "; differences chuchun minus RecBole)", "",
+             "| epochs | validation: chuchun | RecBole | Δ | test: chuchun | RecBole | Δ "
+             "| fit (s): chuchun | RecBole | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for epochs, a, b in rows:
+        lines.append(f"| {epochs} | {a['val']:.4f} | {b['val']:.4f} | {a['val'] - b['val']:+.4f} "
+                     f"| {a['test']:.4f} | {b['test']:.4f} | {a['test'] - b['test']:+.4f} "
+                     f"| {a['fit']:.1f} | {b['fit']:.1f} | {a['fit'] / b['fit']:.2f} |")
+    worst = max(max(abs(a["val"] - b["val"]), abs(a["test"] - b["test"])) for _, a, b in rows)
+    lines += ["", f"Largest difference over these checkpoints: {worst:.4f} NDCG@10.", ""]
+    return lines
+
+
 def not_cached(name: str, problem: Problem, params: dict[str, Any]) -> tuple[float, float]:
     raise LookupError(f"{name} {params}: a curve checkpoint missing from the cache")
 
@@ -690,6 +714,7 @@ def main() -> None:
                 else:
                     summary.append(f"| {ds} | RecBole {name} | {_fmt(ref['params'])} | "
                                    f"{ref['val']:.4f} | {ref['test']:.4f} | {ref['fit']:.2f} |")
+                    lines += reference_table(name, ds)
                 sections[-1] = (sections[-1][0], "\n".join(lines))
                 save()
             if cornac_version and name in CORNAC and not args.curve:
