@@ -501,8 +501,9 @@ def reference_table(name: str, dataset: str) -> list[str]:
             rows.append((params["n_epochs"], ours, theirs))
     if not rows:
         return []
-    lines = [f"**chuchun {name} and RecBole {name} side by side** ({_fmt(RECBOLE_CURVES[name][0][0])}"
-             "; differences chuchun minus RecBole)", "",
+    setting = _fmt(RECBOLE_CURVES[name][0][0])
+    lines = [f"**chuchun {name} and RecBole {name} side by side** ({setting}; differences "
+             "chuchun minus RecBole)", "",
              "| epochs | validation: chuchun | RecBole | Δ | test: chuchun | RecBole | Δ "
              "| fit (s): chuchun | RecBole | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
     for epochs, a, b in rows:
