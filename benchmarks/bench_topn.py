@@ -37,7 +37,8 @@ Usage::
 
     PYTHONPATH=src nice -n 5 python benchmarks/bench_topn.py [--datasets ml-100k ml-latest-small]
         [--models EASE RP3beta ...] [--no-reference] [--cache runs.json [--part test]
-        [--cached-only]] [--long] [--curve [--threads N]] [--merge part1.json part2.json]
+        [--cached-only]] [--long] [--curve [--threads N] [--curve-settings JSON]
+        [--stop-at HH:MM]] [--seeds 1 2] [--merge part1.json part2.json]
 """
 
 from __future__ import annotations
