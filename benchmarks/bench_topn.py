@@ -37,7 +37,8 @@ Usage::
 
     PYTHONPATH=src nice -n 5 python benchmarks/bench_topn.py [--datasets ml-100k ml-latest-small]
         [--models EASE RP3beta ...] [--no-reference] [--cache runs.json [--part test]
-        [--cached-only]] [--long] [--curve [--threads N]] [--merge part1.json part2.json]
+        [--cached-only]] [--long] [--curve [--threads N] [--curve-settings JSON]
+        [--stop-at HH:MM]] [--seeds 1 2] [--merge part1.json part2.json]
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ SINGLE: dict[str, list[dict[str, Any]]] = {
 # checkpoint is then a candidate like any other (validation and test NDCG, fit seconds up to it).
 _VAE_EPOCHS = (10, 20, 30, 40, 50, 75, 100, 150)
 _GCN_EPOCHS = (20, 40, 60, 80, 100, 125, 150, 200)
+_VAE_PAPER: dict[str, Any] = {"n_hidden": 600, "n_factors": 200, "batch_size": 500,
+                              "beta_cap": 0.2, "anneal_steps": 200_000, "dropout": 0.5,
+                              "learning_rate": 1e-3}
+_VAE_PAPER_EPOCHS = (25, 50, 100, 150, 200, 300, 400)
 CURVES: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
     "MultVAE": [
         # beta fixed at 0.2 from the first update (Cornac VAECF's setting)
@@ -134,6 +139,11 @@ CURVES: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
         ({"beta_cap": 0.2, "anneal_steps": 200_000}, _VAE_EPOCHS),
         # half the capacity ([300 -> 100]), beta fixed at 0.2
         ({"beta_cap": 0.2, "anneal_steps": 0, "n_hidden": 300, "n_factors": 100}, _VAE_EPOCHS),
+        # the paper's settings in full: [600 -> 200], batch 500 (two updates per epoch here),
+        # beta annealed to 0.2 over 200,000 updates, input dropout 0.5, Adam 1e-3
+        (_VAE_PAPER, _VAE_PAPER_EPOCHS),
+        # the same at half the capacity ([300 -> 100])
+        ({**_VAE_PAPER, "n_hidden": 300, "n_factors": 100}, _VAE_PAPER_EPOCHS),
     ],
     "LightGCN": [
         # 10 updates per epoch at Adam step 1e-2
@@ -141,6 +151,9 @@ CURVES: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
         # the paper's batch (40 updates per epoch), a larger step than its 1e-3
         ({"batch_size": 2048, "learning_rate": 5e-3, "regularization": 1e-4},
          (10, 20, 30, 40, 50, 75, 100)),
+        # the paper's settings: batch 2048, 3 layers, 64 factors, Adam 1e-3, lambda 1e-4
+        ({"batch_size": 2048, "learning_rate": 1e-3, "regularization": 1e-4},
+         (50, 100, 150, 200, 250, 300)),
     ],
 }
 # --reduced (the larger catalogue of ml-latest-small on two shared cores): fewer candidates
@@ -220,7 +233,7 @@ def run_curve(name: str, problem: Problem, params: dict[str, Any],
     model = get_model_class(name)(**{**FIXED[name], **params, "n_epochs": max(checkpoints)})
     clock = {"start": time.perf_counter(), "eval": 0.0}
 
-    def checkpoint(m: Any, epoch: int, logs: dict[str, float]) -> None:
+    def checkpoint(m: Any, epoch: int, logs: dict[str, float]) -> bool:
         if epoch + 1 in checkpoints:
             t = time.perf_counter()
             seconds = t - clock["start"] - clock["eval"]
@@ -229,6 +242,7 @@ def run_curve(name: str, problem: Problem, params: dict[str, Any],
             print(f"    {name} {params} epoch {epoch + 1}: ndcg {ndcg:.4f} "
                   f"({seconds:.1f} s, loss {logs['loss']:.4f})", flush=True)
             clock["eval"] += time.perf_counter() - t
+        return _past_stop()
 
     model.fit(problem.data, callbacks=[checkpoint])
 
@@ -280,10 +294,13 @@ def run_cornac(name: str, problem: Problem, params: dict[str, Any]) -> tuple[flo
 
 
 # -- RecBole LightGCN (Cornac's needs DGL, which does not load with torch 2.13) ---------------
-#: LightGCN settings of ``CURVES`` also run through RecBole's model, side by side
-RECBOLE_CURVES: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
-    "LightGCN": [(CURVES["LightGCN"][0][0], tuple(e for e in _GCN_EPOCHS if e <= 100))],
-}
+#: the first LightGCN setting of ``CURVES`` (after ``--curve-settings``) also runs through
+#: RecBole's model, side by side, with the same checkpoints
+RECBOLE_CURVES: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {}
+
+
+def _match_reference() -> None:
+    RECBOLE_CURVES["LightGCN"] = [CURVES["LightGCN"][0]]
 
 
 def run_recbole_curve(name: str, problem: Problem, params: dict[str, Any],
@@ -354,13 +371,20 @@ def run_recbole_curve(name: str, problem: Problem, params: dict[str, Any],
                 print(f"    RecBole {name} {params} epoch {epoch + 1}: ndcg {ndcg:.4f} "
                       f"({t - t0 - eval_s:.1f} s)", flush=True)
                 eval_s += time.perf_counter() - t
+                if _past_stop():
+                    break
     finally:
         torch.set_num_threads(previous)
 
 
 # -- the run -----------------------------------------------------------------------------------
 CACHE: dict[str, Any] = {"path": None, "runs": {}, "part": "both", "cached_only": False,
-                         "curve": False}
+                         "curve": False, "stop": None}
+
+
+def _past_stop() -> bool:
+    """Whether ``--stop-at`` has passed."""
+    return CACHE["stop"] is not None and time.time() >= CACHE["stop"]
 
 
 def _cache_key(dataset: str, label: str, params: dict[str, Any]) -> str:
@@ -454,6 +478,9 @@ def run_curves(name: str, dataset: str, validation: Problem, final: Problem,
                     entry["fit"] = seconds
                 _save_cache()
 
+            if _past_stop():
+                print(f"  --stop-at passed: {label} {params} ({side}) not run", flush=True)
+                continue
             if not warmed:  # the first fit of a process pays torch's start-up: untimed
                 run_chuchun(name, validation, {**params, "n_epochs": 1})
                 warmed = True
@@ -462,6 +489,31 @@ def run_curves(name: str, dataset: str, validation: Problem, final: Problem,
 
 def curve_grid(curves: list[tuple[dict[str, Any], tuple[int, ...]]]) -> list[dict[str, Any]]:
     return [{**params, "n_epochs": e} for params, checkpoints in curves for e in checkpoints]
+
+
+def reference_table(name: str, dataset: str) -> list[str]:
+    """chuchun's and RecBole's checkpoints of ``RECBOLE_CURVES[name]`` side by side (the
+    cached ones), with the differences and the fit-time ratio."""
+    rows = []
+    for params in curve_grid(RECBOLE_CURVES[name]):
+        ours = CACHE["runs"].get(_cache_key(dataset, f"chuchun {name}", params), {})
+        theirs = CACHE["runs"].get(_cache_key(dataset, f"RecBole {name}", params), {})
+        if all({"val", "test", "fit"} <= set(e) for e in (ours, theirs)):
+            rows.append((params["n_epochs"], ours, theirs))
+    if not rows:
+        return []
+    setting = _fmt(RECBOLE_CURVES[name][0][0])
+    lines = [f"**chuchun {name} and RecBole {name} side by side** ({setting}; differences "
+             "chuchun minus RecBole)", "",
+             "| epochs | validation: chuchun | RecBole | Δ | test: chuchun | RecBole | Δ "
+             "| fit (s): chuchun | RecBole | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for epochs, a, b in rows:
+        lines.append(f"| {epochs} | {a['val']:.4f} | {b['val']:.4f} | {a['val'] - b['val']:+.4f} "
+                     f"| {a['test']:.4f} | {b['test']:.4f} | {a['test'] - b['test']:+.4f} "
+                     f"| {a['fit']:.1f} | {b['fit']:.1f} | {a['fit'] / b['fit']:.2f} |")
+    worst = max(max(abs(a["val"] - b["val"]), abs(a["test"] - b["test"])) for _, a, b in rows)
+    lines += ["", f"Largest difference over these checkpoints: {worst:.4f} NDCG@10.", ""]
+    return lines
 
 
 def not_cached(name: str, problem: Problem, params: dict[str, Any]) -> tuple[float, float]:
@@ -553,6 +605,9 @@ def main() -> None:
                     help="the neural models' candidates from one fit per setting (CURVES)")
     ap.add_argument("--curve-settings", default=None, metavar="JSON",
                     help='replace CURVES, e.g. \'{"MultVAE": [[{"beta_cap": 0.2}, [50, 100]]]}\'')
+    ap.add_argument("--stop-at", default=None, metavar="HH:MM",
+                    help="a curve's fit stops at its first checkpoint after this UTC time, "
+                         "keeping the checkpoints measured (curves not begun are skipped)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch and kernel threads of the chuchun fits (default 2)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
@@ -590,6 +645,11 @@ def main() -> None:
     if args.curve_settings:
         for name, curves in json.loads(args.curve_settings).items():
             CURVES[name] = [(dict(params), tuple(epochs)) for params, epochs in curves]
+    _match_reference()
+    if args.stop_at:
+        hours, minutes = (int(v) for v in args.stop_at.split(":"))
+        now = time.gmtime()
+        CACHE["stop"] = time.time() + ((hours - now.tm_hour) * 60 + minutes - now.tm_min) * 60
     if args.curve:
         CACHE["curve"] = True
         ACTIVE.update({name: curve_grid(curves) for name, curves in CURVES.items()})
@@ -656,6 +716,7 @@ def main() -> None:
                 else:
                     summary.append(f"| {ds} | RecBole {name} | {_fmt(ref['params'])} | "
                                    f"{ref['val']:.4f} | {ref['test']:.4f} | {ref['fit']:.2f} |")
+                    lines += reference_table(name, ds)
                 sections[-1] = (sections[-1][0], "\n".join(lines))
                 save()
             if cornac_version and name in CORNAC and not args.curve:

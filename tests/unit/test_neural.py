@@ -110,6 +110,24 @@ def test_gcn_explain_adds_up_exactly(gcn, data):
         assert sum(r.contribution for r in e.reasons) == pytest.approx(float(score), rel=1e-4)
 
 
+def test_gcn_own_embedding_reason_is_labelled(gcn, data):
+    from chuchun.models.neural.lightgcn import OWN_EMBEDDING
+
+    user, item = data.users.ids[3], data.items.ids[0]
+    e = gcn.explain([user], [item], n_reasons=None)[0]
+    (own,) = [r for r in e.reasons if r.kind == "user"]
+    assert own.id == user
+    assert own.label == OWN_EMBEDDING
+    assert own.name == OWN_EMBEDDING
+    assert own.to_dict()["label"] == OWN_EMBEDDING
+    assert own.detail["layer_weight"] == pytest.approx(1 / (gcn.n_layers + 1))
+    # the contribution is the ego term of the layer mean, dotted with the item
+    u, i = int(data.users.index([user])[0]), int(data.items.index([item])[0])
+    expected = gcn.user_ego_[u] @ gcn.item_factors_[i] / (gcn.n_layers + 1)
+    assert own.contribution == pytest.approx(float(expected), rel=1e-5)
+    assert str(own).startswith(OWN_EMBEDDING)
+
+
 @pytest.mark.parametrize("cls", [MultVAE, LightGCN])
 def test_same_seed_same_weights_other_seed_differs(cls, data):
     params = {**cls._test_params, "n_threads": 1}

@@ -8,16 +8,19 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import DataError
 from chuchun._params import Param, n_threads_param, random_state_param
 from chuchun._progress import progress
-from chuchun._random import check_random_state
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
+from chuchun.models._explain import plain
 from chuchun.models._results import Reason
-from chuchun.models.neural._epochs import EpochCallback, check_callbacks
+from chuchun.models.neural._epochs import EpochCallback
+from chuchun.models.neural._setup import cosine_similarities, fit_setup, notify_callbacks
 
-__all__ = ["LightGCN"]
+__all__ = ["OWN_EMBEDDING", "LightGCN"]
+
+#: label of the explanation reason that is the user's own (ego) embedding
+OWN_EMBEDDING = "the user's own embedding"
 
 
 class LightGCN(Recommender):
@@ -124,28 +127,14 @@ class LightGCN(Recommender):
         """Train. ``callbacks`` receive ``cb(model, epoch, logs)`` after every epoch (``logs``:
         ``loss``, the epoch's mean BPR loss), with the model already scoring with that epoch's
         embeddings; a callback returning ``True`` stops training."""
-        from chuchun.models.neural._torch import (
-            import_torch,
-            make_generator,
-            resolve_device,
-            torch_threads,
-        )
+        from chuchun.models.neural._torch import torch_threads
 
-        cbs = check_callbacks(callbacks)
-        torch = import_torch()
-        device = resolve_device(torch, self.device)
-        x = sp.csr_matrix(data.csr, dtype=np.float32, copy=True)
-        if x.nnz and (x.data < 0).any():
-            raise DataError("LightGCN reads interactions as implicit feedback; negative values "
-                            f"such as {x.data[x.data < 0][:3].tolist()} are not allowed")
-        x.data = (x.data > 0).astype(np.float32)
-        x.eliminate_zeros()
-        x.sort_indices()
-        rng = check_random_state(self.random_state)
-        gen = make_generator(torch, rng, device)
-        self.interactions_ = x
-        with torch_threads(torch, self.n_threads):
-            self._train(torch, x, rng, gen, device, cbs)
+        setup = fit_setup("LightGCN", data.csr, device=self.device,
+                          random_state=self.random_state, callbacks=callbacks)
+        self.interactions_ = setup.interactions
+        with torch_threads(setup.torch, self.n_threads):
+            self._train(setup.torch, setup.interactions, setup.rng, setup.generator,
+                        setup.device, setup.callbacks)
 
     def _train(self, torch: Any, x: sp.csr_matrix, rng: np.random.Generator, gen: Any,
                device: Any, callbacks: list[EpochCallback]) -> None:
@@ -216,7 +205,7 @@ class LightGCN(Recommender):
             losses.append(total / max(1, len(u_all)))
             if callbacks:
                 self._store(torch, emb, propagate, n_users, item_deg, losses)
-                if any([bool(cb(self, epoch, {"loss": losses[-1]})) for cb in callbacks]):
+                if notify_callbacks(callbacks, self, epoch, {"loss": losses[-1]}):
                     break
         self._store(torch, emb, propagate, n_users, item_deg, losses)
 
@@ -256,24 +245,22 @@ class LightGCN(Recommender):
         scale = 1.0 / np.sqrt(max(len(hist), 1) * np.maximum(self.item_degree_[hist], 1.0))
         terms = (self.item_propagated_[hist].astype(np.float64) @ target) * scale
         own = float(self.user_ego_[user_idx].astype(np.float64) @ target) / (self.n_layers + 1)
-        reasons = [Reason(kind="user", id=_plain(self.users_.ids[user_idx]), contribution=own,
-                          detail={"term": "the user's own embedding"})]
+        # the ego embedding enters the layer mean with weight 1 / (K + 1)
+        reasons = [Reason(kind="user", id=plain(self.users_.ids[user_idx]), contribution=own,
+                          label=OWN_EMBEDDING,
+                          detail={"layer_weight": 1.0 / (self.n_layers + 1)})]
         reasons += [
-            Reason(kind="item", id=_plain(self.items_.ids[j]), contribution=float(t),
+            Reason(kind="item", id=plain(self.items_.ids[j]), contribution=float(t),
                    detail={"degree": float(self.item_degree_[j])})
             for j, t in zip(hist, terms, strict=True)
         ]
         return own + float(terms.sum()), reasons
 
     def _item_similarities(self, item_idx: np.ndarray) -> np.ndarray:
-        v = self.item_factors_
-        unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-        return unit[np.asarray(item_idx)] @ unit.T
+        return cosine_similarities(self.item_factors_, item_idx)
 
     def _user_similarities(self, user_idx: np.ndarray) -> np.ndarray:
-        v = self.user_factors_
-        unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-        return unit[np.asarray(user_idx)] @ unit.T
+        return cosine_similarities(self.user_factors_, user_idx)
 
 
 def _scipy_spmm(torch: Any, adj: sp.csr_matrix) -> Any:
@@ -307,6 +294,3 @@ def _negatives(rng: np.random.Generator, users: np.ndarray, seen_keys: np.ndarra
         j[hit] = rng.integers(0, n_items, size=int(hit.sum()))
     return j
 
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

@@ -8,14 +8,19 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import DataError
 from chuchun._params import Param, n_threads_param, random_state_param
 from chuchun._progress import progress
-from chuchun._random import check_random_state
 from chuchun.data.interactions import Interactions
 from chuchun.models._base import Recommender
+from chuchun.models._explain import plain
 from chuchun.models._results import Reason
-from chuchun.models.neural._epochs import EpochCallback, check_callbacks
+from chuchun.models.neural._epochs import EpochCallback
+from chuchun.models.neural._setup import (
+    binary_interactions,
+    cosine_similarities,
+    fit_setup,
+    notify_callbacks,
+)
 
 __all__ = ["MultVAE"]
 
@@ -130,19 +135,11 @@ class MultVAE(Recommender):
         """Train. ``callbacks`` receive ``cb(model, epoch, logs)`` after every epoch (``logs``:
         ``loss``, the epoch's mean negative ELBO, and ``beta``), with the model already
         scoring with that epoch's weights; a callback returning ``True`` stops training."""
-        from chuchun.models.neural._torch import (
-            import_torch,
-            make_generator,
-            resolve_device,
-            torch_threads,
-        )
+        from chuchun.models.neural._torch import torch_threads
 
-        cbs = check_callbacks(callbacks)
-        torch = import_torch()
-        device = resolve_device(torch, self.device)
-        x = _binary(data.csr)
-        rng = check_random_state(self.random_state)
-        gen = make_generator(torch, rng, device)
+        setup = fit_setup("MultVAE", data.csr, device=self.device,
+                          random_state=self.random_state, callbacks=callbacks)
+        torch, x = setup.torch, setup.interactions
         self.interactions_ = x
         if self.recency_half_life is not None:
             from chuchun.data.sequences import user_sequences
@@ -154,7 +151,8 @@ class MultVAE(Recommender):
             self.profiles_ = _decayed(rows, seqs.items.astype(np.int64), rank, x.shape,
                                       self.recency_half_life)
         with torch_threads(torch, self.n_threads):
-            self._train(torch, x, self._rows(), rng, gen, device, cbs)
+            self._train(torch, x, self._rows(), setup.rng, setup.generator, setup.device,
+                        setup.callbacks)
 
     def _train(self, torch: Any, x: sp.csr_matrix, enc: sp.csr_matrix, rng: np.random.Generator,
                gen: Any, device: Any, callbacks: list[EpochCallback]) -> None:
@@ -220,7 +218,7 @@ class MultVAE(Recommender):
             if callbacks:
                 self._store(params, losses)
                 logs = {"loss": losses[-1], "beta": self._beta(step)}
-                if any([bool(cb(self, epoch, logs)) for cb in callbacks]):
+                if notify_callbacks(callbacks, self, epoch, logs):
                     break
         self._store(params, losses)
 
@@ -259,7 +257,7 @@ class MultVAE(Recommender):
         return self._logits(self._rows()[np.asarray(user_idx)])
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return self._logits(_binary(history))
+        return self._logits(binary_interactions(history, "MultVAE"))
 
     def _score_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
         assert self.recency_half_life is not None
@@ -281,27 +279,14 @@ class MultVAE(Recommender):
         dense[np.arange(len(hist)), hist] = 0.0  # row r: the history without its r-th item
         drop = self._logits(sp.csr_matrix(dense))[:, item_idx]
         reasons = [
-            Reason(kind="item", id=_plain(self.items_.ids[j]), contribution=float(score - d),
+            Reason(kind="item", id=plain(self.items_.ids[j]), contribution=float(score - d),
                    detail={"score_without": float(d), "value": float(v)})
             for j, d, v in zip(hist, drop, values, strict=True)
         ]
         return score, reasons
 
     def _item_similarities(self, item_idx: np.ndarray) -> np.ndarray:
-        v = self.dec_weights_
-        unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-        return unit[np.asarray(item_idx)] @ unit.T
-
-
-def _binary(csr: sp.csr_matrix) -> sp.csr_matrix:
-    x = sp.csr_matrix(csr, dtype=np.float32, copy=True)
-    if x.nnz and (x.data < 0).any():
-        raise DataError("MultVAE reads interactions as implicit feedback; negative values "
-                        f"such as {x.data[x.data < 0][:3].tolist()} are not allowed")
-    x.data = (x.data > 0).astype(np.float32)
-    x.eliminate_zeros()
-    x.sort_indices()
-    return x
+        return cosine_similarities(self.dec_weights_, item_idx)
 
 
 def _decayed(rows: np.ndarray, items: np.ndarray, rank: np.ndarray, shape: tuple[int, int],
@@ -317,6 +302,3 @@ def _decayed(rows: np.ndarray, items: np.ndarray, rank: np.ndarray, shape: tuple
     out.sort_indices()
     return out
 
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
