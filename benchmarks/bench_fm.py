@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -666,17 +667,38 @@ USER_CS_FEATURES = {
     "genres, year, tags": dict(multi_valued=["genres"], categorical=["year"], text=["tags"]),
 }
 
+# HybridMF and the FM use the item description chosen for ContentBased on validation.
 # cold_item_prior does not change training (the prior is fitted after the epochs): each
-# trained model is scored with and without it
+# trained model is scored with and without it. user_profile: users are also described by the
+# attributes of the items they rated in training (see user_profile_features).
 USER_CS_HYBRID_GRID = [
-    dict(loss=loss, features=f, item_id_dropout=d, n_epochs=ep)
-    for loss in ("bpr", "warp") for f in ("genres, year", "genres, year, tags")
-    for d in (0.0, 0.5) for ep in (10, 30)]
+    dict(loss=loss, user_profile=up, item_id_dropout=d, n_epochs=ep)
+    for loss in ("bpr", "warp") for up in (False, True) for d in (0.0, 0.5) for ep in (10, 30)]
 USER_CS_PRIORS = (0.0, 0.2)
 
-USER_CS_FM_GRID = [
-    dict(features=f, regularization=reg, n_epochs=ep)
-    for f in ("genres, year", "genres, year, tags") for reg in (0.01,) for ep in (10, 30)]
+USER_CS_FM_GRID = [dict(implicit_users=iu, regularization=0.01, n_epochs=ep)
+                   for iu in (False, True) for ep in (10, 30)]
+
+
+def user_profile_features(log: Interactions, items: ItemFeatures) -> UserFeatures:
+    """Each user of ``log`` described by the attributes of the items they interacted with:
+    the mean of those items' attribute rows (``profile:<feature>`` columns; text columns such
+    as tags left out, they would make every user row dense). Built from the training log only."""
+    from chuchun.data.vocabulary import Vocabulary
+
+    keep = np.flatnonzero(np.isin(items.feature_columns, ["genres", "year"]))
+    items = ItemFeatures(items.ids, items.matrix[:, keep], items.feature_names[keep],
+                         columns=items.feature_columns[keep])
+    A = items.align(log.items).matrix.tocsr().astype(np.float64)
+    R = sp.csr_matrix((np.ones(len(log)), (log.users.index(log.user_ids),
+                                          log.items.index(log.item_ids))),
+                      shape=(len(log.users), len(log.items)))
+    R.data[:] = 1.0
+    n = np.asarray(R.sum(axis=1)).ravel()
+    P = sp.diags(1.0 / np.maximum(n, 1.0)) @ R @ A
+    names = [f"profile:{x}" for x in items.feature_names]
+    return UserFeatures(Vocabulary(log.users.ids), sp.csr_matrix(P), names,
+                        columns=[f"profile:{c}" for c in items.feature_columns])
 
 
 def load_user_coldstart() -> tuple[dict, dict, dict[str, ItemFeatures], pd.DataFrame]:
@@ -707,7 +729,7 @@ def _setting(params: dict) -> str:
 
 def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
                           fm_grid: list[dict] | None = None,
-                          n_factors: int = 64) -> tuple[list[tuple[str, str]], dict]:
+                          n_factors: int = 32) -> tuple[list[tuple[str, str]], dict]:
     """Cold start on the per-user temporal split of ml-latest-small (185 test users): every
     setting chosen on the validation cut; validation and test NDCG@10 of every candidate;
     paired bootstrap intervals of the ratios to ContentBased."""
@@ -744,6 +766,7 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
                  "validation NDCG@10": best_cb["validation NDCG@10"],
                  "NDCG@10": per_user["content"].mean(), "fit s": time.perf_counter() - t0})
     print(rows[-1], flush=True)
+    item_set = str(best_cb["features"])
 
     def hybrid(params: dict, case: dict) -> list[tuple[dict, np.ndarray, float]]:
         """One fit per trained setting, scored with each cold_item_prior (the prior is an
@@ -752,7 +775,9 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
         m = HybridMF(loss=params["loss"], n_factors=n_factors, n_epochs=params["n_epochs"],
                      item_id_dropout=params["item_id_dropout"],
                      cold_item_prior=max(USER_CS_PRIORS), random_state=0, n_threads=2)
-        m.fit(case["implicit"], item_features=feats[params["features"]])
+        itf = feats[item_set]
+        uf = user_profile_features(case["implicit"], itf) if params["user_profile"] else None
+        m.fit(case["implicit"], item_features=itf, user_features=uf)
         fit_s = time.perf_counter() - t0
         out = []
         for prior in sorted(USER_CS_PRIORS, reverse=True):
@@ -769,9 +794,10 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
         t0 = time.perf_counter()
         m = FactorizationMachine(task="ranking", n_factors=n_factors, learning_rate=0.05,
                                  regularization=params["regularization"],
+                                 implicit_users=params["implicit_users"],
                                  n_epochs=params["n_epochs"], init_std=0.01, random_state=0,
                                  n_threads=2)
-        m.fit(case["implicit"], item_features=feats[params["features"]])
+        m.fit(case["implicit"], item_features=feats[item_set])
         fit_s = time.perf_counter() - t0
         return [(params, _model_per_user(m, case), fit_s)]
 
@@ -801,7 +827,7 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
     plain = next(({**p, "cold_item_prior": 0.0} for p in hybrid_grid
                   if p["item_id_dropout"] == 0.0 and p["loss"] == "bpr"
                   and p["n_epochs"] == max(q["n_epochs"] for q in hybrid_grid)
-                  and p["features"] == "genres, year"), None)
+                  and not p["user_profile"]), None)
     if plain is not None:
         g = grids["HybridMF"]
         r = g[(g[list(plain)] == pd.Series(plain)).all(axis=1)].iloc[0]
@@ -890,9 +916,10 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
         ("Ratios to ContentBased, paired bootstrap over the test users (2,000 resamples)",
          markdown_table(pd.DataFrame(ci_rows), index=False)),
         ("ContentBased candidates (validation and test)", markdown_table(cb_grid, index=False)),
-        ("HybridMF candidates (validation and test)",
+        (f"HybridMF candidates (validation and test; items: {item_set}, {n_factors} factors)",
          markdown_table(grids["HybridMF"], index=False)),
-        ("FactorizationMachine ranking candidates (validation and test)",
+        (f"FactorizationMachine ranking candidates (validation and test; items: {item_set}, "
+         f"{n_factors} factors)",
          markdown_table(grids["FactorizationMachine ranking"], index=False)),
     ]
     return out, per_user
