@@ -52,7 +52,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -672,33 +671,19 @@ USER_CS_FEATURES = {
 # trained model is scored with and without it. user_profile: users are also described by the
 # attributes of the items they rated in training (see user_profile_features).
 USER_CS_HYBRID_GRID = [
-    dict(loss=loss, user_profile=up, item_id_dropout=d, n_epochs=ep)
-    for loss in ("bpr", "warp") for up in (False, True) for d in (0.0, 0.5) for ep in (10, 30)]
+    dict(loss=loss, user_profile=up, item_id_dropout=d, n_epochs=30)
+    for loss in ("bpr", "warp") for up in (False, True) for d in (0.0, 0.5)]
 USER_CS_PRIORS = (0.0, 0.2)
 
-USER_CS_FM_GRID = [dict(implicit_users=iu, regularization=0.01, n_epochs=ep)
-                   for iu in (False, True) for ep in (10, 30)]
+USER_CS_FM_GRID = [dict(implicit_users=False, regularization=0.01, n_epochs=ep)
+                   for ep in (10, 30)]
 
 
 def user_profile_features(log: Interactions, items: ItemFeatures) -> UserFeatures:
     """Each user of ``log`` described by the attributes of the items they interacted with:
     the mean of those items' attribute rows (``profile:<feature>`` columns; text columns such
     as tags left out, they would make every user row dense). Built from the training log only."""
-    from chuchun.data.vocabulary import Vocabulary
-
-    keep = np.flatnonzero(np.isin(items.feature_columns, ["genres", "year"]))
-    items = ItemFeatures(items.ids, items.matrix[:, keep], items.feature_names[keep],
-                         columns=items.feature_columns[keep])
-    A = items.align(log.items).matrix.tocsr().astype(np.float64)
-    R = sp.csr_matrix((np.ones(len(log)), (log.users.index(log.user_ids),
-                                          log.items.index(log.item_ids))),
-                      shape=(len(log.users), len(log.items)))
-    R.data[:] = 1.0
-    n = np.asarray(R.sum(axis=1)).ravel()
-    P = sp.diags(1.0 / np.maximum(n, 1.0)) @ R @ A
-    names = [f"profile:{x}" for x in items.feature_names]
-    return UserFeatures(Vocabulary(log.users.ids), sp.csr_matrix(P), names,
-                        columns=[f"profile:{c}" for c in items.feature_columns])
+    return UserFeatures.from_item_profiles(log, items, columns=["genres", "year"])
 
 
 def load_user_coldstart() -> tuple[dict, dict, dict[str, ItemFeatures], pd.DataFrame]:
