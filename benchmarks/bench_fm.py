@@ -677,6 +677,9 @@ USER_CS_PRIORS = (0.0, 0.2)
 
 USER_CS_FM_GRID = [dict(implicit_users=False, regularization=0.01, n_epochs=ep)
                    for ep in (10, 30)]
+# --cs-grid small: the BPR hybrid with and without user profiles (no dropout), for a short run
+USER_CS_HYBRID_SMALL = [p for p in USER_CS_HYBRID_GRID
+                        if p["loss"] == "bpr" and p["item_id_dropout"] == 0.0]
 
 
 def user_profile_features(log: Interactions, items: ItemFeatures) -> UserFeatures:
@@ -1183,6 +1186,9 @@ def main() -> None:
     ap.add_argument("--assemble", nargs=2, metavar=("TEST_ROWS", "VALIDATION_ROWS"),
                     default=None, help="write the rmse tables from --rows-out files "
                     "(comma-separated lists) instead of running")
+    ap.add_argument("--cs-grid", choices=("full", "small"), default="full",
+                    help="HybridMF candidates of the coldstart_users section (small: BPR with "
+                         "and without user profiles, no dropout)")
     ap.add_argument("--skip-myfm-features", action="store_true",
                     help="run myFM on the ids set only")
     args = ap.parse_args()
@@ -1234,7 +1240,8 @@ def main() -> None:
             out.append(("HybridMF BPR cold-item options on the validation cold-start split",
                         markdown_table(grid, index=False)))
     if "coldstart_users" in sections:
-        out += bench_coldstart_users()[0]
+        out += bench_coldstart_users(
+            USER_CS_HYBRID_SMALL if args.cs_grid == "small" else USER_CS_HYBRID_GRID)[0]
     if "coldstart_age" in sections:
         out.append(("HybridMF with the release age on ml-latest-small (rolling validation)",
                     markdown_table(bench_coldstart_age())))
