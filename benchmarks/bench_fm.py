@@ -805,6 +805,8 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
     for name, run, grid in (("HybridMF", hybrid, hybrid_grid),
                             ("FactorizationMachine ranking", fm, fm_grid)):
         g_rows = []
+        if not grid:
+            continue
         for params in grid:
             for (full, v, _), (_, t, fit_s) in zip(run(params, val), run(params, cs),
                                                    strict=True):
@@ -828,7 +830,7 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
                   if p["item_id_dropout"] == 0.0 and p["loss"] == "bpr"
                   and p["n_epochs"] == max(q["n_epochs"] for q in hybrid_grid)
                   and not p["user_profile"]), None)
-    if plain is not None:
+    if plain is not None and "HybridMF" in grids:
         g = grids["HybridMF"]
         r = g[(g[list(plain)] == pd.Series(plain)).all(axis=1)].iloc[0]
         per_user["HybridMF plain"] = per_user[f"HybridMF {_setting(plain)}"]
@@ -916,12 +918,14 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
         ("Ratios to ContentBased, paired bootstrap over the test users (2,000 resamples)",
          markdown_table(pd.DataFrame(ci_rows), index=False)),
         ("ContentBased candidates (validation and test)", markdown_table(cb_grid, index=False)),
-        (f"HybridMF candidates (validation and test; items: {item_set}, {n_factors} factors)",
-         markdown_table(grids["HybridMF"], index=False)),
-        (f"FactorizationMachine ranking candidates (validation and test; items: {item_set}, "
-         f"{n_factors} factors)",
-         markdown_table(grids["FactorizationMachine ranking"], index=False)),
     ]
+    if "HybridMF" in grids:
+        out.append((f"HybridMF candidates (validation and test; items: {item_set}, "
+                    f"{n_factors} factors)", markdown_table(grids["HybridMF"], index=False)))
+    if "FactorizationMachine ranking" in grids:
+        out.append((f"FactorizationMachine ranking candidates (validation and test; items: "
+                    f"{item_set}, {n_factors} factors)",
+                    markdown_table(grids["FactorizationMachine ranking"], index=False)))
     return out, per_user
 
 
@@ -1198,9 +1202,10 @@ def main() -> None:
     ap.add_argument("--assemble", nargs=2, metavar=("TEST_ROWS", "VALIDATION_ROWS"),
                     default=None, help="write the rmse tables from --rows-out files "
                     "(comma-separated lists) instead of running")
-    ap.add_argument("--cs-grid", choices=("full", "small"), default="full",
+    ap.add_argument("--cs-grid", choices=("full", "small", "none"), default="full",
                     help="HybridMF candidates of the coldstart_users section (small: BPR with "
-                         "and without user profiles, no dropout)")
+                         "and without user profiles, no dropout; none: ContentBased and the "
+                         "references only, no HybridMF or FM)")
     ap.add_argument("--skip-myfm-features", action="store_true",
                     help="run myFM on the ids set only")
     args = ap.parse_args()
@@ -1252,8 +1257,9 @@ def main() -> None:
             out.append(("HybridMF BPR cold-item options on the validation cold-start split",
                         markdown_table(grid, index=False)))
     if "coldstart_users" in sections:
-        out += bench_coldstart_users(
-            USER_CS_HYBRID_SMALL if args.cs_grid == "small" else USER_CS_HYBRID_GRID)[0]
+        grid = {"full": USER_CS_HYBRID_GRID, "small": USER_CS_HYBRID_SMALL, "none": []}
+        out += bench_coldstart_users(grid[args.cs_grid],
+                                     [] if args.cs_grid == "none" else None)[0]
     if "coldstart_age" in sections:
         out.append(("HybridMF with the release age on ml-latest-small (rolling validation)",
                     markdown_table(bench_coldstart_age())))
