@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     PYTHONPATH=src python benchmarks/bench_fm.py [--folds 1,2,3,4,5] [--skip-myfm-features]
-        [--sections rmse,solvers,ranking,coldstart]
+        [--sections rmse,solvers,ranking,coldstart] [--sections coldstart_users --cs-grid small]
 
 Sections, all in one process:
 
@@ -29,6 +29,18 @@ Sections, all in one process:
     ``cold_item_prior``, the year also as a number) are chosen on the same protocol cut from
     the training period (its 80 % time quantile); references: the learned arrival prior
     alone, newest first, random, and two oracles that read the test period.
+``coldstart_users``
+    the issue's cold-start protocol with enough users to tell models apart: the per-user
+    temporal split of bench_knn's content part (each user's latest 20 % of ratings to test,
+    ``user_holdout(order="time")``, reused from there; cold-start items = test items that never
+    occur in training; 185 test users) and its validation cut made the same way from the
+    training part (181 users). ContentBased's item description (genres, tags, year) and
+    centering, HybridMF's loss, ``item_id_dropout``, ``cold_item_prior`` and users described by
+    the attributes of their rated items (``UserFeatures.from_item_profiles``), and the ranking
+    FM's n_epochs are chosen on validation; every candidate's validation and test NDCG@10 is
+    listed; random (mean of 20 draws), newest first, the arrival prior alone and two oracles as
+    references; paired bootstrap 95 % intervals (over users) of the ratios to ContentBased.
+    ``--cs-grid small`` keeps the BPR hybrid with and without user profiles.
 ``rmse_validation``
     validation RMSE of the implicit-block feature sets on a random 10 % cut of each training
     fold (the test fold unread); ``--rows-out`` appends rows as JSON lines, and
@@ -455,7 +467,7 @@ COLDSTART_GRID = [dict(item_id_dropout=d, cold_item_prior=c, year_numeric=y)
                   for y in (False, True) for d in (0.0, 0.5) for c in (0.0, 0.2)]
 
 
-def bench_coldstart(models: bool = True) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+def bench_coldstart(models: bool = True) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """Cold start on ml-latest-small (see the module docstring). HybridMF's cold-item
     options (item-id dropout, the learned arrival prior, the year as a number) are chosen on a
     validation cold-start split cut from the training period alone (its own 80 % time
@@ -470,6 +482,7 @@ def bench_coldstart(models: bool = True) -> tuple[pd.DataFrame, dict[str, int], 
     feats = {y: coldstart_features(ml.items, y) for y in (False, True)}
     rows: list[dict] = []
     val_rows: list[dict] = []
+    per_user: dict[str, np.ndarray] = {}
 
     def hybrid(params: dict) -> HybridMF:
         return HybridMF(loss="bpr", n_factors=64, n_epochs=30, random_state=0,
@@ -488,16 +501,19 @@ def bench_coldstart(models: bool = True) -> tuple[pd.DataFrame, dict[str, int], 
         t0 = time.perf_counter()
         m = hybrid(best).fit(cs["implicit"], item_features=feats[best["year_numeric"]])
         setting = ", ".join(f"{k}={v}" for k, v in best.items())
+        per_user["HybridMF BPR (chosen)"] = _model_per_user(m, cs)
         rows.append({"model": f"HybridMF BPR, chosen on validation ({setting})",
-                     "NDCG@10": _model_ndcg(m, cs), "validation NDCG@10": best_val,
+                     "NDCG@10": per_user["HybridMF BPR (chosen)"].mean(),
+                     "validation NDCG@10": best_val,
                      "fit s": time.perf_counter() - t0})
         print(rows[-1], flush=True)
         plain = dict(item_id_dropout=0.0, cold_item_prior=0.0, year_numeric=False)
         if best != plain:
             t0 = time.perf_counter()
             m0 = hybrid(plain).fit(cs["implicit"], item_features=feats[False])
+            per_user["HybridMF BPR (no cold-item options)"] = _model_per_user(m0, cs)
             rows.append({"model": "HybridMF BPR, no cold-item options (genres, year)",
-                         "NDCG@10": _model_ndcg(m0, cs),
+                         "NDCG@10": per_user["HybridMF BPR (no cold-item options)"].mean(),
                          "validation NDCG@10": next(
                              r["validation NDCG@10"] for r in val_rows
                              if all(r[k] == v for k, v in plain.items())),
@@ -507,7 +523,9 @@ def bench_coldstart(models: bool = True) -> tuple[pd.DataFrame, dict[str, int], 
                                   val)
         t0 = time.perf_counter()
         cb = ContentBased().fit(cs["train"], item_features=feats[False])
-        rows.append({"model": "ContentBased (genres, year)", "NDCG@10": _model_ndcg(cb, cs),
+        per_user["ContentBased"] = _model_per_user(cb, cs)
+        rows.append({"model": "ContentBased (genres, year)",
+                     "NDCG@10": per_user["ContentBased"].mean(),
                      "validation NDCG@10": val_content, "fit s": time.perf_counter() - t0})
         print(rows[-1], flush=True)
     # the learned arrival prior alone: one list for every user, from the training log only
@@ -540,6 +558,8 @@ def bench_coldstart(models: bool = True) -> tuple[pd.DataFrame, dict[str, int], 
     for name, split in (("test", cs), ("validation", val)):
         y = year.reindex(split["new_items"])
         split["newest"] = np.argsort(-y.fillna(y.median()).to_numpy(), kind="stable")
+    per_user["Newest release first"] = _per_user(
+        np.tile(cs["newest"][:10], (len(cs["users"]), 1)), cs)
     rows.append({"model": "Newest release first (no model, same list for every user)",
                  "NDCG@10": _same_list_ndcg(cs["newest"], cs),
                  "validation NDCG@10": _same_list_ndcg(val["newest"], val), "fit s": 0.0})
@@ -563,11 +583,350 @@ def bench_coldstart(models: bool = True) -> tuple[pd.DataFrame, dict[str, int], 
                           "popularity on genres and year (in-sample)",
                  "NDCG@10": _same_list_ndcg(_poisson_order(xf, counts), cs),
                  "validation NDCG@10": np.nan, "fit s": np.nan})
-    info = {"new items": len(cs["new_items"]), "test users": len(cs["users"]),
-            "test pairs": len(cs["after"]), "training ratings": len(cs["train"]),
-            "validation new items": len(val["new_items"]),
-            "validation users": len(val["users"]), "validation pairs": len(val["after"])}
+    info: dict[str, Any] = {
+        "new items": len(cs["new_items"]), "test users": len(cs["users"]),
+        "test pairs": len(cs["after"]), "training ratings": len(cs["train"]),
+        "validation new items": len(val["new_items"]),
+        "validation users": len(val["users"]), "validation pairs": len(val["after"])}
+    ci_rows = []
+    for key in ("HybridMF BPR (chosen)", "HybridMF BPR (no cold-item options)",
+                "Newest release first"):
+        if key in per_user and "ContentBased" in per_user:
+            ci = paired_ratio_interval(per_user[key], per_user["ContentBased"])
+            ci_rows.append({"ratio of mean NDCG@10": f"{key} / ContentBased",
+                            "ratio": ci["ratio"],
+                            "95 % interval (paired bootstrap over users)":
+                                f"{ci['low']:.2f} – {ci['high']:.2f}",
+                            "share of resamples >= 2": ci["share >= 2"]})
+    info["bootstrap"] = pd.DataFrame(ci_rows)
     return pd.DataFrame(rows).set_index("model"), info, pd.DataFrame(val_rows)
+
+
+# -- cold start on the per-user temporal split (the protocol of bench_knn's content part) ---
+def paired_ratio_interval(a: np.ndarray, b: np.ndarray, n_boot: int = 2000,
+                          seed: int = 0) -> dict[str, float]:
+    """Ratio of mean per-user scores ``mean(a) / mean(b)`` with a paired bootstrap over
+    users: ``n_boot`` resamples of the users (with replacement), both models scored on the
+    same resample; the 2.5 and 97.5 percentiles of the resampled ratios, and the share of
+    resamples whose ratio is at least 2."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(a), (n_boot, len(a)))
+    num, den = a[idx].mean(axis=1), b[idx].mean(axis=1)
+    ratios = num / np.where(den > 0, den, np.nan)
+    lo, hi = np.nanpercentile(ratios, [2.5, 97.5])
+    return {"ratio": float(a.mean() / b.mean()), "low": float(lo), "high": float(hi),
+            "share >= 2": float(np.nanmean(ratios >= 2.0))}
+
+
+def user_coldstart_case(train: Interactions, test: Interactions) -> dict:
+    """Cold-start items of a per-user split: test items that never occur in ``train``; the
+    users (known in ``train``) who rated one, and their relevant cold items as positions into
+    the sorted cold list. The same definition as ``bench_knn._cold_start_eval``."""
+    cold = np.setdiff1d(np.unique(test.item_ids), train.items.ids)
+    frame = test.to_pandas()
+    rows = frame[frame["item"].isin(cold)]
+    users = np.unique(rows["user"].to_numpy())
+    users = users[train.users.index(users) >= 0]
+    rel_pos = [np.searchsorted(cold, np.unique(rows.loc[rows["user"] == u, "item"].to_numpy()))
+               for u in users]
+    counts = rows.groupby("item").size().reindex(cold, fill_value=0).to_numpy()
+    implicit = Interactions.from_arrays(train.user_ids, train.item_ids,
+                                        timestamps=train.timestamps)
+    return {"train": train, "implicit": implicit, "new_items": cold, "users": users,
+            "rel_pos": rel_pos, "after": rows, "counts": counts}
+
+
+def _per_user(top_pos: np.ndarray, cs: dict) -> np.ndarray:
+    return np.asarray(ndcg_at_k(top_pos, cs["rel_pos"], 10), dtype=np.float64)
+
+
+def _model_per_user(model, cs: dict) -> np.ndarray:
+    recs = model.recommend(cs["users"], k=10, candidates=cs["new_items"], exclude_seen=True)
+    pos = np.searchsorted(cs["new_items"], recs.item_ids.astype(cs["new_items"].dtype))
+    return _per_user(pos, cs)
+
+
+def _random_per_user(cs: dict, n_draws: int = 20) -> np.ndarray:
+    """Per-user NDCG@10 of a random order of the cold items, averaged over ``n_draws``."""
+    n = len(cs["new_items"])
+    draws = []
+    for seed in range(n_draws):
+        rng = np.random.default_rng(seed)
+        draws.append(_per_user(np.stack([rng.permutation(n)[:10] for _ in cs["users"]]), cs))
+    return np.mean(draws, axis=0)
+
+
+def latest_small_item_table() -> pd.DataFrame:
+    """ml-latest-small's movies with genres, release year (from the title) and the words of
+    their tags (``tags.csv``, as in bench_knn's content part: item side information)."""
+    from bench_knn import LATEST
+
+    movies = pd.read_csv(LATEST / "movies.csv").rename(columns={"movieId": "item"})
+    tags = pd.read_csv(LATEST / "tags.csv")
+    text = tags.groupby("movieId")["tag"].apply(lambda s: " ".join(map(str, s)))
+    movies["tags"] = movies["item"].map(text).fillna("")
+    movies["genres"] = movies["genres"].replace("(no genres listed)", np.nan)
+    movies["year"] = movies["title"].str.extract(r"\((\d{4})\)\s*$", expand=False)
+    return movies
+
+
+#: item descriptions tried for every model on the per-user cold-start protocol
+USER_CS_FEATURES = {
+    "genres": dict(multi_valued=["genres"]),
+    "genres, tags": dict(multi_valued=["genres"], text=["tags"]),
+    "genres, year": dict(multi_valued=["genres"], categorical=["year"]),
+    "genres, year, tags": dict(multi_valued=["genres"], categorical=["year"], text=["tags"]),
+}
+
+# HybridMF and the FM use the item description chosen for ContentBased on validation.
+# cold_item_prior does not change training (the prior is fitted after the epochs): each
+# trained model is scored with and without it. user_profile: users are also described by the
+# attributes of the items they rated in training (see user_profile_features).
+USER_CS_HYBRID_GRID = [
+    dict(loss=loss, user_profile=up, item_id_dropout=d, n_epochs=30)
+    for loss in ("bpr", "warp") for up in (False, True) for d in (0.0, 0.5)]
+USER_CS_PRIORS = (0.0, 0.2)
+
+USER_CS_FM_GRID = [dict(implicit_users=False, regularization=0.01, n_epochs=ep)
+                   for ep in (10, 30)]
+# --cs-grid small: the BPR hybrid with and without user profiles (no dropout), for a short run
+USER_CS_HYBRID_SMALL = [p for p in USER_CS_HYBRID_GRID
+                        if p["loss"] == "bpr" and p["item_id_dropout"] == 0.0]
+
+
+def user_profile_features(log: Interactions, items: ItemFeatures) -> UserFeatures:
+    """Each user of ``log`` described by the attributes of the items they interacted with:
+    the mean of those items' attribute rows (``profile:<feature>`` columns; text columns such
+    as tags left out, they would make every user row dense). Built from the training log only."""
+    return UserFeatures.from_item_profiles(log, items, columns=["genres", "year"])
+
+
+def load_user_coldstart() -> tuple[dict, dict, dict[str, ItemFeatures], pd.DataFrame]:
+    """The per-user temporal split of bench_knn's content part (each user's latest 20 % of
+    ratings to test, ``user_holdout(order="time")``) and its validation cut, made the same way
+    from the training part."""
+    from bench_knn import LATEST
+
+    from chuchun.data.splits import user_holdout
+
+    ratings = pd.read_csv(LATEST / "ratings.csv").rename(
+        columns={"userId": "user", "movieId": "item"})
+    data = Interactions.from_pandas(ratings, timestamp_col="timestamp", rating_scale=(0.5, 5.0))
+    split = user_holdout(data, 0.2, order="time")
+    inner = user_holdout(split.train, 0.2, order="time")
+    table = latest_small_item_table()
+    feats = {name: ItemFeatures.from_pandas(table, **kw) for name, kw in USER_CS_FEATURES.items()}
+    test = user_coldstart_case(split.train, split.test)
+    test["test"] = split.test
+    val = user_coldstart_case(inner.train, inner.test)
+    val["test"] = inner.test
+    return test, val, feats, table
+
+
+def _setting(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
+                          fm_grid: list[dict] | None = None,
+                          n_factors: int = 32) -> tuple[list[tuple[str, str]], dict]:
+    """Cold start on the per-user temporal split of ml-latest-small (185 test users): every
+    setting chosen on the validation cut; validation and test NDCG@10 of every candidate;
+    paired bootstrap intervals of the ratios to ContentBased."""
+    from bench_knn import _cold_start_eval
+
+    from chuchun.models.hybrid import _arrival_rates
+
+    cs, val, feats, table = load_user_coldstart()
+    hybrid_grid = USER_CS_HYBRID_GRID if hybrid_grid is None else hybrid_grid
+    fm_grid = USER_CS_FM_GRID if fm_grid is None else fm_grid
+    per_user: dict[str, np.ndarray] = {}
+    rows: list[dict] = []
+
+    # ContentBased, through bench_knn's own evaluation (same users, same relevant items)
+    def content(case: dict, f: str, centering: bool) -> np.ndarray:
+        m, users, rel, cold = _cold_start_eval(case["train"], case["test"], feats[f],
+                                               centering=centering)
+        assert np.array_equal(users, case["users"]) and np.array_equal(cold, case["new_items"])
+        recs = m.recommend(users, k=10, candidates=cold)
+        return np.asarray(ndcg_at_k(recs.item_idx, rel, 10), dtype=np.float64)
+
+    cb_rows = []
+    for f in USER_CS_FEATURES:
+        for centering in (True, False):
+            cb_rows.append({"features": f, "centering": centering,
+                            "validation NDCG@10": float(content(val, f, centering).mean()),
+                            "test NDCG@10": float(content(cs, f, centering).mean())})
+    cb_grid = pd.DataFrame(cb_rows)
+    best_cb = cb_grid.loc[cb_grid["validation NDCG@10"].idxmax()]
+    t0 = time.perf_counter()
+    per_user["content"] = content(cs, best_cb["features"], bool(best_cb["centering"]))
+    rows.append({"model": f"ContentBased, chosen on validation ({best_cb['features']}, "
+                          f"centering={best_cb['centering']})",
+                 "validation NDCG@10": best_cb["validation NDCG@10"],
+                 "NDCG@10": per_user["content"].mean(), "fit s": time.perf_counter() - t0})
+    print(rows[-1], flush=True)
+    item_set = str(best_cb["features"])
+
+    def hybrid(params: dict, case: dict) -> list[tuple[dict, np.ndarray, float]]:
+        """One fit per trained setting, scored with each cold_item_prior (the prior is an
+        after-training step: the fit with the prior is the fit without it, plus the prior)."""
+        t0 = time.perf_counter()
+        m = HybridMF(loss=params["loss"], n_factors=n_factors, n_epochs=params["n_epochs"],
+                     item_id_dropout=params["item_id_dropout"],
+                     cold_item_prior=max(USER_CS_PRIORS), random_state=0, n_threads=2)
+        itf = feats[item_set]
+        uf = user_profile_features(case["implicit"], itf) if params["user_profile"] else None
+        m.fit(case["implicit"], item_features=itf, user_features=uf)
+        fit_s = time.perf_counter() - t0
+        out = []
+        for prior in sorted(USER_CS_PRIORS, reverse=True):
+            if prior != max(USER_CS_PRIORS):
+                if prior > 0:
+                    raise ValueError("one fit serves one prior share and none")
+                m.prior_coef_ = np.zeros(0, dtype=np.float32)
+                m.item_prior_ = np.zeros_like(m.item_prior_)
+                m._cache = {}
+            out.append(({**params, "cold_item_prior": prior}, _model_per_user(m, case), fit_s))
+        return out
+
+    def fm(params: dict, case: dict) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        m = FactorizationMachine(task="ranking", n_factors=n_factors, learning_rate=0.05,
+                                 regularization=params["regularization"],
+                                 implicit_users=params["implicit_users"],
+                                 n_epochs=params["n_epochs"], init_std=0.01, random_state=0,
+                                 n_threads=2)
+        m.fit(case["implicit"], item_features=feats[item_set])
+        fit_s = time.perf_counter() - t0
+        return [(params, _model_per_user(m, case), fit_s)]
+
+    grids = {}
+    for name, run, grid in (("HybridMF", hybrid, hybrid_grid),
+                            ("FactorizationMachine ranking", fm, fm_grid)):
+        g_rows = []
+        if not grid:
+            continue
+        for params in grid:
+            for (full, v, _), (_, t, fit_s) in zip(run(params, val), run(params, cs),
+                                                   strict=True):
+                per_user[f"{name} {_setting(full)}"] = t
+                g_rows.append({**full, "validation NDCG@10": float(v.mean()),
+                               "test NDCG@10": float(t.mean()), "fit s (test)": fit_s})
+                print(name, g_rows[-1], flush=True)
+        frame = pd.DataFrame(g_rows)
+        grids[name] = frame
+        best = frame.loc[frame["validation NDCG@10"].idxmax()]
+        params = {k: best[k] for k in g_rows[0] if k in frame.columns
+                  and k not in ("validation NDCG@10", "test NDCG@10", "fit s (test)")}
+        key = f"{name} {_setting(params)}"
+        per_user[name] = per_user[key]
+        rows.append({"model": f"{name}, chosen on validation ({_setting(params)})",
+                     "validation NDCG@10": best["validation NDCG@10"],
+                     "NDCG@10": best["test NDCG@10"], "fit s": best["fit s (test)"]})
+        print(rows[-1], flush=True)
+    # the hybrid's most plain setting, for reference (not a choice)
+    plain = next(({**p, "cold_item_prior": 0.0} for p in hybrid_grid
+                  if p["item_id_dropout"] == 0.0 and p["loss"] == "bpr"
+                  and p["n_epochs"] == max(q["n_epochs"] for q in hybrid_grid)
+                  and not p["user_profile"]), None)
+    if plain is not None and "HybridMF" in grids:
+        g = grids["HybridMF"]
+        r = g[(g[list(plain)] == pd.Series(plain)).all(axis=1)].iloc[0]
+        per_user["HybridMF plain"] = per_user[f"HybridMF {_setting(plain)}"]
+        rows.append({"model": f"HybridMF, no cold-item options ({_setting(plain)}; reference, "
+                              "not chosen)",
+                     "validation NDCG@10": r["validation NDCG@10"], "NDCG@10": r["test NDCG@10"],
+                     "fit s": r["fit s (test)"]})
+    # popularity-free and no-model references
+    for name, case in (("test", cs), ("validation", val)):
+        case["random"] = _random_per_user(case)
+        year = pd.to_numeric(table.set_index("item")["year"], errors="coerce")
+        y = year.reindex(case["new_items"])
+        case["newest"] = np.argsort(-y.fillna(y.median()).to_numpy(), kind="stable")
+        itf = feats["genres, year"]
+        full = _union_vocab(case["implicit"].items, itf)
+        _, rate = _arrival_rates(case["implicit"].timestamps,
+                                 full.index(case["implicit"].item_ids),
+                                 itf.align(full).matrix.tocsr(), 0.2)
+        case["prior"] = np.argsort(-rate[full.index(case["new_items"])], kind="stable")
+    per_user["random"] = cs["random"]
+    rows.append({"model": "Random (mean of 20 draws)",
+                 "validation NDCG@10": val["random"].mean(), "NDCG@10": cs["random"].mean(),
+                 "fit s": 0.0})
+
+    def same_list(order: np.ndarray, case: dict) -> np.ndarray:
+        return _per_user(np.tile(order[:10], (len(case["users"]), 1)), case)
+
+    per_user["newest"] = same_list(cs["newest"], cs)
+    rows.append({"model": "Newest release first (no model, same list for every user)",
+                 "validation NDCG@10": same_list(val["newest"], val).mean(),
+                 "NDCG@10": per_user["newest"].mean(), "fit s": 0.0})
+    per_user["prior"] = same_list(cs["prior"], cs)
+    rows.append({"model": "Learned arrival prior alone (genres, year; HybridMF's "
+                          "cold_item_prior=0.2 model), same list for every user",
+                 "validation NDCG@10": same_list(val["prior"], val).mean(),
+                 "NDCG@10": per_user["prior"].mean(), "fit s": np.nan})
+    # bounds that read the test period
+    counts = cs["counts"].astype(np.float64)
+    top = []
+    for u, rel in zip(cs["users"], cs["rel_pos"], strict=True):
+        c = counts.copy()
+        c[rel] -= 1.0
+        top.append(np.argsort(-c, kind="stable")[:10])
+    per_user["oracle popularity"] = _per_user(np.stack(top), cs)
+    rows.append({"model": "Oracle: test-period popularity of the cold items (other users' "
+                          "ratings), same list for every user",
+                 "validation NDCG@10": np.nan, "NDCG@10": per_user["oracle popularity"].mean(),
+                 "fit s": np.nan})
+    itf = feats["genres, year"]
+    full = _union_vocab(cs["implicit"].items, itf)
+    xf = itf.align(full).matrix.tocsr()[full.index(cs["new_items"])]
+    per_user["oracle features"] = same_list(_poisson_order(xf, counts), cs)
+    rows.append({"model": "Oracle: the best feature-based list, a Poisson fit of the "
+                          "test-period popularity on genres and year (in-sample)",
+                 "validation NDCG@10": np.nan, "NDCG@10": per_user["oracle features"].mean(),
+                 "fit s": np.nan})
+    table_main = pd.DataFrame(rows).set_index("model")
+    # paired bootstrap over the test users: ratios to ContentBased
+    ci_rows = []
+    for label, key in (("HybridMF (chosen) / ContentBased (chosen)", "HybridMF"),
+                       ("HybridMF (plain) / ContentBased (chosen)", "HybridMF plain"),
+                       ("FactorizationMachine ranking (chosen) / ContentBased (chosen)",
+                        "FactorizationMachine ranking"),
+                       ("Newest release first / ContentBased (chosen)", "newest"),
+                       ("Learned arrival prior alone / ContentBased (chosen)", "prior"),
+                       ("Random / ContentBased (chosen)", "random"),
+                       ("ContentBased (chosen) / Random", None)):
+        if key is not None and key not in per_user:
+            continue
+        a, b = ((per_user["content"], per_user["random"]) if key is None
+                else (per_user[key], per_user["content"]))
+        ci = paired_ratio_interval(a, b)
+        ci_rows.append({"ratio of mean NDCG@10": label, "ratio": ci["ratio"],
+                        "95 % interval (paired bootstrap over users)":
+                            f"{ci['low']:.2f} – {ci['high']:.2f}",
+                        "share of resamples >= 2": ci["share >= 2"]})
+    info = {"cold items (test)": len(cs["new_items"]), "test users": len(cs["users"]),
+            "test pairs": len(cs["after"]), "training ratings": len(cs["train"]),
+            "validation cold items": len(val["new_items"]),
+            "validation users": len(val["users"]), "validation pairs": len(val["after"])}
+    out = [
+        ("Cold-start items, per-user temporal split (the ContentBased protocol, 185 users)",
+         ", ".join(f"{k}: {v:,}" for k, v in info.items()) + "\n\n"
+         + markdown_table(table_main)),
+        ("Ratios to ContentBased, paired bootstrap over the test users (2,000 resamples)",
+         markdown_table(pd.DataFrame(ci_rows), index=False)),
+        ("ContentBased candidates (validation and test)", markdown_table(cb_grid, index=False)),
+    ]
+    if "HybridMF" in grids:
+        out.append((f"HybridMF candidates (validation and test; items: {item_set}, "
+                    f"{n_factors} factors)", markdown_table(grids["HybridMF"], index=False)))
+    if "FactorizationMachine ranking" in grids:
+        out.append((f"FactorizationMachine ranking candidates (validation and test; items: "
+                    f"{item_set}, {n_factors} factors)",
+                    markdown_table(grids["FactorizationMachine ranking"], index=False)))
+    return out, per_user
 
 
 def release_age_features(items: pd.DataFrame, t_end: float, genres: bool) -> ItemFeatures:
@@ -843,6 +1202,10 @@ def main() -> None:
     ap.add_argument("--assemble", nargs=2, metavar=("TEST_ROWS", "VALIDATION_ROWS"),
                     default=None, help="write the rmse tables from --rows-out files "
                     "(comma-separated lists) instead of running")
+    ap.add_argument("--cs-grid", choices=("full", "small", "none"), default="full",
+                    help="HybridMF candidates of the coldstart_users section (small: BPR with "
+                         "and without user profiles, no dropout; none: ContentBased and the "
+                         "references only, no HybridMF or FM)")
     ap.add_argument("--skip-myfm-features", action="store_true",
                     help="run myFM on the ids set only")
     args = ap.parse_args()
@@ -883,12 +1246,20 @@ def main() -> None:
                     markdown_table(bench_ranking())))
     if "coldstart" in sections or "coldstart_reference" in sections:
         table, info, grid = bench_coldstart(models="coldstart" in sections)
+        boot = info.pop("bootstrap")
         out.append(("Cold-start items on ml-latest-small",
                     ", ".join(f"{k}: {v:,}" for k, v in info.items()) + "\n\n"
                     + markdown_table(table)))
+        if len(boot):
+            out.append(("Ratios to ContentBased, paired bootstrap over the test users "
+                        "(2,000 resamples)", markdown_table(boot, index=False)))
         if len(grid):
             out.append(("HybridMF BPR cold-item options on the validation cold-start split",
                         markdown_table(grid, index=False)))
+    if "coldstart_users" in sections:
+        grid = {"full": USER_CS_HYBRID_GRID, "small": USER_CS_HYBRID_SMALL, "none": []}
+        out += bench_coldstart_users(grid[args.cs_grid],
+                                     [] if args.cs_grid == "none" else None)[0]
     if "coldstart_age" in sections:
         out.append(("HybridMF with the release age on ml-latest-small (rolling validation)",
                     markdown_table(bench_coldstart_age())))

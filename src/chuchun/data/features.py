@@ -293,6 +293,49 @@ class UserFeatures(_Features):
 
     _default_id_col = "user"
 
+    @classmethod
+    def from_item_profiles(
+        cls, data: Any, item_features: ItemFeatures, columns: Sequence[str] | None = None,
+    ) -> Self:
+        """Users described by the items they interacted with: the mean attribute row.
+
+        .. math:: x_u = \\frac{1}{|N(u)|} \\sum_{i \\in N(u)} a_i
+
+        over the distinct items :math:`N(u)` of each user of ``data`` (an
+        :class:`~chuchun.data.Interactions`; build it from the training log only) and the rows
+        :math:`a_i` of ``item_features`` (items without features count as zero rows). Features
+        are named ``"profile:<item feature>"``, their source columns ``"profile:<column>"``, so
+        that a feature-aware model learns separate weights for "the user watches Dramas" and
+        "the item is a Drama". ``columns`` keeps only those source columns of
+        ``item_features`` (e.g. ``["genres", "year"]``; a text block makes every row dense).
+        """
+        if not isinstance(item_features, ItemFeatures):
+            raise DataError(f"item_features must be ItemFeatures; got "
+                            f"{type(item_features).__name__}")
+        for attr in ("users", "items", "user_ids", "item_ids"):
+            if not hasattr(data, attr):
+                raise DataError(f"from_item_profiles expects Interactions; got "
+                                f"{type(data).__name__}")
+        keep = np.arange(item_features.n_features)
+        if columns is not None:
+            unknown = sorted(set(columns) - set(item_features.feature_columns.tolist()))
+            if unknown:
+                raise ConfigError(f"columns {unknown} are not item feature columns; they are "
+                                  f"{sorted(set(item_features.feature_columns.tolist()))}")
+            keep = np.flatnonzero(np.isin(item_features.feature_columns, list(columns)))
+        users, items = data.users, data.items
+        A = item_features.align(items).matrix.tocsr()[:, keep].astype(np.float64)
+        R = sp.csr_matrix(
+            (np.ones(len(data.user_ids)), (users.index(data.user_ids),
+                                           items.index(data.item_ids))),
+            shape=(len(users), len(items)))
+        R.data[:] = 1.0
+        n = np.asarray(R.sum(axis=1)).ravel()
+        P = sp.diags(1.0 / np.maximum(n, 1.0)) @ R @ A
+        return cls(Vocabulary(users.ids), sp.csr_matrix(P),
+                   [f"profile:{x}" for x in item_features.feature_names[keep]],
+                   [f"profile:{c}" for c in item_features.feature_columns[keep]])
+
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA

@@ -746,6 +746,11 @@ def _with_label(reason: Reason, labels: Labels) -> Reason:
         head = names[0] if len(names) == 1 else "{" + ", ".join(names) + "}"
         then = label_of(labels, reason.detail["consequent"])
         return replace(reason, label=f"{head} \u2192 {then}")
+    if not reason.label and "item" in reason.detail and "item_feature" in reason.detail:
+        # a term that names an item by its id feature ("user=15 × item=7153"): show its label
+        name = label_of(labels, reason.detail["item"])
+        return replace(reason, label=str(reason.id).replace(str(reason.detail["item_feature"]),
+                                                            name))
     return reason
 
 

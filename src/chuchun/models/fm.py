@@ -523,9 +523,22 @@ class FactorizationMachine(Recommender):
         # for classification the reasons add up to the logit, which is the score shown
         score = w0 + lin.sum() + pair.sum()
         names = fs.feature_names
+        # the item's id feature, if any: ``explain`` shows it by the item's label
+        item_group = fs.group_names.index("item") if "item" in fs.group_names else -1
+        own = f[fs.feature_groups[f] == item_group] if item_group >= 0 else f[:0]
+        id_col = int(own[0]) if len(own) else -1
+        item_id = _plain(fs.items.ids[item_idx])
+
+        def about(col: int) -> dict[str, Any]:
+            return {"item": item_id, "item_feature": str(names[col])} if col == id_col else {}
+
         reasons = [Reason(kind="bias", id="w0", contribution=w0)]
         for j in range(len(f)):
-            reasons.append(self._feature_reason(fs, int(f[j]), float(lin[j]), float(x[j])))
+            reason = self._feature_reason(fs, int(f[j]), float(lin[j]), float(x[j]))
+            if int(f[j]) == id_col:
+                reason = Reason(kind=reason.kind, id=reason.id, contribution=reason.contribution,
+                                detail=about(id_col))
+            reasons.append(reason)
         # pairs within the user's (item's) own features shift every item's (user's) score
         # alike: one reason each; the user x item pairs are the personal part, listed
         side_a, side_b = a < len(ur.indices), b < len(ur.indices)
@@ -541,7 +554,8 @@ class FactorizationMachine(Recommender):
             fa, fb = int(f[a[t]]), int(f[b[t]])
             reasons.append(Reason(kind="interaction", id=f"{names[fa]} × {names[fb]}",
                                   contribution=float(pair[t]),
-                                  detail={"x": float(x[a[t]] * x[b[t]])}))
+                                  detail={"x": float(x[a[t]] * x[b[t]]),
+                                          **about(fa), **about(fb)}))
         if len(rest):
             gn = fs.group_names
             ga, gb = fs.feature_groups[f[a[rest]]], fs.feature_groups[f[b[rest]]]

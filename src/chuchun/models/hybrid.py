@@ -17,7 +17,7 @@ from chuchun.data.design import FeatureSpace
 from chuchun.data.features import ItemFeatures, UserFeatures
 from chuchun.data.interactions import Interactions
 from chuchun.kernels.hybrid import hybrid_epoch
-from chuchun.models._base import Recommender, _check_k, _top_k
+from chuchun.models._base import Recommender, _check_k, _plain, _top_k
 from chuchun.models._results import Reason, Recommendations
 from chuchun.models.fm import EpochCallback, _Loop
 
@@ -297,6 +297,19 @@ class HybridMF(Recommender):
         fu, xu = ur.indices, ur.data.astype(np.float64)
         fi, xi = ir.indices, ir.data.astype(np.float64)
         names = self.feature_names_
+        # the item's id feature, if it has one: labelled with the item's name by ``explain``
+        id_col = -1
+        groups = self.feature_groups_
+        if "item" in self.fs_meta_["group_names"]:
+            item_group = self.fs_meta_["group_names"].index("item")
+            own = fi[groups[pu + fi] == item_group]
+            id_col = int(own[0]) if len(own) else -1
+        item_id = _plain(self.items_.ids[item_idx])
+
+        def about(g: int) -> dict[str, Any]:
+            return ({"item": item_id, "item_feature": str(names[pu + g])} if g == id_col
+                    else {})
+
         reasons = []
         if len(getattr(self, "prior_coef_", ())) and self.item_popularity_[item_idx] == 0:
             reasons.append(Reason(kind="popularity", id="learned arrival rate of new items",
@@ -304,13 +317,13 @@ class HybridMF(Recommender):
         else:
             for g, x in zip(fi, xi, strict=True):
                 reasons.append(Reason(kind="bias", id=f"{names[pu + g]} (bias)",
-                                      contribution=float(x * b[pu + g])))
+                                      contribution=float(x * b[pu + g]), detail=about(int(g))))
         G = (E[fu] @ E[pu + fi].T) * np.outer(xu, xi)
         for a in range(len(fu)):
             for c in range(len(fi)):
                 reasons.append(Reason(
                     kind="interaction", id=f"{names[fu[a]]} × {names[pu + fi[c]]}",
-                    contribution=float(G[a, c])))
+                    contribution=float(G[a, c]), detail=about(int(fi[c]))))
         score = float(sum(r.contribution for r in reasons))
         return score, reasons
 
