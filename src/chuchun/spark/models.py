@@ -11,6 +11,7 @@ with a locally trained model at scale.
 from __future__ import annotations
 
 import abc
+import atexit
 import contextlib
 import shutil
 import tempfile
@@ -308,10 +309,14 @@ def checkpoint_dir(spark: Any) -> Iterator[str]:
     try:
         yield path
     finally:
-        # back to no checkpoint directory (the field is package-private in Scala, public in
-        # the bytecode py4j sees), then remove what the fit wrote
-        getattr(sc._jsc.sc(), "checkpointDir_$eq")(sc._jvm.scala.Option.empty())
-        shutil.rmtree(path, ignore_errors=True)
+        try:
+            # back to no checkpoint directory (the field is package-private in Scala, public in
+            # the bytecode py4j sees), then remove what the fit wrote
+            getattr(sc._jsc.sc(), "checkpointDir_$eq")(sc._jvm.scala.Option.empty())
+        except Exception:  # noqa: BLE001 - a JVM without that accessor keeps the directory
+            atexit.register(shutil.rmtree, path, True)  # set until the process ends
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _top_k(scores: DataFrame, k: int) -> DataFrame:
@@ -750,11 +755,11 @@ class BaselineOnly(SparkRecommender):
         if float(self.ranking_damping) != 0:
             # the estimate mu + b_u + b_i is the inner product [mu + b_u, 1]^T [1, b_i]
             users = self.user_bias_frame_.select(
-                F.col("user_idx").alias("id"),
+                F.col("user_idx").cast("int").alias("id"),
                 F.array((F.lit(self.global_mean_) + F.col("bu")).cast("float"),
                         F.lit(1.0).cast("float")).alias("features"))
             items = self.item_bias_frame_.select(
-                F.col("item_idx").alias("id"),
+                F.col("item_idx").cast("int").alias("id"),
                 F.array(F.lit(1.0).cast("float"), F.col("bi").cast("float")).alias("features"))
             ranking = _support_model(self, users, items, 2)
             lists = _mllib_lists(ranking, user_idx, min(n, self.n_items_))
