@@ -359,6 +359,9 @@ def _als_model(users: DataFrame, items: DataFrame, rank: int) -> Any:
     jvm: Any = users.sparkSession._jvm
     java = jvm.org.apache.spark.ml.recommendation.ALSModel(
         "chuchun-ranking", int(rank), users._jdf, items._jdf)
+    # on the JVM object itself: recommendForUserSubset reads the columns there, and only
+    # transform copies the Python-side settings over
+    java.setUserCol("user_idx").setItemCol("item_idx").setColdStartStrategy("nan")
     model = ALSModel(java)
     model.setUserCol("user_idx").setItemCol("item_idx").setColdStartStrategy("nan")
     return model
