@@ -42,7 +42,8 @@ def test_metrics_equal_local_definitions(data, small_log):
     ours_split = spark_eval.user_holdout(data, test_fraction=0.3, order="time")
     ref_split = local_splits.user_holdout(small_log, test_fraction=0.3, order="time")
     for spark_model, local_model in ((Popularity(), LocalPopularity()),
-                                     (BaselineOnly(n_epochs=3), LocalBaseline(n_epochs=3, ranking_damping=0.0))):
+                                     (BaselineOnly(n_epochs=3, ranking_damping=0.0),
+                                      LocalBaseline(n_epochs=3, ranking_damping=0.0))):
         ours = spark_eval.evaluate(spark_model, ours_split, k=5)
         ref = local_evaluate(local_model, ref_split, k=5)
         for name in ref:

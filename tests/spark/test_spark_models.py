@@ -62,13 +62,60 @@ def test_popularity_and_baseline_equal_local_fits(data, small_log):
     pop = Popularity().fit(data)
     assert _lists(pop.recommend(k=4), 4) == _local_lists(LocalPopularity().fit(small_log),
                                                          users, 4)
-    base = BaselineOnly(n_epochs=5).fit(data)
-    local = base.to_local()
-    # Spark ranks by mu + b_u + b_i: the local model without the rating-support discount
-    ref = LocalBaseline(n_epochs=5, ranking_damping=0.0).fit(small_log)
-    np.testing.assert_allclose(local.user_bias_, ref.user_bias_, atol=1e-9)
-    np.testing.assert_allclose(local.item_bias_, ref.item_bias_, atol=1e-9)
-    assert _lists(base.recommend(k=4), 4) == _local_lists(ref, users, 4)
+    for damping in (0.0, 30.0, None):  # None: the default discount
+        params = {"n_epochs": 5} if damping is None else {"n_epochs": 5,
+                                                          "ranking_damping": damping}
+        base = BaselineOnly(**params).fit(data)
+        local = base.to_local()
+        ref = LocalBaseline(**params).fit(small_log)
+        assert local.get_params()["ranking_damping"] == ref.get_params()["ranking_damping"]
+        np.testing.assert_allclose(local.user_bias_, ref.user_bias_, atol=1e-9)
+        np.testing.assert_allclose(local.item_bias_, ref.item_bias_, atol=1e-9)
+        # the support discount ranks per user on Spark as locally
+        assert _lists(base.recommend(k=4), 4) == _local_lists(ref, users, 4)
+
+
+def test_als_ranks_with_the_support_discount_like_local(data, small_log):
+    users = small_log.users.ids
+    model = ALS(n_factors=4, n_epochs=5, random_state=1, ranking_damping=0.0).fit(data)
+    lists = {}
+    for damping in (0.0, 20.0):  # the same factors, ranked without and with the discount
+        model.set_params(ranking_damping=damping)
+        local = model.to_local()
+        assert local.get_params()["ranking_damping"] == damping
+        frame = model.recommend(k=5).toPandas()
+        lists[damping] = _lists(model.recommend(k=5), 5)
+        assert lists[damping] == _local_lists(local, users, 5)
+        want = local.recommend(frame["user_id"].unique().tolist(), 5)
+        got = frame.sort_values(["user_id", "rank"]).groupby("user_id")["score"].apply(list)
+        for user, scores in zip(want.user_ids, want.scores.tolist()):
+            np.testing.assert_allclose(got[user], scores[:len(got[user])], rtol=1e-4,
+                                       atol=1e-5)
+    assert lists[20.0] != lists[0.0]
+
+
+def test_als_long_fit_cuts_the_lineage_with_a_checkpoint_directory(spark, data, tmp_path):
+    """Many sweeps fit (the checkpoints cut MLlib's lineage); a temporary checkpoint directory
+    is set for the fit and removed after it, and a directory the user set is used and kept."""
+    import tempfile
+    from pathlib import Path
+
+    sc = spark.sparkContext
+    assert sc.getCheckpointDir() is None
+    root = Path(tempfile.gettempdir())
+    before = set(root.glob("chuchun-checkpoint-*"))
+    model = ImplicitALS(n_factors=2, n_epochs=40, checkpoint_interval=4, random_state=0)
+    model.fit(data)
+    assert model.mllib_model_.userFactors.count() == data.n_users
+    assert sc.getCheckpointDir() is None
+    assert set(root.glob("chuchun-checkpoint-*")) == before
+    sc.setCheckpointDir(str(tmp_path))
+    try:
+        ALS(n_factors=2, n_epochs=4, checkpoint_interval=2, random_state=0).fit(data)
+        assert sc.getCheckpointDir().startswith(f"file:{tmp_path}")
+        assert list(tmp_path.glob("*/rdd-*"))  # MLlib checkpointed into the user's directory
+    finally:
+        getattr(sc._jsc.sc(), "checkpointDir_$eq")(sc._jvm.scala.Option.empty())
 
 
 def test_item_knn_and_implicit_als_recommend_like_their_local_models(data, small_log):

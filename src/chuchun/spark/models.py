@@ -11,6 +11,13 @@ with a locally trained model at scale.
 from __future__ import annotations
 
 import abc
+import atexit
+import contextlib
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -145,10 +152,18 @@ class SparkRecommender(HasParams, abc.ABC):
         """``(user_idx, item_idx, score)`` holding at least each user's ``n`` best items."""
         raise TypeError(f"{type(self).__name__} overrides neither _candidates nor _recommend_idx")
 
+    def _user_counts(self) -> DataFrame:
+        """``(user_idx, _n)``: each training user's number of interactions (cached)."""
+        if not hasattr(self, "user_counts_"):
+            F = _f()
+            self.user_counts_ = self.data_.frame.groupBy("user_idx").agg(
+                F.count(F.lit(1)).alias("_n")).persist()
+        return self.user_counts_
+
     def _max_seen(self) -> int:
         if not hasattr(self, "max_seen_"):
             F = _f()
-            row = self.data_.frame.groupBy("user_idx").count().agg(F.max("count")).collect()[0]
+            row = self._user_counts().agg(F.max("_n")).collect()[0]
             self.max_seen_ = int(row[0] or 0)
         return self.max_seen_
 
@@ -261,6 +276,49 @@ def _adopt_training(model: Recommender, data: Interactions) -> None:
     model.fingerprint_ = data.fingerprint()
 
 
+@contextlib.contextmanager
+def checkpoint_dir(spark: Any) -> Iterator[str]:
+    """A checkpoint directory for the duration of the block: the SparkContext's own when it
+    has one (kept), else a new temporary directory under Spark's local directory
+    (``spark.local.dir``), unset and removed at the end.
+
+    MLlib's ALS checkpoints its factor RDDs every ``checkpointInterval`` sweeps only when the
+    context has a checkpoint directory; without one the lineage grows with every sweep and a
+    long fit fails with a ``StackOverflowError`` when the JVM serialises it. On a cluster the
+    directory must be on storage every executor reaches (HDFS, S3): set it with
+    ``spark.sparkContext.setCheckpointDir(...)`` (or ``spark.checkpoint.dir``) before fitting;
+    the temporary one is only made for local masters.
+    """
+    sc = spark.sparkContext
+    current = sc.getCheckpointDir()
+    if current is not None:
+        yield current
+        return
+    if not str(sc.master).startswith("local"):
+        warnings.warn(
+            "the SparkContext has no checkpoint directory, so MLlib's ALS cannot cut the "
+            "lineage of its factors and a long fit can fail with a StackOverflowError; set one "
+            "on storage all executors reach: spark.sparkContext.setCheckpointDir('hdfs://...')",
+            RuntimeWarning, stacklevel=4)
+        yield ""
+        return
+    root = Path(sc.getConf().get("spark.local.dir", tempfile.gettempdir()).split(",")[0])
+    root.mkdir(parents=True, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="chuchun-checkpoint-", dir=root)
+    sc.setCheckpointDir(path)
+    try:
+        yield path
+    finally:
+        try:
+            # back to no checkpoint directory (the field is package-private in Scala, public in
+            # the bytecode py4j sees), then remove what the fit wrote
+            getattr(sc._jsc.sc(), "checkpointDir_$eq")(sc._jvm.scala.Option.empty())
+        except Exception:  # noqa: BLE001 - a JVM without that accessor keeps the directory
+            atexit.register(shutil.rmtree, path, True)  # set until the process ends
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _top_k(scores: DataFrame, k: int) -> DataFrame:
     """The ``k`` best rows per user (score descending, ties: lower item index first), ranked
     from 1."""
@@ -293,6 +351,83 @@ def _factor_frame(spark: Any, factors: np.ndarray) -> DataFrame:
     return frame.select("id", _f().col("features").cast("array<float>").alias("features"))
 
 
+def _als_model(users: DataFrame, items: DataFrame, rank: int) -> Any:
+    """An MLlib ``ALSModel`` over given ``(id, features)`` tables (``features``:
+    ``array<float>`` of length ``rank``), to score with MLlib's blocked top-k."""
+    from pyspark.ml.recommendation import ALSModel
+
+    jvm: Any = users.sparkSession._jvm
+    java = jvm.org.apache.spark.ml.recommendation.ALSModel(
+        "chuchun-ranking", int(rank), users._jdf, items._jdf)
+    # on the JVM object itself: recommendForUserSubset reads the columns there, and only
+    # transform copies the Python-side settings over
+    java.setUserCol("user_idx").setItemCol("item_idx").setColdStartStrategy("nan")
+    model = ALSModel(java)
+    model.setUserCol("user_idx").setItemCol("item_idx").setColdStartStrategy("nan")
+    return model
+
+
+def _support_model(model: SparkRecommender, users: DataFrame, items: DataFrame,
+                   rank: int) -> Any:
+    """An MLlib model whose inner products are the support-discounted ranking scores of
+    chuchun's rating models (``_SupportRanked``),
+
+    .. math:: s_{ui} = (\\hat r_{ui} - r_{\\min}) \\frac{n_i}{n_i + \\lambda_n},
+
+    for an estimate that is an inner product :math:`\\hat r_{ui} = a_u^T b_i` of the ``rank``
+    long ``features`` of ``users`` (``id`` = user index) and ``items`` (``id`` = item index).
+    The discounted score is again an inner product, :math:`[a_u, 1]^T [w_i b_i,
+    -r_{\\min} w_i]` with :math:`w_i = n_i / (n_i + \\lambda_n)`, so MLlib's blocked top-k
+    ranks it exactly; :math:`n_i` is a Spark count of the training log."""
+    F = _f()
+    damping = float(model.ranking_damping)  # type: ignore[attr-defined]
+    floor = float(model.rating_scale_[0]) if model.rating_scale_ is not None else 0.0
+    counts = model.data_.frame.groupBy(F.col("item_idx").alias("id")).agg(
+        (F.count(F.lit(1)).cast("double")).alias("n"))
+    w = F.col("n") / (F.col("n") + F.lit(damping))
+    scaled = F.transform("features", lambda x: (x.cast("double") * w).cast("float"))
+    aug_items = items.join(counts, "id").select(
+        "id", F.concat(scaled, F.array((F.lit(-floor) * w).cast("float"))).alias("features"))
+    aug_users = users.select(
+        "id", F.concat(F.col("features"), F.array(F.lit(1.0).cast("float"))).alias("features"))
+    return _als_model(aug_users, aug_items, rank + 1)
+
+
+def _mllib_lists(mllib: Any, user_idx: DataFrame, n: int) -> DataFrame:
+    """``(user_idx, recs)``: MLlib's top ``n`` of each user as an array of ``(item_idx,
+    score)`` structs."""
+    F = _f()
+    recs = mllib.recommendForUserSubset(user_idx, n)
+    return recs.select("user_idx", F.transform(
+        "recommendations", lambda r: F.struct(r["item_idx"].alias("item_idx"),
+                                              r["rating"].cast("double").alias("score"))
+    ).alias("recs"))
+
+
+def _top_k_lists(lists: DataFrame, seen: DataFrame | None, k: int) -> DataFrame:
+    """``(user_idx, item_idx, score, rank)`` from per-user candidate arrays ``(user_idx,
+    recs)``: the items of ``seen`` ``(user_idx, item_idx)`` dropped, the rest ordered by score
+    descending (ties: lower item index first) and cut at ``k``, all inside each user's row (no
+    row per candidate, no shuffle of the candidates)."""
+    F = _f()
+    if seen is not None:
+        history = seen.groupBy("user_idx").agg(F.collect_list("item_idx").alias("_seen"))
+        lists = lists.join(history, "user_idx", "left").select(
+            "user_idx", F.filter("recs", lambda r: ~F.coalesce(
+                F.array_contains("_seen", r["item_idx"]), F.lit(False))).alias("recs"))
+
+    def order(a: Any, b: Any) -> Any:
+        return (F.when(a["score"] > b["score"], -1).when(a["score"] < b["score"], 1)
+                .when(a["item_idx"] < b["item_idx"], -1)
+                .when(a["item_idx"] > b["item_idx"], 1).otherwise(0))
+
+    ordered = F.slice(F.array_sort(F.filter("recs", lambda r: ~F.isnan(r["score"])), order),
+                      1, k)
+    return lists.select("user_idx", F.posexplode(ordered).alias("pos", "r")).select(
+        "user_idx", F.col("r.item_idx").alias("item_idx"), F.col("r.score").alias("score"),
+        (F.col("pos") + 1).alias("rank"))
+
+
 # -- matrix factorisation on MLlib's ALS -------------------------------------------------------
 class _MLlibALS(SparkRecommender):
     """Shared MLlib ALS driving (explicit and implicit)."""
@@ -300,6 +435,10 @@ class _MLlibALS(SparkRecommender):
     n_blocks = Param(int, None, "MLlib user and item blocks (None: MLlib's default of 10).",
                      low=1, nullable=True)
     nonnegative = Param(bool, False, "Constrain the factors to be non-negative (MLlib only).")
+    checkpoint_interval = Param(
+        int, 10, "MLlib checkpoints the factors every this many sweeps, which cuts their "
+        "lineage (a long one overflows the JVM's stack); a temporary checkpoint directory is "
+        "used when the SparkContext has none.", low=1)
 
     _implicit: ClassVar[bool] = False
 
@@ -313,18 +452,48 @@ class _MLlibALS(SparkRecommender):
         if self.n_blocks is not None:
             kwargs["numUserBlocks"] = kwargs["numItemBlocks"] = int(self.n_blocks)
         return MLlibALS(userCol="user_idx", itemCol="item_idx", ratingCol="rating",
-                        implicitPrefs=self._implicit, coldStartStrategy="nan", **kwargs)
+                        implicitPrefs=self._implicit, coldStartStrategy="nan",
+                        checkpointInterval=int(self.checkpoint_interval), **kwargs)
 
     def _fit(self, data: SparkInteractions) -> None:
-        self.mllib_model_ = self._estimator().fit(data.frame)
+        with checkpoint_dir(data.frame.sparkSession):
+            self.mllib_model_ = self._estimator().fit(data.frame)
+
+    def _scoring_model(self) -> Any:
+        """The MLlib model whose inner products are the ranking scores."""
+        return self.mllib_model_
+
+    def _candidate_lists(self, user_idx: DataFrame, n: int) -> DataFrame:
+        """``(user_idx, recs)``: each user's ``n`` best items as an array of ``(item_idx,
+        score)``."""
+        return _mllib_lists(self._scoring_model(), user_idx, min(n, self.n_items_))
 
     def _candidates(self, user_idx: DataFrame, n: int) -> DataFrame:
         F = _f()
-        n = min(n, self.n_items_)
-        recs = self.mllib_model_.recommendForUserSubset(user_idx, n)
-        return recs.select("user_idx", F.explode("recommendations").alias("r")).select(
-            "user_idx", F.col("r.item_idx").alias("item_idx"),
-            F.col("r.rating").cast("double").alias("score"))
+        lists = self._candidate_lists(user_idx, n)
+        return lists.select("user_idx", F.explode("recs").alias("r")).select(
+            "user_idx", "r.item_idx", "r.score")
+
+    def _recommend_idx(self, user_idx: DataFrame, k: int, exclude_seen: bool) -> DataFrame:
+        # MLlib returns each user's candidates as one array: the seen items are dropped and the
+        # list cut at k inside it. A user who has seen n items needs k + n candidates; rather
+        # than asking k + (the longest history) of everyone, users are grouped by
+        # ceil(log2(n + 1)) and each group asks k + 2^b - 1 (MLlib keeps that many per user
+        # through its top-k aggregation), so the candidates total at most k + 2n per user.
+        if not exclude_seen:
+            return _top_k_lists(self._candidate_lists(user_idx, k), None, k)
+        F = _f()
+        users = user_idx.join(self._user_counts(), "user_idx", "left").select(
+            "user_idx", F.ceil(F.log2(F.coalesce("_n", F.lit(0)) + 1)).cast("int").alias("_b"))
+        groups = sorted(r[0] for r in users.select("_b").distinct().collect())
+        lists = None
+        for b in groups:
+            part = self._candidate_lists(users.filter(F.col("_b") == b).select("user_idx"),
+                                         k + 2**b - 1)
+            lists = part if lists is None else lists.unionByName(part)
+        if lists is None:  # no users asked for
+            lists = self._candidate_lists(users.select("user_idx"), k)
+        return _top_k_lists(lists, self.data_.frame.select("user_idx", "item_idx"), k)
 
     def _predict_idx(self, pairs: DataFrame) -> DataFrame:
         F = _f()
@@ -338,15 +507,9 @@ class _MLlibALS(SparkRecommender):
                 _factor_matrix(self.mllib_model_.itemFactors, self.n_items_, k))
 
     def _import(self, model: Any, spark: Any) -> None:
-        from pyspark.ml.recommendation import ALSModel
-
         users = _factor_frame(spark, model.user_factors_)
         items = _factor_frame(spark, model.item_factors_)
-        java = spark._jvm.org.apache.spark.ml.recommendation.ALSModel(
-            "chuchun-import", int(model.item_factors_.shape[1]), users._jdf, items._jdf)
-        mllib = ALSModel(java)
-        mllib.setUserCol("user_idx").setItemCol("item_idx").setColdStartStrategy("nan")
-        self.mllib_model_ = mllib
+        self.mllib_model_ = _als_model(users, items, int(model.item_factors_.shape[1]))
 
 
 class ALS(_MLlibALS):
@@ -382,6 +545,7 @@ class ALS(_MLlibALS):
     n_epochs = _LocalALS.n_epochs
     regularization = _LocalALS.regularization
     clip = _LocalALS.clip
+    ranking_damping = _LocalALS.ranking_damping
     random_state = _LocalALS.random_state
 
     spark_names: ClassVar[dict[str, str]] = {
@@ -396,6 +560,18 @@ class ALS(_MLlibALS):
             raise DataError("ALS needs explicit ratings; the interaction log has no rating "
                             "column (use ImplicitALS for implicit feedback)")
         super()._fit(data)
+
+    def _scoring_model(self) -> Any:
+        damping = float(self.ranking_damping)
+        if damping == 0:
+            return self.mllib_model_
+        cached = getattr(self, "ranking_model_", None)
+        if cached is None or cached[0] != damping or cached[1] is not self.mllib_model_:
+            mllib = self.mllib_model_
+            model = _support_model(self, mllib.userFactors, mllib.itemFactors, int(mllib.rank))
+            self.ranking_model_ = (damping, mllib, model)
+            cached = self.ranking_model_
+        return cached[2]
 
     def _local_params(self) -> dict[str, Any]:
         return {**super()._local_params(), "biased": False, "weighted": True}
@@ -547,6 +723,7 @@ class BaselineOnly(SparkRecommender):
     user_regularization = _LocalBaselineOnly.user_regularization
     item_regularization = _LocalBaselineOnly.item_regularization
     clip = _LocalBaselineOnly.clip
+    ranking_damping = _LocalBaselineOnly.ranking_damping
 
     predicts_ratings = True
 
@@ -577,8 +754,21 @@ class BaselineOnly(SparkRecommender):
                 .withColumn("prediction", self._clip_column(est)).drop("bu", "bi"))
 
     def _candidates(self, user_idx: DataFrame, n: int) -> DataFrame:
-        # mu + b_u + b_i ranks the same items for everyone: the n largest b_i
         F = _f()
+        if float(self.ranking_damping) != 0:
+            # the estimate mu + b_u + b_i is the inner product [mu + b_u, 1]^T [1, b_i]
+            users = self.user_bias_frame_.select(
+                F.col("user_idx").cast("int").alias("id"),
+                F.array((F.lit(self.global_mean_) + F.col("bu")).cast("float"),
+                        F.lit(1.0).cast("float")).alias("features"))
+            items = self.item_bias_frame_.select(
+                F.col("item_idx").cast("int").alias("id"),
+                F.array(F.lit(1.0).cast("float"), F.col("bi").cast("float")).alias("features"))
+            ranking = _support_model(self, users, items, 2)
+            lists = _mllib_lists(ranking, user_idx, min(n, self.n_items_))
+            return lists.select("user_idx", F.explode("recs").alias("r")).select(
+                "user_idx", "r.item_idx", "r.score")
+        # undiscounted, mu + b_u + b_i ranks the same items for everyone: the n largest b_i
         from pyspark.sql import Window
 
         w = Window.orderBy(F.col("bi").desc(), F.col("item_idx").asc())
