@@ -1177,7 +1177,7 @@ RMSE_NOTES = (
     "data for which SVD++ was built, Koren 2008; myFM's example calls training-only blocks "
     "its 'stricter protocol'); on the validation cut, 'all rated pairs' are the pairs of the "
     "whole training fold, the validation ratings hidden. Wall-clock times are single fits "
-    "on a 2-core machine shared with other developers' jobs (load average 35-45, in the "
+    "on a 2-core machine shared with other jobs (load average 35-45, in the "
     "per-fold table), so read the CPU seconds (time.process_time) and their ratio; the "
     "first fold of each process includes loading the compiled kernels.")
 
@@ -1276,8 +1276,8 @@ def main() -> None:
     topic = args.topic or ("fm" if len(sections) == 4 else "fm_" + "_".join(sections))
     path = write_results(
         topic, "Factorization machines and HybridMF", out, libraries=["myfm"],
-        notes="Times are single wall-clock fits on a 2-core machine shared with seven other "
-              "developers' jobs during the run (load average at the end of the run: "
+        notes="Times are single wall-clock fits on a 2-core machine shared with other jobs "
+              "during the run (load average at the end of the run: "
               f"{os.getloadavg()[0]:.0f}): they are noisy, and the "
               "chuchun/myFM ratio, measured in the same process one fit after the other, is "
               "the number to read. chuchun's kernels are loaded from the numba cache.")

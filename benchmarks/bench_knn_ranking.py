@@ -230,7 +230,7 @@ term favours items the user's neighbourhood actually backs. `predict` is unchang
 towards the baseline when the similarity mass is small, `damping`, Koren 2010). The
 Surprise-identical configuration (`damping=0, ranking_damping=0, max_stored=None`) is
 cross-checked live against Surprise in `tests/unit/test_knn.py::test_matches_surprise_on_a_subset`
-and `benchmarks/bench_knn.py` (see `knn.md`). The machine is shared by several developers
+and `benchmarks/bench_knn.py` (see `knn.md`). The machine is shared with other jobs
 (load average 20-35 on 2 cores); this file reports quality only, no timings.
 """
 
