@@ -142,7 +142,6 @@ def registered_models() -> dict[str, type[Recommender]]:
     return dict(sorted(out.items()))
 
 
-
 def _counts(idx: np.ndarray, n: int, chunk: int = 1 << 18) -> np.ndarray:
     """``np.bincount(idx, minlength=n)`` in chunks: bincount casts an int32 index array to
     int64 first, a transient copy twice the size of the log's item column."""

@@ -34,7 +34,7 @@ from chuchun.kernels.serving import (
     finish_scores,
     rank_top_k,
 )
-from chuchun.models._base import Recommender
+from chuchun.models._base import Recommender, _plain
 
 __all__ = ["ServingView", "build_view"]
 
@@ -45,9 +45,7 @@ _F64_EMPTY = np.empty(0, dtype=np.float64)
 
 
 def _json(value: Any) -> bytes:
-    if isinstance(value, np.generic):
-        value = value.item()
-    return json.dumps(value, ensure_ascii=False, allow_nan=False,
+    return json.dumps(_plain(value), ensure_ascii=False, allow_nan=False,
                       separators=(",", ":")).encode("utf-8")
 
 
@@ -195,10 +193,6 @@ class ServingView:
         ])
         return b"".join((self.head, self.user_json(u), b',"known":true,"items":[', items,
                          self.tail))
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def build_view(model: Recommender, name: str, version: int,
