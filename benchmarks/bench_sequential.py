@@ -230,6 +230,11 @@ GRU_GRID = [dict(n_factors=64, batch_size=64, learning_rate=2e-3, dropout=0.1),
 SAS_GRID = [dict(n_factors=64, max_len=50, n_blocks=2, batch_size=128, learning_rate=3e-3,
                  dropout=0.2, windows="all"),
             dict(n_factors=64, max_len=200, n_blocks=2, batch_size=32, learning_rate=2e-3,
+                 dropout=0.2, windows="all"),
+            # more Adam steps per epoch (run with --epochs 150 --patience 10)
+            dict(n_factors=64, max_len=50, n_blocks=2, batch_size=32, learning_rate=3e-3,
+                 dropout=0.2, windows="all"),
+            dict(n_factors=64, max_len=50, n_blocks=2, batch_size=16, learning_rate=2e-3,
                  dropout=0.2, windows="all")]
 #: bookkeeping parameters left out of the "chosen on validation" column
 _RUN_KEYS = ("n_epochs", "patience", "n_threads", "random_state")
