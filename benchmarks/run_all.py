@@ -60,7 +60,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_mf": ["--folds", "1", "--svdpp-folds", "1", "--repeat", "1", "--no-tune",
                  "--out", "{out}/mf.md"],
     "bench_report": ["--repeat", "1"],
-    "bench_rules": ["--output", "{out}/rules.md"],
+    "bench_rules": ["--quick", "--output", "{out}/rules.md"],
     "bench_topn": ["--datasets", "ml-100k", "--reduced", "--single", "--no-reference",
                    "--models", "EASE", "RP3beta", "SLIM"],
 }
