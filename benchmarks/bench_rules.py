@@ -307,7 +307,8 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "rules.md")
     parser.add_argument("--quick", action="store_true",
-                        help="one case (ML-100K at 0.10), one timed run per library, no recommender evaluation")
+                        help="one case (ML-100K at 0.10), one timed run per library, "
+                        "no recommender evaluation")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
