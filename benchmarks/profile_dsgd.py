@@ -9,7 +9,7 @@ Usage (from the repository root)::
 Each configuration runs in its own subprocess, because libgomp reads its wait policy once, when
 it is loaded:
 
-* ``passive``: chuchun's default (``chuchun.kernels`` starts numba's pool with
+* ``passive``: chuchun's default (``chuchun.kernels`` has numba start its pool with
   ``OMP_WAIT_POLICY=PASSIVE``);
 * ``spin``: ``GOMP_SPINCOUNT=300000``, which chuchun leaves alone: libgomp's own default when
   ``OMP_WAIT_POLICY`` is unset (spin 300,000 times, then sleep), i.e. the behaviour before;
