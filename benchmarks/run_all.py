@@ -13,13 +13,14 @@ Usage (from the repository root)::
 
 ``--quick`` runs the scripts that time chuchun's own kernels at smaller sizes with one
 repetition (the flags are in :data:`QUICK_ARGS`), so a change to a kernel can be checked before a
-full run. Timed on the nearly idle 2-core machine it took over 560 s while it still ran FM's
-ranking grid and kNN's implicit and content parts (FM alone 263 s); those are left out now (the
-per-script times are in ``benchmarks/RESULTS.md``). The scripts in :data:`QUICK_SKIP` are left
-out of a quick run (each with its reason): they time a whole system around the kernels (a JVM,
-torch training, a federated simulation, a load test) and take their own minutes at any size. Its tables go to ``benchmarks/quick/results/`` and are assembled
-into ``benchmarks/quick/RESULTS.md`` (ignored by git): the committed results are never
-overwritten by quick numbers.
+full run; each still runs its comparison with the reference library. Timed once on the nearly
+idle 2-core machine: 196 s for the eleven scripts (baselines 12, FM 16, implicit 20, ingest 2,
+kNN 45, kNN ranking 28, MF 6, rules 25, speed_mf 8, topn 34). The scripts in
+:data:`QUICK_SKIP` are left out of a quick run (each with its reason): they time a whole system
+around the kernels (a JVM, torch training, a federated simulation, a load test) and take their
+own minutes at any size. Its tables go to ``benchmarks/quick/results/`` and are assembled into
+``benchmarks/quick/RESULTS.md`` (ignored by git): the committed results are never overwritten
+by quick numbers.
 
 The exit status is 1 when any script failed (the others' results are still assembled).
 """
