@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     PYTHONPATH=src python benchmarks/bench_mf.py [--folds 1,2,3,4,5] [--svdpp-folds 1,2,3,4,5]
-        [--out benchmarks/results/mf.md]
+        [--repeat 3] [--no-tune] [--out benchmarks/results/mf.md]
 
 Everything runs in one process on the same folds. Fit times are wall-clock seconds of ``fit``
 only (chuchun's numba kernels are compiled/loaded from cache once before timing); on the shared
@@ -15,6 +15,10 @@ other 90 % with early stopping on that validation split, the candidate with the 
 validation RMSE over the folds wins, and it is then refitted on the whole training fold for the
 number of epochs early stopping chose on that fold's validation split (scaled by 1/0.9 for the
 larger data). Test folds are used only for the final numbers.
+
+``--svdpp-folds ""`` leaves Surprise's SVDpp out (its comparison line then says so);
+``--no-tune`` leaves out the tuning and the tuned rows; ``--repeat 1`` times one fit instead
+of the best of three. ``run_all.py --quick`` uses all three on one fold.
 """
 
 from __future__ import annotations
@@ -183,8 +187,13 @@ def main() -> None:
     ap.add_argument("--folds", default="1,2,3,4,5")
     ap.add_argument("--svdpp-folds", default="1,2,3,4,5",
                     help="folds on which Surprise's (slow) SVDpp runs")
+    ap.add_argument("--repeat", type=int, default=REPEAT,
+                    help="identical fits per timed row (the best is reported)")
+    ap.add_argument("--no-tune", action="store_true",
+                    help="leave out the validation tuning and the tuned rows")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mf.md"))
     args = ap.parse_args()
+    repeat = max(1, args.repeat)
     folds = [int(x) for x in args.folds.split(",")]
     svdpp_folds = [int(x) for x in args.svdpp_folds.split(",") if x]
 
@@ -202,14 +211,14 @@ def main() -> None:
         train, test = load_fold(f)
         record("chuchun FunkSVD (Surprise SVD defaults)", f,
                run_chuchun(FunkSVD(n_factors=100, n_epochs=20, learning_rate=0.005,
-                                   regularization=0.02, init_std=0.1), train, test, REPEAT))
+                                   regularization=0.02, init_std=0.1), train, test, repeat))
         record("chuchun FunkSVD, 2 threads (DSGD)", f,
-               run_chuchun(FunkSVD(n_threads=2), train, test, REPEAT))
+               run_chuchun(FunkSVD(n_threads=2), train, test, repeat))
         record("Surprise SVD (defaults)", f,
-               run_surprise(SVD(random_state=0), train, test, REPEAT))
+               run_surprise(SVD(random_state=0), train, test, repeat))
         record("chuchun SVDpp (Surprise SVDpp defaults)", f,
                run_chuchun(SVDpp(n_factors=20, n_epochs=20, learning_rate=0.007,
-                                 regularization=0.02, init_std=0.1), train, test, REPEAT))
+                                 regularization=0.02, init_std=0.1), train, test, repeat))
         if f in svdpp_folds:
             record("Surprise SVDpp (defaults)", f,
                    run_surprise(SurpriseSVDpp(random_state=0), train, test))
@@ -221,19 +230,22 @@ def main() -> None:
                run_chuchun(ALS(), train, test))
 
     tune_log: list[str] = []
-    cls, params, epochs = tune(folds, tune_log)
-    tuned_name = f"chuchun {cls.__name__} tuned ({_fmt_params(params)})"
-    for f in folds:
-        train, test = load_fold(f)
-        final = dict(params, n_epochs=max(1, round(epochs[f] / 0.9)))
-        record(tuned_name, f, run_chuchun(cls(**final), train, test))
+    tuned_name = ""
+    epochs: dict[int, int] = {}
+    if not args.no_tune:
+        cls, params, epochs = tune(folds, tune_log)
+        tuned_name = f"chuchun {cls.__name__} tuned ({_fmt_params(params)})"
+        for f in folds:
+            train, test = load_fold(f)
+            final = dict(params, n_epochs=max(1, round(epochs[f] / 0.9)))
+            record(tuned_name, f, run_chuchun(cls(**final), train, test))
 
-    write_table(args.out, rows, folds, svdpp_folds, tune_log, tuned_name, epochs)
+    write_table(args.out, rows, folds, svdpp_folds, tune_log, tuned_name, epochs, repeat)
 
 
 def write_table(path: str, rows: dict[str, dict[int, tuple[float, float]]], folds: list[int],
                 svdpp_folds: list[int], tune_log: list[str], tuned_name: str,
-                epochs: dict[int, int]) -> None:
+                epochs: dict[int, int], repeat: int = REPEAT) -> None:
     cmd = "PYTHONPATH=src python " + " ".join(
         [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]
     )
@@ -244,7 +256,7 @@ def write_table(path: str, rows: dict[str, dict[int, tuple[float, float]]], fold
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs during "
         f"the run, Python {platform.python_version()}. Fit time = wall-clock seconds of `fit` "
-        "(numba kernels compiled before timing; best of 3 identical fits for both FunkSVD rows, "
+        f"(numba kernels compiled before timing; best of {repeat} identical fits for both FunkSVD rows, "
         "Surprise SVD and chuchun SVDpp, one fit elsewhere); RMSE on the official test fold, predictions "
         "clipped to [1, 5]; mean over the folds listed.",
         "",
@@ -261,7 +273,9 @@ def write_table(path: str, rows: dict[str, dict[int, tuple[float, float]]], fold
         )
 
     def compare(ours: str, ref: str) -> str:
-        common = sorted(set(rows[ours]) & set(rows[ref]))
+        common = sorted(set(rows.get(ours, {})) & set(rows.get(ref, {})))
+        if not common:
+            return f"- {ours} vs {ref}: not compared ({ref if ref not in rows else ours} not run)"
         d = np.mean([rows[ours][f][0] for f in common]) - np.mean([rows[ref][f][0] for f in common])
         speed = np.mean([rows[ref][f][1] for f in common]) / np.mean(
             [rows[ours][f][1] for f in common])
@@ -276,6 +290,16 @@ def write_table(path: str, rows: dict[str, dict[int, tuple[float, float]]], fold
         compare("chuchun FunkSVD, 2 threads (DSGD)", "Surprise SVD (defaults)"),
         compare("chuchun SVDpp (Surprise SVDpp defaults)", "Surprise SVDpp (defaults)"),
         "",
+    ]
+    if tuned_name:
+        lines += _tuning_section(tune_log, tuned_name, epochs)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def _tuning_section(tune_log: list[str], tuned_name: str, epochs: dict[int, int]) -> list[str]:
+    return [
         "## Tuning (validation split cut from each training fold; test folds untouched)",
         "",
         "Each candidate was fitted on 90 % of each training fold with early stopping (patience 5)"
@@ -304,9 +328,6 @@ def write_table(path: str, rows: dict[str, dict[int, tuple[float, float]]], fold
         f"{', '.join(f'u{f}: {max(1, round(e / 0.9))}' for f, e in sorted(epochs.items()))}.",
         "",
     ]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("\n".join(lines))
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ Usage (from the repository root)::
 
 ``--quick`` runs the scripts that time chuchun's own kernels at smaller sizes with one
 repetition (the flags are in :data:`QUICK_ARGS`), so a change to a kernel can be checked before a
-full run. Timed on the nearly idle 2-core machine it took over 560 s while it still ran FM's
-ranking grid and kNN's implicit and content parts (FM alone 263 s); those are left out now (the
-per-script times are in ``benchmarks/RESULTS.md``). The scripts in :data:`QUICK_SKIP` are left
-out of a quick run (each with its reason): they time a whole system around the kernels (a JVM,
-torch training, a federated simulation, a load test) and take their own minutes at any size. Its tables go to ``benchmarks/quick/results/`` and are assembled
-into ``benchmarks/quick/RESULTS.md`` (ignored by git): the committed results are never
-overwritten by quick numbers.
+full run; each still runs its comparison with the reference library. Timed once on the nearly
+idle 2-core machine: 196 s for the eleven scripts (baselines 12, FM 16, implicit 20, ingest 2,
+kNN 45, kNN ranking 28, MF 6, rules 25, speed_mf 8, topn 34). The scripts in
+:data:`QUICK_SKIP` are left out of a quick run (each with its reason): they time a whole system
+around the kernels (a JVM, torch training, a federated simulation, a load test) and take their
+own minutes at any size. Its tables go to ``benchmarks/quick/results/`` and are assembled into
+``benchmarks/quick/RESULTS.md`` (ignored by git): the committed results are never overwritten
+by quick numbers.
 
 The exit status is 1 when any script failed (the others' results are still assembled).
 """
@@ -53,14 +54,17 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_speed_mf": ["--repeat", "1", "--folds", "1", "--no-spark"],
     "bench_fm": ["--folds", "1", "--feature-sets", "0", "--skip-myfm-features",
                  "--sections", "rmse"],
-    "bench_implicit": ["all", "--recorded", "--sizes", "200000", "--out", "{out}/implicit.md"],
+    "bench_implicit": ["all", "--recorded", "--repeat", "1", "--sizes", "100000",
+                       "--bpr-epochs", "20",
+                       "--out", "{out}/implicit.md"],
     "bench_ingest": ["--rows", "100000", "--repeats", "1"],
     "bench_knn": ["--quick", "--parts", "surprise,memory", "--out", "{out}/knn.md"],
     "bench_knn_ranking": ["--quick"],
-    "bench_mf": ["--folds", "1", "--svdpp-folds", "1", "--out", "{out}/mf.md"],
+    "bench_mf": ["--folds", "1", "--svdpp-folds", "", "--repeat", "1", "--no-tune",
+                 "--out", "{out}/mf.md"],
     "bench_report": ["--repeat", "1"],
-    "bench_rules": ["--output", "{out}/rules.md"],
-    "bench_topn": ["--datasets", "ml-100k", "--reduced", "--single", "--no-reference",
+    "bench_rules": ["--quick", "--output", "{out}/rules.md"],
+    "bench_topn": ["--datasets", "ml-100k", "--reduced", "--single",
                    "--models", "EASE", "RP3beta", "SLIM"],
 }
 

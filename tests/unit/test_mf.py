@@ -148,6 +148,57 @@ def test_svdpp_separate_step_sizes_and_penalties(synthetic):
     assert np.abs(frozen.user_bias_).max() < 1e-6 < np.abs(ref.user_bias_).max()
 
 
+def test_balanced_groups_split_the_counts_evenly():
+    from chuchun.models.mf import _balanced_groups
+
+    rng = np.random.default_rng(0)
+    counts = rng.zipf(1.6, 5000) % 700  # heavy-tailed, like user activity
+    for t in (2, 3, 4):
+        groups = _balanced_groups(np.random.default_rng(1), counts, t)
+        totals = np.bincount(groups, weights=counts, minlength=t)
+        assert set(np.unique(groups)) == set(range(t))
+        assert totals.max() - totals.min() <= counts.max()
+        # a random partition, not a fixed one: another seed gives other groups
+        other = _balanced_groups(np.random.default_rng(2), counts, t)
+        assert not np.array_equal(groups, other)
+
+
+def test_dsgd_fit_maps_the_renumbered_strata_back(synthetic):
+    """Two threads renumber users and items stratum by stratum inside the fit; the fitted
+    arrays must come back in the model's own order, with and without per-epoch syncing."""
+    train, _ = synthetic
+    kw = dict(n_factors=4, n_epochs=3, n_threads=2, random_state=5)
+    a = FunkSVD(**kw).fit(train)
+    seen = []
+    b = FunkSVD(**kw).fit(train, callbacks=[lambda m, e, logs: seen.append(
+        (m.user_factors_.copy(), m.item_bias_.copy()))])
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    np.testing.assert_array_equal(a.user_bias_, b.user_bias_)
+    np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
+    np.testing.assert_array_equal(seen[-1][0], a.user_factors_)  # callbacks see current state
+    np.testing.assert_array_equal(seen[-1][1], a.item_bias_)
+    # the same epochs on the original numbering (the NumPy twin, no renumbering) agree
+    from chuchun._random import check_random_state
+    from chuchun.kernels.mf import sgd_epoch_numpy
+    from chuchun.models.mf import _strata
+
+    rng = check_random_state(5)
+    P = a._init_factors(rng, train.n_users, 4)
+    Q = a._init_factors(rng, train.n_items, 4)
+    bu, bi = np.zeros(train.n_users, np.float32), np.zeros(train.n_items, np.float32)
+    u, i, r = train.user_idx, train.item_idx, train.values
+    rows, ptr, _, _ = _strata(rng, u, i, train.n_users, train.n_items, 2)
+    mu = float(r.mean())
+    for _ in range(3):
+        sgd_epoch_numpy(u, i, r, rows, ptr, 2, mu, bu, bi, P, Q, 0.005, 0.005, 0.02, 0.02,
+                        True, np.zeros(2))
+    np.testing.assert_allclose(a.user_factors_, P, atol=1e-5)
+    np.testing.assert_allclose(a.item_factors_, Q, atol=1e-5)
+    np.testing.assert_allclose(a.user_bias_, bu, atol=1e-5)
+    np.testing.assert_allclose(a.item_bias_, bi, atol=1e-5)
+
+
 # -- reproducibility ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "make",
@@ -362,8 +413,11 @@ def test_funksvd_visiting_order_groups_users_and_separates_strata(t):
     rng = np.random.default_rng(0)
     n_users, n_items, n = 40, 30, 600
     u, i = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
-    rows, ptr = _strata(np.random.default_rng(1), u, i, n_users, n_items, t)
+    rows, ptr, ug, ig = _strata(np.random.default_rng(1), u, i, n_users, n_items, t)
     assert np.array_equal(np.sort(rows), np.arange(n))  # every rating once
+    for b in range(t * t):  # block b holds the ratings of user stratum b // t, item stratum b % t
+        assert np.all(ug[u[rows[ptr[b]:ptr[b + 1]]]] == b // t)
+        assert np.all(ig[i[rows[ptr[b]:ptr[b + 1]]]] == b % t)
     assert ptr[0] == 0 and ptr[-1] == n and len(ptr) == t * t + 1
     users_of = [set(u[rows[ptr[b]:ptr[b + 1]]]) for b in range(t * t)]
     items_of = [set(i[rows[ptr[b]:ptr[b + 1]]]) for b in range(t * t)]
