@@ -13,7 +13,7 @@ import click
 
 from chuchun._exceptions import ConfigError
 
-__all__ = ["serve_command"]
+__all__ = ["http_protocol", "serve_command"]
 
 
 def _model_names(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
@@ -32,6 +32,15 @@ def _model_names(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, st
             raise ConfigError(f"invalid model name {name!r}")
         out[name] = os.path.abspath(path)
     return out
+
+
+def http_protocol() -> str:
+    """uvicorn's ``http`` setting: its httptools protocol writing each small response with one
+    system call (:mod:`chuchun.serve._wire`) when httptools is installed, else uvicorn's
+    choice."""
+    if importlib.util.find_spec("httptools") is None:
+        return "auto"
+    return "chuchun.serve._wire:HttpToolsProtocol"
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
@@ -112,6 +121,7 @@ def serve_command(
     options: dict[str, Any] = {
         "host": host, "port": port, "log_config": None, "access_log": False,
         "timeout_graceful_shutdown": graceful_timeout, "server_header": False,
+        "http": http_protocol(),
     }
     # uvicorn re-raises SIGTERM once it has shut down gracefully; with this handler in place
     # the re-raise ends the command normally (exit status 0) instead of killing the process
