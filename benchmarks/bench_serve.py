@@ -59,6 +59,14 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
         return runner.run(coro)
 
 
+class _Closed(Exception):
+    """The server answered and closed the connection (``Connection: close``)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                    raw: bytes) -> int:
     writer.write(raw)
@@ -66,10 +74,15 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
+    close = False
     for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
+        lower = line.lower()
+        if lower.startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
+        close |= lower == b"connection: close"
     await reader.readexactly(length)
+    if close:
+        raise _Closed(status)
     return status
 
 
@@ -98,6 +111,10 @@ async def _open_loop(host: str, port: int, paths: list[bytes], rate: float, seco
                     status = await _request(reader, writer, raw)
                     if status != 200:
                         errors[0] += 1
+                except _Closed as closed:
+                    errors[0] += closed.status != 200
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
                 except (OSError, asyncio.IncompleteReadError, ValueError):
                     errors[0] += 1
                     writer.close()
@@ -125,9 +142,10 @@ def _connect(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _response_end(buf: bytearray) -> tuple[int, int] | None:
-    """(status, bytes) of the first complete response in ``buf``, or None while it is
-    incomplete. Reads the status line and Content-Length only (the service always sends one)."""
+def _response_end(buf: bytearray) -> tuple[int, int, bool] | None:
+    """(status, bytes, whether the server closes the connection) of the first complete
+    response in ``buf``, or None while it is incomplete. Reads the status line, Content-Length
+    (the service always sends one) and ``Connection: close``."""
     head_end = buf.find(b"\r\n\r\n")
     if head_end < 0:
         return None
@@ -140,7 +158,7 @@ def _response_end(buf: bytearray) -> tuple[int, int] | None:
     total = head_end + 4 + length
     if len(buf) < total:
         return None
-    return int(buf[9:12]), total
+    return int(buf[9:12]), total, b"\r\nconnection: close" in head
 
 
 def _open_loop_raw(host: str, port: int, paths: list[bytes], rate: float, seconds: float,
@@ -219,13 +237,15 @@ def _open_loop_raw(host: str, port: int, paths: list[bytes], rate: float, second
                 done = _response_end(buf)
                 if done is None:
                     continue
-                status, total = done
+                status, total, close = done
                 del buf[:total]
                 if j >= 0:
                     latencies[j] = perf() - (t0 + j / rate)
                     errors += status != 200
                     inflight[c] = -1
                     busy -= 1
+                if close:  # the server ends this connection: the next request opens another
+                    reconnect(c)
             if inflight[c] < 0 and backlog[c]:
                 send(c, backlog[c].pop(0))
                 busy += inflight[c] >= 0
@@ -263,6 +283,10 @@ async def _closed_loop(host: str, port: int, paths: list[bytes], seconds: float,
                 left = end + 10.0 - time.perf_counter()
                 if await asyncio.wait_for(_request(reader, writer, raw), max(left, 0.1)) != 200:
                     errors[0] += 1
+            except _Closed as closed:
+                errors[0] += closed.status != 200
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
             except TimeoutError:
                 errors[0] += 1
                 break

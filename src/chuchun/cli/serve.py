@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import signal
+import tempfile
 from types import FrameType
 from typing import Any
 
@@ -101,6 +102,7 @@ def serve_command(
     import uvicorn
 
     from chuchun.io import read_manifest
+    from chuchun.serve._balance import ENV_BALANCE, create_balance_file
     from chuchun.serve.app import ENV_CONFIG, ServeConfig, create_app, limit_native_threads
     from chuchun.serve.logs import configure_logging
 
@@ -135,4 +137,9 @@ def serve_command(
     os.environ[ENV_CONFIG] = config.to_env()
     os.environ["CHUCHUN_SERVE_LOG_LEVEL"] = log_level
     os.environ["CHUCHUN_SERVE_ACCESS_LOG"] = "0" if no_access_log else "1"
-    uvicorn.run("chuchun.serve.app:app_from_env", factory=True, workers=workers, **options)
+    with tempfile.TemporaryDirectory(prefix="chuchun-serve-") as tmp:
+        # the workers' shared connection counts (chuchun.serve._balance)
+        balance = os.path.join(tmp, "connections")
+        create_balance_file(balance, workers)
+        os.environ[ENV_BALANCE] = balance
+        uvicorn.run("chuchun.serve.app:app_from_env", factory=True, workers=workers, **options)

@@ -22,6 +22,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _UvicornHttpTools
 
+from chuchun.serve._balance import ConnectionBalance, worker_balance
+
 __all__ = ["CoalescingTransport", "HttpToolsProtocol"]
 
 _STATUS_LINE = b"HTTP/1.1 "
@@ -73,8 +75,28 @@ class CoalescingTransport:
 
 
 class HttpToolsProtocol(_UvicornHttpTools):
-    """uvicorn's httptools protocol writing each small response with one system call."""
+    """uvicorn's httptools protocol writing each small response with one system call; with
+    several workers it also keeps their connection counts even (:mod:`chuchun.serve._balance`)."""
+
+    _balance: ConnectionBalance | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+        self._balance = worker_balance()
+        if self._balance is not None:
+            self._balance.opened()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        balance, self._balance = self._balance, None
+        if balance is not None:
+            balance.closed()
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        balance = self._balance
+        cycle = self.cycle
+        if (balance is not None and cycle is not None and not cycle.response_started
+                and balance.over_share()):
+            cycle.keep_alive = False  # answer this request, then close: see _balance
