@@ -5,6 +5,9 @@ on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import os
 import socket
 import time
@@ -17,6 +20,7 @@ from fastapi.testclient import TestClient
 from chuchun.serve import ServeConfig, create_app
 from chuchun.serve._balance import ConnectionBalance, create_balance_file
 from chuchun.serve._wire import CoalescingTransport
+from chuchun.serve.logs import BatchedStreamHandler
 
 from tests.serve.conftest import start_server
 
@@ -105,6 +109,30 @@ def test_coalescing_transport_joins_head_and_body() -> None:
     assert after == closing
 
 
+def test_batched_access_lines_keep_their_order() -> None:
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval=60.0, capacity=3)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("chuchun.tests.batched")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("a")
+        logger.info("b")
+        assert stream.getvalue() == ""  # queued, not written by the caller
+        logger.info("c")  # the capacity: the writer thread wakes now, not in 60 s
+        deadline = time.monotonic() + 5
+        while stream.getvalue() != "a\nb\nc\n" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.getvalue() == "a\nb\nc\n"
+        logger.info("d")
+    finally:
+        handler.close()  # closing writes what is queued
+        logger.handlers[:] = []
+    assert stream.getvalue() == "a\nb\nc\nd\n"
+
+
 def test_connection_balance_counts_and_share(tmp_path: Path) -> None:
     path = str(tmp_path / "connections")
     create_balance_file(path, 2)
@@ -152,8 +180,12 @@ def test_two_workers_share_the_connections(artifacts: dict[str, Path], tmp_path:
     (an over-share worker answers, then closes, and the client opens another connection)."""
     import psutil
 
-    srv = start_server([str(artifacts["als"]), "--workers", "2", "--no-access-log"],
-                       tmp_path / "server.log")
+    srv = start_server([str(artifacts["als"]), "--workers", "2"], tmp_path / "server.log",
+                       timeout=180)
+    deadline = time.monotonic() + 180  # /readyz answers once the first worker is up
+    while srv.stderr().count("Application startup complete") < 2:
+        assert time.monotonic() < deadline, srv.stderr()
+        time.sleep(0.1)
     port = int(srv.url.rsplit(":", 1)[1])
     request = b"GET /v1/models/als/recommend?user=3&k=5 HTTP/1.1\r\nHost: x\r\n\r\n"
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
@@ -179,3 +211,8 @@ def test_two_workers_share_the_connections(artifacts: dict[str, Path], tmp_path:
         for sock in socks:
             sock.close()
         assert srv.stop() == 0
+    # every answer has its access line, the last ones written as the workers shut down
+    lines = [json.loads(x) for x in srv.stderr().splitlines() if x.startswith("{")]
+    recommend = [x for x in lines if x["route"] == "/v1/models/{name}/recommend"]
+    assert len(recommend) == 120 and all(x["status"] == 200 for x in recommend)
+    assert len({x["pid"] for x in recommend}) == 2

@@ -41,6 +41,7 @@ from chuchun.serve import schemas as S
 from chuchun.serve._fast import ROUTE as FAST_ROUTE
 from chuchun.serve._fast import FastRecommend, user_index
 from chuchun.serve._registry import ModelRegistry, ServedModel, read_labels
+from chuchun.serve.logs import flush_access_log
 from chuchun.serve.metrics import Metrics
 
 __all__ = ["FastEntry", "ServeConfig", "ServiceApp", "app_from_env", "create_app",
@@ -586,6 +587,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
         yield
         state["stopping"] = True
         log.info("shutting down")
+        flush_access_log()
 
     app = ServiceApp(
         title="chuchun", version=__version__, lifespan=lifespan,
@@ -749,4 +751,9 @@ def app_from_env() -> FastAPI:
     limit_native_threads()
     configure_logging(os.environ.get("CHUCHUN_SERVE_LOG_LEVEL", "info"),
                       access=os.environ.get("CHUCHUN_SERVE_ACCESS_LOG", "1") == "1")
-    return create_app(ServeConfig.from_env())
+    app = create_app(ServeConfig.from_env())
+    # this worker's slot among the connection counts, claimed once it can serve
+    from chuchun.serve._balance import worker_balance
+
+    worker_balance()
+    return app
