@@ -176,6 +176,7 @@ def _open_loop_raw(host: str, port: int, paths: list[bytes], rate: float, second
     inflight = [-1] * connections  # the request each connection waits for (-1: none)
     backlog: list[list[int]] = [[] for _ in range(connections)]  # due, not yet sent
     busy = 0
+    reconnects = 0
     perf = time.perf_counter
     start = perf()
     t0 = start + 0.5
@@ -194,6 +195,8 @@ def _open_loop_raw(host: str, port: int, paths: list[bytes], rate: float, second
         inflight[c] = j
 
     def reconnect(c: int) -> None:
+        nonlocal reconnects
+        reconnects += 1
         old = socks[c]
         del slot[old]
         old.close()
@@ -252,7 +255,8 @@ def _open_loop_raw(host: str, port: int, paths: list[bytes], rate: float, second
     end = perf()
     for sock in socks:
         sock.close()
-    return _latency_row(latencies, errors, n, rate, t0, start, end)
+    return {**_latency_row(latencies, errors, n, rate, t0, start, end),
+            "reconnects": reconnects}
 
 
 def _latency_row(latencies: np.ndarray, errors: int, n: int, rate: float, t0: float,
@@ -484,7 +488,7 @@ def part_load(rates: list[float], seconds: float, connections: int, workers: int
     frame = pd.DataFrame(rows).T
     frame.index.name = "server"
     cols = ["requests", "unanswered", "errors", "achieved_rps", "p50_ms", "p90_ms", "p99_ms",
-            "p999_ms", "max_ms", "server_cpu_ms_per_req", "generator_cpu_ms_per_req",
+            "p999_ms", "max_ms", "reconnects", "server_cpu_ms_per_req", "generator_cpu_ms_per_req",
             "rss_before_mb", "rss_after_mb", "saturation_rps", "saturation_errors",
             "saturation_server_cpu_ms_per_req", "wrk_rps", "wrk_non2xx", "wrk_socket_errors",
             "wrk_timeouts", "load1_before",
