@@ -133,6 +133,23 @@ def test_batched_access_lines_keep_their_order() -> None:
     assert stream.getvalue() == "a\nb\nc\nd\n"
 
 
+def test_access_line_is_the_json_of_its_record() -> None:
+    from chuchun.serve import app as serve_app
+
+    for scope in ({"method": "GET", "path": '/v1/models/a"b\\c/recommend',
+                   "client": ("127.0.0.1", 5), "path_params": {"name": 'é"\nx'}},
+                  {"method": "POST", "path": "/readyz"}):
+        line = serve_app._access_line(scope, "/v1/models/{name}/recommend", 404, 0.0012345)
+        record = json.loads(line)
+        client = scope.get("client") or ("", 0)
+        assert line == json.dumps({
+            "ts": record["ts"], "method": scope["method"], "path": scope["path"],
+            "route": "/v1/models/{name}/recommend", "status": 404, "ms": 1.234,
+            "model": (scope.get("path_params") or {}).get("name"),
+            "client": f"{client[0]}:{client[1]}", "pid": os.getpid()})
+        assert abs(record["ts"] - time.time()) < 60
+
+
 def test_connection_balance_counts_and_share(tmp_path: Path) -> None:
     path = str(tmp_path / "connections")
     create_balance_file(path, 2)

@@ -41,7 +41,7 @@ from chuchun.serve import schemas as S
 from chuchun.serve._fast import ROUTE as FAST_ROUTE
 from chuchun.serve._fast import FastRecommend, user_index
 from chuchun.serve._registry import ModelRegistry, ServedModel, read_labels
-from chuchun.serve.logs import flush_access_log
+from chuchun.serve.logs import BatchedStreamHandler, flush_access_log
 from chuchun.serve.metrics import Metrics
 
 __all__ = ["FastEntry", "ServeConfig", "ServiceApp", "app_from_env", "create_app",
@@ -204,30 +204,41 @@ def _observe(metrics: Metrics, scope: Scope, start: float, status: int, template
     elapsed = time.perf_counter() - start
     metrics.observe(scope["method"], template, status, elapsed)
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info("%s", _AccessLine(scope, template, status, elapsed))
+        line = _access_line(scope, template, status, elapsed)
+        handlers = access_log.handlers
+        if (len(handlers) == 1 and isinstance(handlers[0], BatchedStreamHandler)
+                and handlers[0].plain and not handlers[0].filters and not access_log.filters):
+            handlers[0].queue_line(line)  # the service's own handler: no LogRecord needed
+        else:
+            access_log.info("%s", line)
 
 
-class _AccessLine:
-    """An access record, turned into its JSON line only when a handler formats it."""
-
-    __slots__ = ("elapsed", "scope", "status", "template", "ts")
-
-    def __init__(self, scope: Scope, template: str, status: int, elapsed: float) -> None:
-        self.scope, self.template, self.status, self.elapsed = scope, template, status, elapsed
-        self.ts = time.time()
-
-    def __str__(self) -> str:
-        scope = self.scope
-        client = scope.get("client") or ("", 0)
-        model = (scope.get("path_params") or {}).get("name")
-        return json.dumps({
-            "ts": round(self.ts, 3), "method": scope.get("method"), "path": scope.get("path"),
-            "route": self.template, "status": self.status, "ms": round(self.elapsed * 1000, 3),
-            "model": model, "client": f"{client[0]}:{client[1]}", "pid": _PID,
-        })
+def _json_text(value: Any) -> str:
+    return "null" if value is None else _encode_string(str(value))
 
 
+def _access_line(scope: Scope, template: str, status: int, elapsed: float) -> str:
+    """The request's access record as one JSON object (``json.dumps`` of the same dict gives
+    the same text)."""
+    client = scope.get("client") or ("", 0)
+    model = (scope.get("path_params") or {}).get("name")
+    return (f'{{"ts": {round(time.time(), 3)!r}, "method": {_json_text(scope.get("method"))}, '
+            f'"path": {_json_text(scope.get("path"))}, "route": {_json_text(template)}, '
+            f'"status": {int(status)}, "ms": {round(elapsed * 1000, 3)!r}, '
+            f'"model": {_json_text(model)}, '
+            f'"client": {_encode_string(f"{client[0]}:{client[1]}")}, "pid": {_PID}}}')
+
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _PID = os.getpid()
+
+
+def _new_pid() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_new_pid)
 _INTERNAL_ERROR = (500, "internal_error", "an internal error; the service log has details")
 
 

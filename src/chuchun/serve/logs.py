@@ -33,6 +33,10 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         A write starts early once this many lines wait.
     """
 
+    #: the formatter writes the message alone, so a caller may queue finished lines
+    #: (:meth:`queue_line`) instead of records
+    plain = False
+
     def __init__(self, stream: TextIO, *, interval: float = 0.25, capacity: int = 1024) -> None:
         super().__init__(stream)
         self.interval = interval
@@ -57,6 +61,12 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        if len(self._lines) >= self.capacity:
+            self._wake.set()
+
+    def queue_line(self, line: str) -> None:
+        """Queue a finished line (what :meth:`emit` does after formatting a record)."""
+        self._lines.append(line)
         if len(self._lines) >= self.capacity:
             self._wake.set()
 
@@ -115,6 +125,8 @@ def configure_logging(level: str = "info", *, access: bool = True) -> None:
         old.close()
     access_handler = BatchedStreamHandler(sys.stderr) if access else logging.NullHandler()
     access_handler.setFormatter(logging.Formatter("%(message)s"))
+    if isinstance(access_handler, BatchedStreamHandler):
+        access_handler.plain = True
     access_log.handlers[:] = [access_handler]
     access_log.setLevel(logging.INFO if access else logging.WARNING)
     access_log.propagate = False
