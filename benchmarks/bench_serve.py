@@ -12,6 +12,12 @@ overloaded server cannot stretch the run. The server's CPU time (user + system, 
 processes) over the run divided by the requests answered is its CPU cost per request; the
 generator's own CPU per request is reported beside it (both share the machine's cores).
 
+The generator (``--generator raw``, the default) is one process with plain blocking sockets and
+one ``select`` call per wake-up (microsecond timeouts, no event loop); requests are prepared
+bytes, and an answer is read up to its Content-Length (the status line, Content-Length and
+``Connection: close`` are all it parses; a closed connection is reopened for the next request
+and counted in ``reconnects``). ``--generator asyncio`` is the earlier one, on asyncio streams.
+
 Then the saturation throughput: a closed loop over the same connections as fast as they go, and
 ``wrk`` (a C load generator, when installed) with the same connections and paths. Cornac's
 serving app (``cornac.serving``, Flask) runs through the same steps on a Cornac MF model of the
