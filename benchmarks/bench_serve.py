@@ -12,6 +12,12 @@ overloaded server cannot stretch the run. The server's CPU time (user + system, 
 processes) over the run divided by the requests answered is its CPU cost per request; the
 generator's own CPU per request is reported beside it (both share the machine's cores).
 
+The generator (``--generator raw``, the default) is one process with plain blocking sockets and
+one ``select`` call per wake-up (microsecond timeouts, no event loop); requests are prepared
+bytes, and an answer is read up to its Content-Length (the status line, Content-Length and
+``Connection: close`` are all it parses; a closed connection is reopened for the next request
+and counted in ``reconnects``). ``--generator asyncio`` is the earlier one, on asyncio streams.
+
 Then the saturation throughput: a closed loop over the same connections as fast as they go, and
 ``wrk`` (a C load generator, when installed) with the same connections and paths. Cornac's
 serving app (``cornac.serving``, Flask) runs through the same steps on a Cornac MF model of the
@@ -28,6 +34,7 @@ import asyncio
 import gc
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -58,6 +65,14 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
         return runner.run(coro)
 
 
+class _Closed(Exception):
+    """The server answered and closed the connection (``Connection: close``)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                    raw: bytes) -> int:
     writer.write(raw)
@@ -65,10 +80,15 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
+    close = False
     for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
+        lower = line.lower()
+        if lower.startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
+        close |= lower == b"connection: close"
     await reader.readexactly(length)
+    if close:
+        raise _Closed(status)
     return status
 
 
@@ -97,6 +117,10 @@ async def _open_loop(host: str, port: int, paths: list[bytes], rate: float, seco
                     status = await _request(reader, writer, raw)
                     if status != 200:
                         errors[0] += 1
+                except _Closed as closed:
+                    errors[0] += closed.status != 200
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
                 except (OSError, asyncio.IncompleteReadError, ValueError):
                     errors[0] += 1
                     writer.close()
@@ -115,11 +139,139 @@ async def _open_loop(host: str, port: int, paths: list[bytes], rate: float, seco
         if isinstance(r, Exception):
             raise r
     end = time.perf_counter()
+    return _latency_row(latencies, errors[0], n, rate, t0, start, end)
+
+
+def _connect(host: str, port: int) -> socket.socket:
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _response_end(buf: bytearray) -> tuple[int, int, bool] | None:
+    """(status, bytes, whether the server closes the connection) of the first complete
+    response in ``buf``, or None while it is incomplete. Reads the status line, Content-Length
+    (the service always sends one) and ``Connection: close``."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = bytes(buf[:head_end]).lower()
+    at = head.find(b"\r\ncontent-length:")
+    length = 0
+    if at >= 0:
+        line_end = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17:line_end if line_end >= 0 else len(head)])
+    total = head_end + 4 + length
+    if len(buf) < total:
+        return None
+    return int(buf[9:12]), total, b"\r\nconnection: close" in head
+
+
+def _open_loop_raw(host: str, port: int, paths: list[bytes], rate: float, seconds: float,
+                   connections: int, drain: float) -> dict[str, float]:
+    """The open loop on plain blocking sockets and one ``select`` (microsecond timeouts), no
+    event loop: the same wrk2 schedule and statistics as :func:`_open_loop` at a fraction of
+    the generator's CPU, which it shares with the server."""
+    n = int(rate * seconds)
+    raw = [b"GET " + p + b" HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths]
+    latencies = np.full(n, np.nan)
+    errors = 0
+    socks = [_connect(host, port) for _ in range(connections)]
+    slot = {s: c for c, s in enumerate(socks)}
+    bufs = [bytearray() for _ in range(connections)]
+    inflight = [-1] * connections  # the request each connection waits for (-1: none)
+    backlog: list[list[int]] = [[] for _ in range(connections)]  # due, not yet sent
+    busy = 0
+    reconnects = 0
+    perf = time.perf_counter
+    start = perf()
+    t0 = start + 0.5
+    stop = t0 + seconds + drain  # nothing is sent or awaited after this
+    next_j = 0
+
+    def send(c: int, j: int) -> None:
+        nonlocal errors
+        try:
+            socks[c].sendall(raw[j % len(raw)])
+        except OSError:
+            errors += 1
+            latencies[j] = perf() - (t0 + j / rate)
+            reconnect(c)
+            return
+        inflight[c] = j
+
+    def reconnect(c: int) -> None:
+        nonlocal reconnects
+        reconnects += 1
+        old = socks[c]
+        del slot[old]
+        old.close()
+        socks[c] = _connect(host, port)
+        slot[socks[c]] = c
+        bufs[c].clear()
+
+    while True:
+        now = perf()
+        if now >= stop:
+            break
+        while next_j < n and t0 + next_j / rate <= now:
+            c = next_j % connections
+            if inflight[c] < 0:
+                send(c, next_j)
+                busy += inflight[c] >= 0
+            else:
+                backlog[c].append(next_j)
+            next_j += 1
+        if next_j >= n and busy == 0:
+            break
+        wait = (t0 + next_j / rate if next_j < n else stop) - now
+        ready, _, _ = select.select(socks, [], [], max(min(wait, stop - now), 0.0))
+        for sock in ready:
+            c = slot[sock]
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                data = b""
+            j = inflight[c]
+            if not data:  # the server closed the connection
+                if j >= 0:
+                    errors += 1
+                    latencies[j] = perf() - (t0 + j / rate)
+                    inflight[c] = -1
+                    busy -= 1
+                reconnect(c)
+            else:
+                buf = bufs[c]
+                buf += data
+                done = _response_end(buf)
+                if done is None:
+                    continue
+                status, total, close = done
+                del buf[:total]
+                if j >= 0:
+                    latencies[j] = perf() - (t0 + j / rate)
+                    errors += status != 200
+                    inflight[c] = -1
+                    busy -= 1
+                if close:  # the server ends this connection: the next request opens another
+                    reconnect(c)
+            if inflight[c] < 0 and backlog[c]:
+                send(c, backlog[c].pop(0))
+                busy += inflight[c] >= 0
+    end = perf()
+    for sock in socks:
+        sock.close()
+    return {**_latency_row(latencies, errors, n, rate, t0, start, end),
+            "reconnects": reconnects}
+
+
+def _latency_row(latencies: np.ndarray, errors: int, n: int, rate: float, t0: float,
+                 start: float, end: float) -> dict[str, float]:
     answered = np.isfinite(latencies)
     waited = np.maximum(end - (t0 + np.arange(n) / rate), 0.0)
     ms = np.where(answered, latencies, waited) * 1000  # unanswered: time waited, a lower bound
     return {"requests": n, "answered": int(answered.sum()), "unanswered": int(n - answered.sum()),
-            "errors": errors[0], "achieved_rps": answered.sum() / (end - start - 0.5),
+            "errors": errors, "achieved_rps": answered.sum() / (end - start - 0.5),
             "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
             "p99_ms": float(np.percentile(ms, 99)), "p999_ms": float(np.percentile(ms, 99.9)),
             "max_ms": float(ms.max())}
@@ -141,6 +293,10 @@ async def _closed_loop(host: str, port: int, paths: list[bytes], seconds: float,
                 left = end + 10.0 - time.perf_counter()
                 if await asyncio.wait_for(_request(reader, writer, raw), max(left, 0.1)) != 200:
                     errors[0] += 1
+            except _Closed as closed:
+                errors[0] += closed.status != 200
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
             except TimeoutError:
                 errors[0] += 1
                 break
@@ -236,7 +392,7 @@ def _load1() -> float:
 
 def _load_run(name: str, port: int, pid: int, paths: list[bytes], rate: float, seconds: float,
               connections: int, warmup: float, drain: float, sat_seconds: float,
-              tmp: Path) -> dict[str, float]:
+              tmp: Path, generator: str = "raw") -> dict[str, float]:
     _run(_closed_loop("127.0.0.1", port, paths, warmup, connections))  # warm caches
     load0 = _load1()
     # the generator's own collector pauses would count as the server's latency: none during
@@ -245,7 +401,10 @@ def _load_run(name: str, port: int, pid: int, paths: list[bytes], rate: float, s
     gc.disable()
     try:
         rss0, cpu0, gen0 = _rss_mb(pid), _cpu_s(pid), time.process_time()
-        row = _run(_open_loop("127.0.0.1", port, paths, rate, seconds, connections, drain))
+        if generator == "raw":
+            row = _open_loop_raw("127.0.0.1", port, paths, rate, seconds, connections, drain)
+        else:
+            row = _run(_open_loop("127.0.0.1", port, paths, rate, seconds, connections, drain))
         cpu1, gen1, rss1 = _cpu_s(pid), time.process_time(), _rss_mb(pid)
     finally:
         gc.enable()
@@ -267,9 +426,17 @@ def _load_run(name: str, port: int, pid: int, paths: list[bytes], rate: float, s
     return row
 
 
+_GENERATORS = {
+    "raw": "generator: blocking sockets and one `select` loop",
+    "asyncio": "generator: asyncio streams on uvloop",
+}
+
+
 def part_load(rates: list[float], seconds: float, connections: int, workers: int,
               fast_path: bool, drain: float, sat_seconds: float, cornac: bool,
-              http: str = "auto", loop: str = "auto") -> tuple[str, str, list[float]]:
+              http: str = "auto", loop: str = "auto", generator: str = "raw",
+              access_log: bool = False, server_args: tuple[str, ...] = (),
+              label_extra: str = "") -> tuple[str, str, list[float]]:
     from chuchun.datasets import load_dataset
     from chuchun.models import ALS
 
@@ -283,11 +450,17 @@ def part_load(rates: list[float], seconds: float, connections: int, workers: int
     port = _free_port()
     label = f"chuchun serve ({workers} worker{'s' if workers > 1 else ''}"
     label += "" if fast_path else ", no fast path"
+    label += ", access log to a file" if access_log else ""
+    label += label_extra
+    # the server's stderr (its access log when on) goes to a file, as a deployment's would
+    server_log = open(tmp / "server.log", "wb")  # noqa: SIM115 (closed after the server)
     if http == "auto" and loop == "auto":
         extra = ["--workers", str(workers)] + ([] if fast_path else ["--no-fast-path"])
+        extra += [] if access_log else ["--no-access-log"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "chuchun", "serve", str(tmp / "als.zip"), "--port",
-             str(port), "--no-access-log", "--log-level", "warning", *extra],
+             str(port), "--log-level", "info" if access_log else "warning", *extra,
+             *server_args], stderr=server_log,
         )
     else:  # uvicorn's own command line, to compare its HTTP parsers and event loops
         from chuchun.serve.app import ENV_CONFIG, ServeConfig
@@ -298,7 +471,7 @@ def part_load(rates: list[float], seconds: float, connections: int, workers: int
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "chuchun.serve.app:app_from_env", "--factory",
              "--port", str(port), "--workers", str(workers), "--http", http, "--loop", loop,
-             "--no-access-log", "--log-level", "warning"], env=env,
+             "--no-access-log", "--log-level", "warning"], env=env, stderr=server_log,
         )
         label += f", uvicorn --http {http} --loop {loop}"
     label += ")"
@@ -308,16 +481,20 @@ def part_load(rates: list[float], seconds: float, connections: int, workers: int
         for rate in rates:
             rows[f"{label}, {rate:g}/s"] = _load_run(
                 "chuchun", port, proc.pid, paths, rate, seconds, connections, 3.0, drain,
-                sat_seconds, tmp)
+                sat_seconds, tmp, generator)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        server_log.close()
+    if access_log:
+        lines = (tmp / "server.log").read_bytes().count(b'"route":')
+        print(f"access log: {lines} JSON lines", flush=True)
     cornac_note = (_cornac_reference(ml, users, tmp, rates, seconds, connections, rows, drain,
                                      sat_seconds) if cornac else "Cornac reference skipped.")
     frame = pd.DataFrame(rows).T
     frame.index.name = "server"
     cols = ["requests", "unanswered", "errors", "achieved_rps", "p50_ms", "p90_ms", "p99_ms",
-            "p999_ms", "max_ms", "server_cpu_ms_per_req", "generator_cpu_ms_per_req",
+            "p999_ms", "max_ms", "reconnects", "server_cpu_ms_per_req", "generator_cpu_ms_per_req",
             "rss_before_mb", "rss_after_mb", "saturation_rps", "saturation_errors",
             "saturation_server_cpu_ms_per_req", "wrk_rps", "wrk_non2xx", "wrk_socket_errors",
             "wrk_timeouts", "load1_before",
@@ -326,7 +503,7 @@ def part_load(rates: list[float], seconds: float, connections: int, workers: int
             f"over {connections} keep-alive connections (a run ends {drain:g} s after its last "
             f"due time), `recommend` k=10 for random known users of ALS (50 factors) on "
             f"ml-latest-small ({len(model.users_)} users, {len(model.items_)} items); latency "
-            "from each request's due time. CPU per request: server process CPU seconds over "
+            f"from each request's due time ({_GENERATORS[generator]}). CPU per request: server process CPU seconds over "
             "the open-loop run / requests answered. Saturation: closed loop over the same "
             f"connections for {sat_seconds:g} s (Python generator, then wrk). load1: the "
             "1-minute load average before the open-loop run, after it, and after the "
@@ -453,6 +630,15 @@ def main() -> None:
                     help="Serve every request through the FastAPI route (chuchun serve "
                     "--no-fast-path), for comparison.")
     ap.add_argument("--no-cornac", action="store_true", help="Skip the Cornac reference.")
+    ap.add_argument("--generator", choices=sorted(_GENERATORS), default="raw",
+                    help="Open-loop generator: plain sockets and select (raw), or asyncio "
+                    "streams (the earlier one).")
+    ap.add_argument("--access-log", action="store_true",
+                    help="Keep the service's JSON access log on (written to a file).")
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="Extra `chuchun serve` argument (repeat), e.g. --server-arg=--http.")
+    ap.add_argument("--results-name", default="serve",
+                    help="Write benchmarks/results/<name>.md.")
     ap.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
                     help="uvicorn's HTTP parser (not auto: started with uvicorn's command line).")
     ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
@@ -481,11 +667,13 @@ def main() -> None:
         body, note, loads = part_load(args.rate or [1000.0], args.seconds, args.connections,
                                args.workers, not args.no_fast_path, args.drain,
                                args.saturation_seconds, not args.no_cornac, args.http,
-                               args.loop)
+                               args.loop, args.generator, args.access_log,
+                               tuple(args.server_arg),
+                               "".join(f", {a}" for a in args.server_arg))
         machine = _machine_note(loads, "before each open-loop run") + (
             " The load generator runs on the same cores as the server, and the server's own "
             "load adds to the average while it runs.")
-        path = write_results("serve", "Service: latency under an open-loop load",
+        path = write_results(args.results_name, "Service: latency under an open-loop load",
                              [("recommend k=10 at a fixed rate", body)],
                              libraries=["fastapi", "uvicorn", "cornac"],
                              notes=note + "\n\n" + machine)

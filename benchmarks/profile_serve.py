@@ -80,7 +80,8 @@ def _cpu_per_call(fn: Any, n: int) -> float:
 
 COMPONENTS = [
     # (label, (file fragment, function name)) summed by cumulative time; nested entries overlap
-    ("ObserveMiddleware (whole request inside it)", ("serve/app.py", "__call__")),
+    ("ServiceApp / FastEntry / ObserveMiddleware (whole request inside)",
+     ("serve/app.py", "__call__")),
     ("  FastAPI request handler", ("fastapi/routing.py", "app")),
     ("    parameter parsing / validation", ("fastapi/dependencies/utils.py",
                                              "solve_dependencies")),

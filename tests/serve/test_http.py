@@ -174,8 +174,14 @@ def test_ops_routes_metrics_and_access_log(server: Server) -> None:
     assert 'route="/v1/models/{name}",status="404"' in text
     assert "chuchun_http_request_duration_seconds_bucket{" in text
     assert 'chuchun_model_version{model="als",class="ALS"' in text
-    lines = [json.loads(x) for x in server.stderr().splitlines() if x.startswith("{")]
-    rec = [x for x in lines if x["route"] == "/v1/models/{name}/recommend" and x["status"] == 200]
+    deadline = time.monotonic() + 5  # access lines are written in batches, 4 a second
+    while True:
+        lines = [json.loads(x) for x in server.stderr().splitlines() if x.startswith("{")]
+        rec = [x for x in lines
+               if x["route"] == "/v1/models/{name}/recommend" and x["status"] == 200]
+        if rec or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert rec and rec[-1]["model"] == "als" and rec[-1]["ms"] >= 0
     openapi = _ok(httpx.get(f"{server.url}/openapi.json"))
     assert "/v1/models/{name}/recommend" in openapi["paths"]

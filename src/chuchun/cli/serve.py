@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import signal
+import tempfile
 from types import FrameType
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 
 from chuchun._exceptions import ConfigError
 
-__all__ = ["serve_command"]
+__all__ = ["http_protocol", "serve_command"]
 
 
 def _model_names(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
@@ -32,6 +33,15 @@ def _model_names(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, st
             raise ConfigError(f"invalid model name {name!r}")
         out[name] = os.path.abspath(path)
     return out
+
+
+def http_protocol() -> str:
+    """uvicorn's ``http`` setting: its httptools protocol writing each small response with one
+    system call (:mod:`chuchun.serve._wire`) when httptools is installed, else uvicorn's
+    choice."""
+    if importlib.util.find_spec("httptools") is None:
+        return "auto"
+    return "chuchun.serve._wire:HttpToolsProtocol"
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
@@ -92,6 +102,7 @@ def serve_command(
     import uvicorn
 
     from chuchun.io import read_manifest
+    from chuchun.serve._balance import ENV_BALANCE, create_balance_file
     from chuchun.serve.app import ENV_CONFIG, ServeConfig, create_app, limit_native_threads
     from chuchun.serve.logs import configure_logging
 
@@ -112,6 +123,7 @@ def serve_command(
     options: dict[str, Any] = {
         "host": host, "port": port, "log_config": None, "access_log": False,
         "timeout_graceful_shutdown": graceful_timeout, "server_header": False,
+        "http": http_protocol(),
     }
     # uvicorn re-raises SIGTERM once it has shut down gracefully; with this handler in place
     # the re-raise ends the command normally (exit status 0) instead of killing the process
@@ -125,4 +137,9 @@ def serve_command(
     os.environ[ENV_CONFIG] = config.to_env()
     os.environ["CHUCHUN_SERVE_LOG_LEVEL"] = log_level
     os.environ["CHUCHUN_SERVE_ACCESS_LOG"] = "0" if no_access_log else "1"
-    uvicorn.run("chuchun.serve.app:app_from_env", factory=True, workers=workers, **options)
+    with tempfile.TemporaryDirectory(prefix="chuchun-serve-") as tmp:
+        # the workers' shared connection counts (chuchun.serve._balance)
+        balance = os.path.join(tmp, "connections")
+        create_balance_file(balance, workers)
+        os.environ[ENV_BALANCE] = balance
+        uvicorn.run("chuchun.serve.app:app_from_env", factory=True, workers=workers, **options)

@@ -41,9 +41,11 @@ from chuchun.serve import schemas as S
 from chuchun.serve._fast import ROUTE as FAST_ROUTE
 from chuchun.serve._fast import FastRecommend, user_index
 from chuchun.serve._registry import ModelRegistry, ServedModel, read_labels
+from chuchun.serve.logs import BatchedStreamHandler, flush_access_log
 from chuchun.serve.metrics import Metrics
 
-__all__ = ["ServeConfig", "app_from_env", "create_app", "limit_native_threads"]
+__all__ = ["FastEntry", "ServeConfig", "ServiceApp", "app_from_env", "create_app",
+           "limit_native_threads"]
 
 log = logging.getLogger("chuchun.serve")
 access_log = logging.getLogger("chuchun.serve.access")
@@ -197,6 +199,91 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+def _observe(metrics: Metrics, scope: Scope, start: float, status: int, template: str) -> None:
+    """Count and time a request; log its access line."""
+    elapsed = time.perf_counter() - start
+    metrics.observe(scope["method"], template, status, elapsed)
+    if access_log.isEnabledFor(logging.INFO):
+        line = _access_line(scope, template, status, elapsed)
+        handlers = access_log.handlers
+        if (len(handlers) == 1 and isinstance(handlers[0], BatchedStreamHandler)
+                and handlers[0].plain and not handlers[0].filters and not access_log.filters):
+            handlers[0].queue_line(line)  # the service's own handler: no LogRecord needed
+        else:
+            access_log.info("%s", line)
+
+
+def _json_text(value: Any) -> str:
+    return "null" if value is None else _encode_string(str(value))
+
+
+def _access_line(scope: Scope, template: str, status: int, elapsed: float) -> str:
+    """The request's access record as one JSON object (``json.dumps`` of the same dict gives
+    the same text)."""
+    client = scope.get("client") or ("", 0)
+    model = (scope.get("path_params") or {}).get("name")
+    return (f'{{"ts": {round(time.time(), 3)!r}, "method": {_json_text(scope.get("method"))}, '
+            f'"path": {_json_text(scope.get("path"))}, "route": {_json_text(template)}, '
+            f'"status": {int(status)}, "ms": {round(elapsed * 1000, 3)!r}, '
+            f'"model": {_json_text(model)}, '
+            f'"client": {_encode_string(f"{client[0]}:{client[1]}")}, "pid": {_PID}}}')
+
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_PID = os.getpid()
+
+
+def _new_pid() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_new_pid)
+_INTERNAL_ERROR = (500, "internal_error", "an internal error; the service log has details")
+
+
+class FastEntry:
+    """The fast path in front of the whole application (see :class:`ServiceApp`): a plain
+    ``GET .../recommend`` it can answer is answered, counted and logged here; anything else is
+    left to the application. An unexpected exception gives the same JSON 500 as the routes."""
+
+    def __init__(self, fast: FastRecommend, metrics: Metrics) -> None:
+        self.fast = fast
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        if scope["method"] != "GET":
+            return False
+        for key, _ in scope["headers"]:
+            if key == b"content-length":  # a body: the limits and the route judge it
+                return False
+        start = time.perf_counter()
+        try:
+            answered = await self.fast.handle(scope, send)
+        except Exception:
+            log.exception("internal error on %s %s", scope["method"], scope["path"])
+            if "path_params" not in scope:  # set just before the answer starts
+                await _error(*_INTERNAL_ERROR)(scope, receive, send)
+            _observe(self.metrics, scope, start, 500, FAST_ROUTE)
+            return True
+        if answered:
+            _observe(self.metrics, scope, start, 200, FAST_ROUTE)
+        return answered
+
+
+class ServiceApp(FastAPI):
+    """The FastAPI application with :class:`FastEntry` in front of its middleware stack: the
+    service's busiest request skips FastAPI's and Starlette's per-request machinery."""
+
+    fast_entry: FastEntry | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry = self.fast_entry
+        if entry is not None and scope["type"] == "http" and await entry(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+
+
 class ObserveMiddleware:
     """Refuses bodies over the limit (413), counts and times every request, logs one JSON line
     per request."""
@@ -213,17 +300,6 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        if self.fast is not None and scope.get("method") == "GET" and not any(
-                key == b"content-length" for key, _ in scope.get("headers") or ()):
-            # the fast path first, without the wrappers a body or an error would need
-            try:
-                answered = await self.fast.handle(scope, send)
-            except BaseException:
-                self._observe(scope, start, 500, FAST_ROUTE)
-                raise
-            if answered:
-                self._observe(scope, start, 200, FAST_ROUTE)
-                return
         status = [500]
         started = [False]
         fast_route = None
@@ -257,8 +333,9 @@ class ObserveMiddleware:
                 resp = _error(413, "body_too_large",
                               f"request body larger than {self.limit} bytes")
                 await resp(scope, receive, send_wrapper)
-            elif self.fast is not None and await self.fast.handle(scope, send_wrapper):
-                fast_route = FAST_ROUTE
+            elif (self.fast is not None and scope.get("method") == "GET"
+                  and await self.fast.handle(scope, send_wrapper)):
+                fast_route = FAST_ROUTE  # a GET with a body FastEntry left here
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except BodyTooLarge:
@@ -268,21 +345,7 @@ class ObserveMiddleware:
                 await resp(scope, receive, send_wrapper)
         finally:
             template = fast_route or getattr(scope.get("route"), "path", None) or "unmatched"
-            self._observe(scope, start, status[0], template)
-
-    def _observe(self, scope: Scope, start: float, status: int, template: str) -> None:
-        """Count and time the request; log its access line."""
-        elapsed = time.perf_counter() - start
-        self.metrics.observe(scope.get("method", ""), template, status, elapsed)
-        if access_log.isEnabledFor(logging.INFO):
-            client = scope.get("client") or ("", 0)
-            model = (scope.get("path_params") or {}).get("name")
-            access_log.info(json.dumps({
-                "ts": round(time.time(), 3), "method": scope.get("method"),
-                "path": scope.get("path"), "route": template, "status": status,
-                "ms": round(elapsed * 1000, 3), "model": model,
-                "client": f"{client[0]}:{client[1]}", "pid": os.getpid(),
-            }))
+            _observe(self.metrics, scope, start, status[0], template)
 
 
 # -- the routes' work -------------------------------------------------------------------------
@@ -535,16 +598,18 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None) -> Fa
         yield
         state["stopping"] = True
         log.info("shutting down")
+        flush_access_log()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="chuchun", version=__version__, lifespan=lifespan,
         docs_url=None, redoc_url=None,  # their pages load assets from a CDN; the service is offline
         description="Recommendations, explanations and similar items from saved chuchun models.",
         responses=_ERRORS,
     )
+    fast = FastRecommend(service) if config.fast_path else None
     app.add_middleware(ObserveMiddleware, metrics=metrics,  # type: ignore[arg-type]
-                       max_body_bytes=config.max_body_bytes,
-                       fast=FastRecommend(service) if config.fast_path else None)
+                       max_body_bytes=config.max_body_bytes, fast=fast)
+    app.fast_entry = FastEntry(fast, metrics) if fast is not None else None
     _install_error_handlers(app)
     app.state.service = service
 
@@ -697,4 +762,9 @@ def app_from_env() -> FastAPI:
     limit_native_threads()
     configure_logging(os.environ.get("CHUCHUN_SERVE_LOG_LEVEL", "info"),
                       access=os.environ.get("CHUCHUN_SERVE_ACCESS_LOG", "1") == "1")
-    return create_app(ServeConfig.from_env())
+    app = create_app(ServeConfig.from_env())
+    # this worker's slot among the connection counts, claimed once it can serve
+    from chuchun.serve._balance import worker_balance
+
+    worker_balance()
+    return app
