@@ -116,7 +116,7 @@ def run(model_name: str, folder: Path, split: Any, args: argparse.Namespace) -> 
                       "group_by": "user"},
         "metrics": ["Hit", "NDCG"], "topk": [K], "valid_metric": "NDCG@10",
         "epochs": args.epochs, "stopping_step": args.patience, "eval_batch_size": 512,
-        "device": "cpu", "use_gpu": False, "seed": 0, "reproducibility": True,
+        "device": "cpu", "use_gpu": False, "seed": args.seed, "reproducibility": True,
         "show_progress": False, "worker": 0, "log_wandb": False, "state": "WARNING",
         **SETTINGS[model_name],
     })
@@ -229,6 +229,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=["GRU4Rec", "SASRec"])
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0, help="RecBole's seed (initialisation, "
+                    "shuffling, dropout)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1],
                     help="torch threads (with --probe, each count is probed in turn)")
     ap.add_argument("--probe", type=int, default=0,

@@ -107,6 +107,36 @@ def test_sampled_losses_learn_too(cls, extra, data):
     assert np.mean([w in row for w, row in zip(want, got, strict=True)]) >= 0.8
 
 
+@pytest.mark.parametrize("cls,extra", [
+    (GRU4Rec, {"bptt": 4}),
+    (GRU4Rec, {"bptt": 4, "tie_embeddings": True}),
+    (GRU4Rec, {"training": "windows", "max_len": 6, "stride": 2, "n_epochs": 10}),
+    (GRU4Rec, {"training": "windows", "max_len": 6, "n_epochs": 10, "loss": "bpr-max",
+               "n_negatives": 4}),
+    (SASRec, {"stride": 1}),
+    (SASRec, {"stride": 3}),
+], ids=["gru4rec-bptt4", "gru4rec-tied", "gru4rec-windows", "gru4rec-windows-bprmax",
+        "sasrec-stride1", "sasrec-stride3"])
+def test_training_variants_learn_too(cls, extra, data):
+    """GRU4Rec with gradients through several steps, one item table for inputs and outputs,
+    or trained on shuffled windows; overlapping SASRec windows (every target seen with a
+    full context)."""
+    model = cls(**{**FAST[cls], **extra}).fit(data)
+    hist, want = _windows()
+    got = model.recommend_for_history(hist, k=1).item_ids[:, 0]
+    assert np.mean(got == want) >= 0.8
+
+
+def test_gru4rec_bptt_one_is_the_one_step_update(data):
+    """bptt=1 is the paper's update: the same weights as before the option existed would
+    give; a longer chunk trains a different model from the same seed."""
+    a = GRU4Rec(**{**FAST[GRU4Rec], "n_epochs": 1}).fit(data)
+    b = GRU4Rec(**{**FAST[GRU4Rec], "n_epochs": 1, "bptt": 1}).fit(data)
+    c = GRU4Rec(**{**FAST[GRU4Rec], "n_epochs": 1, "bptt": 3}).fit(data)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    assert not np.allclose(a.weights_, c.weights_)
+
+
 def test_early_stopping_keeps_the_best_epoch_and_calls_back(data):
     split = leave_last_out(data)
     seen = []
@@ -131,9 +161,11 @@ def test_same_seed_same_model(data):
 
 
 @pytest.mark.parametrize("max_len", [1, 3, 7, 50])
-def test_sasrec_windows_cover_every_transition_once(max_len):
-    """windows="all": every (item, next item) pair of every sequence is a target exactly once;
-    windows="last": only the latest max_len pairs of each sequence."""
+@pytest.mark.parametrize("stride", [None, 1, 2, 5])
+def test_sasrec_windows_cover_every_transition_once(max_len, stride):
+    """windows="all": every (item, next item) pair of every sequence is a trained target
+    exactly once, seen with up to max_len items of context; windows="last": only the latest
+    max_len pairs of each sequence."""
     from chuchun.data import Interactions
     from chuchun.data.sequences import user_sequences
 
@@ -143,14 +175,29 @@ def test_sasrec_windows_cover_every_transition_once(max_len):
     stamps = np.concatenate([np.arange(n) for n in lengths])
     items = np.concatenate([rng.permutation(500)[:n] for n in lengths])
     seqs = user_sequences(Interactions.from_arrays(users, items, timestamps=stamps))
+    lo, hi = seqs.indptr[:-1], seqs.indptr[1:]
+    first = np.repeat(lo, hi - lo)  # each position's sequence start
     targets_of = {}
     for mode in ("all", "last"):
-        starts, ends = SASRec(max_len=max_len, windows=mode)._windows(seqs)
+        starts, ends, n_train = SASRec(max_len=max_len, windows=mode,
+                                       stride=stride)._windows(seqs)
         assert np.all(ends - starts <= max_len + 1) and np.all(ends - starts >= 2)
-        # target positions of a window: its items after the first
-        targets_of[mode] = np.sort(np.concatenate(
-            [np.arange(s + 1, e) for s, e in zip(starts, ends, strict=True)]))
-    lo, hi = seqs.indptr[:-1], seqs.indptr[1:]
+        assert np.all(n_train >= 1) and np.all(n_train <= ends - starts - 1)
+        # trained target positions of a window: its last n_train items
+        trained = np.concatenate(
+            [np.arange(e - n, e) for e, n in zip(ends, n_train, strict=True)])
+        targets_of[mode] = np.sort(trained)
+        if mode == "all":
+            # a trained target sees at least max_len + 1 - stride earlier items (all of them
+            # near the sequence's start), and exactly max_len with stride 1
+            S = max_len if stride is None else min(stride, max_len)
+            context = np.concatenate(
+                [np.arange(e - n, e) - s for s, e, n in zip(starts, ends, n_train, strict=True)])
+            floor = np.minimum(max_len + 1 - S, trained - first[trained])
+            assert np.all(context >= floor) and np.all(context <= max_len)
+            if S == 1:
+                np.testing.assert_array_equal(context,
+                                              np.minimum(max_len, trained - first[trained]))
     every = np.sort(np.concatenate([np.arange(a + 1, b) for a, b in zip(lo, hi, strict=True)]))
     latest = np.sort(np.concatenate(
         [np.arange(max(a + 1, b - max_len), b) for a, b in zip(lo, hi, strict=True)]))

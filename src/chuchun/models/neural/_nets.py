@@ -15,21 +15,34 @@ class GRU4RecNet(nn.Module):
     embedding input layer as in Hidasi & Karatzoglou 2018)."""
 
     def __init__(self, n_items: int, dim: int, hidden: int, n_layers: int, dropout: float,
-                 ) -> None:
+                 tied: bool = False) -> None:
         super().__init__()
+        self.tied = tied
         self.embed = nn.Embedding(n_items, dim)
         self.gru = nn.GRU(dim, hidden, num_layers=n_layers, batch_first=True)
         self.drop = nn.Dropout(dropout)
-        self.out = nn.Embedding(n_items, hidden)
-        self.out_bias = nn.Parameter(torch.zeros(n_items))
-        nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(dim))
-        nn.init.normal_(self.out.weight, std=1.0 / math.sqrt(hidden))
+        if tied:
+            # scores <W h, e_i>: the input table doubles as the output table, so it starts at
+            # an output layer's scale (Glorot & Bengio 2010) and the state is not dropped out
+            self.proj = nn.Linear(hidden, dim, bias=False)
+            nn.init.normal_(self.embed.weight, std=math.sqrt(2.0 / (n_items + dim)))
+        else:
+            self.out = nn.Embedding(n_items, hidden)
+            self.out_bias = nn.Parameter(torch.zeros(n_items))
+            nn.init.normal_(self.out.weight, std=1.0 / math.sqrt(hidden))
+            nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(dim))
 
     def step(self, items: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One time step for a batch of sessions: new hidden state ``(layers, B, hidden)``."""
         x = self.drop(self.embed(items)).unsqueeze(1)
         _, h_new = self.gru(x, h)
         return h_new
+
+    def states(self, padded: torch.Tensor) -> torch.Tensor:
+        """Top-layer states ``(B, T, hidden)`` after each item of right-padded sequences
+        (from a zero state; a state depends on its row's earlier items only)."""
+        out, _ = self.gru(self.drop(self.embed(padded)))
+        return out
 
     def final_state(self, padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Last hidden state (top layer) of right-padded sequences of positive ``lengths``."""
@@ -42,6 +55,9 @@ class GRU4RecNet(nn.Module):
 
     def scores(self, h: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of all items (or of ``items``) for top-layer states ``h``."""
+        if self.tied:
+            z = self.proj(h)
+            return z @ (self.embed.weight if items is None else self.embed(items)).T
         h = self.drop(h)
         if items is None:
             return h @ self.out.weight.T + self.out_bias

@@ -63,6 +63,10 @@ class _TorchSequenceModel(_SequenceRecommender):
     loss = Param(str, "ce", "Training loss.", choices=("ce", "bce", "bpr-max"))
     n_negatives = Param(int, 0, "Sampled negatives per step (0: softmax over all items).", low=0)
     patience = Param(int, 3, "Epochs without validation NDCG@10 gain before stopping.", low=1)
+    stride = Param(int, None, "Training windows of max_len + 1 items end every `stride` "
+                   "items and train their last `stride` targets, so each target sees up to "
+                   "max_len items of context (None: stride = max_len, consecutive windows).",
+                   low=1, nullable=True)
     device = Param(str, "cpu", "torch device ('cpu', 'cuda', 'cuda:1', 'mps').")
     n_threads = Param(int, None, "torch CPU threads (None: torch's default).", low=1,
                       nullable=True)
@@ -186,6 +190,48 @@ class _TorchSequenceModel(_SequenceRecommender):
             out[rows] = scores.cpu().numpy()
         return out
 
+    # -- training windows (SASRec; GRU4Rec with training="windows") -------------------------
+    def _length_batches(self, lengths: np.ndarray, rng: np.random.Generator
+                        ) -> list[np.ndarray]:
+        """Mini-batches of window indices, each window once: windows are shuffled, sorted by
+        length within groups of 16 batches (so a batch is padded to about its own windows'
+        length rather than to ``max_len``), cut into batches, and the batches shuffled."""
+        step = int(self.batch_size)
+        order = rng.permutation(len(lengths))
+        group = 16 * step
+        batches: list[np.ndarray] = []
+        for g in range(0, len(order), group):
+            chunk = order[g : g + group]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches.extend(chunk[c : c + step] for c in range(0, len(chunk), step))
+        return [batches[b] for b in rng.permutation(len(batches))]
+
+    def _windows(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``[start, end)`` offsets into ``seqs.items`` of the training windows, up to
+        ``max_len + 1`` items each, and how many of each window's last (input, next item)
+        pairs are trained. SASRec's ``windows="last"``: each sequence's latest window only, all
+        its pairs (Kang & McAuley 2018); otherwise windows ending every ``stride`` items back
+        from the end, each training its last ``stride`` pairs, so that every transition of
+        every sequence is a target exactly once per epoch. With ``stride < max_len`` the
+        windows overlap and each target is predicted from up to ``max_len`` earlier items
+        rather than from its offset within a window."""
+        L = int(self.max_len)
+        lo, hi = seqs.indptr[:-1], seqs.indptr[1:]
+        keep = hi - lo >= 2
+        lo, hi = lo[keep].astype(np.int64), hi[keep].astype(np.int64)
+        if getattr(self, "windows", "all") == "last":
+            start = np.maximum(lo, hi - L - 1)
+            return start, hi, hi - start - 1
+        S = min(L, int(self.stride)) if self.stride is not None else L
+        # window k of a sequence ends k * S items before its end; the oldest one trains the
+        # pairs left down to the sequence's first item
+        n_windows = np.maximum(1, -(-(hi - lo - 1) // S))
+        seq_of = np.repeat(np.arange(len(lo)), n_windows)
+        k = np.arange(len(seq_of)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+        end = hi[seq_of] - k * S
+        n_train = np.minimum(S, end - lo[seq_of] - 1)
+        return np.maximum(lo[seq_of], end - L - 1), end, n_train
+
     # hooks of the two models
     @abc.abstractmethod
     def _build(self, n_items: int) -> Any:
@@ -271,14 +317,16 @@ class GRU4Rec(_TorchSequenceModel):
         \\hat h_t = \\tanh(W x_t + U (r_t \\odot h_{t-1})),\\quad
         h_t = (1 - z_t) \\odot h_{t-1} + z_t \\odot \\hat h_t,
 
-    and the next item is scored :math:`s_{t,i} = o_i^\\top h_t + b_i`. Training uses
-    session-parallel mini-batches (Hidasi et al. 2016, sec. 3.1.1): ``batch_size`` sequences
-    run side by side, one step at a time; when one ends the next takes its lane with a reset
-    hidden state; gradients flow through one step. The targets of the other lanes serve as
-    negatives, plus ``n_negatives`` items shared by the batch drawn with probability
-    :math:`\\propto f_i^{\\alpha}` (``sample_alpha``). Losses: ``"ce"``, softmax
-    cross-entropy over the positive and the negatives (over the whole catalogue when
-    ``n_negatives=0``), or ``"bpr-max"`` (Hidasi & Karatzoglou 2018)
+    and the next item is scored :math:`s_{t,i} = o_i^\\top h_t + b_i`, or, with
+    ``tie_embeddings``, :math:`s_{t,i} = E[i]^\\top W h_t` (one table for inputs and
+    outputs, initialised at an output layer's scale; dropout on the inputs only). Training uses session-parallel mini-batches (Hidasi et al. 2016, sec. 3.1.1):
+    ``batch_size`` sequences run side by side, one step at a time; when one ends the next
+    takes its lane with a reset hidden state; gradients flow back through ``bptt`` steps (one
+    by default, as in the paper; the state itself is carried over the whole sequence). The
+    targets of the other lanes serve as negatives, plus ``n_negatives`` items shared by the
+    batch drawn with probability :math:`\\propto f_i^{\\alpha}` (``sample_alpha``). Losses:
+    ``"ce"``, softmax cross-entropy over the positive and the negatives (over the whole
+    catalogue when ``n_negatives=0``), or ``"bpr-max"`` (Hidasi & Karatzoglou 2018)
 
     .. math:: L = -\\log \\sum_j s_j \\sigma(r_i - r_j) + \\lambda \\sum_j s_j r_j^2,
               \\qquad s_j = \\mathrm{softmax}_j(r_j),
@@ -289,7 +337,8 @@ class GRU4Rec(_TorchSequenceModel):
     Parameters
     ----------
     n_factors, n_layers, max_len, n_epochs, batch_size, learning_rate, weight_decay, dropout,
-    loss, n_negatives, sample_alpha, bpreg, patience, device, n_threads, random_state, verbose
+    loss, n_negatives, sample_alpha, bpreg, bptt, tie_embeddings, patience, device, n_threads,
+    random_state, verbose
         See the declarations.
 
     Attributes
@@ -325,6 +374,19 @@ class GRU4Rec(_TorchSequenceModel):
     bpreg = Param(float, 1.0, "Score regularisation lambda of BPR-max.", low=0)
     dropout = Param(float, 0.1, "Dropout on the input embedding and the hidden state.", low=0,
                     high=1, high_open=True)
+    training = Param(str, "sessions", "'sessions': session-parallel mini-batches, each lane "
+                     "running a whole sequence (Hidasi et al. 2016); 'windows': shuffled "
+                     "windows of max_len + 1 items ending every `stride` items, each from a "
+                     "zero state with gradients through the window.",
+                     choices=("sessions", "windows"))
+    bptt = Param(int, 1, "With training='sessions', time steps a gradient flows back "
+                 "through: the losses of `bptt` consecutive steps are summed before each "
+                 "update and the state is detached between such chunks (1: one step, as in "
+                 "Hidasi et al. 2016).", low=1)
+    tie_embeddings = Param(bool, False, "Score items with the input embedding table through "
+                           "a linear map of the state, <W h_t, E[i]>, instead of a separate "
+                           "output table with item biases (dropout then acts on the inputs "
+                           "only).")
     explain_last = Param(int, 5, "Recent items explain() occludes.", low=1)
 
     explain_is_additive: ClassVar[bool] = False
@@ -340,15 +402,74 @@ class GRU4Rec(_TorchSequenceModel):
         from chuchun.models.neural._nets import GRU4RecNet
 
         d = int(self.n_factors)
-        return GRU4RecNet(n_items, d, d, int(self.n_layers), float(self.dropout))
+        return GRU4RecNet(n_items, d, d, int(self.n_layers), float(self.dropout),
+                          tied=bool(self.tie_embeddings))
 
     def _noise(self, seqs: Sequences, n_items: int) -> np.ndarray:
         counts = np.bincount(seqs.items, minlength=n_items).astype(np.float64)
         p = counts ** float(self.sample_alpha)
         return p / p.sum()
 
+    def _loss(self, net: Any, top: torch.Tensor, tgt: torch.Tensor, tgt_np: np.ndarray,
+              rng: np.random.Generator, sample_p: np.ndarray) -> torch.Tensor:
+        """Mean loss of top-layer states ``top`` against next items ``tgt``: softmax over the
+        catalogue, or over the batch's targets plus ``n_negatives`` shared sampled items."""
+        import torch
+
+        if self.n_negatives == 0 and self.loss == "ce":
+            return torch.nn.functional.cross_entropy(net.scores(top), tgt)
+        extra = rng.choice(len(sample_p), size=int(self.n_negatives), p=sample_p)
+        cands_np = np.concatenate([tgt_np, extra])
+        cands = torch.from_numpy(cands_np).to(top.device)
+        logits = net.scores(top, cands)
+        same = torch.from_numpy(cands_np[None, :] == tgt_np[:, None]).to(top.device)
+        pos = logits.diagonal()
+        # the positive and copies of it among the candidates are no negatives
+        if self.loss == "ce":
+            return _sampled_ce(pos, logits.masked_fill(same, -1e9))
+        return _bpr_max(pos, logits.masked_fill(same, -1e4), float(self.bpreg))
+
     def _train_epoch(self, net: Any, opt: Any, seqs: Sequences, rng: np.random.Generator,
                      sample_p: np.ndarray) -> float:
+        if self.training == "windows":
+            return self._train_windows(net, opt, seqs, rng, sample_p)
+        return self._train_sessions(net, opt, seqs, rng, sample_p)
+
+    def _train_windows(self, net: Any, opt: Any, seqs: Sequences, rng: np.random.Generator,
+                       sample_p: np.ndarray) -> float:
+        """Shuffled windows of up to ``max_len + 1`` items, each run from a zero state with
+        gradients through the whole window; the loss covers each window's last ``stride``
+        next items (as SASRec's windows)."""
+        import torch
+
+        device = self._device()
+        starts, ends, n_train = self._windows(seqs)
+        items = seqs.items
+        total, count = 0.0, 0
+        for batch in self._length_batches(ends - starts, rng):
+            lengths = (ends[batch] - starts[batch] - 1).astype(np.int64)
+            width = int(lengths.max())
+            inp_np = np.zeros((len(batch), width), dtype=np.int64)
+            for r, w in enumerate(batch):
+                inp_np[r, : lengths[r]] = items[starts[w] : ends[w] - 1]
+            # right-padded: row r's trained pairs are its columns [len - n_train, len)
+            cols = np.arange(width)[None, :]
+            keep = (cols < lengths[:, None]) & (cols >= (lengths - n_train[batch])[:, None])
+            rows, pos = np.nonzero(keep)
+            tgt_np = items[starts[batch][rows] + pos + 1].astype(np.int64)
+            out = net.states(torch.from_numpy(inp_np).to(device))
+            top = out[torch.from_numpy(rows).to(device), torch.from_numpy(pos).to(device)]
+            tgt = torch.from_numpy(tgt_np).to(device)
+            loss = self._loss(net, top, tgt, tgt_np, rng, sample_p)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(tgt_np)
+            count += len(tgt_np)
+        return total / max(count, 1)
+
+    def _train_sessions(self, net: Any, opt: Any, seqs: Sequences, rng: np.random.Generator,
+                        sample_p: np.ndarray) -> float:
         import torch
 
         device = self._device()
@@ -363,8 +484,9 @@ class GRU4Rec(_TorchSequenceModel):
         H = int(self.n_factors)
         h = torch.zeros(int(self.n_layers), B, H, device=device)
         items = seqs.items
-        n_items = len(sample_p)
         total, steps = 0.0, 0
+        bptt = int(self.bptt)
+        chunk, chunk_n, in_chunk = torch.zeros((), device=device), 0, 0
         while True:
             alive = np.flatnonzero(ptr >= 0)
             if len(alive) == 0:
@@ -374,28 +496,15 @@ class GRU4Rec(_TorchSequenceModel):
             tgt = torch.from_numpy(tgt_np).to(device)
             alive_t = torch.from_numpy(alive).to(device)
             h_new = net.step(inp, h[:, alive_t])
-            top = h_new[-1]
-            if self.n_negatives == 0 and self.loss == "ce":
-                loss = torch.nn.functional.cross_entropy(net.scores(top), tgt)
-            else:
-                extra = rng.choice(n_items, size=int(self.n_negatives), p=sample_p)
-                cands_np = np.concatenate([tgt_np, extra])
-                cands = torch.from_numpy(cands_np).to(device)
-                logits = net.scores(top, cands)
-                same = torch.from_numpy(cands_np[None, :] == tgt_np[:, None]).to(device)
-                pos = logits.diagonal()
-                # the positive and copies of it among the candidates are no negatives
-                if self.loss == "ce":
-                    loss = _sampled_ce(pos, logits.masked_fill(same, -1e9))
-                else:
-                    loss = _bpr_max(pos, logits.masked_fill(same, -1e4), float(self.bpreg))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = self._loss(net, h_new[-1], tgt, tgt_np, rng, sample_p)
+            chunk = chunk + loss * len(alive)
+            chunk_n += len(alive)
             total += float(loss.detach()) * len(alive)
             steps += len(alive)
-            h = h.detach().clone()
-            h[:, alive_t] = h_new.detach()
+            # the state keeps its graph within a chunk of bptt steps (a fresh tensor per
+            # step, so the states saved for the backward pass stay as they were)
+            h = h.clone()
+            h[:, alive_t] = h_new
             ptr[alive] += 1
             for lane in alive[ptr[alive] + 1 >= end[alive]]:
                 if nxt < len(order):
@@ -404,6 +513,13 @@ class GRU4Rec(_TorchSequenceModel):
                 else:
                     ptr[lane] = -1
                 h[:, lane] = 0.0
+            in_chunk += 1
+            if in_chunk == bptt or not np.any(ptr >= 0):
+                opt.zero_grad()
+                (chunk / chunk_n).backward()
+                opt.step()
+                h = h.detach()
+                chunk, chunk_n, in_chunk = torch.zeros((), device=device), 0, 0
         return total / max(steps, 1)
 
     def _forward_scores(self, net: Any, sequences: list[np.ndarray]) -> torch.Tensor:
@@ -465,7 +581,7 @@ class SASRec(_TorchSequenceModel):
 
     Parameters
     ----------
-    n_factors, n_blocks, n_heads, windows, max_len, n_epochs, batch_size, learning_rate,
+    n_factors, n_blocks, n_heads, windows, stride, max_len, n_epochs, batch_size, learning_rate,
     weight_decay, dropout, loss, n_negatives, patience, device, n_threads, random_state, verbose
         See the declarations.
 
@@ -491,8 +607,8 @@ class SASRec(_TorchSequenceModel):
     n_blocks = Param(int, 2, "Self-attention blocks.", low=1)
     n_heads = Param(int, 1, "Attention heads (must divide n_factors).", low=1)
     windows = Param(str, "all", "Training windows of max_len + 1 items: 'all' cuts every "
-                    "sequence into consecutive windows (each transition trained once per "
-                    "epoch); 'last' takes each sequence's latest window only.",
+                    "sequence into windows ending every `stride` items (each transition "
+                    "trained once per epoch); 'last' takes each sequence's latest window only.",
                     choices=("all", "last"))
 
     explain_is_additive: ClassVar[bool] = False
@@ -520,48 +636,13 @@ class SASRec(_TorchSequenceModel):
         width = int(self.max_len) if width is None else width
         return pad_sequences([np.asarray(s) + 1 for s in sequences], width, pad=0)
 
-    def _length_batches(self, lengths: np.ndarray, rng: np.random.Generator
-                        ) -> list[np.ndarray]:
-        """Mini-batches of window indices, each window once: windows are shuffled, sorted by
-        length within groups of 16 batches (so a batch is padded to about its own windows'
-        length rather than to ``max_len``), cut into batches, and the batches shuffled."""
-        step = int(self.batch_size)
-        order = rng.permutation(len(lengths))
-        group = 16 * step
-        batches: list[np.ndarray] = []
-        for g in range(0, len(order), group):
-            chunk = order[g : g + group]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches.extend(chunk[c : c + step] for c in range(0, len(chunk), step))
-        return [batches[b] for b in rng.permutation(len(batches))]
-
-    def _windows(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
-        """``[start, end)`` offsets into ``seqs.items`` of the training windows: up to
-        ``max_len + 1`` items each, so a window yields up to ``max_len`` (input, next item)
-        pairs. ``windows="last"``: each sequence's latest window only (Kang & McAuley 2018);
-        ``"all"``: windows cut back from the end so that every transition of every sequence is
-        a target exactly once per epoch."""
-        L = int(self.max_len)
-        lo, hi = seqs.indptr[:-1], seqs.indptr[1:]
-        keep = hi - lo >= 2
-        lo, hi = lo[keep].astype(np.int64), hi[keep].astype(np.int64)
-        if self.windows == "last":
-            return np.maximum(lo, hi - L - 1), hi
-        # window k of a sequence ends k * L items before its end; the last one (oldest)
-        # starts at the sequence's first item
-        n_windows = np.maximum(1, -(-(hi - lo - 1) // L))
-        seq_of = np.repeat(np.arange(len(lo)), n_windows)
-        k = np.arange(len(seq_of)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
-        end = hi[seq_of] - k * L
-        return np.maximum(lo[seq_of], end - L - 1), end
-
     def _train_epoch(self, net: Any, opt: Any, seqs: Sequences, rng: np.random.Generator,
                      sample_p: np.ndarray) -> float:
         import torch
 
         device = self._device()
         L = int(self.max_len)
-        starts, ends = self._windows(seqs)
+        starts, ends, n_train = self._windows(seqs)
         items = seqs.items
         n_items = len(sample_p)
         total, count = 0.0, 0
@@ -570,7 +651,10 @@ class SASRec(_TorchSequenceModel):
             # pad to the batch's longest window, not to max_len (positions stay aligned)
             width = int(max(len(t) for t in tails)) - 1
             inp = torch.from_numpy(self._inputs([t[:-1] for t in tails], width).astype(np.int64))
-            tgt = torch.from_numpy(self._inputs([t[1:] for t in tails], width).astype(np.int64))
+            tgt_np = self._inputs([t[1:] for t in tails], width).astype(np.int64)
+            # windows are right-aligned: a window's trained pairs are its last n_train columns
+            tgt_np[np.arange(width)[None, :] < width - n_train[batch][:, None]] = 0
+            tgt = torch.from_numpy(tgt_np)
             inp, tgt = inp.to(device), tgt.to(device)
             h, _ = net(inp, offset=L - width)
             valid = tgt > 0
