@@ -319,12 +319,17 @@ class GRU4Rec(_TorchSequenceModel):
 
     and the next item is scored :math:`s_{t,i} = o_i^\\top h_t + b_i`, or, with
     ``tie_embeddings``, :math:`s_{t,i} = E[i]^\\top W h_t` (one table for inputs and
-    outputs, initialised at an output layer's scale; dropout on the inputs only). Training uses session-parallel mini-batches (Hidasi et al. 2016, sec. 3.1.1):
-    ``batch_size`` sequences run side by side, one step at a time; when one ends the next
-    takes its lane with a reset hidden state; gradients flow back through ``bptt`` steps (one
-    by default, as in the paper; the state itself is carried over the whole sequence). The
-    targets of the other lanes serve as negatives, plus ``n_negatives`` items shared by the
-    batch drawn with probability :math:`\\propto f_i^{\\alpha}` (``sample_alpha``). Losses:
+    outputs, initialised at an output layer's scale; dropout on the inputs only). With
+    ``training="sessions"`` it trains on session-parallel mini-batches (Hidasi et al. 2016,
+    sec. 3.1.1): ``batch_size`` sequences run side by side, one step at a time; when one ends
+    the next takes its lane with a reset hidden state; gradients flow back through ``bptt``
+    steps (one by default, as in the paper; the state itself is carried over the whole
+    sequence). With ``training="windows"`` it trains on SASRec's windows: shuffled windows of
+    up to ``max_len + 1`` items ending every ``stride`` items, each run from a zero state,
+    the loss on its last ``stride`` next items; for long user histories this decorrelates
+    the updates, which session-parallel lanes keep on the same users for hundreds of steps.
+    The other targets of the batch serve as negatives, plus ``n_negatives`` items shared by
+    the batch drawn with probability :math:`\\propto f_i^{\\alpha}` (``sample_alpha``). Losses:
     ``"ce"``, softmax cross-entropy over the positive and the negatives (over the whole
     catalogue when ``n_negatives=0``), or ``"bpr-max"`` (Hidasi & Karatzoglou 2018)
 
@@ -337,8 +342,8 @@ class GRU4Rec(_TorchSequenceModel):
     Parameters
     ----------
     n_factors, n_layers, max_len, n_epochs, batch_size, learning_rate, weight_decay, dropout,
-    loss, n_negatives, sample_alpha, bpreg, bptt, tie_embeddings, patience, device, n_threads,
-    random_state, verbose
+    loss, n_negatives, sample_alpha, bpreg, training, stride, bptt, tie_embeddings, patience,
+    device, n_threads, random_state, verbose
         See the declarations.
 
     Attributes
@@ -372,8 +377,8 @@ class GRU4Rec(_TorchSequenceModel):
     sample_alpha = Param(float, 0.5, "Negatives drawn with probability ~ popularity^alpha.",
                          low=0)
     bpreg = Param(float, 1.0, "Score regularisation lambda of BPR-max.", low=0)
-    dropout = Param(float, 0.1, "Dropout on the input embedding and the hidden state.", low=0,
-                    high=1, high_open=True)
+    dropout = Param(float, 0.1, "Dropout on the input embedding and the hidden state (the "
+                    "input only with tie_embeddings).", low=0, high=1, high_open=True)
     training = Param(str, "sessions", "'sessions': session-parallel mini-batches, each lane "
                      "running a whole sequence (Hidasi et al. 2016); 'windows': shuffled "
                      "windows of max_len + 1 items ending every `stride` items, each from a "
