@@ -46,6 +46,12 @@ Sections, all in one process:
     fold (the test fold unread); ``--rows-out`` appends rows as JSON lines, and
     ``--assemble TEST_ROWS VALIDATION_ROWS`` writes the tables (per fold, means, and the set
     chosen per fold on validation) from such files.
+``coldstart_ceiling``
+    what bounds the cold-start target on the per-user protocol: a half-split oracle (half of
+    each test user's test-period cold ratings join training, the other half is ranked; 3
+    seeds) for ContentBased and HybridMF, and other signals (recency and rarity weighting of the
+    ContentBased profile, the release age at the user's time, title words, HybridMF on a
+    popularity-discounted sample), each on validation and test.
 ``coldstart_prior``, ``coldstart_age``
     the arrival prior alone for several item descriptions, and HybridMF with the release age,
     chosen by the mean over four rolling validation cuts of the training period.
@@ -64,6 +70,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -105,8 +112,6 @@ def ml100k_side() -> tuple[UserFeatures, ItemFeatures]:
 
 def design_matrix(fs: FeatureSpace, data: Interactions):
     """The expanded rows x features matrix of a log (what a plain FM library needs)."""
-    import scipy.sparse as sp
-
     u = fs.users.index(data.user_ids)
     i = fs.items.index(data.item_ids)
     ub = fs.user_block[np.maximum(u, 0)]
@@ -152,7 +157,6 @@ def myfm_inputs(fs: FeatureSpace, data: Interactions, day: bool):
     """myFM's input for the same design: the context block as X (None without context) and
     the user and item blocks as relation blocks (Rendle 2013), rows of unknown ids empty."""
     import myfm
-    import scipy.sparse as sp
 
     blocks = []
     for vocab, block, ids in ((fs.users, fs.user_block, data.user_ids),
@@ -929,6 +933,191 @@ def bench_coldstart_users(hybrid_grid: list[dict] | None = None,
     return out, per_user
 
 
+#: HybridMF settings of the ceiling section: the one validation chooses on the per-user
+#: protocol, and the same without the cold-item prior (the best test score of the full grid)
+CEILING_HYBRIDS = {
+    "HybridMF (WARP, item_id_dropout=0.5, cold_item_prior=0.2; chosen)":
+        dict(item_id_dropout=0.5, cold_item_prior=0.2),
+    "HybridMF (WARP, item_id_dropout=0.5, no prior)": dict(item_id_dropout=0.5),
+}
+CEILING_ITEMS = "genres, year, tags"  # the description validation chose for ContentBased
+
+
+def _scores(model, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """The model's scores of ``items`` for ``users`` (known ids), as float64."""
+    s = np.asarray(model._score(model.users_.index(users)), dtype=np.float64)
+    return s[:, model.items_.index(items)]
+
+
+def _top10(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(-scores, axis=1, kind="stable")[:, :10]
+
+
+def _release_age_scores(case: dict, year: pd.Series) -> np.ndarray:
+    """Log-frequency of the release age (rating year - release year) among the training
+    ratings, read at each user's latest training rating: one function for every user,
+    shifted by the user's time; films released after that year score lowest."""
+    def years(ts: np.ndarray) -> np.ndarray:
+        return pd.DatetimeIndex(pd.to_datetime(np.asarray(ts), unit="s")).year.to_numpy()
+
+    tr = case["train"].to_pandas()
+    age = years(tr["timestamp"].to_numpy()) - year.reindex(tr["item"]).to_numpy()
+    age = np.clip(age[~np.isnan(age)], -1, 80).astype(int)
+    log_h = np.log((np.bincount(age + 1, minlength=82) + 1.0) / (len(age) + 82.0))
+    t_u = tr.groupby("user")["timestamp"].max().reindex(case["users"]).to_numpy()
+    ry = year.reindex(case["new_items"]).to_numpy()
+    ry = np.where(np.isnan(ry), np.nanmedian(ry), ry)
+    a = years(t_u)[:, None] - ry[None, :]
+    s = log_h[np.clip(a, -1, 80).astype(int) + 1]
+    return np.where(a < -1, log_h.min() - 1.0, s)
+
+
+def bench_coldstart_ceiling(seeds: tuple[int, ...] = (0, 1, 2),
+                            n_factors: int = 32) -> list[tuple[str, str]]:
+    """How far the item attributes can take a cold-start ranker on the per-user protocol.
+
+    1. Half-split oracle: for each test user with two or more cold test items, a random half
+       (A) of those ratings joins the training log; the other half (B) is ranked among the
+       cold items minus A. Each model is fitted with and without A; the fits without A are the
+       baselines on exactly the same ranking problem. The oracle knows half of what each user
+       chose in the test period, which no deployed model can.
+    2. Other signals, each scored on validation and test: recency and rarity weighting of the
+       ContentBased profile, the release age at the user's time, title words, and HybridMF
+       trained on a popularity-discounted sample of the log.
+    """
+    cs, val, feats, table = load_user_coldstart()
+    itf = feats[CEILING_ITEMS]
+    year = pd.to_numeric(table.set_index("item")["year"], errors="coerce")
+
+    def content(train: Interactions, features: ItemFeatures = itf) -> ContentBased:
+        return ContentBased(centering=False).fit(train, item_features=features)
+
+    def hybrid(train: Interactions, params: dict) -> HybridMF:
+        implicit = Interactions.from_arrays(train.user_ids, train.item_ids,
+                                            timestamps=train.timestamps)
+        return HybridMF(**{"loss": "warp", "n_factors": n_factors, "n_epochs": 30,
+                           "random_state": 0, "n_threads": 2, **params}
+                        ).fit(implicit, item_features=itf)
+
+    # 1. half-split oracle
+    cold, after = cs["new_items"], cs["after"]
+    keep = [j for j, rel in enumerate(cs["rel_pos"]) if len(rel) >= 2]
+    users = cs["users"][keep]
+    train_frame = cs["train"].to_pandas()
+    per_seed: dict[str, list[np.ndarray]] = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        halves = []
+        for j in keep:
+            rel = cs["rel_pos"][j]
+            order = rng.permutation(len(rel))
+            halves.append((rel[order[: len(rel) // 2]], rel[order[len(rel) // 2:]]))
+        extra = pd.concat([after[(after["user"] == u) & after["item"].isin(cold[a])]
+                           for u, (a, _) in zip(users, halves, strict=True)])
+        with_a = Interactions.from_pandas(pd.concat([train_frame, extra[train_frame.columns]]),
+                                          timestamp_col="timestamp", rating_scale=(0.5, 5.0))
+
+        def ndcg_b(model) -> np.ndarray:
+            s = _scores(model, users, cold)
+            for r, (a, _) in enumerate(halves):
+                s[r, a] = -np.inf
+            return np.asarray(ndcg_at_k(_top10(s), [b for _, b in halves], 10), np.float64)
+
+        fits = {"ContentBased (genres, year, tags; centering=False; chosen)": content}
+        fits.update({name: (lambda d, p=p: hybrid(d, p)) for name, p in CEILING_HYBRIDS.items()})
+        for name, fit in fits.items():
+            per_seed.setdefault(f"{name}|training only", []).append(ndcg_b(fit(cs["train"])))
+            per_seed.setdefault(f"{name}|training + half A", []).append(ndcg_b(fit(with_a)))
+            print("ceiling", seed, name, {k: float(v[-1].mean()) for k, v in per_seed.items()
+                                          if k.startswith(name)}, flush=True)
+    mean = {k: np.mean(v, axis=0) for k, v in per_seed.items()}
+    cb_key = next(k for k in mean if k.startswith("ContentBased") and "only" in k)
+    oracle_rows = []
+    for key, v in mean.items():
+        model, data = key.split("|")
+        ci = paired_ratio_interval(v, mean[cb_key])
+        oracle_rows.append({"model": model, "fitted on": data,
+                            "NDCG@10 of half B (mean of seeds)": float(v.mean()),
+                            "per seed": ", ".join(f"{x.mean():.4f}" for x in per_seed[key]),
+                            "ratio to ContentBased, training only": ci["ratio"],
+                            "95 % interval": f"{ci['low']:.2f} – {ci['high']:.2f}",
+                            "share of resamples >= 2": ci["share >= 2"]})
+
+    # 2. other signals, validation and test on the full protocol
+    def last_n(train: Interactions, n: int) -> Interactions:
+        f = train.to_pandas().sort_values(["user", "timestamp"]).groupby("user").tail(n)
+        return Interactions.from_pandas(f, timestamp_col="timestamp", rating_scale=(0.5, 5.0))
+
+    def rarity(case: dict, alpha: float) -> np.ndarray:
+        m = content(case["train"])
+        pop = np.maximum(np.asarray((m.seen_ != 0).sum(axis=0)).ravel(), 1).astype(np.float64)
+        w = m.user_weights_.astype(np.float64) @ sp.diags(pop ** -alpha)
+        prof = (w @ m.item_features_.astype(np.float64)).tocsr()
+        uidx, iidx = m.users_.index(case["users"]), m.items_.index(case["new_items"])
+        return (prof[uidx] @ m.item_features_[iidx].T.astype(np.float64)).toarray()
+
+    def discounted(case: dict, alpha: float, params: dict) -> np.ndarray:
+        d = case["train"]
+        pop = np.bincount(d.item_idx, minlength=d.n_items).astype(np.float64)[d.item_idx]
+        p = pop ** -alpha
+        kept = np.random.default_rng(0).random(len(d)) < p / p.max()
+        sub = Interactions.from_arrays(d.user_ids[kept], d.item_ids[kept],
+                                       timestamps=d.timestamps[kept])
+        m = hybrid(sub, params)
+        return _scores(m, case["users"], case["new_items"])
+
+    titled = table.assign(title_words=table["title"].str.replace(r"\(\d{4}\)\s*$", "",
+                                                                 regex=True))
+    with_title = ItemFeatures.from_pandas(titled, multi_valued=["genres"], categorical=["year"],
+                                          text=["tags", "title_words"])
+    no_prior = CEILING_HYBRIDS["HybridMF (WARP, item_id_dropout=0.5, no prior)"]
+    signals: dict[str, Any] = {
+        "ContentBased (chosen; reference)":
+            lambda c: _scores(content(c["train"]), c["users"], c["new_items"]),
+        "ContentBased, profile from the last 20 training ratings":
+            lambda c: _scores(content(last_n(c["train"], 20)), c["users"], c["new_items"]),
+        "ContentBased, profile from the last 100 training ratings":
+            lambda c: _scores(content(last_n(c["train"], 100)), c["users"], c["new_items"]),
+        "ContentBased, profile weights / item popularity": lambda c: rarity(c, 1.0),
+        "ContentBased, profile weights / item popularity^2": lambda c: rarity(c, 2.0),
+        "ContentBased, title words added":
+            lambda c: _scores(content(c["train"], with_title), c["users"], c["new_items"]),
+        "Release age at the user's time alone": lambda c: _release_age_scores(c, year),
+        "HybridMF (no prior) on a sample of the log kept with chance ~ 1/popularity^0.5":
+            lambda c: discounted(c, 0.5, no_prior),
+        "HybridMF (no prior) on a sample of the log kept with chance ~ 1/popularity":
+            lambda c: discounted(c, 1.0, no_prior),
+    }
+    scores = {name: (f(val), f(cs)) for name, f in signals.items()}
+    # ContentBased + lambda x release age, lambda chosen on validation
+    ages = (_release_age_scores(val, year), _release_age_scores(cs, year))
+    cb_v, cb_t = scores["ContentBased (chosen; reference)"]
+    lam = max((0.01, 0.02, 0.05, 0.1, 0.2), key=lambda x: float(np.mean(ndcg_at_k(
+        _top10(cb_v + x * ages[0]), val["rel_pos"], 10))))
+    scores[f"ContentBased + {lam} x release age (weight chosen on validation)"] = (
+        cb_v + lam * ages[0], cb_t + lam * ages[1])
+    ref = np.asarray(ndcg_at_k(_top10(cb_t), cs["rel_pos"], 10), np.float64)
+    signal_rows = []
+    for name, (sv, st) in scores.items():
+        t = np.asarray(ndcg_at_k(_top10(st), cs["rel_pos"], 10), np.float64)
+        ci = paired_ratio_interval(t, ref)
+        signal_rows.append({"model": name,
+                            "validation NDCG@10": float(np.mean(ndcg_at_k(
+                                _top10(sv), val["rel_pos"], 10))),
+                            "test NDCG@10": float(t.mean()), "ratio to ContentBased": ci["ratio"],
+                            "95 % interval": f"{ci['low']:.2f} – {ci['high']:.2f}"})
+        print("signal", signal_rows[-1], flush=True)
+    info = (f"{len(users)} test users with two or more cold test items; seeds "
+            f"{', '.join(map(str, seeds))} (one random A/B halving each); items: {CEILING_ITEMS}; "
+            f"{n_factors} factors")
+    return [
+        ("Half-split oracle: half of each user's test-period cold ratings given to the model",
+         info + "\n\n" + markdown_table(pd.DataFrame(oracle_rows), index=False)),
+        ("Other signals on the per-user protocol (185 test users, 181 validation users)",
+         markdown_table(pd.DataFrame(signal_rows), index=False)),
+    ]
+
+
 def release_age_features(items: pd.DataFrame, t_end: float, genres: bool) -> ItemFeatures:
     """Genres (optional) and the film's age at the end of the training log, in buckets of
     years (0, 1, 2, 3-4, 5-9, 10-19, 20+): unlike a year one-hot, an age generalises to
@@ -1260,6 +1449,8 @@ def main() -> None:
         grid = {"full": USER_CS_HYBRID_GRID, "small": USER_CS_HYBRID_SMALL, "none": []}
         out += bench_coldstart_users(grid[args.cs_grid],
                                      [] if args.cs_grid == "none" else None)[0]
+    if "coldstart_ceiling" in sections:
+        out += bench_coldstart_ceiling()
     if "coldstart_age" in sections:
         out.append(("HybridMF with the release age on ml-latest-small (rolling validation)",
                     markdown_table(bench_coldstart_age())))
