@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import socket
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,36 @@ def test_batched_access_lines_keep_their_order() -> None:
         handler.close()  # closing writes what is queued
         logger.handlers[:] = []
     assert stream.getvalue() == "a\nb\nc\nd\n"
+
+
+def test_concurrent_flushes_keep_the_order() -> None:
+    """The writer thread and a shutdown flush may run at once: neither may write lines that
+    were queued after the lines the other one holds (a very short thread switch interval
+    makes the interleavings that would swap them common)."""
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval=0.0005, capacity=10**9)
+    n = 100_000
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            handler.flush()
+
+    threads = [threading.Thread(target=flusher) for _ in range(3)]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for j in range(n):
+            handler.queue_line(str(j))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        sys.setswitchinterval(old)
+        handler.close()
+    assert stream.getvalue().split() == [str(j) for j in range(n)]
 
 
 def test_access_line_is_the_json_of_its_record() -> None:

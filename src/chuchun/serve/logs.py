@@ -71,16 +71,19 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._wake.set()
 
     def flush(self) -> None:
-        lines: list[str] = []
-        pop = self._lines.popleft
-        while True:
-            try:
-                lines.append(pop())
-            except IndexError:
-                break
-        if not lines:
-            return
+        # Draining and writing happen under one lock: two flushes (the writer thread's and
+        # the one at shutdown) must not each take part of the queue and write their parts
+        # in swapped order. Queueing never takes this lock.
         with self.lock:  # type: ignore[union-attr]
+            lines: list[str] = []
+            pop = self._lines.popleft
+            while True:
+                try:
+                    lines.append(pop())
+                except IndexError:
+                    break
+            if not lines:
+                return
             try:
                 self.stream.write("\n".join(lines) + "\n")
                 self.stream.flush()
