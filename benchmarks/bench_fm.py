@@ -1048,13 +1048,10 @@ def bench_coldstart_ceiling(seeds: tuple[int, ...] = (0, 1, 2),
         f = train.to_pandas().sort_values(["user", "timestamp"]).groupby("user").tail(n)
         return Interactions.from_pandas(f, timestamp_col="timestamp", rating_scale=(0.5, 5.0))
 
-    def rarity(case: dict, alpha: float) -> np.ndarray:
-        m = content(case["train"])
-        pop = np.maximum(np.asarray((m.seen_ != 0).sum(axis=0)).ravel(), 1).astype(np.float64)
-        w = m.user_weights_.astype(np.float64) @ sp.diags(pop ** -alpha)
-        prof = (w @ m.item_features_.astype(np.float64)).tocsr()
-        uidx, iidx = m.users_.index(case["users"]), m.items_.index(case["new_items"])
-        return (prof[uidx] @ m.item_features_[iidx].T.astype(np.float64)).toarray()
+    def rarity(case: dict, beta: float) -> np.ndarray:
+        m = ContentBased(centering=False, popularity_discount=beta).fit(case["train"],
+                                                                        item_features=itf)
+        return _scores(m, case["users"], case["new_items"])
 
     def discounted(case: dict, alpha: float, params: dict) -> np.ndarray:
         d = case["train"]
@@ -1078,8 +1075,10 @@ def bench_coldstart_ceiling(seeds: tuple[int, ...] = (0, 1, 2),
             lambda c: _scores(content(last_n(c["train"], 20)), c["users"], c["new_items"]),
         "ContentBased, profile from the last 100 training ratings":
             lambda c: _scores(content(last_n(c["train"], 100)), c["users"], c["new_items"]),
-        "ContentBased, profile weights / item popularity": lambda c: rarity(c, 1.0),
-        "ContentBased, profile weights / item popularity^2": lambda c: rarity(c, 2.0),
+        "ContentBased, popularity_discount=1 (weights / item popularity)":
+            lambda c: rarity(c, 1.0),
+        "ContentBased, popularity_discount=2 (weights / item popularity^2)":
+            lambda c: rarity(c, 2.0),
         "ContentBased, title words added":
             lambda c: _scores(content(c["train"], with_title), c["users"], c["new_items"]),
         "Release age at the user's time alone": lambda c: _release_age_scores(c, year),

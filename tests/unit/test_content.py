@@ -66,6 +66,33 @@ def test_implicit_feedback_and_fold_in(features: ItemFeatures) -> None:
     assert set(folded.to_lists()[0]) == {3, 5}
 
 
+def test_popularity_discount_by_hand(ratings: Interactions, features: ItemFeatures) -> None:
+    plain = ContentBased().fit(ratings, item_features=features)
+    same = ContentBased(popularity_discount=0.0).fit(ratings, item_features=features)
+    np.testing.assert_array_equal(plain.predict(["a", "a"], [5, 4]),
+                                  same.predict(["a", "a"], [5, 4]))
+    m = ContentBased(popularity_discount=1.0).fit(ratings, item_features=features)
+    # user a: centred weights 5/3, -7/3, 2/3; item 2 (Heat) was rated by two users, so its
+    # weight halves to -7/6: profile ~ (7/3) * anim - (7/6) * crime
+    scores = m.predict(["a", "a"], [5, 4])
+    assert scores[0] == pytest.approx(2 / np.sqrt(5), rel=1e-5)
+    assert scores[1] == pytest.approx(-1 / np.sqrt(5), rel=1e-5)
+    ex = m.explain("a", 5)[0]
+    assert sum(r.contribution for r in ex.reasons) == pytest.approx(float(scores[0]), rel=1e-5)
+    with pytest.raises(ConfigError, match="popularity_discount"):
+        ContentBased(popularity_discount=-1.0).fit(ratings, item_features=features)
+
+
+def test_popularity_discount_fold_in_matches_training_profile(features: ItemFeatures) -> None:
+    data = Interactions.from_arrays(["a", "a", "b", "b", "c"], [1, 2, 2, 4, 2])
+    m = ContentBased(popularity_discount=2.0).fit(data, item_features=features)
+    # a history equal to user a's is weighted with the training popularities, as a is
+    folded = m.recommend_for_history([[1, 2]], k=3, exclude_seen=False)
+    own = m.recommend(["a"], k=3, exclude_seen=False)
+    assert folded.to_lists() == own.to_lists()
+    np.testing.assert_allclose(folded.scores, own.scores, rtol=1e-6)
+
+
 def test_similar_items_by_content(ratings: Interactions, features: ItemFeatures) -> None:
     m = ContentBased().fit(ratings, item_features=features)
     sim = m.similar_items([1, 2], k=2)
