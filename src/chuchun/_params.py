@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -135,8 +136,8 @@ class Param:
             bad = value not in self.choices
         if not bad and isinstance(value, numbers.Real) and not isinstance(value, bool):
             number = float(value)
-            if number != number:  # NaN
-                bad = True
+            if not math.isfinite(number):
+                bad = True  # NaN and infinities are never a setting
             if self.low is not None and (
                 number < self.low or (self.low_open and number == self.low)
             ):
@@ -146,7 +147,9 @@ class Param:
             ):
                 bad = True
         if bad:
-            raise ConfigError(f"{self.name} must be {self.expected()}; got {value!r}")
+            hint = (" (a finite number)" if isinstance(value, numbers.Real)
+                    and not math.isfinite(value) else "")
+            raise ConfigError(f"{self.name} must be {self.expected()}{hint}; got {value!r}")
 
     def parse(self, text: str) -> Any:
         """Parse a command-line string into a value of this parameter's type (no ``eval``)."""

@@ -442,6 +442,45 @@ def test_recommend_for_a_new_users_history(work: Path, movies: dict[str, Path]) 
     assert both.returncode == 2
 
 
+def test_recommend_among_candidates_and_notes_on_unknown_ids(work: Path,
+                                                           movies: dict[str, Path]) -> None:
+    content = work / "content"
+    assert invoke("fit", "--data", movies["ratings"], "--model", "ContentBased",
+                  "--item-features", movies["features"], "--multi-valued", "genres=|",
+                  "--out", content).returncode == 0
+    model = load_model(content)
+    pool = ["m03", "m04", "m05", "m06"]
+    proc = run("recommend", "--model", content, "--user", "u00", "-k", "2", "--candidates",
+               ",".join(pool + ["nope"]), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    expected = model.recommend(["u00"], k=2, candidates=pool).to_lists()[0]
+    assert [r["item"] for r in json.loads(proc.stdout)] == expected
+    assert set(expected) <= set(pool)
+    assert "1 candidate item(s) not in the model, left out: nope" in proc.stderr
+    listed = work / "candidates.txt"
+    listed.write_text("# new items\nm03\nm04\nm05\nm06\n")
+    from_file = invoke("recommend", "--model", content, "--history", "m00,m02,zzz", "-k", "2",
+                       "--candidates-file", listed, "--format", "json")
+    assert from_file.returncode == 0, from_file.stderr
+    folded = model.recommend_for_history([["m00", "m02"]], k=2, candidates=pool).to_lists()[0]
+    assert [r["item"] for r in json.loads(from_file.stdout)] == folded
+    assert "1 history item(s) not in the model, left out: zzz" in from_file.stderr
+    both = invoke("recommend", "--model", content, "--user", "u00", "--candidates", "m03",
+                  "--candidates-file", listed)
+    assert both.returncode == 2
+    similar = invoke("similar", "--model", content, "--item", "qqq", "-k", "2")
+    assert similar.returncode == 0
+    assert "1 item(s) not in the model, answered with popular items: qqq" in similar.stderr
+
+
+def test_cli_errors_name_flags_not_python_calls(movies: dict[str, Path], work: Path) -> None:
+    no_features = invoke("fit", "--data", movies["ratings"], "--model", "ContentBased",
+                         "--out", work / "never")
+    line = one_error_line(no_features)
+    assert line.endswith("ContentBased needs item features at fit time: --item-features FILE")
+    assert not (work / "never").exists()
+
+
 def test_unknown_policy_default_matches_python(knn_model: Path) -> None:
     option = next(p for p in recommend_command.params if p.name == "unknown")
     python_default = inspect.signature(Recommender.recommend).parameters["unknown"].default

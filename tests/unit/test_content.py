@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chuchun import ConfigError, DataError, Interactions, UnknownIdError
+from chuchun import ConfigError, DataError, DataWarning, Interactions, UnknownIdError
 from chuchun.data import ItemFeatures
 from chuchun.models import ContentBased
 
@@ -81,6 +81,12 @@ def test_popularity_discount_by_hand(ratings: Interactions, features: ItemFeatur
     assert sum(r.contribution for r in ex.reasons) == pytest.approx(float(scores[0]), rel=1e-5)
     with pytest.raises(ConfigError, match="popularity_discount"):
         ContentBased(popularity_discount=-1.0).fit(ratings, item_features=features)
+    with pytest.raises(ConfigError, match="finite"):
+        ContentBased(popularity_discount=float("inf")).fit(ratings, item_features=features)
+    # a large exponent leaves the user's least popular items, not underflowed zeros:
+    # a's profile is all animation (Heat's factor 2**-200 vanishes)
+    steep = ContentBased(popularity_discount=200.0).fit(ratings, item_features=features)
+    assert steep.predict(["a"], [5])[0] == pytest.approx(1.0, rel=1e-5)
 
 
 def test_popularity_discount_fold_in_matches_training_profile(features: ItemFeatures) -> None:
@@ -121,8 +127,16 @@ def test_bad_inputs(ratings: Interactions, features: ItemFeatures) -> None:
         ContentBased().fit(ratings, item_features=MOVIES)
     text_ids = ItemFeatures.from_pandas(MOVIES.assign(item=MOVIES.item.astype(str)),
                                         multi_valued=["genres"])
-    with pytest.raises(DataError, match="different kinds"):
+    with pytest.raises(DataError, match=r"features are strings \(such as \['1', '2', '3'\]\) "
+                                        r"and those of the interactions are integers"):
         ContentBased().fit(ratings, item_features=text_ids)
+    # ids that look alike but differ ("007" is not "7"): nothing would shape a profile
+    padded = Interactions.from_arrays(["u", "v"], ["001", "002"])
+    with pytest.raises(DataError, match="none of the 2 rated items has a row in item_features"):
+        ContentBased().fit(padded, item_features=text_ids)
+    partly = Interactions.from_arrays(["u", "u", "v"], ["1", "x", "y"])
+    with pytest.warns(DataWarning, match="only 1 of the 3 rated items have features"):
+        ContentBased().fit(partly, item_features=text_ids)
     m = ContentBased().fit(ratings, item_features=features)
     with pytest.raises(UnknownIdError, match="not seen in training"):
         m.similar_items([42], unknown="error")

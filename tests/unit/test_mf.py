@@ -431,3 +431,24 @@ def test_funksvd_visiting_order_groups_users_and_separates_strata(t):
                 assert not users_of[b] & users_of[c]
             if b % t != c % t:  # other item stratum: no shared item
                 assert not items_of[b] & items_of[c]
+
+
+def test_a_diverged_fit_is_refused_and_leaves_the_model_as_it_was(synthetic):
+    """An SGD step size far too large makes the factors overflow to NaN: the fit raises
+    instead of producing a model that scores NaN, recommends nothing and still saves."""
+    from chuchun.models import BaselineOnly
+
+    train, _ = synthetic
+    m = FunkSVD(n_factors=4, n_epochs=5, learning_rate=1e9)
+    with pytest.raises(ConfigError, match=r"FunkSVD's fit diverged: \w+_ holds \d+ non-finite "
+                                          r"value\(s\).*learning_rate=1000000000\.0"):
+        m.fit(train)
+    with pytest.raises(NotFittedError):
+        m.predict([0], [0])
+    fitted = FunkSVD(n_factors=4, n_epochs=2).fit(train)
+    before = fitted.predict([0], [0])
+    with pytest.raises(ConfigError, match="diverged"):
+        fitted.set_params(learning_rate=1e9).fit(train)
+    np.testing.assert_array_equal(fitted.predict([0], [0]), before)  # the old fit remains
+    with pytest.raises(ConfigError, match="BaselineOnly's fit diverged"):
+        BaselineOnly(method="sgd", learning_rate=1e9).fit(train)

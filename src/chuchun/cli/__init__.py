@@ -169,6 +169,11 @@ def cli_wording(message: str) -> str:
     """Say ``--unknown fallback`` where the library says ``unknown='fallback'``, and
     ``--no-header`` for ``header=False``."""
     message = message.replace("header=False", "--no-header")
+    # whole Python calls first: the flag that supplies what they pass
+    message = re.sub(r"fit\(interactions, (item|user)_features=\w+\.from_pandas\(\.\.\.\)\)",
+                     r"--\1-features FILE", message)
+    message = message.replace("pass ratings=[[...], ...] parallel to the histories",
+                              "give each history item as ID=RATING (--history 50=5)")
 
     def flag(match: re.Match[str]) -> str:
         name, value = match.group(1), match.group(2)

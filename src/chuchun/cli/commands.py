@@ -71,6 +71,10 @@ def fit_command(model_name: str, params: tuple[str, ...], out: str, **data_kw: A
               "models, e.g. 318=5,593=4.5.")
 @click.option("--history-file", type=click.Path(dir_okay=False), default=None,
               help="File with one item per line (ID or ID,RATING) of a new user (fold-in).")
+@click.option("--candidates", default=None, metavar="ID,ID,...",
+              help="Rank only these items (e.g. new items known by their features).")
+@click.option("--candidates-file", type=click.Path(dir_okay=False), default=None,
+              help="File with one candidate item id per line.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Number of recommendations.")
 @click.option("--include-seen", is_flag=True, help="Do not drop items seen in training.")
@@ -86,6 +90,8 @@ def recommend_command(
     users: tuple[str, ...],
     history: str | None,
     history_file: str | None,
+    candidates: str | None,
+    candidates_file: str | None,
     k: int,
     include_seen: bool,
     unknown: str,
@@ -99,11 +105,19 @@ def recommend_command(
     given = sum([bool(users), history is not None, history_file is not None])
     if given != 1:
         raise click.UsageError("give either --user (repeatable), --history or --history-file")
+    if candidates is not None and candidates_file is not None:
+        raise click.UsageError("give either --candidates or --candidates-file, not both")
     model = load_model(model_path)
+    pool = None
+    if candidates is not None or candidates_file is not None:
+        pool = _as_model_ids(_read_ids(candidates, candidates_file, "--candidates"),
+                             model.items_.numeric)
+        _note_unknown(model.items_, pool, "candidate item")
     if users:
         user_ids = _as_model_ids(users, model.users_.numeric)
         recs = model.recommend(
-            user_ids, k=k, exclude_seen=not include_seen, unknown=unknown  # type: ignore[arg-type]
+            user_ids, k=k, exclude_seen=not include_seen, candidates=pool,
+            unknown=unknown,  # type: ignore[arg-type]
         )
     else:
         if explain:
@@ -111,9 +125,10 @@ def recommend_command(
                               "it cannot be combined with --history")
         items, ratings = _read_history(history, history_file)
         item_ids = _as_model_ids(tuple(items), model.items_.numeric)
+        _note_unknown(model.items_, item_ids, "history item")
         recs = model.recommend_for_history(
             [item_ids], k=k, ratings=None if ratings is None else [ratings],
-            exclude_seen=not include_seen,
+            exclude_seen=not include_seen, candidates=pool,
         )
         recs = type(recs)(np.array(["(history)"]), recs.item_ids, recs.scores, recs.item_idx)
     labels = model._stored_labels()
@@ -165,6 +180,34 @@ def _print_recommendations(
     for row, expl in zip(rows, explanations if explain else [], strict=False):
         name = row.get("label") or row["item"]
         click.echo(f"\nuser {row['user']}, rank {row['rank']}, item {name}: {expl}")
+
+
+def _read_ids(text: str | None, path: str | None, flag: str) -> tuple[str, ...]:
+    """Ids of ``FLAG ID,ID,...`` or of ``FLAG-file`` (one per line; ``#`` starts a comment)."""
+    if text is not None:
+        ids = [e.strip() for e in text.split(",") if e.strip()]
+        where = flag
+    else:
+        assert path is not None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                ids = [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+        except OSError as exc:
+            raise DataError(f"cannot read {flag}-file {path!r}: {exc.strerror}") from None
+        where = f"{flag}-file {path!r}"
+    if not ids:
+        raise DataError(f"{where} holds no item ids")
+    return tuple(ids)
+
+
+def _note_unknown(vocab: Any, ids: np.ndarray, what: str, outcome: str = "left out") -> None:
+    """Say on stderr which of ``ids`` the model's vocabulary ``vocab`` does not know."""
+    unknown = [str(_py(x)) for x, j in zip(ids, vocab.index(ids), strict=True) if j < 0]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more"
+                                          if len(unknown) > 5 else "")
+        click.echo(f"chuchun: note: {len(unknown)} {what}(s) not in the model, {outcome}: "
+                   f"{shown}", err=True)
 
 
 def _read_history(history: str | None, path: str | None) -> tuple[list[str], list[float] | None]:

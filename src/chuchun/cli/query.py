@@ -11,7 +11,7 @@ import numpy as np
 
 from chuchun._exceptions import ConfigError
 from chuchun.cli._common import explain_pairs, format_table
-from chuchun.cli.commands import _as_model_ids, _py
+from chuchun.cli.commands import _as_model_ids, _note_unknown, _py
 from chuchun.models._base import Recommender
 
 __all__ = ["explain_command", "similar_command"]
@@ -97,6 +97,10 @@ def similar_command(model_path: str, items: tuple[str, ...], users: tuple[str, .
         query = _as_model_ids(users, model.users_.numeric)
         labels = None
         what = "user"
+    if unknown != "error":
+        _note_unknown(model.items_ if what == "item" else model.users_, query, what,
+                      "answered with popular items" if unknown == "fallback" and what == "item"
+                      else "answered with nothing")
     if "unknown" in inspect.signature(method).parameters:
         result = method(query, k=k, unknown=unknown)
     else:  # a model whose own similar_items has no policy: unknown ids are an error

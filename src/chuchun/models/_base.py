@@ -191,11 +191,35 @@ class Recommender(HasParams, abc.ABC):
                 delattr(self, name)
             self._set_data_state(data)
             self._fit(data, **fit_params)
+            self._check_finite_state()
         except BaseException:
             vars(self).clear()
             vars(self).update(before)
             raise
         return self
+
+    def _check_finite_state(self) -> None:
+        """Refuse a fit whose learned numbers are not all finite (a diverged optimiser): such a
+        model would score NaN, recommend nothing and still save. One float64 sum per array
+        (NaN and infinity survive a sum), so no copy of a large state is made."""
+        for name, value in vars(self).items():
+            if not name.endswith("_") or name.startswith("_"):
+                continue
+            data = getattr(value, "data", None) if sp.issparse(value) else value
+            if not isinstance(data, np.ndarray) or data.dtype.kind not in "fc" or not data.size:
+                continue
+            if np.isfinite(data.sum(dtype=np.complex128 if data.dtype.kind == "c"
+                                    else np.float64)):
+                continue
+            bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+            hints = [f"{p}={getattr(self, p)!r}" for p in ("learning_rate", "regularization")
+                     if p in self._params]
+            raise ConfigError(
+                f"{type(self).__name__}'s fit diverged: {name} holds {bad} non-finite "
+                f"value(s) (NaN or infinity) after training"
+                + (f"; lower the learning rate or raise the regularization (now "
+                   f"{', '.join(hints)})" if hints else "; check the parameters and the data")
+            )
 
     def _set_data_state(self, data: Interactions) -> None:
         """The fitted attributes every model has: vocabularies, seen items, popularity."""
@@ -604,7 +628,8 @@ class Recommender(HasParams, abc.ABC):
             Item id -> readable name (e.g. titles), used for item reasons and the item itself;
             default: the labels stored with :meth:`set_item_labels` (``item_labels_``).
         n_reasons : int or None
-            Keep this many reasons with the largest absolute contribution (None: all).
+            Keep this many reasons with the largest absolute contribution (None: all); reasons
+            other than bias terms are kept first, and bias terms fill the places left.
 
         Returns
         -------
@@ -632,7 +657,15 @@ class Recommender(HasParams, abc.ABC):
         for j in range(len(u)):
             score, reasons = self._explain(int(u[j]), int(i[j]))
             reasons = sorted(reasons, key=lambda r: -abs(r.contribution))
-            shown = reasons if n_reasons is None else reasons[:n_reasons]
+            if n_reasons is None:
+                shown = reasons
+            else:
+                # reasons that name an item, a feature or a factor first; bias terms (a global
+                # mean and the offsets that cancel it can outweigh everything) fill what is left
+                named = [r for r in reasons if r.kind != "bias"]
+                keep = {id(r) for r in (named + [r for r in reasons if r.kind == "bias"])
+                        [:n_reasons]}
+                shown = [r for r in reasons if id(r) in keep]
             shown = [_with_label(r, labels) for r in shown]
             additive = type(self).explain_is_additive
             remainder = (

@@ -140,7 +140,7 @@ class Explanation:
     score : float
         The model's score of the pair, the same number ``recommend`` ranks by.
     reasons : tuple of Reason
-        The ``n_reasons`` reasons with the largest absolute contribution.
+        The ``n_reasons`` reasons with the largest absolute contribution, bias terms last.
     additive : bool
         Whether the contributions of all reasons add up to ``score``; then ``remainder`` is the
         part of the score carried by the reasons not shown.
@@ -167,7 +167,10 @@ class Explanation:
     def __str__(self) -> str:
         name = self.label or str(self.item)
         head = self.summary or f"{name} for user {self.user} (score {self.score:.4g})"
-        shown = [r for r in self.reasons if r.kind not in ("bias", "random")]
+        # "because of" names what raises the score: reasons that lower it are listed below
+        # but never given as a cause (a NaN contribution has no known sign and is kept)
+        shown = [r for r in self.reasons if r.kind not in ("bias", "random")
+                 and not r.contribution <= 0]
         if shown and not self.summary:
             head += ": because of " + "; ".join(r.name for r in shown[:3])
         lines = [head] + [f"  - {r}" for r in self.reasons]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from chuchun._exceptions import ConfigError, DataError
+from chuchun._exceptions import ConfigError, DataError, DataWarning
 from chuchun._params import Param
 from chuchun.data.features import ItemFeatures
 from chuchun.data.interactions import Interactions
@@ -65,7 +66,9 @@ class ContentBased(Recommender):
     ----------
     item_features_ : scipy.sparse.csr_matrix, items x features, unit rows
     user_profiles_ : scipy.sparse.csr_matrix, users x features, unit rows (zero when empty)
-    user_weights_ : scipy.sparse.csr_matrix, users x items, the weights :math:`w_{uj}`
+    user_weights_ : scipy.sparse.csr_matrix, users x items, the weights :math:`w_{uj}` (with
+        ``popularity_discount``, each user's row scaled so that their least popular item's
+        factor is 1)
     feature_names_ : list of str
     feature_columns_ : list of str
 
@@ -109,9 +112,14 @@ class ContentBased(Recommender):
             raise DataError("item_features has no features")
         feat_ids, data_ids = item_features.ids.ids, data.items.ids
         if (feat_ids.dtype.kind in "iu") != (data_ids.dtype.kind in "iu"):
+            def kind(ids: np.ndarray) -> str:
+                return "integers" if ids.dtype.kind in "iu" else "strings"
+
             raise DataError(
-                f"item ids of the features ({feat_ids.dtype}) and of the interactions "
-                f"({data_ids.dtype}) are of different kinds"
+                f"the item ids of the features are {kind(feat_ids)} (such as "
+                f"{feat_ids[:3].tolist()}) and those of the interactions are {kind(data_ids)} "
+                f"(such as {data_ids[:3].tolist()}); read both with the same id type (the "
+                "command line's --id-type, or the same dtype in pandas)"
             )
         items = Vocabulary(np.union1d(feat_ids, data_ids))
         remap = items.index(data_ids).astype(np.int32)
@@ -126,6 +134,18 @@ class ContentBased(Recommender):
             np.float32
         )
         f = item_features.align(items).matrix.astype(np.float64)
+        described = np.diff(f.tocsr().indptr)[remap] > 0
+        if not described.any():
+            raise DataError(
+                f"none of the {len(data_ids):,} rated items has a row in item_features: its "
+                f"ids (such as {feat_ids[:3].tolist()}) do not match the interactions' item "
+                f"ids (such as {data_ids[:3].tolist()})"
+            )
+        if described.mean() < 0.5:
+            warnings.warn(
+                f"only {int(described.sum()):,} of the {len(data_ids):,} rated items have "
+                "features; the others do not shape any user's profile (check that the ids of "
+                "item_features match the interactions')", DataWarning, stacklevel=3)
         self.item_features_ = _unit_rows(f).astype(np.float32)
         self.feature_names_ = item_features.feature_names.tolist()
         self.feature_columns_ = item_features.feature_columns.tolist()
@@ -146,13 +166,21 @@ class ContentBased(Recommender):
         return self._discount(w).astype(np.float32)
 
     def _discount(self, w: sp.csr_matrix) -> sp.csr_matrix:
-        """Weights divided by :math:`n_j^\\beta` (items unseen in training count as one)."""
+        """Weights divided by :math:`n_j^\\beta` (items unseen in training count as one).
+
+        Each user's factors are taken relative to their least popular item (factor 1), which
+        scales the row and leaves the profile's direction, all that scoring uses, unchanged;
+        a large :math:`\\beta` then cannot underflow every weight of a user to zero."""
         beta = float(self.popularity_discount)
-        if beta == 0.0:
+        if beta == 0.0 or w.nnz == 0:
             return w
-        n = np.maximum(self.item_popularity_.astype(np.float64), 1.0)
         w = w.tocsr(copy=True)
-        w.data = w.data * n[w.indices] ** -beta
+        log_n = np.log(np.maximum(self.item_popularity_.astype(np.float64), 1.0))[w.indices]
+        counts = np.diff(w.indptr)
+        rows = np.flatnonzero(counts)
+        least = np.zeros(w.shape[0])
+        least[rows] = np.minimum.reduceat(log_n, w.indptr[rows])
+        w.data = w.data * np.exp(-beta * (log_n - np.repeat(least, counts)))
         return w
 
     def _profiles(self, weights: sp.csr_matrix) -> sp.csr_matrix:
