@@ -182,6 +182,15 @@ def _print_recommendations(
         click.echo(f"\nuser {row['user']}, rank {row['rank']}, item {name}: {expl}")
 
 
+def _list_file(path: str, option: str) -> list[str]:
+    """The non-empty lines of a list file given to ``option`` (``#`` starts a comment line)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+    except OSError as exc:
+        raise DataError(f"cannot read {option} {path!r}: {exc.strerror}") from None
+
+
 def _read_ids(text: str | None, path: str | None, flag: str) -> tuple[str, ...]:
     """Ids of ``FLAG ID,ID,...`` or of ``FLAG-file`` (one per line; ``#`` starts a comment)."""
     if text is not None:
@@ -189,11 +198,7 @@ def _read_ids(text: str | None, path: str | None, flag: str) -> tuple[str, ...]:
         where = flag
     else:
         assert path is not None
-        try:
-            with open(path, encoding="utf-8") as fh:
-                ids = [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
-        except OSError as exc:
-            raise DataError(f"cannot read {flag}-file {path!r}: {exc.strerror}") from None
+        ids = _list_file(path, f"{flag}-file")
         where = f"{flag}-file {path!r}"
     if not ids:
         raise DataError(f"{where} holds no item ids")
@@ -219,11 +224,7 @@ def _read_history(history: str | None, path: str | None) -> tuple[list[str], lis
         where = "--history"
     else:
         assert path is not None
-        try:
-            with open(path, encoding="utf-8") as fh:
-                lines = [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
-        except OSError as exc:
-            raise DataError(f"cannot read --history-file {path!r}: {exc.strerror}") from None
+        lines = _list_file(path, "--history-file")
         fields = [[x.strip() for x in ln.split(",", 1)] + [""] for ln in lines]
         split = [(f[0], f[1]) for f in fields]
         where = f"--history-file {path!r}"
